@@ -1,0 +1,203 @@
+"""Every default of XTTS Lab, as typed settings.
+
+Precedence, highest first: command-line flag > environment variable (``XTTSLAB_<FIELD>``, e.g.
+``XTTSLAB_DEVICE=cpu``) > ``my_config.py`` (``OVERRIDES``) > the defaults below.
+Relative paths are resolved against the project root.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ROOT = Path(__file__).resolve().parent
+ENV_PREFIX = "XTTSLAB_"
+
+# The 17 languages XTTS v2 speaks (code -> display name).
+XTTS_LANGUAGES: dict[str, str] = {
+    "en": "English",
+    "es": "Spanish",
+    "fr": "French",
+    "de": "German",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "pl": "Polish",
+    "tr": "Turkish",
+    "ru": "Russian",
+    "nl": "Dutch",
+    "cs": "Czech",
+    "ar": "Arabic",
+    "zh-cn": "Chinese (Mandarin)",
+    "hu": "Hungarian",
+    "ko": "Korean",
+    "ja": "Japanese",
+    "hi": "Hindi",
+}
+
+WHISPER_SIZES: tuple[str, ...] = (
+    "tiny",
+    "tiny.en",
+    "base",
+    "base.en",
+    "small",
+    "small.en",
+    "medium",
+    "medium.en",
+    "large-v1",
+    "large-v2",
+    "large-v3",
+    "large-v3-turbo",
+    "turbo",
+)
+
+XTTS_BASE_MODEL = "tts_models/multilingual/multi-dataset/xtts_v2"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Application settings. Every field can be overridden (see module docstring)."""
+
+    # --- server ---
+    host: str = "127.0.0.1"  # loopback by default; 0.0.0.0 exposes the app on the network
+    port: int = 7860
+    share: bool = False  # Gradio share link
+    inbrowser: bool = False  # open a browser tab on launch
+    auth: tuple[str, ...] = ()  # "user:password" entries; empty = no login
+
+    # --- paths ---
+    workspace: Path = Path("workspace")  # all runtime data (outputs, models, runs, reports, caches)
+    datasets_dir: Path = Path("datasets")  # root of user datasets
+    samples_dir: Path = Path("samples")  # shipped inputs (reference voices, sentence sets)
+
+    # --- models ---
+    device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ...
+    tts_model: str = "xtts_v2"  # "xtts_v2" (coqui's base model) or a local model directory
+    asr_model: str = "small"  # a Whisper size (see WHISPER_SIZES) or a local .pt checkpoint
+    tiny_models: bool = False  # use tiny random models built offline (output is noise)
+    xtts_cache_dir: Path | None = None  # where coqui downloads models; None = coqui's default
+    whisper_cache_dir: Path | None = None  # where whisper downloads; None = ~/.cache/whisper
+
+    # --- generation defaults (XttsConfig's own defaults) ---
+    language: str = "en"
+    temperature: float = 0.85
+    top_k: int = 50
+    top_p: float = 0.85
+    repetition_penalty: float = 2.0
+    length_penalty: float = 1.0
+    speed: float = 1.0
+    seed: int = 1234
+    split_sentences: bool = True
+
+    # --- limits ---
+    max_text_chars: int = 2000  # TTS input limit per request
+    max_ref_seconds: float = 30.0  # reference clips are trimmed to this (with a notice)
+    min_audio_seconds: float = 0.5  # shorter inputs are refused as too short
+    max_upload_mb: int = 500  # per uploaded file
+    max_asr_seconds: float = 4 * 3600.0  # longest audio the ASR tab accepts
+    latent_cache_size: int = 64  # speaker latents kept in memory (per model, per voice)
+
+    def path(self, name: str) -> Path:
+        """Absolute form of a path setting (relative paths are under the project root)."""
+        value = getattr(self, name)
+        return resolve_path(value)
+
+    @property
+    def workspace_dir(self) -> Path:
+        return self.path("workspace")
+
+    def workspace_sub(self, *parts: str) -> Path:
+        """A folder under the workspace, created on demand."""
+        folder = self.workspace_dir.joinpath(*parts)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def resolve_path(value: Path | str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else ROOT / path
+
+
+def _convert(name: str, hint: Any, value: Any) -> Any:
+    """Coerce a string (env var) or loose value into the field's type."""
+    if value is None:
+        return None
+    text_hint = str(hint)
+    if hint is bool or text_hint == "bool":
+        if isinstance(value, bool):
+            return value
+        lowered = str(value).strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{name}: expected a boolean, got {value!r}")
+    if hint is int or text_hint == "int":
+        return int(value)
+    if hint is float or text_hint == "float":
+        return float(value)
+    if "Path" in text_hint:
+        return None if value in ("", "None") else Path(value)
+    if "tuple" in text_hint:
+        if isinstance(value, str):
+            return tuple(v for v in value.split(",") if v)
+        return tuple(value)
+    return value
+
+
+def _my_config_overrides() -> dict[str, Any]:
+    try:
+        module = importlib.import_module("my_config")
+    except ModuleNotFoundError:
+        return {}
+    overrides = getattr(module, "OVERRIDES", {})
+    if not isinstance(overrides, dict):
+        raise TypeError("my_config.OVERRIDES must be a dict of Settings field names to values")
+    return dict(overrides)
+
+
+def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Build Settings with precedence CLI > environment > my_config.py > defaults.
+
+    Args:
+        cli: values given on the command line (None values are ignored).
+        env: the environment to read (defaults to ``os.environ``).
+
+    Returns:
+        The merged, type-checked settings.
+
+    Raises:
+        ValueError: an unknown field name or a value of the wrong type.
+    """
+    env = os.environ if env is None else env
+    hints = get_type_hints(Settings)
+    known = {f.name for f in fields(Settings)}
+    merged: dict[str, Any] = {}
+    layers = [
+        _my_config_overrides(),
+        {f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(Settings) if ENV_PREFIX + f.name.upper() in env},
+        {k: v for k, v in (cli or {}).items() if v is not None},
+    ]
+    for layer in layers:
+        for key, value in layer.items():
+            if key not in known:
+                raise ValueError(f"Unknown setting {key!r}; known settings: {', '.join(sorted(known))}")
+            try:
+                merged[key] = _convert(key, hints[key], value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"Setting {key!r}: {exc}") from exc
+    return dataclasses.replace(Settings(), **merged)
+
+
+__all__ = [
+    "ROOT",
+    "Settings",
+    "XTTS_BASE_MODEL",
+    "XTTS_LANGUAGES",
+    "WHISPER_SIZES",
+    "load_settings",
+    "resolve_path",
+]

@@ -1,0 +1,52 @@
+"""In-process engines: they hold the loaded models and do the work. No gradio here.
+
+``Engines.create(settings)`` is cheap: nothing loads until a page or script asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engines:
+    """Everything the pages need, passed in explicitly (no module globals holding models)."""
+
+    settings: Settings
+    gpu_lock: threading.RLock = field(default_factory=threading.RLock)  # one GPU job at a time
+    tts: Any = None  # engines.tts.TTSEngine
+    asr: Any = None  # engines.asr.ASREngine
+    extra: dict[str, Any] = field(default_factory=dict)  # later engines (finetune, eval)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Engines:
+        """Make the engine set for these settings (builds tiny models first in tiny mode)."""
+        engines = cls(settings=settings)
+        if settings.tiny_models:
+            from engines.tiny import ensure_tiny_models
+
+            engines.extra["tiny"] = ensure_tiny_models(settings.workspace_sub("tiny-models"))
+        from engines.asr import ASREngine
+        from engines.tts import TTSEngine
+
+        engines.tts = TTSEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
+        engines.asr = ASREngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
+        return engines
+
+    @property
+    def device(self) -> str:
+        from engines.device import resolve_device
+
+        return resolve_device(self.settings.device)
+
+    def models_dir(self) -> Path:
+        """Fine-tuned / exported model directories live here; the TTS picker scans it."""
+        return self.settings.workspace_sub("models")

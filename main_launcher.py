@@ -1,0 +1,137 @@
+"""XTTS Lab entry point: ``python main_launcher.py`` or, in a notebook,
+``from main_launcher import build_app; build_app().launch()``.
+
+Importing this module is cheap: gradio, torch and the engines are imported inside build_app(),
+and no model loads until a user asks for one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from config import Settings, load_settings
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from engines import Engines
+
+log = logging.getLogger("xtts_lab")
+
+TITLE = "XTTS Lab"
+TINY_BANNER = (
+    "**Tiny-model mode**: the models are tiny *random* networks built offline. Every path works, "
+    "but the audio is noise and transcripts are gibberish. Start without `--tiny-models` for real models."
+)
+
+
+def build_app(settings: Settings | None = None, *, tiny_models: bool | None = None, engines: Engines | None = None) -> gr.Blocks:
+    """Build the Gradio Blocks app (not launched).
+
+    Args:
+        settings: merged settings; defaults to ``load_settings()`` (env + my_config.py + defaults).
+        tiny_models: shortcut to force tiny-model mode on or off.
+        engines: an existing engine set to reuse (keeps loaded models across rebuilds).
+
+    Returns:
+        The app; call ``.launch()`` on it (inline in Jupyter).
+    """
+    import dataclasses
+
+    import gradio as gr
+
+    from engines import Engines
+    from pages import asr, eval as eval_page, finetune, system, tts
+
+    if settings is None:
+        settings = load_settings()
+    if tiny_models is not None:
+        settings = dataclasses.replace(settings, tiny_models=tiny_models)
+    if engines is None:
+        engines = Engines.create(settings)
+
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nClone a voice, transcribe, fine-tune and measure, in one place.")
+        if settings.tiny_models:
+            gr.Markdown(TINY_BANNER, elem_id="tiny-banner")
+        with gr.Tab("TTS", id="tts"):
+            tts.build(engines)
+        with gr.Tab("ASR", id="asr"):
+            asr.build(engines)
+        with gr.Tab("Finetune", id="finetune"):
+            finetune.build(engines)
+        with gr.Tab("Eval", id="eval"):
+            eval_page.build(engines)
+        with gr.Accordion("System", open=False, elem_id="system-panel"):
+            system.build(engines)
+    demo.queue(default_concurrency_limit=4)
+    demo.engines = engines  # for notebooks and tests: the engines behind this app
+    return demo
+
+
+def _read_auth(values: list[str]) -> list[tuple[str, str]]:
+    """Each value is "user:password" or a file of such lines (blank lines and # comments ignored)."""
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        path = Path(value)
+        lines = path.read_text(encoding="utf-8").splitlines() if ":" not in value and path.is_file() else [value]
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            user, sep, password = line.partition(":")
+            if not sep or not user or not password:
+                raise SystemExit(f"--auth expects user:password (or a file of such lines), got {line!r}")
+            pairs.append((user, password))
+    return pairs
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="main_launcher.py", description="XTTS Lab: TTS, ASR, fine-tuning and evaluation.")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the app)")
+    parser.add_argument("--port", type=int, help="port (default 7860)")
+    parser.add_argument("--share", action="store_true", default=None, help="create a public Gradio share link")
+    parser.add_argument("--auth", action="append", default=[], metavar="USER:PASS|FILE",
+                        help="require a login; repeatable, or a file of user:password lines")
+    parser.add_argument("--inbrowser", action="store_true", default=None, help="open a browser tab on launch")
+    parser.add_argument("--tiny-models", action="store_true", default=None,
+                        help="use tiny random models built offline (everything works, output is noise)")
+    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument("--workspace", help="folder for outputs, models, runs, reports and caches")
+    return parser.parse_args(argv)
+
+
+def settings_from_args(args: argparse.Namespace, env: dict[str, str] | None = None) -> Settings:
+    cli: dict[str, Any] = {
+        "host": args.host, "port": args.port, "share": args.share, "inbrowser": args.inbrowser,
+        "tiny_models": args.tiny_models, "device": args.device, "workspace": args.workspace,
+    }
+    if args.auth:
+        cli["auth"] = tuple(f"{u}:{p}" for u, p in _read_auth(args.auth))
+    return load_settings(cli, env=env)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_from_args(parse_args(argv))
+    auth = [tuple(a.split(":", 1)) for a in settings.auth] or None
+    if settings.share and not auth:
+        log.warning("--share without --auth: anyone with the link can use this app, your GPU and your files. "
+                    "Add --auth user:password.")
+    demo = build_app(settings)
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        auth=auth,
+        inbrowser=settings.inbrowser,
+        allowed_paths=[str(settings.workspace_dir), str(settings.path("samples_dir")), str(settings.path("datasets_dir"))],
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

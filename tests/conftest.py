@@ -1,0 +1,103 @@
+"""Shared fixtures: tiny models (built once per session), rendered speech, the optional real clips."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots and other files a reviewer may want to see
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "real_weights: needs real XTTS/Whisper weights (skipped when absent)")
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped when absent)")
+    config.addinivalue_line("markers", "browser: drives Debian's Chromium through Playwright")
+    config.addinivalue_line("markers", "slow: takes more than ~30 s on a 2-core CPU")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny XTTS + Whisper models, built once per test session."""
+    from engines.tiny import ensure_tiny_models
+
+    return ensure_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, tiny_models):
+    """Settings in tiny mode with a fresh workspace and datasets root; tiny models pre-built."""
+    from config import load_settings
+
+    workspace = tmp_path / "workspace"
+    # Reuse the session's tiny models instead of rebuilding them in every workspace.
+    (workspace / "tiny-models").mkdir(parents=True)
+    for item in (tiny_models.xtts_dir, tiny_models.whisper_path):
+        link = workspace / "tiny-models" / item.name
+        link.symlink_to(item, target_is_directory=item.is_dir())
+    s = load_settings({"workspace": workspace, "datasets_dir": tmp_path / "datasets", "tiny_models": True,
+                       "device": "cpu"}, env={})
+    return s
+
+
+@pytest.fixture()
+def engines(settings):
+    from engines import Engines
+
+    return Engines.create(settings)
+
+
+def _espeak_voice(lang: str) -> str:
+    return {"en": "en-us", "fr": "fr-fr", "zh-cn": "cmn", "zh": "cmn"}.get(lang, lang)
+
+
+@pytest.fixture(scope="session")
+def speak(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Render known text to a 22.05 kHz mono WAV with espeak-ng (robotic; fixtures only)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    folder = tmp_path_factory.mktemp("speech")
+    counter = {"n": 0}
+
+    def _speak(text: str, lang: str = "en", fmt: str = "wav", name: str | None = None) -> Path:
+        counter["n"] += 1
+        stem = name or f"speech{counter['n']}"
+        wav = folder / f"{stem}.wav"
+        subprocess.run(["espeak-ng", "-v", _espeak_voice(lang), "-w", str(wav), text], check=True)
+        if fmt == "wav":
+            return wav
+        out = folder / f"{stem}.{fmt}"
+        codec = {"m4a": ["-c:a", "aac"], "mp3": ["-c:a", "libmp3lame"], "ogg": ["-c:a", "libvorbis"],
+                 "flac": ["-c:a", "flac"]}[fmt]
+        subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", str(wav), *codec, str(out)], check=True)
+        return out
+
+    return _speak
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data when present (CI and developers), else the test is skipped."""
+    if not (SHARED_DATA / "ljspeech" / "metadata.csv").is_file():
+        pytest.skip("../shared/data is absent (a user's clone): this test needs the real clips")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def replace_settings(settings, **changes):
+    return dataclasses.replace(settings, **changes)
