@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+
+log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent
 ENV_PREFIX = "XTTSLAB_"
@@ -100,10 +103,17 @@ class Settings:
     max_asr_seconds: float = 4 * 3600.0  # longest audio the ASR tab accepts
     latent_cache_size: int = 64  # speaker latents kept in memory (per model, per voice)
 
-    def path(self, name: str) -> Path:
-        """Absolute form of a path setting (relative paths are under the project root)."""
+    def path(self, name: str) -> Path | None:
+        """Absolute form of a path setting (relative paths are under the project root).
+
+        Args:
+            name: a Path field, e.g. ``"workspace"`` or ``"datasets_dir"``.
+
+        Returns:
+            The absolute path, or None for an optional path left unset (e.g. ``xtts_cache_dir``).
+        """
         value = getattr(self, name)
-        return resolve_path(value)
+        return None if value is None else resolve_path(value)
 
     @property
     def workspace_dir(self) -> Path:
@@ -117,6 +127,7 @@ class Settings:
 
 
 def resolve_path(value: Path | str) -> Path:
+    """``~`` expanded; a relative path is taken under the project root, not the current directory."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else ROOT / path
 
@@ -142,16 +153,22 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
     if "Path" in text_hint:
         return None if value in ("", "None") else Path(value)
     if "tuple" in text_hint:
-        if isinstance(value, str):
-            return tuple(v for v in value.split(",") if v)
-        return tuple(value)
+        if isinstance(value, str):  # env: comma-separated
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return tuple(str(v) for v in value)
+    if hint is str or text_hint == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected a string, got {value!r}")
+        return value
     return value
 
 
 def _my_config_overrides() -> dict[str, Any]:
     try:
         module = importlib.import_module("my_config")
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "my_config":  # my_config.py exists but imports something missing: say so
+            raise
         return {}
     overrides = getattr(module, "OVERRIDES", {})
     if not isinstance(overrides, dict):
@@ -176,6 +193,10 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
     hints = get_type_hints(Settings)
     known = {f.name for f in fields(Settings)}
     merged: dict[str, Any] = {}
+    # A typo in an environment variable would otherwise be silently ignored.
+    for key in env:
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() not in known:
+            log.warning("Ignoring %s: no setting named %r", key, key[len(ENV_PREFIX) :].lower())
     layers = [
         _my_config_overrides(),
         {f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(Settings) if ENV_PREFIX + f.name.upper() in env},

@@ -29,7 +29,9 @@ TINY_BANNER = (
 )
 
 
-def build_app(settings: Settings | None = None, *, tiny_models: bool | None = None, engines: Engines | None = None) -> gr.Blocks:
+def build_app(
+    settings: Settings | None = None, *, tiny_models: bool | None = None, engines: Engines | None = None
+) -> gr.Blocks:
     """Build the Gradio Blocks app (not launched).
 
     Args:
@@ -45,7 +47,8 @@ def build_app(settings: Settings | None = None, *, tiny_models: bool | None = No
     import gradio as gr
 
     from engines import Engines
-    from pages import asr, eval as eval_page, finetune, system, tts
+    from pages import asr, finetune, system, tts
+    from pages import eval as eval_page
 
     if settings is None:
         settings = load_settings()
@@ -77,60 +80,129 @@ def _read_auth(values: list[str]) -> list[tuple[str, str]]:
     """Each value is "user:password" or a file of such lines (blank lines and # comments ignored)."""
     pairs: list[tuple[str, str]] = []
     for value in values:
-        path = Path(value)
-        lines = path.read_text(encoding="utf-8").splitlines() if ":" not in value and path.is_file() else [value]
-        for line in lines:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            user, sep, password = line.partition(":")
-            if not sep or not user or not password:
-                raise SystemExit(f"--auth expects user:password (or a file of such lines), got {line!r}")
-            pairs.append((user, password))
+        if ":" in value:
+            lines = [value]
+        else:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise SystemExit(f"--auth {value!r}: not user:password and no such file")
+            lines = path.read_text(encoding="utf-8").splitlines()
+        entries = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        try:
+            pairs.extend(auth_pairs(entries))
+        except SystemExit as exc:
+            raise SystemExit(f"--auth expects user:password (or a file of such lines): {exc}") from None
     return pairs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="main_launcher.py", description="XTTS Lab: TTS, ASR, fine-tuning and evaluation.")
+    """The launcher's command-line flags (unset flags are None, so lower layers of settings apply)."""
+    parser = argparse.ArgumentParser(
+        prog="main_launcher.py", description="XTTS Lab: TTS, ASR, fine-tuning and evaluation."
+    )
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the app)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
     parser.add_argument("--share", action="store_true", default=None, help="create a public Gradio share link")
-    parser.add_argument("--auth", action="append", default=[], metavar="USER:PASS|FILE",
-                        help="require a login; repeatable, or a file of user:password lines")
+    parser.add_argument(
+        "--auth",
+        action="append",
+        default=[],
+        metavar="USER:PASS|FILE",
+        help="require a login; repeatable, or a file of user:password lines",
+    )
     parser.add_argument("--inbrowser", action="store_true", default=None, help="open a browser tab on launch")
-    parser.add_argument("--tiny-models", action="store_true", default=None,
-                        help="use tiny random models built offline (everything works, output is noise)")
+    parser.add_argument(
+        "--tiny-models",
+        action="store_true",
+        default=None,
+        help="use tiny random models built offline (everything works, output is noise)",
+    )
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--workspace", help="folder for outputs, models, runs, reports and caches")
     return parser.parse_args(argv)
 
 
 def settings_from_args(args: argparse.Namespace, env: dict[str, str] | None = None) -> Settings:
+    """Settings with the parsed flags as the top layer (see ``config.load_settings``)."""
     cli: dict[str, Any] = {
-        "host": args.host, "port": args.port, "share": args.share, "inbrowser": args.inbrowser,
-        "tiny_models": args.tiny_models, "device": args.device, "workspace": args.workspace,
+        "host": args.host,
+        "port": args.port,
+        "share": args.share,
+        "inbrowser": args.inbrowser,
+        "tiny_models": args.tiny_models,
+        "device": args.device,
+        "workspace": args.workspace,
     }
     if args.auth:
         cli["auth"] = tuple(f"{u}:{p}" for u, p in _read_auth(args.auth))
     return load_settings(cli, env=env)
 
 
-def main(argv: list[str] | None = None) -> None:
+def auth_pairs(entries: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+    """Split ``"user:password"`` entries (from settings) into Gradio's ``auth`` pairs.
+
+    Raises:
+        SystemExit: an entry without a user, a colon or a password.
+    """
+    pairs = []
+    for entry in entries:
+        user, sep, password = entry.partition(":")
+        if not sep or not user or not password:
+            raise SystemExit(f"auth entries must be user:password, got {entry!r}")
+        pairs.append((user, password))
+    return pairs
+
+
+def launch_kwargs(settings: Settings) -> dict[str, Any]:
+    """Arguments for ``demo.launch()`` from settings; warns when the app is exposed without a login.
+
+    Args:
+        settings: merged settings.
+
+    Returns:
+        Keyword arguments for ``gr.Blocks.launch``.
+    """
+    auth = auth_pairs(settings.auth) or None
+    if settings.share and not auth:
+        log.warning(
+            "--share without --auth: anyone with the public link can use this app, your GPU and your files. "
+            "Add --auth user:password."
+        )
+    elif settings.host not in ("127.0.0.1", "localhost", "::1") and not auth:
+        log.warning(
+            "Listening on %s without --auth: anyone on your network can use this app. Add --auth user:password.",
+            settings.host,
+        )
+    return {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "share": settings.share,
+        "auth": auth,
+        "inbrowser": settings.inbrowser,
+        # Files the UI may serve back (outputs, shipped samples, datasets); nothing else on disk.
+        "allowed_paths": [
+            str(settings.workspace_dir),
+            str(settings.path("samples_dir")),
+            str(settings.path("datasets_dir")),
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, build the app and serve it until interrupted.
+
+    Args:
+        argv: command-line arguments (defaults to ``sys.argv[1:]``).
+
+    Returns:
+        The process exit status.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(parse_args(argv))
-    auth = [tuple(a.split(":", 1)) for a in settings.auth] or None
-    if settings.share and not auth:
-        log.warning("--share without --auth: anyone with the link can use this app, your GPU and your files. "
-                    "Add --auth user:password.")
+    kwargs = launch_kwargs(settings)
     demo = build_app(settings)
-    demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=settings.share,
-        auth=auth,
-        inbrowser=settings.inbrowser,
-        allowed_paths=[str(settings.workspace_dir), str(settings.path("samples_dir")), str(settings.path("datasets_dir"))],
-    )
+    demo.launch(**kwargs)
+    return 0
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ def settings(tmp_path: Path, tiny_models):
     for item in (tiny_models.xtts_dir, tiny_models.whisper_path):
         link = workspace / "tiny-models" / item.name
         link.symlink_to(item, target_is_directory=item.is_dir())
-    s = load_settings({"workspace": workspace, "datasets_dir": tmp_path / "datasets", "tiny_models": True,
-                       "device": "cpu"}, env={})
+    s = load_settings(
+        {"workspace": workspace, "datasets_dir": tmp_path / "datasets", "tiny_models": True, "device": "cpu"}, env={}
+    )
     return s
 
 
@@ -77,8 +78,12 @@ def speak(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         if fmt == "wav":
             return wav
         out = folder / f"{stem}.{fmt}"
-        codec = {"m4a": ["-c:a", "aac"], "mp3": ["-c:a", "libmp3lame"], "ogg": ["-c:a", "libvorbis"],
-                 "flac": ["-c:a", "flac"]}[fmt]
+        codec = {
+            "m4a": ["-c:a", "aac"],
+            "mp3": ["-c:a", "libmp3lame"],
+            "ogg": ["-c:a", "libvorbis"],
+            "flac": ["-c:a", "flac"],
+        }[fmt]
         subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", str(wav), *codec, str(out)], check=True)
         return out
 
