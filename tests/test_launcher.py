@@ -1,0 +1,109 @@
+"""The launcher: flags, --auth, exposure warnings, cheap import, build_app in tiny mode."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import types
+
+import pytest
+
+import main_launcher
+from config import ROOT
+
+
+@pytest.fixture()
+def no_my_config(monkeypatch: pytest.MonkeyPatch):
+    """Defaults as shipped, whatever the developer's my_config.py says."""
+    module = types.ModuleType("my_config")
+    module.OVERRIDES = {}
+    monkeypatch.setitem(sys.modules, "my_config", module)
+
+
+def settings_for(argv: list[str], env: dict[str, str] | None = None):
+    return main_launcher.settings_from_args(main_launcher.parse_args(argv), env=env or {})
+
+
+def test_defaults_are_loopback_7860(no_my_config):
+    s = settings_for([])
+    assert (s.host, s.port) == ("127.0.0.1", 7860)
+    assert not (s.share or s.inbrowser or s.tiny_models or s.auth)
+    kwargs = main_launcher.launch_kwargs(s)
+    assert kwargs["server_name"] == "127.0.0.1" and kwargs["server_port"] == 7860
+    assert kwargs["auth"] is None and kwargs["share"] is False
+
+
+def test_flags_parse(no_my_config, tmp_path):
+    argv = "--host 0.0.0.0 --port 9001 --share --inbrowser --tiny-models --device cpu --auth ann:pw".split()
+    s = settings_for([*argv, "--workspace", str(tmp_path)])
+    assert (s.host, s.port, s.share, s.inbrowser, s.tiny_models, s.device) == ("0.0.0.0", 9001, True, True, True, "cpu")
+    assert s.workspace_dir == tmp_path
+    assert s.auth == ("ann:pw",)
+
+
+def test_flags_beat_environment(no_my_config):
+    s = settings_for(["--port", "9001"], env={"XTTSLAB_PORT": "9002", "XTTSLAB_SHARE": "1"})
+    assert s.port == 9001
+    assert s.share is True  # not given on the command line: the environment's value stands
+
+
+def test_auth_repeatable_and_from_file(no_my_config, tmp_path):
+    users = tmp_path / "users.txt"
+    users.write_text("# team logins\ncarol:secret:with:colons\n\n  dave:pw4  \n", encoding="utf-8")
+    s = settings_for(["--auth", "ann:pw1", "--auth", str(users), "--auth", "bob:pw2"])
+    assert s.auth == ("ann:pw1", "carol:secret:with:colons", "dave:pw4", "bob:pw2")
+    kwargs = main_launcher.launch_kwargs(s)
+    assert kwargs["auth"] == [("ann", "pw1"), ("carol", "secret:with:colons"), ("dave", "pw4"), ("bob", "pw2")]
+
+
+@pytest.mark.parametrize("value", ["no-colon-and-no-file", ":pw", "user:"])
+def test_bad_auth_exits_with_a_message(no_my_config, value):
+    with pytest.raises(SystemExit, match="user:password"):
+        settings_for(["--auth", value])
+
+
+def test_bad_auth_line_in_file(no_my_config, tmp_path):
+    users = tmp_path / "users.txt"
+    users.write_text("ann:pw1\njustaname\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="justaname"):
+        settings_for(["--auth", str(users)])
+
+
+def test_share_without_auth_warns(no_my_config, caplog):
+    with caplog.at_level(logging.WARNING, logger="xtts_lab"):
+        kwargs = main_launcher.launch_kwargs(settings_for(["--share"]))
+    assert kwargs["share"] is True
+    assert "--share without --auth" in caplog.text
+
+
+def test_share_with_auth_and_loopback_do_not_warn(no_my_config, caplog):
+    with caplog.at_level(logging.WARNING, logger="xtts_lab"):
+        main_launcher.launch_kwargs(settings_for(["--share", "--auth", "ann:pw"]))
+        main_launcher.launch_kwargs(settings_for([]))
+    assert caplog.text == ""
+
+
+def test_network_host_without_auth_warns(no_my_config, caplog):
+    with caplog.at_level(logging.WARNING, logger="xtts_lab"):
+        main_launcher.launch_kwargs(settings_for(["--host", "0.0.0.0"]))
+    assert "0.0.0.0 without --auth" in caplog.text
+
+
+def test_allowed_paths_are_the_project_folders(no_my_config, tmp_path):
+    kwargs = main_launcher.launch_kwargs(settings_for(["--workspace", str(tmp_path)]))
+    assert kwargs["allowed_paths"] == [str(tmp_path), str(ROOT / "samples"), str(ROOT / "datasets")]
+
+
+def test_import_is_cheap():
+    """A fresh interpreter imports main_launcher quickly and loads no ML stack."""
+    code = (
+        "import json, sys, time; t = time.perf_counter(); import main_launcher; "
+        "print(json.dumps({'seconds': time.perf_counter() - t, 'modules': sorted(sys.modules)}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["seconds"] < 5.0
+    heavy = {"torch", "whisper", "TTS", "gradio", "numpy"} & set(report["modules"])
+    assert not heavy, f"importing main_launcher pulled in {sorted(heavy)}"
