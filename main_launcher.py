@@ -179,6 +179,7 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         "share": settings.share,
         "auth": auth,
         "inbrowser": settings.inbrowser,
+        "max_file_size": f"{settings.max_upload_mb}mb",  # refused by the server before it reaches a page
         # Files the UI may serve back (outputs, shipped samples, datasets); nothing else on disk.
         "allowed_paths": [
             str(settings.workspace_dir),

@@ -33,6 +33,7 @@ def test_defaults_are_loopback_7860(no_my_config):
     kwargs = main_launcher.launch_kwargs(s)
     assert kwargs["server_name"] == "127.0.0.1" and kwargs["server_port"] == 7860
     assert kwargs["auth"] is None and kwargs["share"] is False
+    assert kwargs["max_file_size"] == "500mb"
 
 
 def test_flags_parse(no_my_config, tmp_path):
