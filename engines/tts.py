@@ -1,0 +1,887 @@
+"""XTTS v2 text-to-speech: model picking and loading, voice latents, sentence-wise synthesis.
+
+Runs without the UI::
+
+    from config import load_settings
+    from engines import Engines
+    eng = Engines.create(load_settings())
+    result = eng.tts.synthesize("Hello there.", reference=[Path("me.wav")])
+    print(result.path, result.rtf)
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+import os
+import platform
+import random
+import re
+import shutil
+import tempfile
+import threading
+import time
+import tomllib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from config import ROOT, XTTS_BASE_MODEL, XTTS_LANGUAGES, Settings, resolve_path
+from engines.audio import (
+    AUDIO_EXTENSIONS,
+    file_sha256,
+    is_silent,
+    load_audio,
+    rms_dbfs,
+    save_wav,
+    write_json,
+)
+from engines.device import oom_guard, resolve_device
+from engines.errors import AudioError, InputError, LabError, MissingWeightsError
+from engines.holder import ModelHolder
+from engines.textsplit import DEFAULT_CHAR_LIMIT, split_text
+
+if TYPE_CHECKING:
+    from TTS.tts.models.xtts import Xtts
+
+    from engines.tiny import TinyModels
+
+log = logging.getLogger(__name__)
+_logger = log  # for methods whose `log` parameter (a callable from the caller) shadows the module logger
+
+BASE_ID = "xtts_v2"  # coqui's base model, downloaded by coqui's ModelManager
+TINY_ID = "tiny"  # the tiny random model (tiny mode only)
+BASE_FILES = ("config.json", "model.pth", "vocab.json", "speakers_xtts.pth")
+MODEL_DIR_FILES = ("config.json", "model.pth", "vocab.json")  # speakers_xtts.pth is optional in our dirs
+BASE_FOLDER_NAME = XTTS_BASE_MODEL.replace("/", "--")  # coqui's folder name for the model
+BASE_HF_REPO = "tts-hub/XTTS-v2"  # where coqui 0.28's ModelManager fetches it from
+COND_SR = 22050  # XTTS computes conditioning at 22.05 kHz
+PAUSE_SECONDS = 0.2  # silence between sentences
+MIN_EMBED_SECONDS = 0.1  # the speaker encoder needs a few frames
+REFERENCE_NAME = "reference.wav"  # a model dir may ship its own voice
+
+# Allowed ranges of the numeric options (inclusive); pages build their sliders from these.
+OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (0.05, 2.0),
+    "top_k": (1, 500),
+    "top_p": (0.05, 1.0),
+    "repetition_penalty": (1.0, 20.0),
+    "length_penalty": (-10.0, 10.0),
+    "speed": (0.5, 2.0),
+    "seed": (0, 2**32 - 1),
+    "max_audio_tokens": (1, 100_000),
+}
+# Language aliases users type; XTTS itself names Mandarin "zh-cn".
+LANGUAGE_ALIASES = {"zh": "zh-cn", "zh-CN": "zh-cn", "cn": "zh-cn"}
+# Extra packages some languages need (coqui-tts extras).
+LANGUAGE_PACKAGES = {"zh-cn": "pypinyin (pip install 'coqui-tts[zh]')", "ja": "cutlet and fugashi (pip install 'coqui-tts[ja]')"}
+_VOICE_NAME = re.compile(r"^[\w][\w .,'()-]{0,63}$")
+
+ProgressFn = Callable[..., Any]
+LogFn = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class TTSOptions:
+    """Generation settings for one request (XttsConfig's own defaults)."""
+
+    language: str = "en"  # one of XTTS_LANGUAGES ("zh" is accepted for "zh-cn")
+    temperature: float = 0.85  # sampling temperature of the GPT; lower = steadier, flatter
+    top_k: int = 50  # sample from the k most likely audio tokens
+    top_p: float = 0.85  # nucleus sampling mass
+    repetition_penalty: float = 2.0  # discourages loops and long "uhhh"s
+    length_penalty: float = 1.0  # only matters for beam search (kept for completeness)
+    speed: float = 1.0  # time-stretch of the GPT latents; 1.0 = as generated
+    seed: int | None = 1234  # same seed + same input = same audio; None = a fresh random seed
+    split_sentences: bool = True  # one generation per sentence (long sentences are wrapped anyway)
+    max_audio_tokens: int | None = None  # cap on GPT audio tokens per sentence (benchmarks, tiny mode)
+
+
+@dataclass
+class TTSResult:
+    """One synthesis: the audio, where it was saved, and how long it took."""
+
+    audio: np.ndarray  # float32 mono
+    sample_rate: int  # 24000 for XTTS v2
+    path: Path | None  # the WAV, when saved
+    sidecar: Path | None  # the JSON with every parameter, when saved
+    gen_seconds: float  # wall time of synthesis (voice latents + generation), model load excluded
+    audio_seconds: float  # duration of the output
+    rtf: float  # gen_seconds / audio_seconds (below 1 = faster than real time)
+    latents_cached: bool  # the voice latents came from the cache
+    model_id: str  # the model that spoke
+    notices: list[str]  # things the user should know (trimmed reference, fallbacks)
+    seed: int | None = None  # the seed actually used (a fresh one when options.seed was None)
+    chunks: list[str] = field(default_factory=list)  # the text pieces synthesised one by one
+
+
+@dataclass
+class _Voice:
+    """Conditioning for the GPT and the decoder, kept on the CPU."""
+
+    gpt_cond_latent: torch.Tensor
+    speaker_embedding: torch.Tensor
+    references: list[dict[str, Any]]  # name, sha256, seconds, trimmed (for the sidecar)
+    notices: list[str]
+
+
+def _noop_progress(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+def normalize_language(language: str | None) -> str:
+    """Map a language code (or alias) to one of XTTS's 17 codes.
+
+    Raises:
+        InputError: the language is not one XTTS speaks.
+    """
+    code = (language or "").strip()
+    code = LANGUAGE_ALIASES.get(code, code.lower())
+    code = LANGUAGE_ALIASES.get(code, code)
+    if code not in XTTS_LANGUAGES:
+        allowed = ", ".join(f"{c} ({n})" for c, n in XTTS_LANGUAGES.items())
+        raise InputError(f"Language {language!r} is not supported by XTTS v2. Choose one of: {allowed}.")
+    return code
+
+
+def _check_range(name: str, value: float | None) -> None:
+    low, high = OPTION_RANGES[name]
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise InputError(f"{name} must be a number between {low:g} and {high:g}; got {value!r}.")
+    if not low <= value <= high:
+        raise InputError(f"{name} must be between {low:g} and {high:g}; got {value:g}.")
+
+
+def check_request(
+    text: str,
+    options: TTSOptions,
+    *,
+    reference: Sequence[Path] | None,
+    speaker: str | None,
+    max_chars: int,
+    speakers: Sequence[str] | None = None,
+    has_model_reference: bool = False,
+) -> tuple[str, str]:
+    """Validate one synthesis request before any work is done.
+
+    Args:
+        text: the text to speak.
+        options: generation settings.
+        reference: reference clips (may be empty when a built-in speaker is used).
+        speaker: a built-in speaker name.
+        max_chars: longest text accepted (settings.max_text_chars).
+        speakers: the model's built-in speakers, when known (None skips the membership check).
+        has_model_reference: the model folder ships a reference.wav to fall back on.
+
+    Returns:
+        (stripped text, normalised language code).
+
+    Raises:
+        InputError: with a message naming what is allowed.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("The text is empty. Type what the voice should say.")
+    text = text.strip()
+    if len(text) > max_chars:
+        raise InputError(
+            f"The text is {len(text)} characters long; the limit is {max_chars} (max_text_chars). "
+            "Shorten it or split it into several requests."
+        )
+    language = normalize_language(options.language)
+    for name in ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed"):
+        _check_range(name, getattr(options, name))
+    if options.seed is not None:
+        _check_range("seed", options.seed)
+    if options.max_audio_tokens is not None:
+        _check_range("max_audio_tokens", options.max_audio_tokens)
+    if reference and speaker:
+        raise InputError("Give either reference clips or a built-in speaker, not both.")
+    if not reference and not speaker and not has_model_reference:
+        raise InputError(
+            "No voice given: upload or record a reference clip (3-10 s of clean speech), pick a saved voice, "
+            "or choose a built-in speaker."
+        )
+    if speaker and speakers is not None:
+        check_speaker(speaker, speakers)
+    return text, language
+
+
+def check_speaker(speaker: str, speakers: Sequence[str]) -> None:
+    """Raise InputError unless ``speaker`` is one of the model's built-in speakers."""
+    if speaker in speakers:
+        return
+    if not speakers:
+        raise InputError(f"This model has no built-in speakers, so {speaker!r} cannot be used; give a reference clip.")
+    shown = ", ".join(list(speakers)[:20]) + (f" and {len(speakers) - 20} more" if len(speakers) > 20 else "")
+    raise InputError(f"Unknown built-in speaker {speaker!r}. This model has: {shown}.")
+
+
+def check_voice_name(name: str) -> str:
+    """A saved-voice name: one folder name, no separators, no '..'.
+
+    Raises:
+        InputError: the name is empty or unsafe.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise InputError("Give the voice a name.")
+    if "/" in name or "\\" in name or ".." in name or not _VOICE_NAME.match(name):
+        raise InputError(
+            f"Voice name {name!r} is not allowed: use letters, digits, spaces, '-', '_' or '.' "
+            "(up to 64 characters, no '/', '\\' or '..')."
+        )
+    return name
+
+
+def slugify(text: str, max_len: int = 40) -> str:
+    """A short ASCII file-name fragment from the text ("tts" when nothing is left)."""
+    try:
+        from anyascii import anyascii
+
+        text = anyascii(text)
+    except ImportError:
+        pass
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_len].rstrip("-") or "tts"
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, str]:
+    """App and library versions, for sidecars."""
+    out = {"python": platform.python_version()}
+    try:
+        out["xtts_lab"] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        out["xtts_lab"] = "unknown"
+    for dist in ("coqui-tts", "torch", "transformers", "numpy"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+class TTSEngine:
+    """XTTS v2 behind one model holder; safe to call from several threads (the GPU lock serialises)."""
+
+    def __init__(self, settings: Settings, gpu_lock: threading.RLock, tiny: TinyModels | None = None) -> None:
+        self.settings = settings
+        self.gpu_lock = gpu_lock
+        self.tiny = tiny
+        self.holder: ModelHolder[Xtts] = ModelHolder("tts")
+        self._latents: OrderedDict[tuple, _Voice] = OrderedDict()
+        self._latents_lock = threading.Lock()
+        self._speaker_files: dict[tuple[str, int], list[str]] = {}
+
+    # ------------------------------------------------------------------ models
+
+    @property
+    def models_dir(self) -> Path:
+        return self.settings.workspace_sub("models")
+
+    def default_model(self) -> str:
+        """The tiny model in tiny mode, else settings.tts_model."""
+        if self.settings.tiny_models and self.tiny is not None:
+            return TINY_ID
+        return self.settings.tts_model
+
+    def list_models(self) -> list[tuple[str, str]]:
+        """(label, model_id) for the model picker; workspace/models is re-scanned on each call."""
+        models: list[tuple[str, str]] = []
+        if self.tiny is not None:
+            models.append(("Tiny random model (noise; for testing)", TINY_ID))
+        base_here = self.find_base_model() is not None
+        models.append(("XTTS v2 base" + ("" if base_here else " (downloads ~1.9 GB on first use)"), BASE_ID))
+        if self.models_dir.is_dir():
+            for folder in sorted(self.models_dir.iterdir(), key=lambda p: p.name.lower()):
+                if folder.is_dir() and not folder.name.startswith(".") and not self._missing(folder, MODEL_DIR_FILES):
+                    models.append((f"{folder.name} (workspace/models)", folder.name))
+        return models
+
+    @staticmethod
+    def _missing(folder: Path, files: Sequence[str]) -> list[str]:
+        return [name for name in files if not (folder / name).is_file()]
+
+    def _base_search(self) -> tuple[list[Path], Path | None, Path]:
+        """(plain folders to look in, HF cache dir or None for the default, coqui's output prefix)."""
+        if self.settings.xtts_cache_dir is not None:
+            root = resolve_path(self.settings.xtts_cache_dir)
+            return [root, root / "tts" / BASE_FOLDER_NAME], root / "hf", root
+        from trainer.io import get_user_data_dir
+
+        prefix = get_user_data_dir("tts")
+        return [prefix / BASE_FOLDER_NAME], None, prefix.parent
+
+    def _base_searched_text(self) -> str:
+        folders, hf_cache, _ = self._base_search()
+        if hf_cache is None:
+            from huggingface_hub import constants
+
+            hf_cache = Path(constants.HF_HUB_CACHE)
+        return ", ".join(str(p) for p in [*folders, hf_cache / f"models--{BASE_HF_REPO.replace('/', '--')}"])
+
+    def find_base_model(self) -> Path | None:
+        """The folder holding XTTS v2's files, when already on this machine (never downloads)."""
+        folders, hf_cache, _ = self._base_search()
+        for folder in folders:
+            if folder.is_dir() and not self._missing(folder, BASE_FILES):
+                return folder
+        try:
+            from huggingface_hub import snapshot_download
+
+            snapshot = Path(snapshot_download(BASE_HF_REPO, cache_dir=hf_cache, local_files_only=True))
+        except Exception:  # noqa: BLE001 - not cached (or a broken cache): the caller downloads or reports
+            return None
+        return snapshot if not self._missing(snapshot, BASE_FILES) else None
+
+    def _download_base(self, progress: ProgressFn, log_fn: LogFn) -> Path:
+        """Fetch XTTS v2 through coqui's ModelManager; every failure becomes MissingWeightsError."""
+        folders, hf_cache, prefix = self._base_search()
+        expected = ", ".join(BASE_FILES)
+        how = (
+            f"To get them: connect to the internet with COQUI_TOS_AGREED=1 set (accepting Coqui's CPML licence, "
+            f"https://coqui.ai/cpml) and try again, or copy an XTTS v2 model folder ({expected}) to "
+            f"{self.models_dir}/<name> and pick it in the model list."
+        )
+        tos_file = prefix / "tts" / BASE_FOLDER_NAME / "tos_agreed.txt"
+        if os.environ.get("COQUI_TOS_AGREED") != "1" and not tos_file.is_file():
+            # coqui would otherwise prompt on stdin, which blocks a server.
+            raise MissingWeightsError(
+                f"XTTS v2 weights are not on this machine (searched {self._base_searched_text()} for {expected}). "
+                f"Downloading them requires accepting Coqui's CPML licence. {how}"
+            )
+        from TTS.utils.manage import ModelManager
+
+        class _Manager(ModelManager):
+            def _download_hf_model(self, model_item: dict) -> Path:  # honour xtts_cache_dir for the HF cache
+                from huggingface_hub import snapshot_download
+
+                return Path(snapshot_download(model_item["repo_id"], allow_patterns=model_item.get("allow"),
+                                              ignore_patterns=model_item.get("ignore"), cache_dir=hf_cache))
+
+        manager_cls = ModelManager if hf_cache is None else _Manager
+        log_fn("Downloading XTTS v2 (~1.9 GB, first use only)...")
+        progress(0.0, desc="Downloading XTTS v2 (~1.9 GB, first use only)")
+        try:
+            manager = manager_cls(output_prefix=None if self.settings.xtts_cache_dir is None else prefix,
+                                  progress_bar=True)
+            _, config_path, _ = manager.download_model(XTTS_BASE_MODEL)
+        except Exception as exc:  # noqa: BLE001 - offline, refused licence, hub down: all mean "no weights"
+            _logger.warning("XTTS v2 download failed: %s", exc)
+            raise MissingWeightsError(
+                f"Could not download XTTS v2 ({type(exc).__name__}: {_first_line(exc)}). Searched "
+                f"{self._base_searched_text()} for {expected}. {how}"
+            ) from exc
+        folder = Path(config_path).parent
+        missing = self._missing(folder, BASE_FILES)
+        if missing:
+            raise MissingWeightsError(f"The XTTS v2 download in {folder} lacks {', '.join(missing)}. {how}")
+        return folder
+
+    def model_dir(self, model_id: str | None = None, *, download: bool = False, progress: ProgressFn | None = None,
+                  log_fn: LogFn | None = None) -> Path | None:
+        """The folder of a model id (None for the base model when it is not downloaded and download is False).
+
+        Raises:
+            MissingWeightsError: unknown folder, missing files, or the base model cannot be fetched.
+            InputError: "tiny" outside tiny mode.
+        """
+        model_id = (model_id or self.default_model()).strip()
+        if model_id == TINY_ID:
+            if self.tiny is None:
+                raise InputError("The tiny model exists only in tiny-model mode (start with --tiny-models).")
+            return self.tiny.xtts_dir
+        if model_id == BASE_ID:
+            found = self.find_base_model()
+            if found is not None or not download:
+                return found
+            return self._download_base(progress or _noop_progress, log_fn or log.info)
+        path = Path(model_id).expanduser()
+        folder = path if path.is_absolute() else self.models_dir / model_id
+        if not folder.is_dir():
+            names = [mid for _, mid in self.list_models()]
+            raise MissingWeightsError(
+                f"Model folder {folder} not found. A model id is {', '.join(repr(n) for n in names)}, "
+                f"or a folder holding {', '.join(MODEL_DIR_FILES)}."
+            )
+        missing = self._missing(folder, MODEL_DIR_FILES)
+        if missing:
+            raise MissingWeightsError(
+                f"Model folder {folder} is missing {', '.join(missing)} (an XTTS model folder holds "
+                f"{', '.join(MODEL_DIR_FILES)} and optionally speakers_xtts.pth). Copy the missing files in, "
+                "or re-export the model from the Finetune tab."
+            )
+        return folder
+
+    def _load_from_dir(self, folder: Path, device: str) -> Xtts:
+        from TTS.tts.configs.xtts_config import XttsConfig
+        from TTS.tts.models.xtts import Xtts
+
+        try:
+            config = XttsConfig()
+            config.load_json(str(folder / "config.json"))
+            # Xtts(config) is what Xtts.init_from_config does (that alias is deprecated in coqui 0.28).
+            model = Xtts(config)
+            model.load_checkpoint(config, checkpoint_dir=str(folder), eval=True, use_deepspeed=False)
+        except FileNotFoundError as exc:
+            raise MissingWeightsError(f"Could not load the model in {folder}: {exc}") from exc
+        except (RuntimeError, KeyError, ValueError, OSError) as exc:
+            raise LabError(
+                f"Could not load the model in {folder} ({type(exc).__name__}: {str(exc)[:300]}). "
+                "Is it an XTTS v2 model folder (config.json, model.pth, vocab.json)?"
+            ) from exc
+        return model.to(device)
+
+    def load(self, model_id: str | None = None, progress: ProgressFn | None = None, log: LogFn | None = None) -> Xtts:
+        """Load a model (downloading the base model on first use); unloads any other TTS model.
+
+        Args:
+            model_id: "xtts_v2", "tiny", a folder name under workspace/models or an absolute folder.
+            progress: ``progress(fraction, desc=...)`` callable (gr.Progress works).
+            log: receives status lines.
+
+        Returns:
+            The coqui ``Xtts`` model, in eval mode, on the configured device.
+
+        Raises:
+            MissingWeightsError: the weights are not there and cannot be fetched.
+        """
+        model_id = (model_id or self.default_model()).strip()
+        progress = progress or _noop_progress
+        log_fn = log or _log_info
+        device = resolve_device(self.settings.device)
+
+        def loader(key: str, dev: str) -> Xtts:
+            folder = self.model_dir(key, download=True, progress=progress, log_fn=log_fn)
+            assert folder is not None  # download=True either returns a folder or raises
+            log_fn(f"Loading TTS model {key} on {dev}...")
+            progress(0.05, desc=f"Loading TTS model {key}")
+            return self._load_from_dir(folder, dev)
+
+        with self.gpu_lock, oom_guard("loading the TTS model", "Free GPU memory (unload other models in the System panel)."):
+            return self.holder.get(model_id, device, loader)
+
+    def unload(self) -> bool:
+        """Free the loaded TTS model. Returns True when one was loaded."""
+        with self.gpu_lock:
+            return self.holder.unload()
+
+    def speakers(self, model_id: str | None = None) -> list[str]:
+        """Built-in speakers of a model (read from speakers_xtts.pth; no model load, no download)."""
+        model_id = (model_id or self.default_model()).strip()
+        loaded = self.holder.loaded
+        model = self.holder.model
+        if loaded is not None and loaded.key == model_id and model is not None:
+            manager = getattr(model, "speaker_manager", None)
+            return list(manager.speakers) if manager is not None else []
+        folder = self.model_dir(model_id)
+        if folder is None or not (folder / "speakers_xtts.pth").is_file():
+            return []
+        path = folder / "speakers_xtts.pth"
+        key = (str(path), path.stat().st_mtime_ns)
+        if key not in self._speaker_files:
+            self._speaker_files[key] = list(torch.load(path, map_location="cpu", weights_only=True))
+        return list(self._speaker_files[key])
+
+    def _weights_stamp(self, model_id: str) -> str:
+        """Identity of the weights on disk, so cached latents never outlive a re-exported model."""
+        folder = self.model_dir(model_id)
+        if folder is None:
+            return model_id
+        stat = (folder / "model.pth").stat()
+        return f"{model_id}@{stat.st_mtime_ns}:{stat.st_size}"
+
+    # ------------------------------------------------------------------ voices (latents)
+
+    def _decode_reference(self, path: Path) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+        """Decode one clip at 22.05 kHz, refuse unusable ones, trim long ones (with a notice)."""
+        audio, sr = load_audio(path, sr=COND_SR, max_mb=self.settings.max_upload_mb)
+        seconds = len(audio) / sr
+        if seconds < self.settings.min_audio_seconds:
+            raise AudioError(
+                f"{path.name} is {seconds:.2f} s long; reference clips must be at least "
+                f"{self.settings.min_audio_seconds:g} s (3-10 s of clean speech works best)."
+            )
+        if is_silent(audio):
+            raise AudioError(
+                f"{path.name} is silent (level {rms_dbfs(audio):.0f} dBFS); record or upload a clip with speech in it."
+            )
+        notices = []
+        limit = self.settings.max_ref_seconds
+        trimmed = seconds > limit
+        if trimmed:
+            audio = audio[: int(limit * sr)]
+            notices.append(f"{path.name} is {seconds:.1f} s long; only its first {limit:g} s were used (max_ref_seconds).")
+        info = {"name": path.name, "seconds": round(seconds, 3), "trimmed": trimmed}
+        return audio, notices, info
+
+    def _compute_voice(self, model: Xtts, clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """What Xtts.get_conditioning_latents does, from arrays we decoded ourselves."""
+        cfg = model.config
+        max_ref = int(cfg.max_ref_len * COND_SR)
+        embeddings, audios = [], []
+        for clip in clips:
+            audio = torch.from_numpy(np.ascontiguousarray(clip)).unsqueeze(0)[:, :max_ref]
+            if cfg.sound_norm_refs:
+                audio = (audio / torch.abs(audio).max()) * 0.75
+            embeddings.append(model.get_speaker_embedding(audio, COND_SR))
+            audios.append(audio)
+        latent = model.get_gpt_cond_latents(torch.cat(audios, dim=-1), COND_SR, length=cfg.gpt_cond_len,
+                                            chunk_length=cfg.gpt_cond_chunk_len)
+        embedding = torch.stack(embeddings).mean(dim=0)
+        return latent.cpu(), embedding.cpu()
+
+    def _voice_for(self, model: Xtts, model_id: str, reference: Sequence[Path]) -> tuple[_Voice, bool]:
+        """Voice latents for reference clips, from the LRU cache when the same files were seen."""
+        paths = [Path(p) for p in reference]
+        for p in paths:
+            if not p.is_file():
+                raise AudioError(f"Reference file not found: {p.name}")
+        hashes = tuple(file_sha256(p) for p in paths)
+        cfg = model.config
+        trim = (self.settings.max_ref_seconds, self.settings.min_audio_seconds, cfg.max_ref_len, cfg.gpt_cond_len,
+                cfg.gpt_cond_chunk_len, bool(cfg.sound_norm_refs))
+        key = (self._weights_stamp(model_id), hashes, trim)
+        with self._latents_lock:
+            voice = self._latents.get(key)
+            if voice is not None:
+                self._latents.move_to_end(key)
+                return voice, True
+        clips, notices, infos = [], [], []
+        for p, digest in zip(paths, hashes):
+            audio, clip_notices, info = self._decode_reference(p)
+            clips.append(audio)
+            notices.extend(clip_notices)
+            infos.append({**info, "sha256": digest})
+        latent, embedding = self._compute_voice(model, clips)
+        voice = _Voice(latent, embedding, infos, notices)
+        with self._latents_lock:
+            self._latents[key] = voice
+            self._latents.move_to_end(key)
+            while len(self._latents) > max(self.settings.latent_cache_size, 0):
+                self._latents.popitem(last=False)
+        return voice, False
+
+    def clear_latent_cache(self) -> int:
+        """Forget every cached voice. Returns how many entries were dropped."""
+        with self._latents_lock:
+            count = len(self._latents)
+            self._latents.clear()
+        return count
+
+    # ------------------------------------------------------------------ synthesis
+
+    def synthesize(
+        self,
+        text: str,
+        *,
+        model_id: str | None = None,
+        reference: list[Path] | None = None,
+        speaker: str | None = None,
+        options: TTSOptions = TTSOptions(),
+        save: bool = True,
+        progress: ProgressFn | None = None,
+        log: LogFn | None = None,
+    ) -> TTSResult:
+        """Speak ``text`` in the voice of the reference clips (or a built-in speaker).
+
+        Args:
+            text: up to settings.max_text_chars characters.
+            model_id: see ``load``; None = default_model().
+            reference: clips of the target voice, any format/rate/channels; several are averaged.
+            speaker: a built-in speaker (``speakers()``) instead of reference clips.
+            options: generation settings (seeded: same seed, same audio).
+            save: write workspace/outputs/tts/<timestamp>_<slug>.wav and a JSON sidecar.
+            progress: ``progress(fraction, desc=...)`` callable.
+            log: receives status lines.
+
+        Returns:
+            TTSResult with 24 kHz audio, timings and notices.
+
+        Raises:
+            InputError / AudioError: bad text, language, options or reference clips.
+            MissingWeightsError: the model's files are missing.
+            GPUOutOfMemoryError: the GPU ran out of memory.
+        """
+        progress = progress or _noop_progress
+        log_fn = log or _log_info
+        model_id = (model_id or self.default_model()).strip()
+        reference = [Path(p) for p in (reference or [])]
+        speaker = (speaker or "").strip() or None
+
+        # Validate before loading anything: cheap answers for bad input.
+        folder = self.model_dir(model_id)  # raises for broken folders; None = base not downloaded yet
+        model_reference = folder / REFERENCE_NAME if folder is not None else None
+        has_model_ref = model_reference is not None and model_reference.is_file()
+        known_speakers = self.speakers(model_id) if folder is not None else None
+        text, language = check_request(text, options, reference=reference, speaker=speaker,
+                                       max_chars=self.settings.max_text_chars, speakers=known_speakers,
+                                       has_model_reference=has_model_ref)
+        notices: list[str] = []
+        if not reference and not speaker and has_model_ref:
+            reference = [model_reference]
+            notices.append(f"No voice given: using the model's own {REFERENCE_NAME}.")
+
+        with self.gpu_lock:
+            load_start = time.perf_counter()
+            model = self.load(model_id, progress=progress, log=log_fn)
+            load_seconds = time.perf_counter() - load_start
+            if speaker:
+                check_speaker(speaker, self.speakers(model_id))
+            with oom_guard("speech synthesis", "Use shorter text, turn on sentence splitting, or free GPU memory "
+                                               "(unload other models in the System panel)."):
+                start = time.perf_counter()
+                progress(0.1, desc="Computing the voice")
+                if speaker:
+                    entry = model.speaker_manager.speakers[speaker]
+                    latent, embedding = entry["gpt_cond_latent"], entry["speaker_embedding"]
+                    cached, ref_info = True, []
+                else:
+                    voice, cached = self._voice_for(model, model_id, reference)
+                    latent, embedding, ref_info = voice.gpt_cond_latent, voice.speaker_embedding, voice.references
+                    notices.extend(voice.notices)
+                latents_seconds = time.perf_counter() - start
+
+                limit = model.tokenizer.char_limits.get(language.split("-")[0], DEFAULT_CHAR_LIMIT)
+                chunks = split_text(text, language, limit, per_sentence=options.split_sentences)
+                seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
+                _seed_everything(seed)
+                sr = int(model.args.output_sample_rate)
+                pause = np.zeros(int(PAUSE_SECONDS * sr), dtype=np.float32)
+                extra: dict[str, Any] = {}
+                if options.max_audio_tokens is not None:
+                    extra["max_new_tokens"] = int(min(options.max_audio_tokens, model.gpt.max_gen_mel_tokens))
+                pieces: list[np.ndarray] = []
+                for i, chunk in enumerate(chunks):
+                    progress(0.15 + 0.85 * i / len(chunks), desc=f"Sentence {i + 1}/{len(chunks)}")
+                    wav = self._speak_chunk(model, chunk, language, latent, embedding, options, extra)
+                    if pieces:
+                        pieces.append(pause)
+                    pieces.append(wav)
+                audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+                gen_seconds = time.perf_counter() - start
+        progress(1.0, desc="Done")
+
+        audio_seconds = len(audio) / sr
+        result = TTSResult(
+            audio=audio, sample_rate=sr, path=None, sidecar=None, gen_seconds=gen_seconds,
+            audio_seconds=audio_seconds, rtf=gen_seconds / audio_seconds if audio_seconds > 0 else float("inf"),
+            latents_cached=cached, model_id=model_id, notices=notices, seed=seed, chunks=chunks,
+        )
+        if save:
+            self._save(result, text=text, language=language, speaker=speaker, references=ref_info, options=options,
+                       load_seconds=load_seconds, latents_seconds=latents_seconds)
+        _logger.info("TTS %s: %.2f s of audio in %.2f s (RTF %.2f, %d chunk(s), latents %s)", model_id, audio_seconds,
+                 gen_seconds, result.rtf, len(chunks), "cached" if cached else "computed")
+        return result
+
+    @staticmethod
+    def _speak_chunk(model: Xtts, chunk: str, language: str, latent: torch.Tensor, embedding: torch.Tensor,
+                     options: TTSOptions, extra: dict[str, Any]) -> np.ndarray:
+        try:
+            out = model.inference(
+                chunk, language, latent, embedding, temperature=options.temperature,
+                length_penalty=options.length_penalty, repetition_penalty=options.repetition_penalty,
+                top_k=options.top_k, top_p=options.top_p, speed=options.speed, enable_text_splitting=False, **extra,
+            )
+        except ModuleNotFoundError as exc:
+            need = LANGUAGE_PACKAGES.get(language, exc.name or "a missing package")
+            raise LabError(f"Speaking {XTTS_LANGUAGES[language]} needs {need}; it is not installed.") from exc
+        except AssertionError as exc:  # coqui asserts on > 400 text tokens
+            raise InputError(f"A sentence is too long for XTTS ({len(chunk)} characters); split it up.") from exc
+        return np.asarray(out["wav"], dtype=np.float32).reshape(-1)
+
+    def _save(self, result: TTSResult, *, text: str, language: str, speaker: str | None,
+              references: list[dict[str, Any]], options: TTSOptions, load_seconds: float,
+              latents_seconds: float) -> None:
+        folder = self.settings.workspace_sub("outputs", "tts")
+        now = datetime.now()
+        stem = f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}_{slugify(text)}"
+        wav_path = folder / f"{stem}.wav"
+        n = 2
+        while wav_path.exists() or wav_path.with_suffix(".json").exists():
+            wav_path = folder / f"{stem}-{n}.wav"
+            n += 1
+        save_wav(wav_path, result.audio, result.sample_rate)
+        loaded = self.holder.loaded
+        sidecar = {
+            "created": now.isoformat(timespec="seconds"),
+            "file": wav_path.name,
+            "text": text,
+            "language": language,
+            "model_id": result.model_id,
+            "model_dir": str(self.model_dir(result.model_id) or ""),
+            "device": loaded.device if loaded else None,
+            "speaker": speaker,
+            "references": references,
+            "options": asdict(options),
+            "seed_used": result.seed,
+            "chunks": result.chunks,
+            "sample_rate": result.sample_rate,
+            "timings": {
+                "model_load_seconds": round(load_seconds, 3),
+                "latents_seconds": round(latents_seconds, 3),
+                "gen_seconds": round(result.gen_seconds, 3),
+                "audio_seconds": round(result.audio_seconds, 3),
+                "rtf": round(result.rtf, 4),
+            },
+            "latents_cached": result.latents_cached,
+            "notices": result.notices,
+            "versions": versions(),
+            "tiny_model": result.model_id == TINY_ID,
+        }
+        json_path = write_json(wav_path.with_suffix(".json"), sidecar)
+        result.path, result.sidecar = wav_path, json_path
+
+    # ------------------------------------------------------------------ speaker embedding (Eval's SIM)
+
+    def speaker_embedding(self, audio: Path | np.ndarray, sr: int | None = None, model_id: str | None = None) -> np.ndarray:
+        """XTTS's speaker-encoder embedding of a clip, L2-normalised (512 values).
+
+        Args:
+            audio: a file path, or a mono float array.
+            sr: the array's sample rate (required with an array).
+            model_id: whose speaker encoder to use; None = the loaded or default model.
+
+        Returns:
+            float32 vector of unit length.
+
+        Raises:
+            InputError / AudioError: no sample rate, empty or too short audio.
+        """
+        if isinstance(audio, str | Path):
+            samples, sr = load_audio(audio, sr=16000, max_mb=self.settings.max_upload_mb)
+        else:
+            if sr is None:
+                raise InputError("speaker_embedding: give the sample rate of the array (sr=...).")
+            samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if samples.size < MIN_EMBED_SECONDS * sr:
+            raise AudioError(f"Audio of {samples.size / sr:.2f} s is too short for a speaker embedding "
+                             f"(at least {MIN_EMBED_SECONDS:g} s).")
+        if model_id is None and self.holder.loaded is not None:
+            model_id = self.holder.loaded.key
+        with self.gpu_lock:
+            model = self.load(model_id)
+            with oom_guard("the speaker embedding", "Free GPU memory (System panel)."):
+                tensor = torch.from_numpy(np.ascontiguousarray(samples)).unsqueeze(0)
+                emb = model.get_speaker_embedding(tensor, int(sr)).reshape(-1).float().cpu().numpy()
+        norm = float(np.linalg.norm(emb))
+        return (emb / norm if norm > 0 else emb).astype(np.float32)
+
+    # ------------------------------------------------------------------ saved voices
+
+    def _voice_roots(self) -> list[Path]:
+        return [self.settings.workspace_sub("voices"), self.settings.path("samples_dir") / "voices"]
+
+    @staticmethod
+    def _audio_files(folder: Path) -> list[Path]:
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+    def list_voices(self) -> list[str]:
+        """Saved voices (workspace/voices) then shipped ones (samples/voices), by name."""
+        names: list[str] = []
+        for root in self._voice_roots():
+            if not root.is_dir():
+                continue
+            for folder in sorted(root.iterdir(), key=lambda p: p.name.lower()):
+                if folder.name not in names and not folder.name.startswith(".") and self._audio_files(folder):
+                    names.append(folder.name)
+        return names
+
+    def voice_files(self, name: str) -> list[Path]:
+        """The reference clips of a saved voice.
+
+        Raises:
+            InputError: unknown or unsafe name.
+        """
+        name = check_voice_name(name)
+        for root in self._voice_roots():
+            files = self._audio_files(root / name)
+            if files:
+                return files
+        known = ", ".join(self.list_voices()) or "none yet"
+        raise InputError(f"No saved voice named {name!r}. Saved voices: {known}.")
+
+    def save_voice(self, name: str, files: Sequence[Path | str], overwrite: bool = False) -> Path:
+        """Copy reference clips to workspace/voices/<name>/ after checking each one is usable.
+
+        Args:
+            name: folder name (letters, digits, spaces, '-', '_', '.'; no separators or '..').
+            files: audio clips of one speaker.
+            overwrite: replace an existing voice of that name.
+
+        Returns:
+            The voice folder.
+
+        Raises:
+            InputError / AudioError: bad name, no files, unusable clip, or the name is taken.
+        """
+        name = check_voice_name(name)
+        paths = [Path(f) for f in files or [] if f]
+        if not paths:
+            raise InputError("No clips to save: upload or record a reference clip first.")
+        for p in paths:
+            self._decode_reference(p)  # refuse non-audio, too short and silent clips now, not at synthesis
+        root = self.settings.workspace_sub("voices")
+        target = root / name
+        if target.exists() and not overwrite:
+            raise InputError(f"A voice named {name!r} already exists; choose another name.")
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+        try:
+            used: set[str] = set()
+            for p in paths:
+                base = re.sub(r"[^\w.-]+", "_", p.stem).strip("._") or "clip"
+                candidate, n = f"{base}{p.suffix.lower()}", 2
+                while candidate in used:
+                    candidate, n = f"{base}-{n}{p.suffix.lower()}", n + 1
+                used.add(candidate)
+                shutil.copy2(p, staging / candidate)
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        log.info("Saved voice %s (%d clip(s)) in %s", name, len(paths), target)
+        return target
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        """What the System panel shows about TTS."""
+        loaded = self.holder.loaded
+        with self._latents_lock:
+            entries = len(self._latents)
+        return {
+            "loaded_model": loaded.key if loaded else None,
+            "device": loaded.device if loaded else resolve_device(self.settings.device),
+            "load_seconds": round(loaded.load_seconds, 2) if loaded else None,
+            "latent_cache_entries": entries,
+            "latent_cache_size": self.settings.latent_cache_size,
+        }
+
+
+def _seed_everything(seed: int) -> None:
+    """Same seed, same audio: XTTS samples with torch's RNG (random/numpy seeded for any helper)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else "no details")[:limit]
+
+
+def _log_info(message: str) -> None:
+    log.info("%s", message)
+

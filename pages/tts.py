@@ -1,0 +1,266 @@
+"""TTS tab: text + a voice (reference clips, a saved voice or a built-in speaker) -> speech.
+
+UI only: every callback is a thin, guarded wrapper around a plain function that calls
+``engines.tts`` (tests call both directly).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from config import XTTS_LANGUAGES
+from engines.errors import InputError
+from engines.tts import OPTION_RANGES, TINY_ID, TTSOptions, TTSResult
+from pages.common import GPU_CONCURRENCY_ID, guarded, notify, warn
+
+log = logging.getLogger(__name__)
+
+NONE = "(none)"  # dropdown entry meaning "no saved voice" / "no built-in speaker"
+
+
+# ---------------------------------------------------------------- plain functions (no gradio)
+
+
+def char_counter(text: str | None, limit: int) -> str:
+    """The live counter under the text box."""
+    count = len((text or "").strip())
+    if count > limit:
+        return f"**{count} / {limit} characters: {count - limit} over the limit**"
+    return f"{count} / {limit} characters"
+
+
+def _as_paths(files: Any) -> list[Path]:
+    """gr.File (multiple) gives a list of paths (or file objects with .name); None when empty."""
+    if not files:
+        return []
+    if isinstance(files, str | Path):
+        files = [files]
+    return [Path(getattr(f, "name", f)) for f in files if f]
+
+
+def collect_references(engines, files: Any, recording: str | None, voice: str | None) -> list[Path]:
+    """Uploaded clips + the recording + a saved voice's clips, in that order."""
+    refs = _as_paths(files)
+    if recording:
+        refs.append(Path(recording))
+    if voice and voice != NONE:
+        refs.extend(engines.tts.voice_files(voice))
+    return refs
+
+
+def build_options(language: str, temperature: float, top_k: float, top_p: float, repetition_penalty: float,
+                  length_penalty: float, speed: float, seed: float | None, split_sentences: bool,
+                  max_audio_tokens: float | None) -> TTSOptions:
+    """UI values -> TTSOptions (seed -1/empty = random, max tokens 0/empty = no cap)."""
+    seed_value = None if seed is None or seed == "" or int(seed) < 0 else int(seed)
+    tokens = None if not max_audio_tokens or int(max_audio_tokens) <= 0 else int(max_audio_tokens)
+    return TTSOptions(
+        language=language, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
+        repetition_penalty=float(repetition_penalty), length_penalty=float(length_penalty), speed=float(speed),
+        seed=seed_value, split_sentences=bool(split_sentences), max_audio_tokens=tokens,
+    )
+
+
+def stats_markdown(result: TTSResult) -> str:
+    """The stats panel under the player."""
+    rows = [
+        ("Generation time", f"{result.gen_seconds:.2f} s"),
+        ("Audio duration", f"{result.audio_seconds:.2f} s"),
+        ("Real-time factor", f"{result.rtf:.2f} (below 1 = faster than real time)"),
+        ("Voice latents cached", "yes" if result.latents_cached else "no"),
+        ("Seed", str(result.seed)),
+        ("Sentences", str(len(result.chunks))),
+        ("Model", result.model_id),
+    ]
+    table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+    if result.model_id == TINY_ID:
+        table += "\n\n_Tiny random model: the audio is noise; these numbers measure plumbing, not quality._"
+    return table
+
+
+def generate(engines, text: str, language: str, files: Any, recording: str | None, voice: str | None,
+             speaker: str | None, model_id: str | None, temperature: float, top_k: float, top_p: float,
+             repetition_penalty: float, length_penalty: float, speed: float, seed: float | None,
+             split_sentences: bool, max_audio_tokens: float | None = None,
+             progress=None) -> tuple[str, list[str], str, list[str]]:
+    """Run one synthesis from UI values.
+
+    Returns:
+        (WAV path, [WAV path, JSON sidecar path], stats markdown, notices).
+
+    Raises:
+        InputError and the other engine errors (the callback turns them into gr.Error).
+    """
+    options = build_options(language, temperature, top_k, top_p, repetition_penalty, length_penalty, speed, seed,
+                            split_sentences, max_audio_tokens)
+    references = collect_references(engines, files, recording, voice)
+    chosen_speaker = speaker if speaker and speaker != NONE else None
+    if references and chosen_speaker:
+        raise InputError(f"Both reference clips and the built-in speaker {chosen_speaker!r} are selected: "
+                         f"clear the clips or set the speaker to {NONE}.")
+    result = engines.tts.synthesize(text, model_id=model_id or None, reference=references, speaker=chosen_speaker,
+                                    options=options, save=True, progress=progress)
+    files_out = [str(p) for p in (result.path, result.sidecar) if p is not None]
+    return str(result.path), files_out, stats_markdown(result), list(result.notices)
+
+
+def save_voice(engines, name: str, files: Any, recording: str | None) -> tuple[str, list[str]]:
+    """Save the uploaded/recorded clips as a named voice. Returns (name, all voice names)."""
+    clips = _as_paths(files) + ([Path(recording)] if recording else [])
+    folder = engines.tts.save_voice(name, clips)
+    return folder.name, engines.tts.list_voices()
+
+
+# ---------------------------------------------------------------- callbacks (thin, guarded)
+
+
+@guarded
+def generate_callback(engines, *values: Any, progress=None):
+    """Generate button: returns (audio, files, stats); notices become warnings."""
+    audio, files, stats, notices = generate(engines, *values, progress=progress)
+    for notice in notices:
+        warn(notice)
+    return audio, files, stats
+
+
+@guarded
+def save_voice_callback(engines, name: str, files: Any, recording: str | None):
+    saved, names = save_voice(engines, name, files, recording)
+    notify(f"Saved voice {saved!r}.")
+    return gr.Dropdown(choices=[NONE, *names], value=saved), ""
+
+
+@guarded
+def refresh_models_callback(engines, current: str | None):
+    choices = engines.tts.list_models()
+    ids = [mid for _, mid in choices]
+    return gr.Dropdown(choices=choices, value=current if current in ids else engines.tts.default_model())
+
+
+@guarded
+def refresh_voices_callback(engines, current: str | None):
+    names = engines.tts.list_voices()
+    return gr.Dropdown(choices=[NONE, *names], value=current if current in names else NONE)
+
+
+@guarded
+def speakers_callback(engines, model_id: str | None, current: str | None):
+    """Built-in speakers of the selected model (empty until the base model is downloaded)."""
+    names = engines.tts.speakers(model_id or None)
+    return gr.Dropdown(choices=[NONE, *names], value=current if current in names else NONE)
+
+
+# ---------------------------------------------------------------- layout
+
+
+def _slider(name: str, label: str, value: float, step: float, info: str | None = None) -> gr.Slider:
+    low, high = OPTION_RANGES[name]
+    return gr.Slider(low, high, value=value, step=step, label=label, info=info, elem_id=f"tts-{name.replace('_', '-')}")
+
+
+def build(engines) -> None:
+    """Lay out the TTS tab and wire it to ``engines.tts``."""
+    settings = engines.settings
+    tts = engines.tts
+    limit = settings.max_text_chars
+    languages = [(f"{name} ({code})", code) for code, name in XTTS_LANGUAGES.items()]
+    default_model = tts.default_model()
+    model_choices = tts.list_models()
+    if default_model not in [mid for _, mid in model_choices]:  # e.g. an absolute folder from settings
+        model_choices.append((default_model, default_model))
+    try:
+        initial_speakers = tts.speakers(default_model)
+    except Exception:  # noqa: BLE001 - a broken default model must not stop the app from building
+        log.warning("Could not read the speakers of %s", default_model, exc_info=True)
+        initial_speakers = []
+
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(label="Text", lines=6, placeholder="What should the voice say?", elem_id="tts-text")
+            counter = gr.Markdown(char_counter("", limit), elem_id="tts-counter")
+            with gr.Row():
+                language = gr.Dropdown(languages, value=settings.language, label="Language", elem_id="tts-language")
+                model = gr.Dropdown(model_choices, value=default_model, label="Model", elem_id="tts-model",
+                                    scale=2)
+                refresh_models = gr.Button("Refresh models", size="sm", elem_id="tts-refresh-models")
+            with gr.Accordion("Generation settings", open=False, elem_id="tts-settings"):
+                with gr.Row():
+                    temperature = _slider("temperature", "Temperature", settings.temperature, 0.05,
+                                          "Lower = steadier, flatter; higher = livelier, riskier")
+                    top_k = _slider("top_k", "Top-k", settings.top_k, 1)
+                    top_p = _slider("top_p", "Top-p", settings.top_p, 0.05)
+                with gr.Row():
+                    repetition_penalty = _slider("repetition_penalty", "Repetition penalty",
+                                                 settings.repetition_penalty, 0.5)
+                    length_penalty = _slider("length_penalty", "Length penalty", settings.length_penalty, 0.5,
+                                             "Only matters with beam search")
+                    speed = _slider("speed", "Speed", settings.speed, 0.05)
+                with gr.Row():
+                    seed = gr.Number(settings.seed, label="Seed (-1 = random)", precision=0, elem_id="tts-seed")
+                    split = gr.Checkbox(settings.split_sentences, label="Split into sentences",
+                                        info="One generation per sentence, joined with a short pause",
+                                        elem_id="tts-split")
+                    max_tokens = gr.Number(0, label="Max audio tokens per sentence (0 = no cap)", precision=0,
+                                           minimum=0, elem_id="tts-max-tokens")
+            generate_btn = gr.Button("Generate", variant="primary", elem_id="tts-generate")
+        with gr.Column(scale=2):
+            gr.Markdown("**Voice**: upload or record 3-10 s of clean speech, pick a saved voice, "
+                        "or choose a built-in speaker.")
+            ref_files = gr.File(label="Reference clips (WAV, MP3, FLAC, OGG, M4A)", file_count="multiple",
+                                file_types=["audio"], type="filepath", elem_id="tts-reference")
+            recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Record or upload a clip",
+                                 elem_id="tts-record")
+            with gr.Row():
+                voice = gr.Dropdown([NONE, *tts.list_voices()], value=NONE, label="Saved voice",
+                                    elem_id="tts-voice", scale=3)
+                refresh_voices = gr.Button("Refresh", size="sm", elem_id="tts-refresh-voices")
+            with gr.Row():
+                voice_name = gr.Textbox(label="Save clips as voice", placeholder="voice name", elem_id="tts-voice-name",
+                                        scale=3)
+                save_voice_btn = gr.Button("Save as voice", size="sm", elem_id="tts-save-voice")
+            with gr.Row():
+                speaker = gr.Dropdown([NONE, *initial_speakers], value=NONE, label="Built-in speaker",
+                                      elem_id="tts-speaker", scale=3)
+                refresh_speakers = gr.Button("Refresh", size="sm", elem_id="tts-refresh-speakers")
+
+    with gr.Row():
+        with gr.Column(scale=3):
+            audio_out = gr.Audio(label="Output", type="filepath", autoplay=False, interactive=False,
+                                 buttons=["download"], elem_id="tts-audio")
+        with gr.Column(scale=2):
+            files_out = gr.File(label="WAV + JSON (all parameters)", file_count="multiple", interactive=False,
+                                elem_id="tts-files")
+            stats = gr.Markdown(elem_id="tts-stats")
+
+    text.change(lambda t: char_counter(t, limit), inputs=text, outputs=counter, show_progress="hidden",
+                queue=False, trigger_mode="always_last", api_visibility="private")
+    refresh_models.click(lambda cur: refresh_models_callback(engines, cur), inputs=model, outputs=model,
+                         api_visibility="private")
+    model.change(lambda m, cur: speakers_callback(engines, m, cur), inputs=[model, speaker], outputs=speaker,
+                 api_visibility="private")
+    refresh_speakers.click(lambda m, cur: speakers_callback(engines, m, cur), inputs=[model, speaker],
+                           outputs=speaker, api_visibility="private")
+    refresh_voices.click(lambda cur: refresh_voices_callback(engines, cur), inputs=voice, outputs=voice,
+                         api_visibility="private")
+    save_voice_btn.click(lambda n, f, r: save_voice_callback(engines, n, f, r), inputs=[voice_name, ref_files, recording],
+                         outputs=[voice, voice_name], api_visibility="private")
+
+    def _generate(text_v, language_v, files_v, recording_v, voice_v, speaker_v, model_v, temperature_v, top_k_v,
+                  top_p_v, rep_v, len_v, speed_v, seed_v, split_v, tokens_v, progress=gr.Progress(track_tqdm=True)):
+        return generate_callback(engines, text_v, language_v, files_v, recording_v, voice_v, speaker_v, model_v,
+                                 temperature_v, top_k_v, top_p_v, rep_v, len_v, speed_v, seed_v, split_v, tokens_v,
+                                 progress=progress)
+
+    generate_btn.click(
+        _generate,
+        inputs=[text, language, ref_files, recording, voice, speaker, model, temperature, top_k, top_p,
+                repetition_penalty, length_penalty, speed, seed, split, max_tokens],
+        outputs=[audio_out, files_out, stats],
+        api_name="tts_generate",
+        concurrency_id=GPU_CONCURRENCY_ID,
+        concurrency_limit=1,
+    )
