@@ -24,6 +24,7 @@ class Engines:
     gpu_lock: threading.RLock = field(default_factory=threading.RLock)  # one GPU job at a time
     tts: Any = None  # engines.tts.TTSEngine
     asr: Any = None  # engines.asr.ASREngine
+    evaluation: Any = None  # engines.evaluation.EvalEngine
     extra: dict[str, Any] = field(default_factory=dict)  # later engines (finetune, eval)
 
     @classmethod
@@ -35,10 +36,12 @@ class Engines:
 
             engines.extra["tiny"] = ensure_tiny_models(settings.workspace_sub("tiny-models"))
         from engines.asr import ASREngine
+        from engines.evaluation import EvalEngine
         from engines.tts import TTSEngine
 
         engines.tts = TTSEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
         engines.asr = ASREngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
+        engines.evaluation = EvalEngine(engines)
         return engines
 
     @property
