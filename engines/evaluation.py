@@ -293,6 +293,21 @@ def builtin_sets(settings: Settings) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.csv")) if folder.is_dir() else []
 
 
+def dataset_sets(settings: Settings) -> list[str]:
+    """Names of datasets that have an eval split (datasets/<name>/metadata_eval.csv)."""
+    root = settings.path("datasets_dir")
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "metadata_eval.csv").is_file())
+
+
+def sentence_set_choices(settings: Settings) -> list[tuple[str, str]]:
+    """(label, spec) for every sentence set the user can pick (built-in sets, then datasets' eval splits)."""
+    out = [(f"Built-in: {name}", f"builtin:{name}") for name in builtin_sets(settings)]
+    out += [(f"Dataset eval split: {name} (with recordings)", f"dataset:{name}") for name in dataset_sets(settings)]
+    return out
+
+
 def _unique_ids(sentences: list[Sentence]) -> list[Sentence]:
     seen: dict[str, int] = {}
     out = []
@@ -364,7 +379,7 @@ def _read_dataset(settings: Settings, name: str) -> list[Sentence]:
             raise InputError(f"{info_path} is not valid JSON ({exc}).") from exc
     out = []
     with open(meta, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh, delimiter="|", quoting=csv.QUOTE_NONE))
+        rows = list(csv.reader(fh, delimiter="|"))  # engines.datasets writes with csv (quotes when needed)
     if rows and [c.strip().lower() for c in rows[0][:2]] == ["audio_file", "text"]:
         rows = rows[1:]
     for row in rows:
@@ -1344,11 +1359,7 @@ class EvalEngine:
             if not fresh:
                 if progress:
                     progress(i / len(checkpoints), desc=f"Exporting checkpoint {ckpt.name}")
-                if dest.exists():
-                    shutil.rmtree(dest)
-                model_dir = Path(training.export(training_run, ckpt, dest.name, dest_dir=dest))
-                if model_dir.resolve() != dest.resolve():  # the engine chose its own folder: use it
-                    dest = model_dir
+                dest = Path(training.export(training_run, ckpt, dest.name, dest_dir=cache, overwrite=True))
                 write_json(dest / ".source.json", want)
             out.append((str(dest.resolve()), str(ckpt)))
         return out
@@ -1378,8 +1389,12 @@ class EvalEngine:
         """``iter_rank_checkpoints`` to the end."""
         return _last(self.iter_rank_checkpoints(training_run, base, **kwargs))
 
-    def export_best(self, run_id: str, name: str) -> Path:
+    def export_best(self, run_id: str, name: str | None = None) -> Path:
         """Export the best-ranked checkpoint of a checkpoint-ranking run as workspace/models/<name>.
+
+        Args:
+            run_id: a run made by ``rank_checkpoints``.
+            name: the model folder name; None = the training engine's default ("<dataset>-step<step>").
 
         Returns:
             The new model folder (it appears in the TTS model list).

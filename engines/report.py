@@ -26,7 +26,8 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1f2328;max-width:1400px}
 h1{font-size:1.6em;margin-bottom:0}h2{margin-top:1.8em;border-bottom:1px solid #d0d7de;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}
-th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top}
+th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:720px}
 th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .note{background:#fff8c5;border:1px solid #d4a72c;padding:8px 12px;border-radius:6px;margin:12px 0}
 .muted{color:#57606a;font-size:12px}
@@ -304,7 +305,7 @@ def _utterance_html(rows: Sequence[dict[str, Any]], systems: Sequence[str]) -> s
             f"<td><details><summary>{_esc((r['hyp_text'] or '(empty)')[:60])}</summary>"
             f"<div class='muted'>REF: {_esc(r['ref_text'])}<br>HYP: {_esc(r['hyp_text']) or '(empty)'}<br>"
             f"normalized ({_esc(r['normalizer'])}): {_esc(r['ref_norm'])} → {_esc(r['hyp_norm'])}</div>"
-            f"{alignment_view(r)}</details></td></tr>"
+            f"<div class='scroll'>{alignment_view(r)}</div></details></td></tr>"
         )
     parts.append("</table>")
     return "".join(parts)
