@@ -553,6 +553,7 @@ class TTSEngine:
             voice = self._latents.get(key)
             if voice is not None:
                 self._latents.move_to_end(key)
+                self._trim_cache()
                 return voice, True
         clips, notices, infos = [], [], []
         for p, digest in zip(paths, hashes):
@@ -565,9 +566,13 @@ class TTSEngine:
         with self._latents_lock:
             self._latents[key] = voice
             self._latents.move_to_end(key)
-            while len(self._latents) > max(self.settings.latent_cache_size, 0):
-                self._latents.popitem(last=False)
+            self._trim_cache()
         return voice, False
+
+    def _trim_cache(self) -> None:
+        """Drop the least recently used voices beyond settings.latent_cache_size (caller holds the lock)."""
+        while len(self._latents) > max(self.settings.latent_cache_size, 0):
+            self._latents.popitem(last=False)
 
     def clear_latent_cache(self) -> int:
         """Forget every cached voice. Returns how many entries were dropped."""
@@ -657,6 +662,7 @@ class TTSEngine:
                 pause = np.zeros(int(PAUSE_SECONDS * sr), dtype=np.float32)
                 extra: dict[str, Any] = {}
                 if options.max_audio_tokens is not None:
+                    _quiet_transformers()
                     extra["max_new_tokens"] = int(min(options.max_audio_tokens, model.gpt.max_gen_mel_tokens))
                 pieces: list[np.ndarray] = []
                 for i, chunk in enumerate(chunks):
@@ -868,6 +874,24 @@ class TTSEngine:
             "latent_cache_entries": entries,
             "latent_cache_size": self.settings.latent_cache_size,
         }
+
+
+class _QuietMaxNewTokens(logging.Filter):
+    """coqui's GPT.generate always sets max_length; our max_new_tokens cap wins, and transformers says so on
+    every call. Drop that one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("max_new_tokens" in message and "max_length" in message)
+
+
+_QUIET_FILTER = _QuietMaxNewTokens()
+
+
+def _quiet_transformers() -> None:
+    target = logging.getLogger("transformers.generation.utils")
+    if _QUIET_FILTER not in target.filters:
+        target.addFilter(_QUIET_FILTER)
 
 
 def _seed_everything(seed: int) -> None:
