@@ -1,0 +1,386 @@
+"""Finetune tab, "2. Train": settings and presets, start/stop/resume, live view, runs list, export.
+
+UI only: the plain functions below call ``engines.training`` (tests call them directly); the
+callbacks are thin guarded wrappers. Training runs in its own process, so the live view is a
+``gr.Timer`` reading the run folder every 2 s: refreshing the browser or restarting the app shows the
+running (or latest) run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from engines.errors import InputError
+from engines.training import PRESETS, RunStatus, TrainOptions, estimate_vram_gib
+from pages.common import guarded, notify
+
+log = logging.getLogger(__name__)
+
+PRESET_FIELDS = ("epochs", "batch_size", "grad_accum", "learning_rate", "max_audio_seconds", "save_every",
+                 "eval_every", "seed")
+BEST = "best (lowest eval loss)"
+RUN_COLUMNS = ["run", "status", "dataset", "settings", "best eval loss", "duration", "steps"]
+PLOT_COLUMNS = ["step", "loss", "series"]
+REFRESH_SECONDS = 2.0
+
+
+# ---------------------------------------------------------------- plain functions (no gradio events)
+
+
+def preset_values(name: str) -> list[Any]:
+    """Field values of a preset, in PRESET_FIELDS order (eval-every None shows as 0 = each epoch)."""
+    if name not in PRESETS:
+        raise InputError(f"Unknown preset {name!r}; choose one of: {', '.join(PRESETS)}.")
+    values = PRESETS[name]
+    return [0 if values[f] is None and f == "eval_every" else values[f] for f in PRESET_FIELDS]
+
+
+def build_options(dataset: str | None, base: str | None, epochs: float, batch_size: float, grad_accum: float,
+                  learning_rate: float, max_audio_seconds: float, save_every: float, eval_every: float | None,
+                  seed: float, keep_checkpoints: int = 3) -> TrainOptions:
+    """UI values -> TrainOptions (eval-every 0/empty = at each epoch end). The engine validates ranges."""
+    def whole(value: Any, name: str) -> int:
+        if value is None or value == "":
+            raise InputError(f"Enter a value for {name}.")
+        return int(value)
+
+    eval_steps = None if eval_every in (None, "") or int(eval_every) <= 0 else int(eval_every)
+    return TrainOptions(
+        dataset=(dataset or "").strip(), base_model=(base or "").strip(), epochs=whole(epochs, "epochs"),
+        batch_size=whole(batch_size, "batch size"), grad_accum=whole(grad_accum, "gradient accumulation"),
+        learning_rate=float(learning_rate or 0), max_audio_seconds=float(max_audio_seconds or 0),
+        save_every=whole(save_every, "save every"), eval_every=eval_steps, seed=whole(seed, "seed"),
+        keep_checkpoints=keep_checkpoints,
+    )
+
+
+def _fmt_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _fmt_loss(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def status_markdown(st: RunStatus | None, tiny: bool = False) -> str:
+    """The live status panel."""
+    if st is None:
+        return "No training run yet. Pick a dataset and a preset, then **Start training**."
+    total = st.total_steps or "?"
+    lines = [
+        f"**Run** `{st.run_id}` — **{st.status.upper()}** · dataset `{st.dataset}` · base `{st.base_model}` · "
+        f"{st.device or '?'}",
+        f"Epoch **{st.epoch}/{st.epochs}** · step **{st.step}/{total}** · ETA {_fmt_seconds(st.eta_seconds)} · "
+        f"elapsed {_fmt_seconds(st.elapsed_seconds)}",
+        f"Train loss {_fmt_loss(st.train_loss)} · eval loss {_fmt_loss(st.eval_loss)} "
+        f"(best {_fmt_loss(st.best_eval_loss)}) · learning rate {st.lr if st.lr is not None else '–'} · "
+        f"checkpoints {st.checkpoints}"
+        + (f" · GPU memory {st.gpu_memory_gib:.1f} GiB" if st.gpu_memory_gib is not None else ""),
+    ]
+    if st.status == "crashed":
+        lines.append("The training process died without finishing (killed, out of RAM, machine restarted). "
+                     "**Resume** continues from the last checkpoint.")
+    if st.error:
+        lines.append(f"**Error:** {st.error}")
+    if tiny:
+        lines.append("_Tiny-model mode: losses measure plumbing, not voice quality._")
+    return "\n\n".join(lines)
+
+
+def plot_frame(engines, run_id: str | None) -> pd.DataFrame:
+    """Train and eval loss against the global step, for gr.LinePlot (columns step, loss, series)."""
+    if not run_id:
+        return pd.DataFrame(columns=PLOT_COLUMNS)
+    frame = engines.training.metrics(run_id)
+    if frame.empty:
+        return pd.DataFrame(columns=PLOT_COLUMNS)
+    out = frame[["step", "loss", "kind"]].rename(columns={"kind": "series"}).dropna(subset=["loss"])
+    out["series"] = out["series"].map({"train": "train loss", "eval": "eval loss"})
+    return out.reset_index(drop=True)
+
+
+def runs_frame(engines) -> pd.DataFrame:
+    """The runs table."""
+    rows = [
+        [r.run_id, r.status, r.dataset, r.settings, _fmt_loss(r.best_eval_loss), _fmt_seconds(r.duration_seconds),
+         r.step]
+        for r in engines.training.list_runs()
+    ]
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def checkpoint_choices(engines, run_id: str | None) -> list[tuple[str, str]]:
+    """(label, value) for the export checkpoint dropdown: best first, then each checkpoint, newest first."""
+    if not run_id:
+        return [(BEST, BEST)]
+    choices = [(BEST, BEST)]
+    for info in reversed(engines.training.checkpoint_info(run_id)):
+        eval_loss = info.get("eval_loss")
+        label = f"{info['path'].name} — step {info['step']}, epoch {info.get('epoch', '?')}" + (
+            f", eval loss {eval_loss:.4f}" if eval_loss is not None else "")
+        choices.append((label, info["path"].name))
+    return choices
+
+
+def view_of(engines, run_id: str | None) -> tuple[str | None, RunStatus | None]:
+    """The run to show: the given one if it still exists, else the running or latest run."""
+    if run_id:
+        try:
+            return run_id, engines.training.status(run_id)
+        except InputError:
+            pass  # deleted meanwhile: fall back
+    latest = engines.training.latest_run()
+    return latest, (engines.training.status(latest) if latest else None)
+
+
+def suggestion_markdown(engines, base: str | None, batch_size: float | None, max_audio: float | None) -> str:
+    """Device note, suggested batch size on GPU, and the VRAM estimate for XTTS v2 at these settings."""
+    training = engines.training
+    audio = float(max_audio or 11.0)
+    try:
+        batch = max(1, int(batch_size or 1))
+    except (TypeError, ValueError):
+        batch = 1
+    estimate = estimate_vram_gib(batch, audio)
+    try:
+        suggested = training.suggest_batch_size(options=TrainOptions(base_model=base or "", max_audio_seconds=audio))
+    except Exception:  # noqa: BLE001 - a hint must never break the page
+        suggested = None
+    if suggested is None:
+        where = "Training runs on the **CPU**: fine for the tiny model, far too slow for real XTTS (use a GPU)."
+    else:
+        where = f"Suggested batch size for the free GPU memory: **{suggested}** (an estimate)."
+    return (f"{where} With XTTS v2, batch {batch} and {audio:g} s clips need about **{estimate:.0f} GiB** of GPU "
+            "memory (upper-bound estimate; gradient accumulation costs none).")
+
+
+def start(engines, *values: Any) -> str:
+    """Start a run from the UI values; returns its id."""
+    return engines.training.start(build_options(*values))
+
+
+def export(engines, run_id: str | None, checkpoint: str | None, name: str | None) -> Path:
+    """Export the selected run's checkpoint into workspace/models."""
+    if not run_id:
+        raise InputError("Select a run in the runs table first.")
+    ckpt = None if not checkpoint or checkpoint == BEST else checkpoint
+    return engines.training.export(run_id, ckpt, (name or "").strip() or None)
+
+
+def delete(engines, run_id: str | None, confirmed: bool) -> None:
+    """Delete the selected run (only with the confirmation ticked)."""
+    if not run_id:
+        raise InputError("Select a run in the runs table first.")
+    if not confirmed:
+        raise InputError(f"Tick 'Yes, delete' to delete run {run_id!r} and its checkpoints.")
+    engines.training.delete_run(run_id)
+
+
+# ---------------------------------------------------------------- callbacks (thin, guarded)
+
+
+def _live(engines, run_id: str | None, signature: Any = None, force_runs: bool = False) -> tuple:
+    """Outputs of the live view: run id, status, plot, log, runs table (only when something changed), signature."""
+    run_id, st = view_of(engines, run_id)
+    runs_dir = engines.training.runs_dir
+    count = sum(1 for _ in runs_dir.iterdir()) if runs_dir.is_dir() else 0
+    new_signature = [run_id, st.status if st else None, count, st.checkpoints if st else 0]
+    changed = force_runs or new_signature != signature
+    runs = runs_frame(engines) if changed else gr.update()
+    tiny = bool(getattr(engines.settings, "tiny_models", False))
+    return (run_id, status_markdown(st, tiny), plot_frame(engines, run_id), st.log_tail if st else "", runs,
+            new_signature)
+
+
+@guarded
+def refresh_callback(engines, run_id: str | None, signature: Any):
+    return _live(engines, run_id, signature)
+
+
+@guarded
+def preset_callback(name: str):
+    return preset_values(name)
+
+
+@guarded
+def start_callback(engines, *values: Any):
+    run_id = start(engines, *values)
+    notify(f"Training run {run_id} started.")
+    return _live(engines, run_id, force_runs=True)
+
+
+@guarded
+def stop_callback(engines, run_id: str | None):
+    active = engines.training.active_run()
+    if not active:
+        raise InputError("No training run is running.")
+    engines.training.stop(active)
+    notify(f"Run {active} stopped; its checkpoints are kept. Resume continues from the last one.")
+    return _live(engines, active, force_runs=True)
+
+
+@guarded
+def resume_callback(engines, run_id: str | None):
+    run_id, st = view_of(engines, run_id)
+    if st is None:
+        raise InputError("No run to resume.")
+    engines.training.resume(run_id)
+    notify(f"Run {run_id} resumed from its last checkpoint.")
+    return _live(engines, run_id, force_runs=True)
+
+
+@guarded
+def select_callback(engines, table: pd.DataFrame, evt: gr.SelectData):
+    row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+    run_id = str(table.iloc[int(row)]["run"])
+    choices = checkpoint_choices(engines, run_id)
+    live = _live(engines, run_id, force_runs=False)
+    return (run_id, f"Selected run `{run_id}`.", gr.update(choices=choices, value=BEST), *live)
+
+
+@guarded
+def export_callback(engines, run_id: str | None, checkpoint: str | None, name: str | None):
+    path = export(engines, run_id, checkpoint, name)
+    notify(f"Exported to {path}: pick '{path.name}' in the TTS and Eval model lists.")
+    return f"Exported **{path.name}** to `{path}` (config.json, model.pth, vocab.json, reference.wav, export.json)."
+
+
+@guarded
+def delete_callback(engines, run_id: str | None, confirmed: bool):
+    delete(engines, run_id, confirmed)
+    notify(f"Run {run_id} deleted.")
+    return (None, "Run deleted.", gr.update(choices=[(BEST, BEST)], value=BEST), False, runs_frame(engines))
+
+
+# ---------------------------------------------------------------- layout
+
+
+def _base_choices(engines) -> tuple[list[tuple[str, str]], str]:
+    training = engines.training
+    choices: list[tuple[str, str]] = []
+    if getattr(engines, "tts", None) is not None:
+        try:
+            choices = list(engines.tts.list_models())
+        except Exception:  # noqa: BLE001 - fall back to the training engine's own list
+            choices = []
+    if not choices:
+        choices = training.base_models()
+    default = training.default_base()
+    if default not in [value for _, value in choices]:
+        choices.insert(0, (default, default))
+    return choices, default
+
+
+def build(engines) -> None:
+    """The "2. Train" sub-tab (called inside the Finetune tab)."""
+    if getattr(engines, "training", None) is None:
+        gr.Markdown("Training is not available (no training engine).")
+        return
+    training = engines.training
+    datasets = training.list_datasets()
+    bases, default_base = _base_choices(engines)
+    defaults = preset_values("standard")
+
+    gr.Markdown(
+        "Fine-tune XTTS's GPT on a dataset from **1. Dataset**. Training runs in its own process: you can "
+        "close the browser; Stop keeps the checkpoints and Resume continues from the last one. "
+        "Export writes a model folder that the TTS and Eval tabs list."
+    )
+    with gr.Row():
+        dataset = gr.Dropdown(datasets, value=datasets[0] if datasets else None, label="Dataset", elem_id="tr-dataset",
+                              allow_custom_value=False, scale=3)
+        refresh_lists = gr.Button("↻", elem_id="tr-refresh", scale=0, min_width=40)
+        base = gr.Dropdown(bases, value=default_base, label="Base model", elem_id="tr-base", scale=3,
+                           info="XTTS v2, or a fine-tuned model to continue training that voice")
+        preset = gr.Radio(list(PRESETS), value="standard", label="Preset", elem_id="tr-preset", scale=3)
+    with gr.Row():
+        epochs = gr.Number(defaults[0], label="Epochs", precision=0, minimum=1, elem_id="tr-epochs")
+        batch = gr.Number(defaults[1], label="Batch size", precision=0, minimum=1, elem_id="tr-batch")
+        accum = gr.Number(defaults[2], label="Gradient accumulation", precision=0, minimum=1, elem_id="tr-accum")
+        lr = gr.Number(defaults[3], label="Learning rate", elem_id="tr-lr")
+    with gr.Row():
+        max_audio = gr.Number(defaults[4], label="Max audio length (s)", minimum=1, elem_id="tr-max-audio")
+        save_every = gr.Number(defaults[5], label="Save every (steps)", precision=0, minimum=1, elem_id="tr-save-every")
+        eval_every = gr.Number(defaults[6], label="Eval every (steps; 0 = each epoch)", precision=0, minimum=0,
+                               elem_id="tr-eval-every")
+        seed = gr.Number(defaults[7], label="Seed", precision=0, elem_id="tr-seed")
+    suggestion = gr.Markdown(suggestion_markdown(engines, default_base, defaults[1], defaults[4]), elem_id="tr-suggest")
+    with gr.Row():
+        start_btn = gr.Button("Start training", variant="primary", elem_id="tr-start")
+        stop_btn = gr.Button("Stop", variant="stop", elem_id="tr-stop")
+        resume_btn = gr.Button("Resume", elem_id="tr-resume")
+
+    view_run = gr.State(None)  # the run the live view shows
+    signature = gr.State(None)  # what the runs table was last built from
+    status = gr.Markdown(status_markdown(None), elem_id="tr-status")
+    plot = gr.LinePlot(pd.DataFrame(columns=PLOT_COLUMNS), x="step", y="loss", color="series", title="Loss",
+                       x_title="step", y_title="loss", height=300, elem_id="tr-loss-plot")
+    log_box = gr.Textbox(label="Log (last lines of train.log)", lines=12, max_lines=12, autoscroll=True,
+                         interactive=False, elem_id="tr-log")
+
+    gr.Markdown("### Runs")
+    runs = gr.Dataframe(runs_frame(engines), headers=RUN_COLUMNS, interactive=False, wrap=True, elem_id="tr-runs")
+    selected = gr.State(None)  # the run picked in the table (export / delete target)
+    selected_note = gr.Markdown("Click a run to export or delete it.", elem_id="tr-selected")
+    with gr.Row():
+        checkpoint = gr.Dropdown([(BEST, BEST)], value=BEST, label="Checkpoint", elem_id="tr-checkpoint", scale=3)
+        export_name = gr.Textbox(label="Model name", placeholder="e.g. my-voice (empty = <dataset>-step<N>)",
+                                 elem_id="tr-export-name", scale=3)
+        export_btn = gr.Button("Export model", variant="primary", elem_id="tr-export", scale=1)
+    export_note = gr.Markdown(elem_id="tr-export-result")
+    with gr.Row():
+        confirm = gr.Checkbox(False, label="Yes, delete the selected run and its checkpoints", elem_id="tr-delete-confirm")
+        delete_btn = gr.Button("Delete run", variant="stop", elem_id="tr-delete")
+
+    fields = [dataset, base, epochs, batch, accum, lr, max_audio, save_every, eval_every, seed]
+    live_outputs = [view_run, status, plot, log_box, runs, signature]
+
+    preset.change(preset_callback, inputs=preset, outputs=[epochs, batch, accum, lr, max_audio, save_every,
+                                                           eval_every, seed], show_progress="hidden")
+    for trigger in (base.change, batch.change, max_audio.change):
+        trigger(lambda b, n, a: suggestion_markdown(engines, b, n, a), inputs=[base, batch, max_audio],
+                outputs=suggestion, show_progress="hidden")
+
+    def refresh_choices(current_dataset: str | None, current_base: str | None):
+        names = training.list_datasets()
+        choices, _ = _base_choices(engines)
+        values = [v for _, v in choices]
+        return (gr.update(choices=names, value=current_dataset if current_dataset in names else
+                          (names[0] if names else None)),
+                gr.update(choices=choices, value=current_base if current_base in values else default_base))
+
+    refresh_lists.click(guarded(refresh_choices), inputs=[dataset, base], outputs=[dataset, base],
+                        show_progress="hidden")
+    start_btn.click(lambda *v: start_callback(engines, *v), inputs=fields, outputs=live_outputs)
+    stop_btn.click(lambda r: stop_callback(engines, r), inputs=view_run, outputs=live_outputs)
+    resume_btn.click(lambda r: resume_callback(engines, r), inputs=view_run, outputs=live_outputs)
+
+    timer = gr.Timer(REFRESH_SECONDS)
+    timer.tick(lambda r, s: refresh_callback(engines, r, s), inputs=[view_run, signature], outputs=live_outputs,
+               show_progress="hidden", queue=False)
+    root = gr.context.Context.root_block
+    if root is not None:  # on page load (and browser refresh) show the running or latest run at once
+        root.load(lambda: refresh_callback(engines, None, None), outputs=live_outputs, show_progress="hidden")
+
+    def on_select(table: pd.DataFrame, evt: gr.SelectData):  # the annotation makes Gradio pass the event
+        return select_callback(engines, table, evt)
+
+    runs.select(on_select, inputs=runs, outputs=[selected, selected_note, checkpoint, *live_outputs])
+    export_btn.click(lambda r, c, n: export_callback(engines, r, c, n), inputs=[selected, checkpoint, export_name],
+                     outputs=export_note)
+    delete_btn.click(lambda r, c: delete_callback(engines, r, c), inputs=[selected, confirm],
+                     outputs=[selected, selected_note, checkpoint, confirm, runs])
+
+
+__all__ = ["build", "build_options", "preset_values", "status_markdown", "plot_frame", "runs_frame",
+           "checkpoint_choices", "export", "delete", "start"]
