@@ -80,8 +80,11 @@ OPTION_RANGES: dict[str, tuple[float, float]] = {
 }
 # Language aliases users type; XTTS itself names Mandarin "zh-cn".
 LANGUAGE_ALIASES = {"zh": "zh-cn", "zh-CN": "zh-cn", "cn": "zh-cn"}
-# Extra packages some languages need (coqui-tts extras).
-LANGUAGE_PACKAGES = {"zh-cn": "pypinyin (pip install 'coqui-tts[zh]')", "ja": "cutlet and fugashi (pip install 'coqui-tts[ja]')"}
+# Extra packages some languages need for text normalisation (coqui-tts extras): code -> (modules, install hint).
+LANGUAGE_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
+    "zh-cn": (("pypinyin",), "pip install 'coqui-tts[zh]'"),
+    "ja": (("cutlet", "fugashi", "unidic_lite"), "pip install 'coqui-tts[ja]'"),
+}
 _VOICE_NAME = re.compile(r"^[\w][\w .,'()-]{0,63}$")
 
 ProgressFn = Callable[..., Any]
@@ -151,6 +154,19 @@ def normalize_language(language: str | None) -> str:
     return code
 
 
+def check_language_packages(language: str) -> None:
+    """Raise LabError when a language's text front end is not installed (before any model work)."""
+    import importlib.util
+
+    modules, hint = LANGUAGE_PACKAGES.get(language, ((), ""))
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise LabError(
+            f"{XTTS_LANGUAGES[language]} text needs the Python package(s) {', '.join(missing)}, which are not "
+            f"installed. Install them ({hint}) and restart the app, or pick another language."
+        )
+
+
 def _check_range(name: str, value: float | None) -> None:
     low, high = OPTION_RANGES[name]
     if value is None or isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
@@ -195,6 +211,7 @@ def check_request(
             "Shorten it or split it into several requests."
         )
     language = normalize_language(options.language)
+    check_language_packages(language)
     for name in ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed"):
         _check_range(name, getattr(options, name))
     if options.seed is not None:
@@ -560,7 +577,9 @@ class TTSEngine:
             audio, clip_notices, info = self._decode_reference(p)
             clips.append(audio)
             notices.extend(clip_notices)
-            infos.append({**info, "sha256": digest})
+            # XTTS itself reads only the first max_ref_len seconds of each clip: record what was really used.
+            used = min(len(audio) / COND_SR, float(cfg.max_ref_len))
+            infos.append({**info, "used_seconds": round(used, 3), "sha256": digest})
         latent, embedding = self._compute_voice(model, clips)
         voice = _Voice(latent, embedding, infos, notices)
         with self._latents_lock:
@@ -697,9 +716,9 @@ class TTSEngine:
                 length_penalty=options.length_penalty, repetition_penalty=options.repetition_penalty,
                 top_k=options.top_k, top_p=options.top_p, speed=options.speed, enable_text_splitting=False, **extra,
             )
-        except ModuleNotFoundError as exc:
-            need = LANGUAGE_PACKAGES.get(language, exc.name or "a missing package")
-            raise LabError(f"Speaking {XTTS_LANGUAGES[language]} needs {need}; it is not installed.") from exc
+        except ImportError as exc:  # coqui's text front end imports language packages lazily
+            raise LabError(f"{XTTS_LANGUAGES[language]} text cannot be prepared: {exc}. "
+                           f"{LANGUAGE_PACKAGES.get(language, ((), 'Install the missing package'))[1]}.") from exc
         except AssertionError as exc:  # coqui asserts on > 400 text tokens
             raise InputError(f"A sentence is too long for XTTS ({len(chunk)} characters); split it up.") from exc
         return np.asarray(out["wav"], dtype=np.float32).reshape(-1)

@@ -71,8 +71,10 @@ def test_reference_synthesis_writes_wav_and_sidecar(engine, ref):
     sidecar = json.loads(result.sidecar.read_text())
     assert sidecar["text"] == "Hello there, how are you today?"
     assert sidecar["language"] == "en" and sidecar["model_id"] == "tiny" and sidecar["speaker"] is None
-    assert sidecar["references"] == [{"name": ref.name, "seconds": pytest.approx(sf.info(ref).duration, abs=0.01),
-                                      "trimmed": False, "sha256": file_sha256(ref)}]
+    seconds = sf.info(ref).duration
+    assert sidecar["references"] == [{"name": ref.name, "seconds": pytest.approx(seconds, abs=0.01), "trimmed": False,
+                                      "used_seconds": pytest.approx(min(seconds, 10.0), abs=0.01),
+                                      "sha256": file_sha256(ref)}]
     assert sidecar["options"] == dataclasses.asdict(FAST)
     assert sidecar["seed_used"] == FAST.seed and sidecar["file"] == result.path.name
     assert sidecar["timings"]["gen_seconds"] == pytest.approx(result.gen_seconds, abs=1e-3)
@@ -143,10 +145,21 @@ def test_language_other_than_english(engine):
     assert len(result.audio) > 0
 
 
+def test_languages_needing_extra_packages(engine):
+    import importlib.util
+
+    options = dataclasses.replace(FAST, language="zh")  # "zh" is accepted for "zh-cn"
+    if importlib.util.find_spec("pypinyin") is None:
+        with pytest.raises(LabError, match=r"pypinyin.*coqui-tts\[zh\]"):
+            engine.synthesize("你好。今天天气很好。", speaker="Tiny Alice", options=options, save=False)
+    else:
+        assert len(engine.synthesize("你好。今天天气很好。", speaker="Tiny Alice", options=options, save=False).audio)
+
+
 # ---------------------------------------------------------------- models
 
 
-def test_finetuned_model_dir_is_listed_synthesizes_and_switch_unloads(engine, tiny_models):
+def test_finetuned_model_dir_is_listed_synthesizes_and_switch_unloads(engine, tiny_models, ref):
     tiny_model = engine.load("tiny")
     tiny_ref = weakref.ref(tiny_model)
     del tiny_model
@@ -161,6 +174,13 @@ def test_finetuned_model_dir_is_listed_synthesizes_and_switch_unloads(engine, ti
     assert engine.holder.loaded.key == "my-finetune" and engine.status()["loaded_model"] == "my-finetune"
     gc.collect()
     assert tiny_ref() is None, "switching models must drop the previous one"
+
+    # An exported model may ship its own reference.wav: used when no voice is given.
+    with pytest.raises(InputError, match="No voice given"):
+        engine.synthesize("Which voice?", model_id="my-finetune", options=FAST, save=False)
+    shutil.copy(ref, target / "reference.wav")
+    own = engine.synthesize("Which voice?", model_id="my-finetune", options=FAST, save=False)
+    assert own.notices == ["No voice given: using the model's own reference.wav."] and len(own.audio) > 0
 
     # An absolute folder works too (same files, so it is the same model id path-wise).
     assert engine.model_dir(str(target)) == target
