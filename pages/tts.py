@@ -76,7 +76,7 @@ def stats_markdown(result: TTSResult) -> str:
         ("Sentences", str(len(result.chunks))),
         ("Model", result.model_id),
     ]
-    table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+    table = "| Measure | Value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
     if result.model_id == TINY_ID:
         table += "\n\n_Tiny random model: the audio is noise; these numbers measure plumbing, not quality._"
     return table
