@@ -332,7 +332,7 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
     parts.append(f"<p class='muted'>{_esc(name or '')} · {summary.get('n_rows')} utterances · state: {_esc(state)}"
                  f"{' (partial: resume the run to finish it)' if state != 'done' else ''}</p>")
     if summary.get("tiny"):
-        parts.append(f"<div class='note' id='tiny-note'><b>Tiny models.</b> {_esc(summary.get('note'))}</div>")
+        parts.append(f'<div class="note" id="tiny-note"><b>Tiny models.</b> {_esc(summary.get("note"))}</div>')
 
     parts.append("<h2>Summary</h2><p class='muted'>Corpus rate = total errors / total reference words (characters "
                  "for zh/ja/ko); mean = average of per-utterance rates. Brackets: bootstrap 95% confidence intervals "

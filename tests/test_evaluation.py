@@ -1,0 +1,521 @@
+"""The eval loop end to end on the tiny models: files, numbers that match results.csv, stop/resume,
+the headless command, listening tests, checkpoint ranking and every bad input.
+
+Tiny-model numbers measure plumbing (every step runs and is scored), never speech quality.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile as sf
+
+from config import ROOT, load_settings
+from engines.audio import load_audio, save_wav, write_text
+from engines.errors import AudioError, InputError, MissingWeightsError
+from engines.evaluation import GROUND_TRUTH, EvalConfig, load_sentences, read_results
+
+TOKENS = 8  # GPT audio tokens per sentence: ~0.35 s of (noise) audio keeps each synthesis short
+FAST = {"max_audio_tokens": TOKENS, "beam_size": None, "bootstrap": 200}
+
+ESPEAK_SENTENCES = [
+    ("in being comparatively modern.", "s1"),
+    ("the quick brown fox jumps over the lazy dog.", "s2"),
+    ("ask not what your country can do for you.", "s3"),
+]
+
+
+def _link_tiny(workspace: Path, tiny_models) -> None:
+    (workspace / "tiny-models").mkdir(parents=True, exist_ok=True)
+    for item in (tiny_models.xtts_dir, tiny_models.whisper_path):
+        link = workspace / "tiny-models" / item.name
+        if not link.exists():
+            link.symlink_to(item, target_is_directory=item.is_dir())
+
+
+@pytest.fixture(scope="module")
+def ev_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("eval")
+
+
+@pytest.fixture(scope="module")
+def ev_settings(ev_root, tiny_models):
+    _link_tiny(ev_root / "workspace", tiny_models)
+    return load_settings({"workspace": ev_root / "workspace", "datasets_dir": ev_root / "datasets",
+                          "tiny_models": True, "device": "cpu"}, env={})
+
+
+@pytest.fixture(scope="module")
+def eng(ev_settings):
+    from engines import Engines
+
+    return Engines.create(ev_settings)
+
+
+@pytest.fixture(scope="module")
+def recordings(request) -> list[tuple[Path, str]]:
+    """3 short (wav, transcript) pairs: transcribed LJSpeech clips when ../shared/data exists, else espeak-ng."""
+    try:
+        shared = request.getfixturevalue("shared_data")
+    except pytest.skip.Exception:
+        speak = request.getfixturevalue("speak")
+        return [(speak(text, "en", name=f"rec-{sid}"), text) for text, sid in ESPEAK_SENTENCES]
+    root = shared / "ljspeech"
+    with open(root / "metadata.csv", newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="|") if (r.get("text") or "").strip()]
+    rows.sort(key=lambda r: sf.info(str(root / r["audio_file"])).duration)
+    return [(root / r["audio_file"], r["text"].strip()) for r in rows[:3]]
+
+
+def make_dataset(datasets_dir: Path, name: str, clips: list[tuple[Path, str]], language: str = "en") -> Path:
+    """A coqui-format dataset whose eval split holds all the clips."""
+    folder = datasets_dir / name
+    (folder / "wavs").mkdir(parents=True, exist_ok=True)
+    lines = ["audio_file|text|speaker_name"]
+    for i, (src, text) in enumerate(clips):
+        audio, sr = load_audio(src, sr=22050)
+        save_wav(folder / "wavs" / f"clip{i:03d}.wav", audio, sr)
+        lines.append(f"wavs/clip{i:03d}.wav|{text}|speaker")
+    write_text(folder / "metadata_eval.csv", "\n".join(lines) + "\n")
+    write_text(folder / "metadata_train.csv", lines[0] + "\n")
+    write_text(folder / "dataset.json", json.dumps({"language": language}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset(ev_settings, recordings) -> Path:
+    return make_dataset(ev_settings.path("datasets_dir"), "lj", recordings)
+
+
+@pytest.fixture(scope="module")
+def voice_clip(speak) -> Path:
+    return speak("Printing, in the only sense with which we are at present concerned, differs from most arts.",
+                 name="eval-ref")
+
+
+@pytest.fixture(scope="module")
+def full_run(eng, dataset, voice_clip):
+    """One run: 3 sentences with real recordings x 2 systems (a built-in speaker and a reference clip)."""
+    config = EvalConfig(sentences="dataset:lj", models=("tiny",), voices=("speaker:Tiny Alice", str(voice_clip)),
+                        seed=7, asr_batch_size=8, name="loop", **FAST)
+    updates = []
+    final = eng.evaluation.run(config, progress=lambda f, desc="": updates.append((f, desc)))
+    return {"final": final, "config": config, "updates": updates}
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    """results.csv read with the csv module only (independent of engines.evaluation.read_results)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _f(text: str) -> float:
+    return float(text) if text != "" else float("nan")
+
+
+# ---------------------------------------------------------------- the whole loop
+
+
+def test_loop_writes_every_file_and_row(full_run):
+    final = full_run["final"]
+    folder = final.folder
+    assert final.state == "done" and final.done == final.total == 3 + 2 * 3
+    for name in ("results.csv", "summary.json", "report.html", "config.json", "sentences.csv", "status.json"):
+        assert (folder / name).is_file(), name
+    rows = _csv_rows(folder / "results.csv")
+    assert len(rows) == 9 and len({r["key"] for r in rows}) == 9
+    systems = {r["system"] for r in rows}
+    assert systems == {GROUND_TRUTH, "tiny / Tiny Alice", "tiny / eval-ref"}
+    for r in rows:
+        audio, sr = sf.read(folder / r["audio_file"])
+        assert len(audio) > 0 and _f(r["audio_seconds"]) == pytest.approx(len(audio) / sr, abs=1e-3)
+        assert r["language"] == "en" and r["normalizer"] == "whisper.EnglishTextNormalizer"
+        if r["system"] == GROUND_TRUTH:
+            assert r["rtf"] == "" and r["sim"] == "" and r["gen_seconds"] == ""
+        else:
+            assert _f(r["gen_seconds"]) > 0 and _f(r["rtf"]) == pytest.approx(
+                _f(r["gen_seconds"]) / _f(r["audio_seconds"]), rel=1e-3)
+            assert -1.0 <= _f(r["sim"]) <= 1.0 and r["sim_encoder"].startswith("xtts-speaker-encoder")
+            assert r["seed"] == "7"
+    # Progress was reported along the way and ended at 100 %.
+    assert full_run["updates"][-1][0] == 1.0
+    # The reference clip was copied into the run, so the report can play it.
+    assert any((folder / "refs").iterdir())
+
+
+def test_row_scores_match_jiwer_and_the_normalizer(full_run):
+    from whisper.normalizers import EnglishTextNormalizer
+
+    norm = EnglishTextNormalizer()
+    for r in _csv_rows(full_run["final"].folder / "results.csv"):
+        assert r["ref_norm"] == " ".join(norm(r["ref_text"]).split())
+        assert r["hyp_norm"] == " ".join(norm(r["hyp_text"]).split())
+        out = jiwer.process_words(r["ref_norm"], r["hyp_norm"])
+        assert int(r["substitutions"]) == out.substitutions and int(r["deletions"]) == out.deletions
+        assert int(r["insertions"]) == out.insertions and int(r["ref_words"]) == len(r["ref_norm"].split())
+        assert _f(r["wer"]) == pytest.approx(out.wer, abs=1e-6)
+        assert _f(r["cer"]) == pytest.approx(jiwer.cer(r["ref_norm"], r["hyp_norm"]), abs=1e-6)
+        if r["hyp_norm"] == "":  # empty ASR text: WER 1.0, every word deleted, row kept
+            assert _f(r["wer"]) == 1.0 and int(r["deletions"]) == int(r["ref_words"])
+
+
+def test_summary_numbers_match_results_csv(full_run):
+    folder = full_run["final"].folder
+    rows = _csv_rows(folder / "results.csv")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert set(summary["systems"]) == {r["system"] for r in rows}
+    for name, block in summary["systems"].items():
+        mine = [r for r in rows if r["system"] == name]
+        assert block["n"] == len(mine) == 3
+        corpus_wer = sum(int(r["word_errors"]) for r in mine) / sum(int(r["ref_words"]) for r in mine)
+        corpus_cer = sum(int(r["char_errors"]) for r in mine) / sum(int(r["ref_chars"]) for r in mine)
+        assert block["wer"]["corpus"]["value"] == pytest.approx(corpus_wer)
+        assert block["cer"]["corpus"]["value"] == pytest.approx(corpus_cer)
+        assert block["wer"]["mean"]["value"] == pytest.approx(np.mean([_f(r["wer"]) for r in mine]))
+        assert block["wer"]["median"]["value"] == pytest.approx(np.median([_f(r["wer"]) for r in mine]))
+        assert block["wer"]["any_error"]["value"] == pytest.approx(np.mean([_f(r["wer"]) > 0 for r in mine]))
+        for stat in ("corpus", "mean", "median", "p90"):
+            est = block["wer"][stat]
+            assert est["low"] <= est["value"] + 1e-12 and est["value"] <= est["high"] + 1e-12
+        if name == GROUND_TRUTH:
+            assert block["rtf"]["mean"]["value"] is None and block["sim"]["mean"]["value"] is None
+        else:
+            assert block["rtf"]["mean"]["value"] == pytest.approx(np.mean([_f(r["rtf"]) for r in mine]), rel=1e-5)
+            assert block["sim"]["mean"]["value"] == pytest.approx(np.mean([_f(r["sim"]) for r in mine]), rel=1e-5)
+            assert block["rtf"]["std"] == pytest.approx(np.std([_f(r["rtf"]) for r in mine], ddof=1), rel=1e-4)
+        assert set(block["by_language"]) == {"en"}
+        assert sum(b["n"] for b in block["by_length"].values()) == 3
+    # The two TTS systems are compared pairwise on the same 3 sentences.
+    assert len(summary["paired"]) == 1 and summary["paired"][0]["n"] == 3
+    assert [e["system"] for e in summary["ranking"]] and GROUND_TRUTH not in [e["system"] for e in summary["ranking"]]
+
+
+def test_summary_records_provenance(full_run):
+    summary = json.loads((full_run["final"].folder / "summary.json").read_text(encoding="utf-8"))
+    prov = summary["provenance"]
+    for lib in ("xtts_lab", "torch", "coqui-tts", "openai-whisper", "jiwer", "python"):
+        assert prov["versions"].get(lib), lib
+    assert prov["device"] == "cpu" and prov["asr_model"] == "tiny-random"
+    assert "tiny" in prov["tts_models"] and prov["tts_models"]["tiny"]["dir"]
+    assert "speaker encoder" in prov["speaker_encoder"]
+    assert summary["normalizers_used"] == ["whisper.EnglishTextNormalizer"]
+    assert summary["seed"] == 7 and summary["config"]["max_audio_tokens"] == TOKENS
+    assert summary["config"]["voices"] == list(full_run["config"].voices)
+    assert summary["tiny"] is True and "plumbing" in summary["note"]
+
+
+def test_report_is_self_contained_and_shows_the_numbers(full_run):
+    folder = full_run["final"].folder
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert 'id="tiny-note"' in page and "plumbing" in page and "not speech quality" in page
+    for name, block in summary["systems"].items():
+        assert name in page
+        assert f"{block['wer']['corpus']['value'] * 100:.1f}%" in page
+        assert f"{block['cer']['corpus']['value'] * 100:.1f}%" in page
+    for r in read_results(folder / "results.csv"):
+        assert f'src="{r["audio_file"]}"' in page  # relative: the report works wherever the folder goes
+    assert page.count("data:image/png;base64,") >= 2  # WER distribution and RTF vs duration
+    assert 'class="align"' in page and "<style>" in page
+    assert "http://" not in page and "https://" not in page  # no external resources
+
+
+def test_compare_runs_and_paired_comparison(eng, full_run):
+    from engines.evaluation import paired_comparison
+
+    run_id = full_run["final"].run_id
+    table = eng.evaluation.compare_runs(run_id, run_id)
+    assert {row["system"] for row in table} == {GROUND_TRUTH, "tiny / Tiny Alice", "tiny / eval-ref"}
+    for row in table:
+        assert row["A WER"] == row["B WER"] and row["A n"] == 3
+    _, rows, _ = eng.evaluation.load_run(run_id)
+    same = paired_comparison(rows, "tiny / Tiny Alice", "tiny / Tiny Alice", 200, 0)
+    assert same["wer"]["diff"]["value"] == 0.0 and same["n"] == 3
+    assert [r.run_id for r in eng.evaluation.list_runs()].count(run_id) == 1
+
+
+def test_listening_test_round_trip(eng, full_run):
+    ev = eng.evaluation
+    run_id = full_run["final"].run_id
+    a, b = "tiny / Tiny Alice", "tiny / eval-ref"
+    test_id = ev.create_listening_test(run_id, a, b, mode="ab+mos", seed=3)
+    plan = ev.listening_plan(run_id, test_id)
+    assert len(plan["trials"]) == 3
+    _, rows, _ = ev.load_run(run_id)
+    audio = {(r["system"], r["sentence_id"]): r["audio_file"] for r in rows}
+    for t in plan["trials"]:
+        assert {t["system1"], t["system2"]} == {a, b}  # both systems, sides shuffled
+        assert t["clip1"] == audio[(t["system1"], t["sentence_id"])]
+        assert t["clip2"] == audio[(t["system2"], t["sentence_id"])]
+    with pytest.raises(InputError, match="better"):
+        ev.record_listening(run_id, test_id, 0, preference=None, mos1=3, mos2=3)
+    with pytest.raises(InputError, match="Rate clip 1"):
+        ev.record_listening(run_id, test_id, 0, preference="1", mos1=7, mos2=3)
+    with pytest.raises(InputError, match="does not exist"):
+        ev.record_listening(run_id, test_id, 9, preference="1", mos1=3, mos2=3)
+    scores = {a: [], b: []}
+    for t in plan["trials"]:
+        answer = ev.record_listening(run_id, test_id, t["index"], preference="1", mos1=4, mos2=2)
+        assert answer["preferred_system"] == t["system1"]
+        scores[t["system1"]].append(4.0)
+        scores[t["system2"]].append(2.0)
+    folder = ev.run_dir(run_id) / "listening" / test_id
+    assert len(_csv_rows(folder / "answers.csv")) == 3 and (folder / "answers.json").is_file()
+    summary = ev.listening_summary(run_id, test_id)
+    share = {name: sum(1 for t in plan["trials"] if t["system1"] == name) / 3 for name in (a, b)}
+    assert summary["preference"][a]["value"] == pytest.approx(share[a])
+    assert summary["preference"][b]["value"] == pytest.approx(share[b])
+    assert summary["preference"]["same"]["value"] == 0.0
+    for name in (a, b):
+        est = summary["mos"][name]
+        assert est["value"] == pytest.approx(np.mean(scores[name])) and est["n"] == 3
+        assert est["low"] <= est["value"] <= est["high"]
+    with pytest.raises(InputError, match="two different"):
+        ev.create_listening_test(run_id, a, a)
+
+
+# ---------------------------------------------------------------- stop, crash and resume
+
+
+def test_stop_after_k_then_resume_finishes_without_redoing(eng, tmp_path):
+    ev = eng.evaluation
+    config = EvalConfig(sentences="builtin:en", max_sentences=4, models=("tiny",), voices=("speaker:Tiny Bob",),
+                        asr_batch_size=2, ground_truth=False, name="stopme", **FAST)
+    last = None
+    for p in ev.iter_run(config):
+        last = p
+        if p.done >= 2:
+            ev.stop()
+    assert last.state == "stopped" and last.done == 2 and last.total == 4
+    folder = last.folder
+    first = read_results(folder / "results.csv")
+    assert len(first) == 2
+    mtimes = {r["audio_file"]: (folder / r["audio_file"]).stat().st_mtime_ns for r in first}
+    assert json.loads((folder / "summary.json").read_text())["complete"] is False  # partial report written
+    assert "partial" in (folder / "report.html").read_text(encoding="utf-8")
+    assert next(r for r in ev.list_runs() if r.run_id == last.run_id).state == "stopped"
+
+    # A crash leaves status "running" with nobody writing: the list says "interrupted", resume still works.
+    status = json.loads((folder / "status.json").read_text())
+    write_text(folder / "status.json", json.dumps({**status, "state": "running"}))
+    assert next(r for r in ev.list_runs() if r.run_id == last.run_id).state == "interrupted"
+
+    final = ev.resume(last.run_id)
+    assert final.state == "done" and final.done == final.total == 4
+    rows = read_results(folder / "results.csv")
+    assert len(rows) == 4 and len({r["key"] for r in rows}) == 4
+    for old in first:  # the finished utterances were kept as they were, not synthesized again
+        new = next(r for r in rows if r["key"] == old["key"])
+        assert new["gen_seconds"] == old["gen_seconds"] and new["hyp_text"] == old["hyp_text"]
+        assert (folder / old["audio_file"]).stat().st_mtime_ns == mtimes[old["audio_file"]]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["complete"] is True and summary["systems"]["tiny / Tiny Bob"]["n"] == 4
+    with pytest.raises(InputError, match="No eval run"):
+        ev.resume("no-such-run")
+
+
+# ---------------------------------------------------------------- headless command
+
+
+def test_headless_command_writes_the_same_report(eng, ev_settings, ev_root):
+    config = {"sentences": "builtin:en", "max_sentences": 2, "models": ["tiny"], "voices": ["speaker:Tiny Bob"],
+              "ground_truth": False, "seed": 11, **FAST}
+    cfg_path = ev_root / "eval.json"
+    cfg_path.write_text(json.dumps(config), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XTTSLAB_")}
+    common = ["--workspace", str(ev_settings.workspace_dir), "--datasets-dir", str(ev_settings.path("datasets_dir")),
+              "--tiny-models", "--device", "cpu"]
+    cmd = [sys.executable, "-m", "engines.evaluation", "--config", str(cfg_path), "--run-id", "headless", *common]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Report:" in proc.stdout and "WER (corpus)" in proc.stdout and "plumbing" in proc.stdout
+    headless = ev_settings.workspace_dir / "reports" / "headless"
+    for name in ("results.csv", "summary.json", "report.html"):
+        assert (headless / name).is_file(), name
+
+    inproc = eng.evaluation.run(EvalConfig.from_dict(config), run_id="inproc").folder
+    a, b = _csv_rows(headless / "results.csv"), _csv_rows(inproc / "results.csv")
+    same = ("key", "hyp_text", "wer", "cer", "audio_seconds", "audio_file", "sim")
+    assert [{k: r[k] for k in same} for r in a] == [{k: r[k] for k in same} for r in b]
+    sa = json.loads((headless / "summary.json").read_text())
+    sb = json.loads((inproc / "summary.json").read_text())
+    assert sa["systems"]["tiny / Tiny Bob"]["wer"] == sb["systems"]["tiny / Tiny Bob"]["wer"]
+    assert sa["config"] == sb["config"]
+
+    bad = ev_root / "bad.json"
+    bad.write_text(json.dumps({"sentences": "builtin:en", "voices": ["speaker:Tiny Bob"], "colour": "red"}))
+    proc = subprocess.run([sys.executable, "-m", "engines.evaluation", "--config", str(bad), *common], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Unknown eval config key" in proc.stderr
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_empty_sentence_set_is_refused(eng, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no sentences"):
+        eng.evaluation.plan(EvalConfig(sentences=str(empty), language="en", voices=("speaker:Tiny Alice",)))
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("id,text,language\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no sentences"):
+        load_sentences(str(header_only), eng.settings)
+    with pytest.raises(InputError, match="Pick a sentence set"):
+        load_sentences("", eng.settings)
+    with pytest.raises(InputError, match="No built-in sentence set"):
+        load_sentences("builtin:klingon", eng.settings)
+
+
+def test_csv_without_text_column_is_refused(eng, tmp_path):
+    path = tmp_path / "sentences.csv"
+    path.write_text("id,sentence\n1,Hello there.\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no 'text' column") as err:
+        load_sentences(str(path), eng.settings)
+    assert "sentence" in str(err.value)  # names the columns it found
+
+
+def test_uploaded_csv_and_txt_are_read(eng, tmp_path):
+    csv_path = tmp_path / "mine.csv"
+    csv_path.write_text("text;language\nHola, ¿qué tal?;es\nGood morning.;en\n", encoding="utf-8")
+    s = load_sentences(str(csv_path), eng.settings)
+    assert [(x.text, x.language) for x in s.sentences] == [("Hola, ¿qué tal?", "es"), ("Good morning.", "en")]
+    assert len({x.id for x in s.sentences}) == 2
+    txt = tmp_path / "mine.txt"
+    txt.write_text("Привет.\n\nКак дела?\n", encoding="utf-8")
+    s = load_sentences(str(txt), eng.settings, language="ru")
+    assert [x.text for x in s.sentences] == ["Привет.", "Как дела?"] and s.languages == ["ru"]
+    with pytest.raises(InputError, match="no language"):
+        load_sentences(str(txt), eng.settings)
+    for name in ("en", "en-hard", "ru", "zh-cn"):
+        built_in = load_sentences(f"builtin:{name}", eng.settings)
+        assert 20 <= len(built_in.sentences) <= 30 and built_in.languages == [name if name != "en-hard" else "en"]
+
+
+def test_sentence_in_a_language_the_model_lacks(eng, tmp_path, tiny_models):
+    path = tmp_path / "swedish.csv"
+    path.write_text("text,language\nHej då.,sv\n", encoding="utf-8")
+    with pytest.raises(InputError, match="not supported by XTTS"):
+        eng.evaluation.plan(EvalConfig(sentences=str(path), voices=("speaker:Tiny Alice",)))
+    # A model whose config lists English only cannot be asked for Russian.
+    folder = eng.settings.workspace_sub("models", "tiny-en-only")
+    for item in tiny_models.xtts_dir.iterdir():
+        if item.name != "config.json" and not (folder / item.name).exists():
+            (folder / item.name).symlink_to(item)
+    cfg = json.loads((tiny_models.xtts_dir / "config.json").read_text(encoding="utf-8"))
+    cfg["languages"] = ["en"]
+    write_text(folder / "config.json", json.dumps(cfg))
+    with pytest.raises(InputError, match="does not speak ru") as err:
+        eng.evaluation.plan(EvalConfig(sentences="builtin:ru", models=("tiny-en-only",), voices=("speaker:Tiny Alice",)))
+    assert "It speaks: en" in str(err.value)
+    assert eng.evaluation.plan(EvalConfig(sentences="builtin:en", models=("tiny-en-only",),
+                                          voices=("speaker:Tiny Alice",)))[1]
+
+
+def test_unknown_model_is_refused(eng):
+    with pytest.raises(MissingWeightsError, match="not found"):
+        eng.evaluation.plan(EvalConfig(sentences="builtin:en", models=("no-such-model",),
+                                       voices=("speaker:Tiny Alice",)))
+
+
+def test_reference_voice_that_is_not_audio(eng, tmp_path):
+    fake = tmp_path / "voice.wav"
+    fake.write_text("this is not audio", encoding="utf-8")
+    with pytest.raises(AudioError, match="not a readable audio file"):
+        eng.evaluation.plan(EvalConfig(sentences="builtin:en", voices=(str(fake),)))
+    with pytest.raises(InputError, match="not found"):
+        eng.evaluation.plan(EvalConfig(sentences="builtin:en", voices=(str(tmp_path / "missing.wav"),)))
+    with pytest.raises(InputError, match="Unknown built-in speaker"):
+        eng.evaluation.plan(EvalConfig(sentences="builtin:en", voices=("speaker:Nobody",)))
+    with pytest.raises(InputError, match="No saved voice"):
+        eng.evaluation.plan(EvalConfig(sentences="builtin:en", voices=("voice:nobody",)))
+    with pytest.raises(InputError, match="at least one reference voice"):
+        eng.evaluation.plan(EvalConfig(sentences="builtin:en"))
+
+
+def test_empty_asr_text_scores_wer_one_and_keeps_the_row(eng, ev_settings, tmp_path):
+    silent = tmp_path / "silence.wav"
+    save_wav(silent, np.zeros(int(1.5 * 22050), np.float32), 22050)
+    make_dataset(ev_settings.path("datasets_dir"), "silent", [(silent, "Hello there, my friend.")])
+    final = eng.evaluation.run(EvalConfig(sentences="dataset:silent", models=("tiny",),
+                                          voices=("speaker:Tiny Alice",), name="silent", **FAST))
+    rows = read_results(final.folder / "results.csv")
+    gt = next(r for r in rows if r["system"] == GROUND_TRUTH)
+    assert gt["hyp_text"] == "" and gt["asr_notice"]  # Whisper was told it is silence: nothing decoded
+    assert gt["wer"] == 1.0 and gt["cer"] == 1.0 and gt["deletions"] == gt["ref_words"] == 4
+    assert gt["flag_cut_off"]  # every word missing at the end
+    summary = json.loads((final.folder / "summary.json").read_text())
+    assert summary["systems"][GROUND_TRUTH]["wer"]["corpus"]["value"] == 1.0
+    assert summary["systems"][GROUND_TRUTH]["empty_hypotheses"] == 1
+
+
+def test_bad_config_values(eng, tmp_path):
+    with pytest.raises(InputError, match="Repeats"):
+        eng.evaluation.plan(EvalConfig(sentences="builtin:en", voices=("speaker:Tiny Alice",), repeats=0))
+    with pytest.raises(InputError, match="Unknown eval config key"):
+        EvalConfig.from_dict({"sentences": "builtin:en", "voice": ["x"]})
+    with pytest.raises(InputError, match="needs 'sentences'"):
+        EvalConfig.from_dict({"voices": ["speaker:Tiny Alice"]})
+    with pytest.raises(InputError, match="not allowed"):
+        eng.evaluation.run_dir("../etc")
+    with pytest.raises(InputError, match="no eval split"):
+        load_sentences("dataset:nothing-here", eng.settings)
+
+
+# ---------------------------------------------------------------- checkpoint ranking
+
+
+@pytest.mark.slow
+def test_rank_checkpoints_and_export_best(request, tmp_path_factory, tiny_models):
+    from test_training import get_trained_run
+
+    from engines import Engines
+
+    trained = get_trained_run(request, tmp_path_factory, tiny_models)
+    assert trained["status"].status == "finished", trained["status"].log_tail
+    eng = Engines.create(trained["settings"])
+    run_id = trained["run_id"]
+    checkpoints = eng.training.checkpoints(run_id)
+    assert len(checkpoints) >= 2
+    base = EvalConfig(sentences="builtin:en", max_sentences=2, voices=("speaker:Tiny Alice",), **FAST)
+    final = eng.evaluation.rank_checkpoints(run_id, base)
+    assert final.state == "done" and final.total == 2 * len(checkpoints)
+    summary = final.summary
+    assert summary["training_run"] == run_id and summary["tiny"] is True
+    ranking = summary["ranking"]
+    assert sorted(Path(e["checkpoint"]).name for e in ranking) == sorted(p.name for p in checkpoints)
+    keys = [(e["error"], -(e["sim"] if e["sim"] is not None else -math.inf)) for e in ranking]
+    assert keys == sorted(keys) and [e["rank"] for e in ranking] == list(range(1, len(ranking) + 1))
+    cache = trained["settings"].workspace_dir / "cache" / "eval-checkpoints"
+    assert len([p for p in cache.rglob("model.pth")]) == len(checkpoints)
+    page = (final.folder / "report.html").read_text(encoding="utf-8")
+    assert "Checkpoint ranking" in page
+
+    # A second ranking reuses the exported folders instead of exporting again.
+    stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("model.pth")}
+    eng.evaluation.checkpoint_models(run_id)
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("model.pth")} == stamps
+
+    folder = eng.evaluation.export_best(final.run_id, "best-of-run")
+    assert folder == trained["settings"].workspace_dir / "models" / "best-of-run"
+    exported = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+    assert exported["checkpoint"] == Path(ranking[0]["checkpoint"]).name
+    assert "best-of-run" in [mid for _, mid in eng.tts.list_models()]
+    shutil.rmtree(folder)
+
+
+def test_export_best_needs_a_ranking_run(eng, full_run):
+    with pytest.raises(InputError, match="did not rank"):
+        eng.evaluation.export_best(full_run["final"].run_id, "nope")
+    with pytest.raises(InputError, match="no saved checkpoints|No training run|not found|Invalid run"):
+        eng.evaluation.checkpoint_models("no-such-training-run")
