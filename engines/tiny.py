@@ -20,7 +20,7 @@ from engines.audio import write_json
 
 log = logging.getLogger(__name__)
 
-TINY_VERSION = 3  # bump when the recipe changes, so stale tiny models are rebuilt
+TINY_VERSION = 4  # bump when the recipe changes, so stale tiny models are rebuilt
 TINY_XTTS_DIRNAME = "tiny-xtts"
 TINY_WHISPER_FILENAME = "tiny-whisper.pt"
 TINY_SPEAKERS = ("Tiny Alice", "Tiny Bob")
@@ -139,6 +139,9 @@ def build_tiny_whisper(path: Path, seed: int = 0) -> Path:
         n_vocab=51865, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1,
     )
     model = Whisper(dims)
+    # Whisper allocates the decoder's positional embedding with torch.empty (real checkpoints overwrite it);
+    # left as is it holds whatever was in memory (values up to 1e30 -> NaN logits, a different model each build).
+    torch.nn.init.normal_(model.decoder.positional_embedding, std=0.02)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"dims": dims.__dict__, "model_state_dict": model.state_dict()}, tmp)

@@ -1,0 +1,395 @@
+"""ASR engine with the tiny random Whisper (plumbing, formats, errors, batching) and, when present, real weights."""
+
+from __future__ import annotations
+
+import csv
+import gc
+import json
+import re
+import shutil
+import threading
+import urllib.error
+import urllib.request
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engines.asr import (
+    ASREngine,
+    ASROptions,
+    Segment,
+    Transcript,
+    Word,
+    check_options,
+    no_speech_reason,
+    normalize_language,
+    save_outputs,
+    to_json,
+    to_srt,
+    to_txt,
+    to_vtt,
+    whisper_languages,
+    window_is_silent,
+)
+from engines.audio import load_audio, save_wav
+from engines.errors import AudioError, InputError, MissingWeightsError
+from tests.conftest import replace_settings
+
+SR = 16000
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
+@pytest.fixture()
+def asr(settings, tiny_models) -> ASREngine:
+    return ASREngine(settings, threading.RLock(), tiny=tiny_models)
+
+
+@pytest.fixture(scope="module")
+def sentence(speak) -> Path:
+    return speak("The quick brown fox jumps over the lazy dog.", "en", name="fox")
+
+
+def _clip(path: Path) -> np.ndarray:
+    return load_audio(path, sr=SR)[0]
+
+
+def _same(seq: Transcript, bat: Transcript) -> None:
+    """Content equality of a sequential (text-only) and a batched transcript."""
+    assert bat.text.strip() == seq.text.strip()
+    assert bat.language == seq.language
+    assert [round(s.end, 3) for s in bat.segments] == [round(s.end, 3) for s in seq.segments]
+    for a, b in zip(seq.segments, bat.segments, strict=True):
+        # Sensitive to the input features: a mel padded differently moves avg_logprob by ~1e-3.
+        assert b.avg_logprob == pytest.approx(a.avg_logprob, rel=1e-5, abs=1e-7)
+        assert b.no_speech_prob == pytest.approx(a.no_speech_prob, rel=1e-4, abs=1e-7)
+    assert bat.audio_seconds == pytest.approx(seq.audio_seconds)
+
+
+# ----- decoding files -----
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "flac", "ogg", "m4a"])
+def test_transcribes_every_format(asr, speak, fmt):
+    wav = speak("Hello world, this is a test of the speech recognizer.", "en", name=f"fmt-{fmt}")
+    path = speak("Hello world, this is a test of the speech recognizer.", "en", fmt=fmt, name=f"fmt-{fmt}")
+    expected = sf.info(str(wav)).duration
+    t = asr.transcribe_file(path, ASROptions(language="en"))
+    assert t.source == path.name
+    assert t.audio_seconds == pytest.approx(expected, abs=0.1)  # codecs pad a few ms
+    assert t.text and t.segments and t.notice is None
+    assert t.language == "en"
+    assert t.seconds > 0 and t.rtf == pytest.approx(t.seconds / t.audio_seconds)
+
+
+def test_hi_res_stereo_flac(asr, sentence, tmp_path):
+    mono, sr = load_audio(sentence, sr=44100)
+    stereo = np.stack([mono, 0.5 * mono], axis=1)
+    path = tmp_path / "stereo.flac"
+    sf.write(str(path), stereo, 44100, subtype="PCM_24")
+    info = sf.info(str(path))
+    assert (info.samplerate, info.channels, info.subtype) == (44100, 2, "PCM_24")
+    t = asr.transcribe_file(path, ASROptions(language="en"))
+    assert t.audio_seconds == pytest.approx(info.duration, abs=0.01)
+    assert t.text
+
+
+def test_jfk_flac(asr, shared_data, tmp_path):
+    src = tmp_path / "jfk.flac"
+    shutil.copy(shared_data / "whisper" / "jfk.flac", src)
+    t = asr.transcribe_file(src)
+    assert t.audio_seconds == pytest.approx(sf.info(str(src)).duration, abs=0.01)
+    assert t.language in whisper_languages()
+
+
+# ----- options -----
+
+def test_language_forced_and_auto(asr, sentence):
+    forced = asr.transcribe_file(sentence, ASROptions(language="de"))
+    assert forced.language == "de"
+    assert asr.transcribe_file(sentence, ASROptions(language="zh-cn")).language == "zh"
+    auto = asr.transcribe_file(sentence, ASROptions(language=None))
+    assert auto.language in whisper_languages()
+    # whisper.transcribe detects inside; the batched path detects itself: they must agree.
+    batched = asr.transcribe_batch([_clip(sentence)], ASROptions(language="auto"))
+    assert batched[0].language == auto.language
+
+
+def test_translate_task_decodes_differently(asr, sentence):
+    transcribed = asr.transcribe_file(sentence, ASROptions(language="en", segment_timestamps=False))
+    translated = asr.transcribe_file(sentence, ASROptions(language="en", task="translate", segment_timestamps=False))
+    assert translated.text and transcribed.text
+    # The task token is part of the decoder's prompt, so the scores change (the tiny model's words may not).
+    assert translated.segments[0].avg_logprob != pytest.approx(transcribed.segments[0].avg_logprob, rel=1e-4)
+
+
+def test_word_timestamps(asr, sentence):
+    t = asr.transcribe_file(sentence, ASROptions(language="en", word_timestamps=True))
+    words = [w for s in t.segments for w in (s.words or [])]
+    assert words, "word timestamps asked for, no words returned"
+    for w in words:
+        assert 0.0 <= w.start <= w.end <= t.audio_seconds + 0.05
+        assert 0.0 <= w.probability <= 1.0
+    for s in t.segments:
+        assert "".join(w.word for w in s.words).strip() == s.text.strip()
+
+
+def test_option_validation():
+    assert normalize_language("auto") is None
+    assert normalize_language("zh-cn") == "zh"
+    assert normalize_language("German") == "de"
+    with pytest.raises(InputError, match="Unknown language"):
+        normalize_language("klingon")
+    with pytest.raises(InputError, match="transcribe"):
+        check_options(ASROptions(task="summarize"))
+    with pytest.raises(InputError, match="Beam size"):
+        check_options(ASROptions(beam_size=0))
+    with pytest.raises(InputError, match="Temperature"):
+        check_options(ASROptions(temperature=3.0))
+
+
+# ----- writers -----
+
+def _hand_transcript() -> Transcript:
+    segments = [
+        Segment(0.0, 1.5, " First line."),
+        Segment(1.5, 3.25, " Second --> line."),
+        Segment(3723.004, 3725.5, " After an hour."),
+    ]
+    return Transcript(text="First line. Second --> line. After an hour.", language="en", segments=segments,
+                      audio_seconds=3726.0, seconds=1.0, rtf=1 / 3726)
+
+
+def test_srt_format():
+    srt = to_srt(_hand_transcript())
+    blocks = srt.strip().split("\n\n")
+    assert [b.splitlines()[0] for b in blocks] == ["1", "2", "3"]
+    times = [b.splitlines()[1] for b in blocks]
+    assert all(re.fullmatch(r"\d{2}:\d{2}:\d{2},\d{3} --> \d{2}:\d{2}:\d{2},\d{3}", t) for t in times)
+    assert times[0] == "00:00:00,000 --> 00:00:01,500"
+    assert times[2] == "01:02:03,004 --> 01:02:05,500"
+    assert blocks[1].splitlines()[2] == "Second -> line."  # the cue arrow cannot appear in text
+
+
+def test_vtt_txt_json_formats():
+    t = _hand_transcript()
+    vtt = to_vtt(t)
+    assert vtt.startswith("WEBVTT\n\n")
+    cues = re.findall(r"^([\d:.]+) --> ([\d:.]+)$", vtt, flags=re.M)
+    assert cues[0] == ("00:00.000", "00:01.500")
+    assert cues[2] == ("01:02:03.004", "01:02:05.500")
+    assert to_txt(t).splitlines() == ["First line.", "Second --> line.", "After an hour."]
+    data = json.loads(to_json(t))
+    assert data["text"] == t.text and data["language"] == "en"
+    assert [s["end"] for s in data["segments"]] == [1.5, 3.25, 3725.5]
+
+
+def test_word_level_subtitles():
+    words = [Word(0.0, 0.4, " Hello", 0.9), Word(0.5, 1.0, " there.", 0.8)]
+    t = Transcript(text="Hello there.", language="en", segments=[Segment(0.0, 1.0, " Hello there.", words)],
+                   audio_seconds=1.0, seconds=0.1, rtf=0.1)
+    assert "00:00:00,000 --> 00:00:01,000\nHello there." in to_srt(t)
+    assert json.loads(to_json(t))["segments"][0]["words"][1]["word"] == " there."
+
+
+def test_save_outputs_from_real_transcript(asr, sentence, tmp_path):
+    t = asr.transcribe_file(sentence, ASROptions(language="en", word_timestamps=True))
+    paths = save_outputs(t, tmp_path / "out", "my file (1).wav")
+    assert set(paths) == {"txt", "srt", "vtt", "json"}
+    assert all(p.parent == tmp_path / "out" and p.stem == "my_file_1" for p in paths.values())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths.values())
+    assert json.loads(paths["json"].read_text())["text"] == t.text
+    assert paths["vtt"].read_text().startswith("WEBVTT")
+    assert paths["srt"].read_text().startswith("1\n")
+
+
+# ----- silence and bad input -----
+
+def test_silence_gives_empty_text_and_notice(asr, tmp_path):
+    path = save_wav(tmp_path / "quiet.wav", np.zeros(SR * 2, np.float32), SR)
+    t = asr.transcribe_file(path)
+    assert t.text == "" and t.segments == []
+    assert t.notice and "No speech detected in quiet.wav" in t.notice
+
+
+def test_steady_noise_gives_empty_text_and_notice(asr, tmp_path):
+    noise = 0.1 * np.random.default_rng(0).standard_normal(SR * 3).astype(np.float32)
+    t = asr.transcribe_file(save_wav(tmp_path / "hiss.wav", noise, SR))
+    assert t.text == "" and "steady noise" in t.notice
+
+
+def test_speech_is_not_mistaken_for_silence(speak, shared_data):
+    clips = [_clip(speak(text, lang)) for text, lang in [("Yes.", "en"), ("Guten Morgen, wie geht es?", "de")]]
+    clips += [_clip(p) for p in sorted((shared_data / "ljspeech" / "wavs").glob("LJ001-00*.wav"))[:12]]
+    clips.append(_clip(shared_data / "whisper" / "jfk.flac"))
+    assert [no_speech_reason(c) for c in clips] == [None] * len(clips)
+
+
+def test_whisper_no_speech_rule():
+    assert window_is_silent(0.9, -1.5)
+    assert window_is_silent(0.61, -1.0)
+    assert not window_is_silent(0.9, -0.5)  # confident text despite the no-speech probability
+    assert not window_is_silent(0.3, -3.0)
+
+
+def test_too_short_clip(asr, tmp_path):
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(int(0.2 * SR)) / SR).astype(np.float32)
+    with pytest.raises(AudioError, match=r"0\.20 s long; at least 0\.5 s"):
+        asr.transcribe_file(save_wav(tmp_path / "blip.wav", tone, SR))
+
+
+def test_too_long_clip(asr, settings, sentence):
+    engine = ASREngine(replace_settings(settings, max_asr_seconds=1.0), asr.gpu_lock, tiny=asr.tiny)
+    with pytest.raises(AudioError, match="max_asr_seconds"):
+        engine.transcribe_file(sentence)
+
+
+def test_not_audio_and_empty_files(asr, tmp_path):
+    fake = tmp_path / "notes.wav"
+    fake.write_text("this is not audio at all\n" * 50)
+    with pytest.raises(AudioError, match="notes.wav"):
+        asr.transcribe_file(fake)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(AudioError, match="empty"):
+        asr.transcribe_file(empty)
+    with pytest.raises(AudioError, match="not found"):
+        asr.transcribe_file(tmp_path / "missing.wav")
+
+
+# ----- models -----
+
+def test_missing_size_offline(settings, tiny_models, tmp_path, sentence, monkeypatch):
+    cache = tmp_path / "whisper-cache"
+    cache.mkdir()
+    engine = ASREngine(replace_settings(settings, whisper_cache_dir=cache), threading.RLock(), tiny=tiny_models)
+
+    # Stand-in for "no internet": on a connected machine this would start a 460 MB download.
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(MissingWeightsError) as info:
+        engine.transcribe_file(sentence, model_id="small")
+    message = str(info.value)
+    assert str(cache / "small.pt") in message and "whisper.load_model('small')" in message
+    assert engine.holder.loaded is None
+    assert ("small", "small") in engine.list_models()  # listed, not marked as downloaded
+
+
+def test_missing_checkpoint_path(asr, sentence, tmp_path):
+    missing = tmp_path / "nowhere" / "model.pt"
+    with pytest.raises(MissingWeightsError, match=re.escape(str(missing))):
+        asr.transcribe_file(sentence, model_id=str(missing))
+
+
+def test_not_a_checkpoint(asr, sentence, tmp_path):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"\x00" * 100)
+    with pytest.raises(InputError, match="bogus.pt"):
+        asr.load(str(bogus))
+
+
+def test_list_models_and_switch_unloads(asr, settings, tiny_models, sentence):
+    models_dir = settings.workspace_sub("models", "whisper")
+    local = models_dir / "my-whisper.pt"
+    shutil.copy(tiny_models.whisper_path, local)
+    ids = [model_id for _, model_id in asr.list_models()]
+    assert ids[0] == "tiny-random" and ids[1] == "tiny" and ids[-1] == str(local)
+    assert asr.default_model() == "tiny-random"
+
+    first = asr.load()
+    ref = weakref.ref(first)
+    assert asr.status()["loaded"] == "tiny-random"
+    del first
+    t = asr.transcribe_file(sentence, ASROptions(language="en"), model_id="my-whisper")  # a name under models/whisper
+    assert t.text
+    gc.collect()
+    assert ref() is None, "the previous Whisper model is still in memory after the switch"
+    status = asr.status()
+    assert status["loaded"] == "my-whisper" and status["device"] == "cpu"
+    assert asr.unload() is True and asr.status()["loaded"] is None
+    assert asr.unload() is False
+
+
+def test_tiny_id_needs_tiny_mode(settings, sentence):
+    engine = ASREngine(replace_settings(settings, tiny_models=False), threading.RLock(), tiny=None)
+    assert engine.default_model() == "small"
+    assert "tiny-random" not in [m for _, m in engine.list_models()]
+    with pytest.raises(InputError, match="tiny-model mode"):
+        engine.load("tiny-random")
+
+
+# ----- batching -----
+
+def test_batch_equals_sequential_ljspeech(asr, shared_data):
+    with open(shared_data / "ljspeech" / "metadata.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="|"))
+    clips = [_clip(shared_data / "ljspeech" / row["audio_file"]) for row in rows]
+    assert len(clips) == 8
+    options = ASROptions(segment_timestamps=False)  # auto language: detection is batched too
+    sequential = [asr.transcribe_array(c, options) for c in clips]
+    batched = asr.transcribe_batch(clips, options, batch_size=3)
+    assert len(batched) == len(clips)
+    for seq, bat in zip(sequential, batched, strict=True):
+        assert seq.text  # non-empty, so the comparison means something
+        _same(seq, bat)
+
+
+def test_batch_equals_sequential_rendered(asr, speak):
+    texts = [("Good morning, how are you today?", "en"), ("Le chat dort sur le canapé.", "fr"),
+             ("Das Wetter ist heute sehr schön.", "de"), ("Yes.", "en")]
+    clips = [_clip(speak(text, lang)) for text, lang in texts]
+    for options in (ASROptions(language="en", segment_timestamps=False),
+                    ASROptions(language=None, task="translate", segment_timestamps=False)):
+        sequential = [asr.transcribe_array(c, options) for c in clips]
+        batched = asr.transcribe_batch(clips, options, batch_size=16)
+        for seq, bat in zip(sequential, batched, strict=True):
+            _same(seq, bat)
+
+
+def test_batch_beam_search_equals_sequential(asr, speak):
+    clips = [_clip(speak("One.", "en")), _clip(speak("Two.", "en"))]
+    options = ASROptions(language="en", beam_size=2, segment_timestamps=False)
+    sequential = [asr.transcribe_array(c, options) for c in clips]
+    for seq, bat in zip(sequential, asr.transcribe_batch(clips, options), strict=True):
+        _same(seq, bat)
+
+
+def test_batch_mixed_lengths_keep_order(asr, speak, tmp_path):
+    short = [_clip(speak("Short clip number one.", "en")), _clip(speak("And a second one.", "en"))]
+    pause = np.zeros(SR // 2, np.float32)
+    piece = np.concatenate([short[0], pause, short[1], pause])
+    long = np.tile(piece, int(np.ceil(31 * SR / len(piece))))
+    assert len(long) > 30 * SR
+    silent = np.zeros(SR, np.float32)
+    clips = [short[0], long, silent, short[1]]
+    options = ASROptions(language="en")
+    out = asr.transcribe_batch(clips, options, batch_size=2)
+    assert [round(t.audio_seconds, 3) for t in out] == [round(len(c) / SR, 3) for c in clips]
+    assert out[1].segments and out[1].segments[-1].end > 30.0  # the long one went through transcribe()
+    assert out[2].text == "" and "No speech" in out[2].notice
+    text_only = ASROptions(language="en", segment_timestamps=False)
+    _same(asr.transcribe_array(short[1], text_only), out[3])
+    with pytest.raises(AudioError, match="Clip 1"):
+        asr.transcribe_batch([short[0], np.zeros(0, np.float32)], options)
+
+
+# ----- real weights -----
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+
+
+@pytest.mark.real_weights
+def test_real_tiny_on_jfk(settings, shared_data):
+    cache = Path.home() / ".cache" / "whisper"
+    if not (cache / "tiny.pt").is_file():
+        pytest.skip("needs ~/.cache/whisper/tiny.pt (python -c \"import whisper; whisper.load_model('tiny')\")")
+    import jiwer
+
+    engine = ASREngine(replace_settings(settings, tiny_models=False, whisper_cache_dir=cache), threading.RLock())
+    t = engine.transcribe_file(shared_data / "whisper" / "jfk.flac", model_id="tiny")
+    assert t.language == "en"
+    assert jiwer.wer(_words(JFK_TEXT), _words(t.text)) < 0.2, t.text
