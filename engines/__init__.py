@@ -25,6 +25,7 @@ class Engines:
     tts: Any = None  # engines.tts.TTSEngine
     asr: Any = None  # engines.asr.ASREngine
     evaluation: Any = None  # engines.evaluation.EvalEngine
+    datasets: Any = None  # engines.datasets.DatasetEngine
     extra: dict[str, Any] = field(default_factory=dict)  # later engines (finetune, eval)
 
     @classmethod
@@ -42,6 +43,9 @@ class Engines:
         engines.tts = TTSEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
         engines.asr = ASREngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
         engines.evaluation = EvalEngine(engines)
+        from engines.datasets import DatasetEngine
+
+        engines.datasets = DatasetEngine(settings, engines.asr)
         return engines
 
     @property
