@@ -355,9 +355,8 @@ class ASREngine:
         """What the System panel shows: the resident model, where it lives, the folders used."""
         loaded = self.holder.loaded
         return {
-            "kind": "asr",
-            "loaded": loaded.key if loaded else None,
-            "device": loaded.device if loaded else None,
+            "loaded_model": loaded.key if loaded else None,
+            "device": loaded.device if loaded else resolve_device(self.settings.device),
             "load_seconds": round(loaded.load_seconds, 2) if loaded else None,
             "default_model": self.default_model(),
             "cache_dir": str(self.cache_dir),

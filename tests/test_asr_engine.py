@@ -301,15 +301,15 @@ def test_list_models_and_switch_unloads(asr, settings, tiny_models, sentence):
 
     first = asr.load()
     ref = weakref.ref(first)
-    assert asr.status()["loaded"] == "tiny-random"
+    assert asr.status()["loaded_model"] == "tiny-random"
     del first
     t = asr.transcribe_file(sentence, ASROptions(language="en"), model_id="my-whisper")  # a name under models/whisper
     assert t.text
     gc.collect()
     assert ref() is None, "the previous Whisper model is still in memory after the switch"
     status = asr.status()
-    assert status["loaded"] == "my-whisper" and status["device"] == "cpu"
-    assert asr.unload() is True and asr.status()["loaded"] is None
+    assert status["loaded_model"] == "my-whisper" and status["device"] == "cpu"
+    assert asr.unload() is True and asr.status()["loaded_model"] is None
     assert asr.unload() is False
 
 
