@@ -625,6 +625,9 @@ class TrainingEngine:
             proc = self._procs.get(run_id)
             if proc is not None and proc.poll() is not None:  # reap our own child so it is not a zombie
                 self._procs.pop(run_id, None)
+            if info.get("pid") is None:  # being spawned right now (pid written a moment later), or never spawned
+                age = time.time() - (self.runs_dir / run_id / RUN_FILE).stat().st_mtime
+                return RUNNING if age < 60 else CRASHED
             if not pid_alive(info.get("pid")):
                 return CRASHED
         return status

@@ -26,7 +26,6 @@ PRESET_FIELDS = ("epochs", "batch_size", "grad_accum", "learning_rate", "max_aud
                  "eval_every", "seed")
 BEST = "best (lowest eval loss)"
 RUN_COLUMNS = ["run", "status", "dataset", "settings", "best eval loss", "duration", "steps"]
-PLOT_COLUMNS = ["step", "loss", "series"]
 REFRESH_SECONDS = 2.0
 
 
@@ -97,16 +96,20 @@ def status_markdown(st: RunStatus | None, tiny: bool = False) -> str:
     return "\n\n".join(lines)
 
 
-def plot_frame(engines, run_id: str | None) -> pd.DataFrame:
-    """Train and eval loss against the global step, for gr.LinePlot (columns step, loss, series)."""
+def plot_frame(engines, run_id: str | None) -> pd.DataFrame | None:
+    """Train and eval loss against the global step, for gr.LinePlot (columns step, loss, series).
+
+    None when there is nothing to plot: Gradio 6's LinePlot draws no lines after it once held an empty
+    DataFrame, while None clears it cleanly.
+    """
     if not run_id:
-        return pd.DataFrame(columns=PLOT_COLUMNS)
+        return None
     frame = engines.training.metrics(run_id)
     if frame.empty:
-        return pd.DataFrame(columns=PLOT_COLUMNS)
+        return None
     out = frame[["step", "loss", "kind"]].rename(columns={"kind": "series"}).dropna(subset=["loss"])
     out["series"] = out["series"].map({"train": "train loss", "eval": "eval loss"})
-    return out.reset_index(drop=True)
+    return out.reset_index(drop=True) if not out.empty else None
 
 
 def runs_frame(engines) -> pd.DataFrame:
@@ -189,17 +192,24 @@ def delete(engines, run_id: str | None, confirmed: bool) -> None:
 # ---------------------------------------------------------------- callbacks (thin, guarded)
 
 
-def _live(engines, run_id: str | None, signature: Any = None, force_runs: bool = False) -> tuple:
-    """Outputs of the live view: run id, status, plot, log, runs table (only when something changed), signature."""
+def _live(engines, run_id: str | None, signature: dict | None = None, force: bool = False) -> tuple:
+    """Outputs of the live view: run id, status, plot, log, runs table, signature.
+
+    The plot and the runs table are sent only when what they show changed (a redraw every 2 s would
+    flicker and reset the user's table selection); ``force`` sends both.
+    """
     run_id, st = view_of(engines, run_id)
     runs_dir = engines.training.runs_dir
     count = sum(1 for _ in runs_dir.iterdir()) if runs_dir.is_dir() else 0
-    new_signature = [run_id, st.status if st else None, count, st.checkpoints if st else 0]
-    changed = force_runs or new_signature != signature
-    runs = runs_frame(engines) if changed else gr.update()
+    rows = len(engines.training.metrics(run_id)) if run_id else 0
+    new = {"run": run_id, "status": st.status if st else None, "runs": count, "checkpoints": st.checkpoints if st else 0,
+           "rows": rows}
+    old = signature if isinstance(signature, dict) else {}
+    runs_changed = force or any(new[k] != old.get(k) for k in ("run", "status", "runs", "checkpoints"))
+    plot_changed = force or any(new[k] != old.get(k) for k in ("run", "rows"))
     tiny = bool(getattr(engines.settings, "tiny_models", False))
-    return (run_id, status_markdown(st, tiny), plot_frame(engines, run_id), st.log_tail if st else "", runs,
-            new_signature)
+    return (run_id, status_markdown(st, tiny), plot_frame(engines, run_id) if plot_changed else gr.update(),
+            st.log_tail if st else "", runs_frame(engines) if runs_changed else gr.update(), new)
 
 
 @guarded
@@ -216,7 +226,7 @@ def preset_callback(name: str):
 def start_callback(engines, *values: Any):
     run_id = start(engines, *values)
     notify(f"Training run {run_id} started.")
-    return _live(engines, run_id, force_runs=True)
+    return _live(engines, run_id, force=True)
 
 
 @guarded
@@ -226,7 +236,7 @@ def stop_callback(engines, run_id: str | None):
         raise InputError("No training run is running.")
     engines.training.stop(active)
     notify(f"Run {active} stopped; its checkpoints are kept. Resume continues from the last one.")
-    return _live(engines, active, force_runs=True)
+    return _live(engines, active, force=True)
 
 
 @guarded
@@ -236,7 +246,7 @@ def resume_callback(engines, run_id: str | None):
         raise InputError("No run to resume.")
     engines.training.resume(run_id)
     notify(f"Run {run_id} resumed from its last checkpoint.")
-    return _live(engines, run_id, force_runs=True)
+    return _live(engines, run_id, force=True)
 
 
 @guarded
@@ -244,7 +254,8 @@ def select_callback(engines, table: pd.DataFrame, evt: gr.SelectData):
     row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
     run_id = str(table.iloc[int(row)]["run"])
     choices = checkpoint_choices(engines, run_id)
-    live = _live(engines, run_id, force_runs=False)
+    live = list(_live(engines, run_id, force=True))
+    live[4] = gr.update()  # the table was just clicked: redrawing it would drop the highlight
     return (run_id, f"Selected run `{run_id}`.", gr.update(choices=choices, value=BEST), *live)
 
 
@@ -323,7 +334,7 @@ def build(engines) -> None:
     view_run = gr.State(None)  # the run the live view shows
     signature = gr.State(None)  # what the runs table was last built from
     status = gr.Markdown(status_markdown(None), elem_id="tr-status")
-    plot = gr.LinePlot(pd.DataFrame(columns=PLOT_COLUMNS), x="step", y="loss", color="series", title="Loss",
+    plot = gr.LinePlot(None, x="step", y="loss", color="series", title="Loss",
                        x_title="step", y_title="loss", height=300, elem_id="tr-loss-plot")
     log_box = gr.Textbox(label="Log (last lines of train.log)", lines=12, max_lines=12, autoscroll=True,
                          interactive=False, elem_id="tr-log")
@@ -361,9 +372,10 @@ def build(engines) -> None:
 
     refresh_lists.click(guarded(refresh_choices), inputs=[dataset, base], outputs=[dataset, base],
                         show_progress="hidden")
-    start_btn.click(lambda *v: start_callback(engines, *v), inputs=fields, outputs=live_outputs)
-    stop_btn.click(lambda r: stop_callback(engines, r), inputs=view_run, outputs=live_outputs)
-    resume_btn.click(lambda r: resume_callback(engines, r), inputs=view_run, outputs=live_outputs)
+    start_btn.click(lambda *v: start_callback(engines, *v), inputs=fields, outputs=live_outputs, api_name="train_start")
+    stop_btn.click(lambda r: stop_callback(engines, r), inputs=view_run, outputs=live_outputs, api_name="train_stop")
+    resume_btn.click(lambda r: resume_callback(engines, r), inputs=view_run, outputs=live_outputs,
+                     api_name="train_resume")
 
     timer = gr.Timer(REFRESH_SECONDS)
     timer.tick(lambda r, s: refresh_callback(engines, r, s), inputs=[view_run, signature], outputs=live_outputs,
@@ -377,7 +389,7 @@ def build(engines) -> None:
 
     runs.select(on_select, inputs=runs, outputs=[selected, selected_note, checkpoint, *live_outputs])
     export_btn.click(lambda r, c, n: export_callback(engines, r, c, n), inputs=[selected, checkpoint, export_name],
-                     outputs=export_note)
+                     outputs=export_note, api_name="train_export")
     delete_btn.click(lambda r, c: delete_callback(engines, r, c), inputs=[selected, confirm],
                      outputs=[selected, selected_note, checkpoint, confirm, runs])
 

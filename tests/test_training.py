@@ -41,9 +41,6 @@ ESPEAK_SENTENCES = [
     "all that glitters is not gold.",
 ]
 
-# One trained run per test session, shared by this module and the page tests (training is the slow part).
-_TRAINED: dict[str, object] = {}
-
 
 def source_clips(request: pytest.FixtureRequest) -> list[tuple[Path, str]]:
     """8 (wav, transcript) pairs: the transcribed LJSpeech clips when ../shared/data exists, else espeak-ng."""
@@ -109,9 +106,11 @@ def wait_done(engine: TrainingEngine, run_id: str, timeout: float = 400.0):
 
 
 def get_trained_run(request: pytest.FixtureRequest, tmp_path_factory, tiny_models) -> dict:
-    """Train 3 epochs once (6 clips, 2 for eval, batch 2); also probe the busy checks while it runs."""
-    if "run" in _TRAINED:
-        return _TRAINED["run"]
+    """Train 3 epochs once per test session (6 clips, 2 for eval, batch 2) and probe the busy checks while it
+    runs. Kept on pytest's config object, so this module and the page tests share it (training is the slow part)."""
+    cached = getattr(request.config, "_xtts_lab_trained_run", None)
+    if cached is not None:
+        return cached
     root = tmp_path_factory.mktemp("trained")
     settings = make_settings(root, tiny_models)
     make_dataset(settings.path("datasets_dir"), "voice", source_clips(request))
@@ -127,9 +126,10 @@ def get_trained_run(request: pytest.FixtureRequest, tmp_path_factory, tiny_model
         except Exception as exc:  # noqa: BLE001 - the test asserts on what was raised
             probes[name] = exc
     status = wait_done(engine, run_id)
-    _TRAINED["run"] = {"settings": settings, "engine": engine, "run_id": run_id, "status": status,
-                       "options": options, "probes": probes}
-    return _TRAINED["run"]
+    trained = {"settings": settings, "engine": engine, "run_id": run_id, "status": status, "options": options,
+               "probes": probes}
+    request.config._xtts_lab_trained_run = trained
+    return trained
 
 
 @pytest.fixture(scope="module")
