@@ -24,6 +24,7 @@ class Engines:
     gpu_lock: threading.RLock = field(default_factory=threading.RLock)  # one GPU job at a time
     tts: Any = None  # engines.tts.TTSEngine
     asr: Any = None  # engines.asr.ASREngine
+    training: Any = None  # engines.training.TrainingEngine
     evaluation: Any = None  # engines.evaluation.EvalEngine
     datasets: Any = None  # engines.datasets.DatasetEngine
     extra: dict[str, Any] = field(default_factory=dict)  # later engines (finetune, eval)
@@ -42,6 +43,9 @@ class Engines:
 
         engines.tts = TTSEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
         engines.asr = ASREngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
+        from engines.training import TrainingEngine
+
+        engines.training = TrainingEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"), tts=engines.tts)
         engines.evaluation = EvalEngine(engines)
         from engines.datasets import DatasetEngine
 
