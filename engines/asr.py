@@ -652,9 +652,20 @@ def to_vtt(t: Transcript) -> str:
     return _write_with(WriteVTT, t)
 
 
+def _finite(value: Any) -> Any:
+    """NaN/inf (whisper's "not measured") become null, so the file stays valid JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def to_json(t: Transcript) -> str:
     """Everything in the transcript (segments, words, timing, notice) as pretty JSON."""
-    return json.dumps(dataclasses.asdict(t), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(_finite(dataclasses.asdict(t)), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def safe_stem(name: str) -> str:

@@ -182,6 +182,8 @@ def test_vtt_txt_json_formats():
     assert to_txt(t).splitlines() == ["First line.", "Second --> line.", "After an hour."]
     data = json.loads(to_json(t))
     assert data["text"] == t.text and data["language"] == "en"
+    t.segments[0].no_speech_prob = float("nan")
+    assert json.loads(to_json(t))["segments"][0]["no_speech_prob"] is None
     assert [s["end"] for s in data["segments"]] == [1.5, 3.25, 3725.5]
 
 
@@ -374,6 +376,22 @@ def test_batch_mixed_lengths_keep_order(asr, speak, tmp_path):
     _same(asr.transcribe_array(short[1], text_only), out[3])
     with pytest.raises(AudioError, match="Clip 1"):
         asr.transcribe_batch([short[0], np.zeros(0, np.float32)], options)
+
+
+@pytest.mark.gpu
+def test_batch_equals_sequential_on_cuda(settings, tiny_models, speak):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    engine = ASREngine(replace_settings(settings, device="cuda"), threading.RLock(), tiny=tiny_models)
+    clips = [_clip(speak(text, "en")) for text in ("One two three.", "The rain in Spain stays mainly in the plain.")]
+    options = ASROptions(segment_timestamps=False)
+    sequential = [engine.transcribe_array(c, options) for c in clips]
+    batched = engine.transcribe_batch(clips, options)
+    assert engine.status()["device"].startswith("cuda")
+    for seq, bat in zip(sequential, batched, strict=True):  # fp16 on CUDA: compare content, not the last bits
+        assert (bat.text, bat.language) == (seq.text, seq.language)
 
 
 # ----- real weights -----
