@@ -329,7 +329,8 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
              f"<style>{CSS}</style></head><body>", f"<h1>{_esc(title)}</h1>"]
     name = (summary.get("config") or {}).get("name")
     state = summary.get("state")
-    parts.append(f"<p class='muted'>{_esc(name or '')} · {summary.get('n_rows')} utterances · state: {_esc(state)}"
+    parts.append(f"<p class='muted'>{_esc(name) + ' · ' if name else ''}{summary.get('n_rows')} utterances · "
+                 f"state: {_esc(state)}"
                  f"{' (partial: resume the run to finish it)' if state != 'done' else ''}</p>")
     if summary.get("tiny"):
         parts.append(f'<div class="note" id="tiny-note"><b>Tiny models.</b> {_esc(summary.get("note"))}</div>')

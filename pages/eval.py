@@ -439,7 +439,7 @@ def build(engines) -> None:
                         voice_files = gr.File(label="…or upload reference clips (one voice each)",
                                               file_count="multiple", file_types=["audio"], type="filepath",
                                               elem_id="ev-voice-files", scale=2)
-                    with gr.Accordion("Generation settings", open=False):
+                    with gr.Accordion("Generation settings", open=False, elem_id="ev-gen-settings"):
                         with gr.Row():
                             temperature = gr.Slider(0.05, 2.0, settings.temperature, step=0.05, label="Temperature")
                             top_k = gr.Slider(1, 500, settings.top_k, step=1, label="Top-k")
@@ -455,7 +455,7 @@ def build(engines) -> None:
                             seed = gr.Number(settings.seed, label="Seed", precision=0, elem_id="ev-seed")
                             max_tokens = gr.Number(24 if tiny else 0, precision=0, minimum=0, elem_id="ev-max-tokens",
                                                    label="Max audio tokens per sentence (0 = no cap)")
-                    with gr.Accordion("ASR and statistics", open=False):
+                    with gr.Accordion("ASR and statistics", open=False, elem_id="ev-asr-settings"):
                         with gr.Row():
                             asr_model = gr.Dropdown(asr_choices, value=engines.asr.default_model(),
                                                     label="Whisper model", elem_id="ev-asr-model")
