@@ -108,3 +108,51 @@ def test_import_is_cheap():
     assert report["seconds"] < 5.0
     heavy = {"torch", "whisper", "TTS", "gradio", "numpy"} & set(report["modules"])
     assert not heavy, f"importing main_launcher pulled in {sorted(heavy)}"
+
+
+def top_level_tabs(demo) -> list[str]:
+    """Labels of the app's own tabs (not the sub-tabs inside a page)."""
+    import gradio as gr
+
+    return [
+        b.label
+        for b in demo.blocks.values()
+        if isinstance(b, gr.Tab) and isinstance(b.parent, gr.Tabs) and b.parent.parent is demo
+    ]
+
+
+def test_build_app_tiny_has_the_tabs_and_loads_no_model(settings):
+    import gradio as gr
+
+    demo = main_launcher.build_app(settings, tiny_models=True)
+    assert isinstance(demo, gr.Blocks)
+    assert top_level_tabs(demo) == ["TTS", "ASR", "Finetune", "Eval"]
+    banners = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "tiny-banner"]
+    assert len(banners) == 1
+    named = {fn.api_name for fn in demo.fns.values() if fn.api_name}
+    assert {"tts_generate", "asr_transcribe"} <= named
+    # Nothing loads until a user asks: both holders are still empty after the build.
+    assert demo.engines.tts.holder.loaded is None and demo.engines.tts.holder.model is None
+    assert demo.engines.asr.holder.loaded is None and demo.engines.asr.holder.model is None
+
+
+def test_build_app_without_tiny_has_no_banner(settings):
+
+    demo = main_launcher.build_app(settings, tiny_models=False)
+    assert not [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "tiny-banner"]
+    assert top_level_tabs(demo) == ["TTS", "ASR", "Finetune", "Eval"]
+    assert demo.engines.tts.holder.loaded is None
+
+
+def test_main_launches_with_the_flags(settings, monkeypatch, no_my_config):
+    """main() end to end, with the real app built and only the blocking server call replaced."""
+    import gradio as gr
+
+    calls = []
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: calls.append((self, kwargs)))
+    monkeypatch.setenv("XTTSLAB_DATASETS_DIR", str(settings.path("datasets_dir")))
+    argv = ["--tiny-models", "--device", "cpu", "--workspace", str(settings.workspace_dir), "--port", "7999"]
+    assert main_launcher.main([*argv, "--auth", "ann:pw"]) == 0
+    ((demo, kwargs),) = calls
+    assert kwargs["server_port"] == 7999 and kwargs["auth"] == [("ann", "pw")]
+    assert demo.engines.settings.tiny_models is True
