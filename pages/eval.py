@@ -307,6 +307,17 @@ def refresh_runs_callback(engines, current: str | None = None):
 
 
 @guarded
+def open_results_callback(engines, current: str | None):
+    """Opening the Results sub-tab: fresh run list, and the selected (else newest) run shown."""
+    choices = run_choices(engines)
+    ids = [rid for _, rid in choices]
+    run_id = current if current in ids else (ids[0] if ids else None)
+    s, by_lang, by_len, paired, link, files, utts, info = run_view(engines, run_id)
+    return (gr.Dropdown(choices=choices, value=run_id), s, by_lang, by_len, paired, link, files,
+            gr.Dropdown(choices=utts, value=None), info)
+
+
+@guarded
 def run_view_callback(engines, run_id: str | None):
     s, by_lang, by_len, paired, link, files, utts, info = run_view(engines, run_id)
     return s, by_lang, by_len, paired, link, files, gr.Dropdown(choices=utts, value=None), info
@@ -475,7 +486,7 @@ def build(engines) -> None:
             summary_df = gr.Dataframe(label="Summary (95% bootstrap CIs)", interactive=False, elem_id="ev-summary",
                                       wrap=True)
 
-        with gr.Tab("Results", id="ev-tab-results"):
+        with gr.Tab("Results", id="ev-tab-results") as results_tab:
             with gr.Row():
                 runs_dd = gr.Dropdown(runs0, value=runs0[0][1] if runs0 else None, label="Past runs",
                                       elem_id="ev-runs", scale=4)
@@ -585,6 +596,8 @@ def build(engines) -> None:
                       api_visibility="private")
     runs_dd.change(lambda r: run_view_callback(engines, r), inputs=runs_dd, outputs=view_outputs,
                    api_visibility="private")
+    results_tab.select(lambda r: open_results_callback(engines, r), inputs=runs_dd, outputs=[runs_dd, *view_outputs],
+                       api_visibility="private")
 
     def _resume(run_id, progress=gr.Progress()):
         yield from resume_callback(engines, run_id, progress=progress)

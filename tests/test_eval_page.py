@@ -147,3 +147,30 @@ def test_listening_test_callbacks(eng, page_run):
     assert "Done" in text and clip1 is None and pref is None
     assert "2 of 2 trials answered" in summary and "MOS" in summary and "tiny / Tiny Alice" in summary
     assert "finished" in gr_error(lambda: page.answer_callback(eng, state, "Clip 1", 3, 3))
+
+
+def test_opening_results_shows_the_newest_run(eng, page_run):
+    dropdown, summary, *_rest, info = page.open_results_callback(eng, None)
+    newest = page.run_choices(eng)[0][1]
+    assert dropdown.value == newest and newest in info and len(summary) == 2
+
+
+@pytest.mark.slow
+def test_rank_checkpoints_from_the_tab_and_export_best(request, tmp_path_factory, tiny_models):
+    from test_training import get_trained_run
+
+    trained = get_trained_run(request, tmp_path_factory, tiny_models)
+    eng = Engines.create(trained["settings"])
+    run_id = trained["run_id"]
+    assert [v for _, v in page.training_run_choices(eng)] == [run_id]
+    updates = list(page.rank_callback(eng, run_id, "builtin:en", None, "en", 1, ["speaker:Tiny Alice"], None,
+                                      TOKENS, None, 0, False))
+    progress, table, plot, link, eval_run = updates[-1]
+    assert "Finished" in progress and "report.html" in link and "<img" in plot
+    assert len(table) == len(eng.training.checkpoints(run_id)) and list(table["rank"]) == list(range(1, len(table) + 1))
+    message = page.export_best_callback(eng, eval_run, "tab-best")
+    folder = trained["settings"].workspace_dir / "models" / "tab-best"
+    assert str(folder) in message and (folder / "model.pth").is_file()
+    best = json.loads((folder / "export.json").read_text(encoding="utf-8"))["checkpoint"]
+    assert best == table.iloc[0]["checkpoint"]
+    assert "Rank the checkpoints" in gr_error(lambda: page.export_best_callback(eng, None, "x"))
