@@ -17,7 +17,7 @@ import gradio as gr
 import pandas as pd
 
 from engines.errors import InputError
-from engines.training import PRESETS, RunStatus, TrainOptions, estimate_vram_gib
+from engines.training import METRICS_FILE, PRESETS, RunStatus, TrainOptions, estimate_vram_gib
 from pages.common import guarded, notify
 
 log = logging.getLogger(__name__)
@@ -193,23 +193,27 @@ def delete(engines, run_id: str | None, confirmed: bool) -> None:
 
 
 def _live(engines, run_id: str | None, signature: dict | None = None, force: bool = False) -> tuple:
-    """Outputs of the live view: run id, status, plot, log, runs table, signature.
+    """Outputs of the live view: run id, status, plot, log, runs table, signature, dataset choices.
 
-    The plot and the runs table are sent only when what they show changed (a redraw every 2 s would
-    flicker and reset the user's table selection); ``force`` sends both.
+    The plot, the runs table and the dataset choices are sent only when what they show changed (a redraw
+    every 2 s would flicker and reset the user's selection); ``force`` sends plot and table. A dataset built
+    in "1. Dataset" shows up in the dropdown within one refresh.
     """
+    training = engines.training
     run_id, st = view_of(engines, run_id)
-    runs_dir = engines.training.runs_dir
+    runs_dir = training.runs_dir
     count = sum(1 for _ in runs_dir.iterdir()) if runs_dir.is_dir() else 0
-    rows = len(engines.training.metrics(run_id)) if run_id else 0
+    metrics_file = training.run_dir(run_id) / METRICS_FILE if run_id else None
+    size = metrics_file.stat().st_size if metrics_file is not None and metrics_file.is_file() else 0
     new = {"run": run_id, "status": st.status if st else None, "runs": count, "checkpoints": st.checkpoints if st else 0,
-           "rows": rows}
+           "metrics": size, "datasets": training.list_datasets()}
     old = signature if isinstance(signature, dict) else {}
     runs_changed = force or any(new[k] != old.get(k) for k in ("run", "status", "runs", "checkpoints"))
-    plot_changed = force or any(new[k] != old.get(k) for k in ("run", "rows"))
+    plot_changed = force or any(new[k] != old.get(k) for k in ("run", "metrics"))
+    datasets = gr.update(choices=new["datasets"]) if new["datasets"] != old.get("datasets") else gr.update()
     tiny = bool(getattr(engines.settings, "tiny_models", False))
     return (run_id, status_markdown(st, tiny), plot_frame(engines, run_id) if plot_changed else gr.update(),
-            st.log_tail if st else "", runs_frame(engines) if runs_changed else gr.update(), new)
+            st.log_tail if st else "", runs_frame(engines) if runs_changed else gr.update(), new, datasets)
 
 
 @guarded
@@ -354,7 +358,7 @@ def build(engines) -> None:
         delete_btn = gr.Button("Delete run", variant="stop", elem_id="tr-delete")
 
     fields = [dataset, base, epochs, batch, accum, lr, max_audio, save_every, eval_every, seed]
-    live_outputs = [view_run, status, plot, log_box, runs, signature]
+    live_outputs = [view_run, status, plot, log_box, runs, signature, dataset]
 
     preset.change(preset_callback, inputs=preset, outputs=[epochs, batch, accum, lr, max_audio, save_every,
                                                            eval_every, seed], show_progress="hidden")

@@ -83,22 +83,25 @@ def test_start_errors_become_gr_errors(fresh_engines):
     with pytest.raises(gr.Error, match="Select a run"):
         page.export_callback(fresh_engines, None, page.BEST, "x")
     # Nothing trained yet: the live view says so, on CPU the hint says so.
-    run_id, status, plot, log_text, runs, _ = page.refresh_callback(fresh_engines, None, None)
+    run_id, status, plot, log_text, runs, _, datasets = page.refresh_callback(fresh_engines, None, None)
     assert run_id is None and "No training run yet" in status and plot is None and runs.empty
+    assert datasets["choices"] == []
     assert "CPU" in page.suggestion_markdown(fresh_engines, "tiny", 2, 11)
 
 
+@pytest.mark.slow
 def test_live_view_of_a_finished_run_and_export(trained, trained_engines):
     run_id = trained["run_id"]
     # A fresh page (browser refresh, app restart) shows the latest run without being told which.
-    shown, status, plot, log_text, runs, signature = page.refresh_callback(trained_engines, None, None)
+    shown, status, plot, log_text, runs, signature, datasets = page.refresh_callback(trained_engines, None, None)
     assert shown == run_id and "FINISHED" in status and f"step **{trained['status'].step}/" in status
     assert set(plot.series) == {"train loss", "eval loss"} and plot.step.max() == trained["status"].step
     assert "Tiny-model mode" in status and log_text.strip()
     assert list(runs.run) == [run_id] and runs.status[0] == "finished"
+    assert [c[0] if isinstance(c, tuple | list) else c for c in datasets["choices"]] == ["voice"]
     # Nothing changed: plot and runs table are left alone (no flicker, the table keeps its selection).
     again = page.refresh_callback(trained_engines, run_id, signature)
-    assert isinstance(again[2], dict) and isinstance(again[4], dict) and again[1] == status
+    assert again[2] == again[4] == again[6] == gr.update() and again[1] == status
 
     table = page.runs_frame(trained_engines)
     selected, note, checkpoint, *_ = page.select_callback(
@@ -137,6 +140,7 @@ def test_start_stop_resume_delete_through_the_callbacks(fresh_engines, speak):
     assert fresh_engines.training.list_runs() == []
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_browser_shows_run_plot_and_exports(trained, trained_engines, artifacts):
     playwright = pytest.importorskip("playwright.sync_api")

@@ -236,6 +236,7 @@ def test_oom_failure_tells_what_to_lower():
 # ---------------------------------------------------------------- one real run
 
 
+@pytest.mark.slow
 def test_training_run_finishes_with_falling_loss(trained):
     engine, run_id, st = trained["engine"], trained["run_id"], trained["status"]
     assert st.status == "finished", st.log_tail
@@ -293,6 +294,7 @@ def test_finished_run_cannot_resume_or_stop(trained):
         engine.status("../etc")
 
 
+@pytest.mark.slow
 def test_export_loads_strictly_and_synthesizes(trained, tiny_models):
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
@@ -356,6 +358,7 @@ def test_export_loads_strictly_and_synthesizes(trained, tiny_models):
 # ---------------------------------------------------------------- faults: kill, resume, stop
 
 
+@pytest.mark.slow
 def test_kill_mid_epoch_then_stop_then_resume(engine, request, speak):
     """SIGKILL mid-epoch -> crashed -> resume continues the step count from the last checkpoint;
     stop() -> stopped with a checkpoint -> resume; the run finishes with exactly the planned steps."""
