@@ -99,13 +99,12 @@ def _full_size_cpu(n_sentences: int = 2) -> list[Row]:
     import time
 
     import torch
-
-    from engines.device import resolve_device
-    from engines.tiny import build_tokenizer
-
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
     from TTS.tts.models.xtts import Xtts
+
+    from engines.device import resolve_device
+    from engines.tiny import build_tokenizer
 
     device = resolve_device("auto")
     with tempfile.TemporaryDirectory() as tmp:
