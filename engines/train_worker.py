@@ -433,6 +433,8 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag) -> str:
         model=model, train_samples=train_samples, eval_samples=eval_samples, parse_command_line_args=False,
         dashboard_logger=DummyLogger(), run_dir=run_dir, options=options, stop=stop, session=session,
     )
+    for stale in (run_dir / CHECKPOINT_DIR).glob(".checkpoint_*.tmp"):  # a save cut short by a kill
+        stale.unlink(missing_ok=True)
     # Newest checkpoint that loads; a damaged one (disk trouble) falls back to the one before.
     resumed_from = None
     for path in reversed(checkpoint_files(run_dir)):

@@ -562,6 +562,24 @@ class TrainingEngine:
             f"{', '.join(str(c) for c in candidates)}. Get them from https://huggingface.co/coqui/XTTS-v2."
         )
 
+    def recorded_base(self, info: dict[str, Any]) -> BaseModel:
+        """The base files a run trained from (run.json keeps absolute paths), re-resolved if they moved.
+
+        Raises:
+            MissingWeightsError: the base's files are gone.
+        """
+        recorded = info.get("base") or {}
+        try:
+            base = BaseModel(**{k: (Path(v) if v is not None and k != "model_id" else v) for k, v in recorded.items()})
+        except TypeError:
+            return self.resolve_base(info.get("base_model", ""))
+        missing = [p for p in (base.checkpoint, base.config, base.vocab) if not p.is_file()]
+        if missing:
+            with contextlib.suppress(LabError):
+                return self.resolve_base(base.model_id)
+            raise MissingWeightsError(f"The base model this run trained from is gone: {', '.join(map(str, missing))}.")
+        return base
+
     # ----------------------------------------------------------------- validation
 
     def validate(self, options: TrainOptions) -> tuple[Path, BaseModel, dict[str, Any]]:
@@ -989,7 +1007,7 @@ class TrainingEngine:
         target = parent / name
         if target.exists() and not overwrite:
             raise InputError(f"A model named {name!r} already exists in {parent}; pick another name.")
-        base = self.resolve_base(info["base_model"])
+        base = self.recorded_base(info)
 
         with self.gpu_lock:  # not GPU work, but it holds a whole model in RAM: one at a time
             state = _inference_state(base.checkpoint)

@@ -409,6 +409,7 @@ def test_kill_mid_epoch_then_stop_then_resume(engine, request, speak):
         assert ckpt["step"] == int(path.stem.split("_")[1])
     info = read_run(run_dir)
     assert [r["after"] for r in info["resumes"]] == ["crashed", "stopped"] and info["sessions"] == 3
+    assert not list((run_dir / "checkpoints").glob(".*.tmp"))  # a save cut short by the kill is cleaned up
 
     engine.delete_run(run_id)
     assert not run_dir.exists() and engine.list_runs() == []
