@@ -1,0 +1,142 @@
+"""Finetune tab, "1. Dataset": layout, and the callbacks called directly (bad input -> gr.Error)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import pytest
+
+from pages import finetune
+
+TEXTS = ["The quick brown fox jumps over the lazy dog.", "She sells sea shells by the sea shore.",
+         "Every morning the baker opens his shop early."]
+ELEM_IDS = ["ft-upload", "ft-name", "ft-language", "ft-build", "ft-report", "ft-table", "ft-save", "ft-datasets"]
+DEFAULTS = dict(model_id="tiny-random", speaker="", speaker_from_folder=False, overwrite=False, min_clip=1.0,
+                max_clip=11.0, silence_db=-50.0, pad_ms=150, eval_share=0.15)
+
+
+def call_build(cb, files, folder, transcripts, name, language="en", **changes):
+    v = {**DEFAULTS, **changes}
+    return cb["build"](files, folder, transcripts, name, language, v["model_id"], v["speaker"],
+                       v["speaker_from_folder"], v["overwrite"], v["min_clip"], v["max_clip"], v["silence_db"],
+                       v["pad_ms"], v["eval_share"])
+
+
+@pytest.fixture()
+def recordings(speak, tmp_path) -> tuple[Path, Path]:
+    """A server folder with two speaker subfolders, and a transcripts list for it."""
+    folder = tmp_path / "recordings"
+    rows = []
+    for i, text in enumerate(TEXTS):
+        speaker = "anna" if i < 2 else "ben"
+        (folder / speaker).mkdir(parents=True, exist_ok=True)
+        wav = speak(text, "en", "wav", name=f"rec{i}")
+        target = folder / speaker / wav.name
+        target.write_bytes(wav.read_bytes())
+        rows.append(f"{speaker}/{wav.name}|{text}")
+    (folder / "notes.md").write_text("not audio")
+    transcripts = tmp_path / "transcripts.txt"
+    transcripts.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder, transcripts
+
+
+def test_tab_layout_and_train_fallback(engines, monkeypatch) -> None:
+    with gr.Blocks() as demo:
+        finetune.build(engines)
+    ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
+    assert set(ELEM_IDS) <= ids
+    tabs = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
+    assert tabs == ["1. Dataset", "2. Train"]
+
+    # without the training page the dataset tab still builds, and says why training is missing
+    monkeypatch.setitem(sys.modules, "pages.finetune_train", None)
+    with gr.Blocks() as demo:
+        finetune.build(engines)
+    notes = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and "not available" in str(b.value)]
+    assert len(notes) == 1 and "Training is not available" in notes[0]
+
+
+def test_bad_input_raises_gr_error(engines, speak, tmp_path) -> None:
+    cb = finetune.callbacks(engines)
+    wav = speak(TEXTS[0], "en", "wav", name="one")
+    with pytest.raises(gr.Error, match="No input files"):
+        call_build(cb, [], "", None, "empty")
+    with pytest.raises(gr.Error, match="Folder not found"):
+        call_build(cb, [], str(tmp_path / "nowhere"), None, "x")
+    for bad in ["../x", "/tmp/x", "a/b", ""]:
+        with pytest.raises(gr.Error):
+            call_build(cb, [str(wav)], "", None, bad)
+    with pytest.raises(gr.Error, match="XTTS"):
+        call_build(cb, [str(wav)], "", None, "ok", language="xx")
+    with pytest.raises(gr.Error, match="Max clip"):
+        call_build(cb, [str(wav)], "", None, "ok", max_clip=60)
+    with pytest.raises(gr.Error, match="Pick a dataset"):
+        cb["save"](None, None)
+    with pytest.raises(gr.Error, match="No dataset named"):
+        cb["review"]("missing")
+    engines.settings.path("datasets_dir").joinpath("ghost").mkdir(parents=True)
+    with pytest.raises(gr.Error, match="confirm"):
+        cb["delete"]("ghost", False)
+
+
+def test_build_review_edit_delete(engines, recordings) -> None:
+    cb = finetune.callbacks(engines)
+    folder, transcripts = recordings
+    report, summary, review_pick, datasets, _ = call_build(cb, None, str(folder), str(transcripts), "voices",
+                                                           speaker_from_folder=True)
+    assert isinstance(report, pd.DataFrame) and list(report.columns) == finetune.REPORT_COLUMNS
+    by_source = report.set_index("source")
+    assert by_source.loc["notes.md", "status"] == "skipped"
+    assert (by_source.loc[["anna/rec0.wav", "anna/rec1.wav", "ben/rec2.wav"], "status"] == "kept").all()
+    assert "3 clips" in summary and review_pick["value"] == "voices"
+    assert datasets.set_index("name").loc["voices", "clips"] == 3
+
+    table, stats, histogram, clip_pick, player = cb["review"]("voices")
+    assert list(table.columns) == finetune.TABLE_COLUMNS and len(table) == 3
+    assert set(table["speaker"]) == {"anna", "ben"} and set(table["text"]) == set(TEXTS)
+    assert "3 clips" in stats and "Only" in stats  # well under two minutes: the warning shows
+    assert histogram["clips"].sum() == 3 and clip_pick["value"] == table.iloc[0]["clip"]
+    assert Path(cb["play"]("voices", table.iloc[0]["clip"])).is_file()
+
+    # edit one text, drop one row, save: the CSVs change and the dropped wav is gone
+    edited = table.copy()
+    edited.loc[0, "text"] = "Edited in the table."
+    dropped = edited.iloc[1]["clip"]
+    edited = edited.drop(index=1)
+    message, table2, *_ = cb["save"]("voices", edited)
+    assert "1 edited, 1 deleted, 2 clips left" in message and len(table2) == 2
+    root = engines.datasets.dataset_dir("voices")
+    assert not (root / "wavs" / dropped).exists()
+    rows = []
+    for split in ("train", "eval"):
+        with open(root / f"metadata_{split}.csv", encoding="utf-8", newline="") as fh:
+            rows += list(csv.DictReader(fh, delimiter="|"))
+    assert {r["text"] for r in rows} == {"Edited in the table.", *[t for t in TEXTS if t in set(table2["text"])]}
+
+    bad = table2.copy()
+    bad.loc[0, "text"] = ""
+    with pytest.raises(gr.Error, match="empty"):
+        cb["save"]("voices", bad)
+    with pytest.raises(gr.Error, match="nothing to re-cut"):
+        cb["recut"]("voices", table2.iloc[0]["clip"], 11)
+    with pytest.raises(gr.Error, match="Pick the clip"):
+        cb["delete_clip"]("voices", None, table2)
+    with pytest.raises(gr.Error, match="Pick the mismatched clip"):
+        cb["choice"]("voices", None, "keep original", "")
+
+    # validation with the tiny Whisper: every clip gets compared; the table shows the flags
+    mismatches, message, mm_pick, table3, *_ = cb["validate"]("voices", "tiny-random", 0.3)
+    assert "Re-transcribed 2 clips" in message
+    assert len(mismatches) == sum("ASR mismatch" in f for f in table3["flags"])
+
+    # the list, then delete (confirm required)
+    listed, *_ = cb["list"]()
+    assert "voices" in set(listed["name"])
+    with pytest.raises(gr.Error, match="confirm"):
+        cb["delete"]("voices", False)
+    message, listed, *_ = cb["delete"]("voices", True)
+    assert "Deleted" in message and "voices" not in set(listed["name"]) and not root.exists()
