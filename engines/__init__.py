@@ -49,7 +49,8 @@ class Engines:
         engines.evaluation = EvalEngine(engines)
         from engines.datasets import DatasetEngine
 
-        engines.datasets = DatasetEngine(settings, engines.asr)
+        # the training engine knows which dataset a live run uses: deleting that one is refused
+        engines.datasets = DatasetEngine(settings, engines.asr, in_use=getattr(engines.training, "in_use", None))
         return engines
 
     @property
