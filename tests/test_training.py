@@ -119,7 +119,10 @@ def get_trained_run(request: pytest.FixtureRequest, tmp_path_factory, tiny_model
                            learning_rate=5e-4, save_every=2, seed=1, keep_checkpoints=3)
     run_id = engine.start(options)
     probes: dict[str, object] = {"in_use_running": engine.in_use("voice"), "active": engine.active_run()}
-    for name, call in (("second_start", lambda: engine.start(options)), ("delete", lambda: engine.delete_run(run_id))):
+    restarted = TrainingEngine(settings, tiny=tiny_models)  # another app session: it knows only run.json + pid
+    probes["restarted_sees"] = restarted.active_run()
+    for name, call in (("second_start", lambda: engine.start(options)), ("delete", lambda: engine.delete_run(run_id)),
+                       ("restarted_start", lambda: restarted.start(options))):
         try:
             call()
             probes[name] = None
@@ -279,6 +282,7 @@ def test_second_start_and_delete_are_refused_while_running(trained):
     assert probes["active"] == run_id and probes["in_use_running"] is True
     assert isinstance(probes["second_start"], BusyError) and run_id in str(probes["second_start"])
     assert isinstance(probes["delete"], BusyError)
+    assert probes["restarted_sees"] == run_id and isinstance(probes["restarted_start"], BusyError)
     engine = trained["engine"]
     assert engine.in_use("voice") is False  # finished: the dataset may go now
     assert len(engine.list_runs()) == 1  # the refused start left no folder behind
