@@ -139,7 +139,10 @@ def stats_markdown(stats: DatasetStats) -> str:
 
 
 def histogram_frame(stats: DatasetStats | None) -> pd.DataFrame:
-    return pd.DataFrame(stats.histogram if stats else [], columns=["duration", "clips"])
+    """Clips per 1-second duration bin (typed even when empty, so the plot's y axis stays numeric)."""
+    bins = stats.histogram if stats else []
+    return pd.DataFrame({"duration": pd.Series([b for b, _ in bins], dtype="object"),
+                         "clips": pd.Series([n for _, n in bins], dtype="int64")})
 
 
 def datasets_frame(engines) -> pd.DataFrame:
@@ -331,7 +334,7 @@ def build_dataset_tab(engines) -> None:
         review_refresh = gr.Button("Reload", size="sm", elem_id="ft-review-reload", scale=1)
     stats = gr.Markdown(elem_id="ft-stats")
     histogram = gr.BarPlot(histogram_frame(None), x="duration", y="clips", sort="x", label="Clip durations",
-                           elem_id="ft-histogram")
+                           x_title="duration", y_title="clips", height=240, elem_id="ft-histogram")
     table = gr.Dataframe(table_frame([]), label="Clips: edit text, speaker or split; remove rows to delete clips",
                          interactive=True, wrap=True, static_columns=[0, 1, 5], elem_id="ft-table")
     with gr.Row():

@@ -140,3 +140,50 @@ def test_build_review_edit_delete(engines, recordings) -> None:
         cb["delete"]("voices", False)
     message, listed, *_ = cb["delete"]("voices", True)
     assert "Deleted" in message and "voices" not in set(listed["name"]) and not root.exists()
+
+
+@pytest.mark.browser
+def test_dataset_tab_in_a_browser(tmp_path, tiny_models, speak, artifacts) -> None:
+    """Upload recordings and a transcripts file, build, review the table, delete a clip."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, launched_app, tiny_settings
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    files = [speak(text, "en", "wav", name=f"web{i}") for i, text in enumerate(TEXTS)]
+    transcripts = tmp_path / "list.txt"
+    transcripts.write_text("".join(f"{f.name}|{t}\n" for f, t in zip(files, TEXTS)), encoding="utf-8")
+    settings = tiny_settings(tmp_path, tiny_models)
+    with launched_app(settings) as (demo, url), playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_context(viewport={"width": 1400, "height": 2400}).new_page()
+            tab.goto(url)
+            tab.get_by_role("tab", name="Finetune").click()
+            tab.locator("#ft-build").wait_for(timeout=30_000)
+            tab.locator("#ft-upload input[type=file]").set_input_files([str(f) for f in files])
+            tab.locator("#ft-transcripts input[type=file]").set_input_files(str(transcripts))
+            tab.locator("#ft-name input, #ft-name textarea").first.fill("web-voice")
+            tab.locator("#ft-upload").get_by_text("web2", exact=True).wait_for(timeout=30_000)
+            tab.locator("#ft-build").click()
+            tab.locator("#ft-summary").get_by_text("3 clips").wait_for(timeout=120_000)
+            report = tab.locator("#ft-report").inner_text()
+            assert all(f.name in report for f in files) and "kept" in report
+            tab.locator("#ft-table").get_by_text("web1.wav").first.wait_for(timeout=30_000)
+            assert TEXTS[1] in tab.locator("#ft-table").inner_text()
+            assert "3 clips" in tab.locator("#ft-stats").inner_text()
+            assert "web-voice" in tab.locator("#ft-datasets").inner_text()
+            tab.screenshot(path=str(artifacts / "finetune-dataset.png"), full_page=True)
+
+            # pick a clip and delete it: the table and the CSVs lose it
+            tab.locator("#ft-clip input").first.click()
+            tab.get_by_role("option", name="web1.wav").click()
+            tab.locator("#ft-delete-clip").click()
+            tab.locator("#ft-edit-status").get_by_text("Deleted web1.wav").wait_for(timeout=30_000)
+            assert "web1.wav" not in tab.locator("#ft-table").inner_text()
+        finally:
+            browser.close()
+    root = settings.path("datasets_dir") / "web-voice"
+    assert not (root / "wavs" / "web1.wav").exists()
+    written = (root / "metadata_train.csv").read_text() + (root / "metadata_eval.csv").read_text()
+    assert "web1.wav" not in written and "web0.wav" in written
