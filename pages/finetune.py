@@ -79,14 +79,41 @@ def _number(value: Any, default: float) -> float:
     return default if math.isnan(number) else number
 
 
+def parse_speakers(text: str | None) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The speaker box: a default name, and/or ``source = speaker`` lines (an upload, a zip, a folder).
+
+    Returns:
+        (default speaker, (source, speaker) pairs).
+
+    Raises:
+        InputError: a line with an empty side, or two default names.
+    """
+    default, pairs = "", []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if "=" in line:
+            source, _, speaker = (part.strip() for part in line.partition("="))
+            if not source or not speaker:
+                raise InputError(f"Speakers, line {number}: write 'file name = speaker', got {line!r}.")
+            pairs.append((source, speaker))
+        elif default:
+            raise InputError(f"Speakers, line {number}: one default name only (use 'file = speaker' for the rest).")
+        else:
+            default = line
+    return default, tuple(pairs)
+
+
 def build_options(model_id: str | None, min_clip: float, max_clip: float, silence_db: float, pad_ms: float,
                   eval_share: float, speaker: str | None, speaker_from_folder: bool, overwrite: bool) -> DatasetOptions:
     """UI values -> DatasetOptions (empty numbers take the defaults)."""
     d = DatasetOptions()
+    default, pairs = parse_speakers(speaker)
     return DatasetOptions(
         model_id=model_id or None, min_clip=_number(min_clip, d.min_clip), max_clip=_number(max_clip, d.max_clip),
         silence_db=_number(silence_db, d.silence_db), pad_ms=int(_number(pad_ms, d.pad_ms)),
-        eval_share=_number(eval_share, d.eval_share), speaker=(speaker or "").strip(),
+        eval_share=_number(eval_share, d.eval_share), speaker=default, speakers=pairs,
         speaker_from_folder=bool(speaker_from_folder), overwrite=bool(overwrite),
     )
 
@@ -309,7 +336,9 @@ def build_dataset_tab(engines) -> None:
                                    label="Language", elem_id="ft-language")
             model = gr.Dropdown(whisper_choices(engines), value=asr.default_model(), label="Whisper model",
                                 info="Transcribes files without a transcript", elem_id="ft-whisper")
-            speaker = gr.Textbox(label="Speaker name", placeholder="(the dataset name)", elem_id="ft-speaker")
+            speaker = gr.Textbox(label="Speaker", lines=2, placeholder="Anna\nbob-interview.zip = Bob",
+                                 info="A name for every file (default: the dataset name), and/or "
+                                      "'file, zip or folder = speaker' lines", elem_id="ft-speaker")
             with gr.Row():
                 from_folder = gr.Checkbox(False, label="Subfolder name = speaker", elem_id="ft-speaker-folders")
                 overwrite = gr.Checkbox(False, label="Overwrite an existing dataset", elem_id="ft-overwrite")

@@ -86,8 +86,10 @@ def test_bad_input_raises_gr_error(engines, speak, tmp_path) -> None:
 def test_build_review_edit_delete(engines, recordings) -> None:
     cb = finetune.callbacks(engines)
     folder, transcripts = recordings
+    with pytest.raises(gr.Error, match="file name = speaker"):
+        call_build(cb, None, str(folder), str(transcripts), "voices", speaker="= nobody")
     report, summary, review_pick, datasets, _ = call_build(cb, None, str(folder), str(transcripts), "voices",
-                                                           speaker_from_folder=True)
+                                                           speaker_from_folder=True, speaker="rec2.wav = carl")
     assert isinstance(report, pd.DataFrame) and list(report.columns) == finetune.REPORT_COLUMNS
     by_source = report.set_index("source")
     assert by_source.loc["notes.md", "status"] == "skipped"
@@ -97,7 +99,8 @@ def test_build_review_edit_delete(engines, recordings) -> None:
 
     table, stats, histogram, clip_pick, player = cb["review"]("voices")
     assert list(table.columns) == finetune.TABLE_COLUMNS and len(table) == 3
-    assert set(table["speaker"]) == {"anna", "ben"} and set(table["text"]) == set(TEXTS)
+    assert dict(zip(table["clip"], table["speaker"])) == {"rec0.wav": "anna", "rec1.wav": "anna", "rec2.wav": "carl"}
+    assert set(table["text"]) == set(TEXTS)
     assert "3 clips" in stats and "Only" in stats  # well under two minutes: the warning shows
     assert histogram["clips"].sum() == 3 and clip_pick["value"] == table.iloc[0]["clip"]
     assert Path(cb["play"]("voices", table.iloc[0]["clip"])).is_file()
