@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 GROUND_TRUTH = "ground truth"  # the system name of rows that score real recordings
 ASR_SR = 16000
 BATCH_MAX_SECONDS = 30.0  # Whisper's window: shorter clips are decoded in batches
-WARMUP_TEXT = {"en": "Warm up.", "zh-cn": "你好。", "ja": "こんにちは。", "ko": "안녕하세요.", "ru": "Привет."}
 RUN_STATES = ("running", "stopped", "failed", "done")
 TINY_NOTE = (
     "Tiny random models were used: the audio is noise and the transcripts are gibberish. These numbers measure "
@@ -990,8 +989,6 @@ class EvalEngine:
 
     def _iter_run(self, config: EvalConfig, run_id: str | None, progress: ProgressFn, log_fn: LogFn,
                   resume: bool) -> Iterator[RunProgress]:
-        from engines.tts import normalize_language as tts_language
-
         if resume:
             folder = self.run_dir(run_id or "")
             saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -1076,7 +1073,7 @@ class EvalEngine:
                     continue
                 log_fn(f"System {system.name}: {len(pending)} utterance(s) to go.")
                 progress(state["done"] / max(total, 1), desc=f"{system.name}: warming up")
-                self._warm_up(system, config, tts_language(pending[0][0].language))
+                self._warm_up(system, config, pending[0][0])
                 ref_emb = self._reference_embedding(system)
                 for start in range(0, len(pending), config.asr_batch_size):
                     if self._stop.is_set():
@@ -1139,13 +1136,16 @@ class EvalEngine:
                 out[v.spec].append(dst.relative_to(folder).as_posix())
         return out
 
-    def _warm_up(self, system: System, config: EvalConfig, language: str) -> None:
-        """One uncounted synthesis: loads the model and caches the voice latents, so RTF measures generation."""
+    def _warm_up(self, system: System, config: EvalConfig, sentence: Sentence) -> None:
+        """One uncounted synthesis: loads the model and caches the voice latents, so RTF measures generation.
+
+        It speaks the first pending sentence (right language and script), capped to a few tokens.
+        """
+        options = config.tts_options(sentence.language, 0)
         self.engines.tts.synthesize(
-            WARMUP_TEXT.get(language, "Hello."), model_id=system.model_id,
-            reference=[Path(f) for f in system.voice.files] or None, speaker=system.voice.speaker,
-            options=dataclasses.replace(config.tts_options(language, 0), max_audio_tokens=config.max_audio_tokens or 64),
-            save=False,
+            sentence.text, model_id=system.model_id, reference=[Path(f) for f in system.voice.files] or None,
+            speaker=system.voice.speaker, save=False,
+            options=dataclasses.replace(options, max_audio_tokens=min(config.max_audio_tokens or 64, 64)),
         )
 
     def _reference_embedding(self, system: System) -> np.ndarray | None:

@@ -515,7 +515,7 @@ class PairedDifference:
     def as_dict(self) -> dict:
         return {
             "metric": self.metric, "a": _clean(self.a), "b": _clean(self.b), "diff": self.diff.as_dict(),
-            "p_a_better": self.p_a_better, "n": self.n,
+            "p_a_better": _clean(self.p_a_better), "n": self.n,
         }
 
     @property
