@@ -752,7 +752,10 @@ class DatasetEngine:
                                 "missing": report.transcripts_missing, "extra": report.transcripts_extra}
 
         meta = _read_json(root / "dataset.json") if root.is_dir() else None
-        if root.is_dir() and any(root.iterdir()):
+        # a folder without metadata or clips (a build killed before its first write) is free to use
+        has_content = root.is_dir() and (meta is not None or (root / "metadata_train.csv").exists()
+                                         or any((root / "wavs").glob("*.wav")))
+        if has_content:
             if options.overwrite:
                 self._check_not_in_use(name, "overwrite it")
                 shutil.rmtree(root)
