@@ -11,6 +11,19 @@ from pathlib import Path
 
 from config import load_settings
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads its own browser here
+# Root in CI needs --no-sandbox; the rest keeps Chromium from phoning home or stalling on first-run work.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",  # audio.play() from a test counts as no gesture
+]
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now (127.0.0.1)."""
