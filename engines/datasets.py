@@ -498,22 +498,14 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def runs_using(settings: Settings, name: str) -> bool:
     """Default in-use check: a ``workspace/runs/*/run.json`` with status "running" on this dataset.
 
     A run.json naming a ``pid`` that no longer exists does not count (a crashed run must not lock
     the dataset forever).
     """
+    from engines.training import pid_alive
+
     runs = settings.workspace_dir / "runs"
     if not runs.is_dir():
         return False
@@ -525,7 +517,7 @@ def runs_using(settings: Settings, name: str) -> bool:
         if dataset is None or (str(dataset) != name and Path(str(dataset)).name != name):
             continue
         pid = data.get("pid")
-        if isinstance(pid, int) and not _pid_alive(pid):
+        if isinstance(pid, int) and not pid_alive(pid):
             continue
         return True
     return False

@@ -6,6 +6,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -51,6 +52,15 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise _to_gr_error(exc) from exc
 
     return wrapper
+
+
+def file_paths(files: Any) -> list[Path]:
+    """Paths from a gr.File value (one, several, or None; items are paths or objects with .name)."""
+    if not files:
+        return []
+    if isinstance(files, str | Path):
+        files = [files]
+    return [Path(getattr(f, "name", f)) for f in files if f]
 
 
 def notify(message: str) -> None:

@@ -21,7 +21,7 @@ from config import XTTS_LANGUAGES
 from engines import report
 from engines.errors import InputError, LabError
 from engines.evaluation import GROUND_TRUTH, EvalConfig, RunProgress, sentence_set_choices
-from pages.common import GPU_CONCURRENCY_ID, guarded, notify
+from pages.common import GPU_CONCURRENCY_ID, file_paths, guarded, notify
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,6 @@ def voice_choices(engines, models: list[str] | None = None) -> list[tuple[str, s
     return out
 
 
-def _paths(files: Any) -> list[str]:
-    if not files:
-        return []
-    if isinstance(files, str | Path):
-        files = [files]
-    return [str(getattr(f, "name", f)) for f in files if f]
-
-
 def _opt_int(value: Any) -> int | None:
     """0, empty or negative -> None (no cap / greedy)."""
     if value is None or value == "":
@@ -82,13 +74,13 @@ def build_config(set_spec: str | None, upload: Any, language: str | None, max_se
     if not set_spec:
         raise InputError("Pick a sentence set.")
     if set_spec == UPLOAD:
-        uploaded = _paths(upload)
+        uploaded = [str(p) for p in file_paths(upload)]
         if not uploaded:
             raise InputError("Upload a CSV (with a 'text' column) or a TXT file (one sentence per line) first.")
         set_spec = uploaded[0]
     model_ids = tuple(m for m in (models if isinstance(models, list | tuple) else [models] if models else []) if m)
     voice_specs = [v for v in (voices if isinstance(voices, list | tuple) else [voices] if voices else []) if v]
-    voice_specs += _paths(voice_files)
+    voice_specs += [str(p) for p in file_paths(voice_files)]
     if not voice_specs:
         raise InputError("Pick at least one reference voice: a saved voice, a built-in speaker, or upload a clip.")
     return EvalConfig(

@@ -20,7 +20,7 @@ import pandas as pd
 from config import XTTS_LANGUAGES
 from engines.datasets import ClipRow, DatasetOptions, DatasetReport, DatasetStats
 from engines.errors import InputError
-from pages.common import GPU_CONCURRENCY_ID, guarded, notify, warn
+from pages.common import GPU_CONCURRENCY_ID, file_paths, guarded, notify, warn
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +50,9 @@ def dataset_names(engines) -> list[str]:
     return [d.name for d in engines.datasets.list_datasets()]
 
 
-def _as_paths(files: Any) -> list[Path]:
-    """gr.File (multiple) gives a list of paths (or objects with .name); None when empty."""
-    if not files:
-        return []
-    if isinstance(files, str | Path):
-        files = [files]
-    return [Path(getattr(f, "name", f)) for f in files if f]
-
-
 def collect_sources(files: Any, folder: str | None) -> list[Path]:
     """Uploaded files, then the server folder (which must exist)."""
-    paths = _as_paths(files)
+    paths = file_paths(files)
     folder = (folder or "").strip()
     if folder:
         path = Path(folder).expanduser()
@@ -123,7 +114,7 @@ def run_build(engines, files: Any, folder: str | None, transcripts: Any, name: s
               log_lines: list[str] | None = None) -> DatasetReport:
     """Collect the inputs and build the dataset."""
     sources = collect_sources(files, folder)
-    transcripts_path = _as_paths(transcripts)[0] if transcripts else None
+    transcripts_path = file_paths(transcripts)[0] if transcripts else None
     lines = log_lines if log_lines is not None else []
     return engines.datasets.build(name, sources, language, transcripts=transcripts_path, options=options,
                                   progress=progress or (lambda *_a, **_k: None), log=lines.append)

@@ -15,7 +15,7 @@ import gradio as gr
 from config import XTTS_LANGUAGES
 from engines.errors import InputError
 from engines.tts import OPTION_RANGES, TINY_ID, TTSOptions, TTSResult
-from pages.common import GPU_CONCURRENCY_ID, guarded, notify, warn
+from pages.common import GPU_CONCURRENCY_ID, file_paths, guarded, notify, warn
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +33,9 @@ def char_counter(text: str | None, limit: int) -> str:
     return f"{count} / {limit} characters"
 
 
-def _as_paths(files: Any) -> list[Path]:
-    """gr.File (multiple) gives a list of paths (or file objects with .name); None when empty."""
-    if not files:
-        return []
-    if isinstance(files, str | Path):
-        files = [files]
-    return [Path(getattr(f, "name", f)) for f in files if f]
-
-
 def collect_references(engines, files: Any, recording: str | None, voice: str | None) -> list[Path]:
     """Uploaded clips + the recording + a saved voice's clips, in that order."""
-    refs = _as_paths(files)
+    refs = file_paths(files)
     if recording:
         refs.append(Path(recording))
     if voice and voice != NONE:
@@ -110,7 +101,7 @@ def generate(engines, text: str, language: str, files: Any, recording: str | Non
 
 def save_voice(engines, name: str, files: Any, recording: str | None) -> tuple[str, list[str]]:
     """Save the uploaded/recorded clips as a named voice. Returns (name, all voice names)."""
-    clips = _as_paths(files) + ([Path(recording)] if recording else [])
+    clips = file_paths(files) + ([Path(recording)] if recording else [])
     folder = engines.tts.save_voice(name, clips)
     return folder.name, engines.tts.list_voices()
 
