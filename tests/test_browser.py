@@ -14,6 +14,7 @@ from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, launched_app, tiny_se
 
 pytestmark = pytest.mark.browser
 
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MAX_TOKENS = "40"  # the tiny GPT would otherwise babble to its token limit
 TIMEOUT_MS = 180_000  # one tiny synthesis or transcription on a busy 2-core CPU
@@ -46,8 +47,16 @@ def pick(page, elem_id: str, option: str) -> None:
 
 def upload(page, elem_id: str, path: Path) -> None:
     """Put a file into a gr.File and wait until Gradio has uploaded it (its name is listed)."""
+    # A tab's components mount when the tab is first shown; files set on an input that is not
+    # mounted yet are lost, so wait for the drop zone to be on screen first.
+    page.locator(f"#{elem_id}").get_by_role("button", name="Click to upload or drop files").wait_for()
     page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
-    page.locator(f"#{elem_id}").get_by_text(path.name).first.wait_for(timeout=90_000)
+    try:
+        page.locator(f"#{elem_id}").get_by_text(path.name).first.wait_for(timeout=90_000)
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"upload-failed-{elem_id}.png"), full_page=True)  # for the CI log
+        raise
 
 
 def player(page):
