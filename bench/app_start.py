@@ -40,16 +40,28 @@ def run(repeats: int = 3) -> list[Row]:
     for _ in range(repeats):
         out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
         imports.append(float(out.stdout.strip().splitlines()[-1]))
-    rows.append(Row("start", "import main_launcher (median)", sorted(imports)[len(imports) // 2], "s",
-                    f"{repeats} fresh processes; target < 5 s"))
+    rows.append(
+        Row(
+            "start",
+            "import main_launcher (median)",
+            sorted(imports)[len(imports) // 2],
+            "s",
+            f"{repeats} fresh processes; target < 5 s",
+        )
+    )
 
     # Real models, not tiny: tiny mode builds its models on first start, which is not app start.
     port = _free_port()
     with tempfile.TemporaryDirectory() as workspace:
         env = dict(os.environ, XTTSLAB_WORKSPACE=workspace, GRADIO_ANALYTICS_ENABLED="False")
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "main_launcher.py", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "main_launcher.py", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         answered = None
         try:
             while time.perf_counter() - start < 120 and proc.poll() is None:
@@ -68,6 +80,8 @@ def run(repeats: int = 3) -> list[Row]:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    rows.append(Row("start", "launch until page answers HTTP 200", answered, "s", "python main_launcher.py; target < 10 s"))
+    rows.append(
+        Row("start", "launch until page answers HTTP 200", answered, "s", "python main_launcher.py; target < 10 s")
+    )
     rows.append(Row("start", "idle memory, no model loaded (RSS)", idle, "MB", "target < 1024 MB"))
     return rows

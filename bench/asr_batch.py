@@ -25,10 +25,12 @@ def _random_whisper(dims_name: str, folder: Path) -> Path:
     from whisper.model import ModelDimensions, Whisper
 
     sizes = {  # openai/whisper's published dimensions
-        "base": dict(n_audio_state=512, n_audio_head=8, n_audio_layer=6, n_text_state=512, n_text_head=8,
-                     n_text_layer=6),
-        "small": dict(n_audio_state=768, n_audio_head=12, n_audio_layer=12, n_text_state=768, n_text_head=12,
-                      n_text_layer=12),
+        "base": dict(
+            n_audio_state=512, n_audio_head=8, n_audio_layer=6, n_text_state=512, n_text_head=8, n_text_layer=6
+        ),
+        "small": dict(
+            n_audio_state=768, n_audio_head=12, n_audio_layer=12, n_text_state=768, n_text_head=12, n_text_layer=12
+        ),
     }[dims_name]
     torch.manual_seed(0)
     dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_vocab=51865, n_text_ctx=448, **sizes)
@@ -37,8 +39,9 @@ def _random_whisper(dims_name: str, folder: Path) -> Path:
     return path
 
 
-def _compare(model_id: str, label: str, audio: list[np.ndarray], total_audio: float, engine,
-             batch_sizes: tuple[int, ...]) -> list[Row]:
+def _compare(
+    model_id: str, label: str, audio: list[np.ndarray], total_audio: float, engine, batch_sizes: tuple[int, ...]
+) -> list[Row]:
     from engines.asr import ASROptions
 
     options = ASROptions(language="en", temperature=0.0, segment_timestamps=False)
@@ -47,16 +50,30 @@ def _compare(model_id: str, label: str, audio: list[np.ndarray], total_audio: fl
     start = time.perf_counter()
     sequential = [engine.transcribe_array(a, options, model_id) for a in audio]
     seq_seconds = time.perf_counter() - start
-    rows = [Row("asr", f"{label}: sequential transcribe(), {len(audio)} clips", seq_seconds, "s",
-                extra={"rtf": seq_seconds / total_audio})]
+    rows = [
+        Row(
+            "asr",
+            f"{label}: sequential transcribe(), {len(audio)} clips",
+            seq_seconds,
+            "s",
+            extra={"rtf": seq_seconds / total_audio},
+        )
+    ]
     for bs in batch_sizes:
         start = time.perf_counter()
         batched = engine.transcribe_batch(audio, options, model_id, batch_size=bs)
         seconds = time.perf_counter() - start
         same = [a.text for a in sequential] == [b.text for b in batched]
-        rows.append(Row("asr", f"{label}: batched decode, batch {bs}", seq_seconds / seconds, "x speed-up",
-                        "same transcripts as sequential" if same else "TRANSCRIPTS DIFFER",
-                        {"seconds": seconds, "identical": same}))
+        rows.append(
+            Row(
+                "asr",
+                f"{label}: batched decode, batch {bs}",
+                seq_seconds / seconds,
+                "x speed-up",
+                "same transcripts as sequential" if same else "TRANSCRIPTS DIFFER",
+                {"seconds": seconds, "identical": same},
+            )
+        )
     engine.unload()
     return rows
 
@@ -79,6 +96,12 @@ def run(full: bool = True, n_full: int = 16) -> list[Row]:
         if full:
             path = _random_whisper("base", tmp_path)
             sub = audio[:n_full]
-            rows += _compare(str(path), f"Whisper base architecture (74 M, random weights), {n_full} clips", sub,
-                             sum(len(a) for a in sub) / 16000, engine, (1, 8, 16))
+            rows += _compare(
+                str(path),
+                f"Whisper base architecture (74 M, random weights), {n_full} clips",
+                sub,
+                sum(len(a) for a in sub) / 16000,
+                engine,
+                (1, 8, 16),
+            )
     return rows

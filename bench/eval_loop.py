@@ -56,8 +56,17 @@ def run() -> list[Row]:
         engines = Engines.create(settings)
         speaker = engines.tts.speakers("tiny")[0]
         _dataset(settings.path("datasets_dir") / "bench", Path(tmp))
-        base = EvalConfig(sentences="dataset:bench", models=("tiny",), voices=(f"speaker:{speaker}",), repeats=2, max_audio_tokens=TOKENS, asr_model="tiny-random", beam_size=None,
-                          bootstrap=200, name="bench")
+        base = EvalConfig(
+            sentences="dataset:bench",
+            models=("tiny",),
+            voices=(f"speaker:{speaker}",),
+            repeats=2,
+            max_audio_tokens=TOKENS,
+            asr_model="tiny-random",
+            beam_size=None,
+            bootstrap=200,
+            name="bench",
+        )
         engines.evaluation.run(dataclasses.replace(base, max_sentences=2, name="warm-up"))  # loads both models
         # A B A B: the machine's speed drifts, so each variant runs twice, interleaved; medians reported.
         variants = (("batched ASR (16)", 16), ("ASR one clip at a time", 1))
@@ -74,15 +83,50 @@ def run() -> list[Row]:
                 done = result.done
         for label, _ in variants:
             wall = statistics.median(walls[label])
-            rows.append(Row("loop", f"tiny models, {label}: {done} utterances", done / wall * 60, "utt/min",
-                            f"median of 2; {wall:.1f} s wall incl. TTS and report; CPU; plumbing only"))
-            rows.append(Row("loop", f"tiny models, {label}: ASR time inside the loop", statistics.median(asr[label]),
-                            "s", "sum of per-utterance ASR seconds (real recordings reach the decoder)"))
+            rows.append(
+                Row(
+                    "loop",
+                    f"tiny models, {label}: {done} utterances",
+                    done / wall * 60,
+                    "utt/min",
+                    f"median of 2; {wall:.1f} s wall incl. TTS and report; CPU; plumbing only",
+                )
+            )
+            rows.append(
+                Row(
+                    "loop",
+                    f"tiny models, {label}: ASR time inside the loop",
+                    statistics.median(asr[label]),
+                    "s",
+                    "sum of per-utterance ASR seconds (real recordings reach the decoder)",
+                )
+            )
         one, batched = variants[1][0], variants[0][0]
-        rows.append(Row("loop", "ASR speed-up from batching, inside the loop",
-                        statistics.median(asr[one]) / statistics.median(asr[batched]), "x", "same sentences, same run"))
-        rows.append(Row("loop", "whole-loop speed-up from batched ASR",
-                        statistics.median(walls[one]) / statistics.median(walls[batched]), "x", "same sentences, same run"))
-    rows.append(Row("loop", "full-size XTTS + Whisper large-v3 loop", None, "utt/min",
-                    "not measured: needs a GPU (none lent this session); on 2 CPU cores one utterance takes minutes"))
+        rows.append(
+            Row(
+                "loop",
+                "ASR speed-up from batching, inside the loop",
+                statistics.median(asr[one]) / statistics.median(asr[batched]),
+                "x",
+                "same sentences, same run",
+            )
+        )
+        rows.append(
+            Row(
+                "loop",
+                "whole-loop speed-up from batched ASR",
+                statistics.median(walls[one]) / statistics.median(walls[batched]),
+                "x",
+                "same sentences, same run",
+            )
+        )
+    rows.append(
+        Row(
+            "loop",
+            "full-size XTTS + Whisper large-v3 loop",
+            None,
+            "utt/min",
+            "not measured: needs a GPU (none lent this session); on 2 CPU cores one utterance takes minutes",
+        )
+    )
     return rows

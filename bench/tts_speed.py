@@ -19,28 +19,39 @@ from config import load_settings
 TOKENS_PER_CHAR = 1.4
 
 SENTENCES = {
-    "short": ["Good morning.", "Thank you very much.", "See you tomorrow.", "It is raining again.",
-              "Turn left here.", "That sounds great.", "Where is the station?"],
-    "medium": ["The committee will meet again on the third of December at noon.",
-               "She sells sea shells by the sea shore on a sunny afternoon.",
-               "Every morning the baker opens his shop before the sun comes up.",
-               "They walked along the quiet street, talking about the old days.",
-               "A journey of a thousand miles begins with a single step forward.",
-               "Numbers like forty two are harder to read aloud than words."],
-    "long": ["Printing, in the only sense with which we are at present concerned, differs from most if not "
-             "from all the arts and crafts represented in the exhibition.",
-             "In the early morning light the fishermen pushed their boats into the water, while the gulls circled "
-             "above and the village slowly woke up behind them.",
-             "The report recommends that the city invest in better public transport, wider cycle lanes and more "
-             "trees along the main roads over the next ten years.",
-             "Although the weather forecast had promised sunshine for the whole weekend, the clouds rolled in "
-             "on Saturday afternoon and it rained until Monday.",
-             "When the orchestra finally began to play, the audience fell silent and listened without moving "
-             "until the very last note had faded away.",
-             "Researchers measured the word error rate of every system on the same sentences, so that the "
-             "differences between them could be compared fairly.",
-             "She packed her bags, said goodbye to her friends, and took the night train to the coast, where "
-             "her grandmother had lived for more than fifty years."],
+    "short": [
+        "Good morning.",
+        "Thank you very much.",
+        "See you tomorrow.",
+        "It is raining again.",
+        "Turn left here.",
+        "That sounds great.",
+        "Where is the station?",
+    ],
+    "medium": [
+        "The committee will meet again on the third of December at noon.",
+        "She sells sea shells by the sea shore on a sunny afternoon.",
+        "Every morning the baker opens his shop before the sun comes up.",
+        "They walked along the quiet street, talking about the old days.",
+        "A journey of a thousand miles begins with a single step forward.",
+        "Numbers like forty two are harder to read aloud than words.",
+    ],
+    "long": [
+        "Printing, in the only sense with which we are at present concerned, differs from most if not "
+        "from all the arts and crafts represented in the exhibition.",
+        "In the early morning light the fishermen pushed their boats into the water, while the gulls circled "
+        "above and the village slowly woke up behind them.",
+        "The report recommends that the city invest in better public transport, wider cycle lanes and more "
+        "trees along the main roads over the next ten years.",
+        "Although the weather forecast had promised sunshine for the whole weekend, the clouds rolled in "
+        "on Saturday afternoon and it rained until Monday.",
+        "When the orchestra finally began to play, the audience fell silent and listened without moving "
+        "until the very last note had faded away.",
+        "Researchers measured the word error rate of every system on the same sentences, so that the "
+        "differences between them could be compared fairly.",
+        "She packed her bags, said goodbye to her friends, and took the night train to the coast, where "
+        "her grandmother had lived for more than fifty years.",
+    ],
 }
 
 
@@ -68,10 +79,24 @@ def run(full: bool = True) -> list[Row]:
         cold = engine.synthesize(text, model_id="tiny", reference=[ref], options=opts, save=False)
         hot = engine.synthesize(text, model_id="tiny", reference=[ref], options=opts, save=False)
         assert not cold.latents_cached and hot.latents_cached
-        rows.append(Row("tts", "tiny XTTS: first call (computes speaker latents)", cold.gen_seconds, "s",
-                        "random weights; fixed token count"))
-        rows.append(Row("tts", "tiny XTTS: second call (cached latents)", hot.gen_seconds, "s",
-                        f"speed-up {cold.gen_seconds / hot.gen_seconds:.2f}x"))
+        rows.append(
+            Row(
+                "tts",
+                "tiny XTTS: first call (computes speaker latents)",
+                cold.gen_seconds,
+                "s",
+                "random weights; fixed token count",
+            )
+        )
+        rows.append(
+            Row(
+                "tts",
+                "tiny XTTS: second call (cached latents)",
+                hot.gen_seconds,
+                "s",
+                f"speed-up {cold.gen_seconds / hot.gen_seconds:.2f}x",
+            )
+        )
 
         n = 0
         for bucket, sentences in SENTENCES.items():
@@ -80,12 +105,24 @@ def run(full: bool = True) -> list[Row]:
                 if n >= 20:
                     break
                 n += 1
-                res = engine.synthesize(sentence, model_id="tiny", reference=[ref], save=False,
-                                        options=TTSOptions(max_audio_tokens=_tokens(sentence), seed=n))
+                res = engine.synthesize(
+                    sentence,
+                    model_id="tiny",
+                    reference=[ref],
+                    save=False,
+                    options=TTSOptions(max_audio_tokens=_tokens(sentence), seed=n),
+                )
                 rtfs.append(res.rtf)
             if rtfs:
-                rows.append(Row("tts", f"tiny XTTS RTF, {bucket} sentences (n={len(rtfs)})", statistics.median(rtfs),
-                                "RTF", "median; CPU; plumbing only"))
+                rows.append(
+                    Row(
+                        "tts",
+                        f"tiny XTTS RTF, {bucket} sentences (n={len(rtfs)})",
+                        statistics.median(rtfs),
+                        "RTF",
+                        "median; CPU; plumbing only",
+                    )
+                )
         engine.unload()
     if full:
         rows += _full_size_cpu()
@@ -114,7 +151,7 @@ def _full_size_cpu(n_sentences: int = 2) -> list[Row]:
         config.model_args.gpt_use_perceiver_resampler = True
         config.model_args.tokenizer_file = str(vocab)
         torch.manual_seed(0)
-        model = Xtts.init_from_config(config)
+        model = Xtts(config)
         model.tokenizer = VoiceBpeTokenizer(vocab_file=str(vocab))
         model.init_models()
         model.gpt.init_gpt_for_inference(kv_cache=True)
@@ -128,10 +165,18 @@ def _full_size_cpu(n_sentences: int = 2) -> list[Row]:
         for i, text in enumerate(SENTENCES["medium"][: n_sentences + 1]):
             torch.manual_seed(i)
             start = time.perf_counter()
-            out = model.inference(text.lower(), "en", latent, emb, max_new_tokens=_tokens(text),
-                                  min_new_tokens=_tokens(text))
+            out = model.inference(
+                text.lower(), "en", latent, emb, max_new_tokens=_tokens(text), min_new_tokens=_tokens(text)
+            )
             seconds = time.perf_counter() - start
             if i:  # first call is warm-up
                 rtfs.append(seconds / (len(out["wav"]) / 24000))
-    return [Row("tts", f"full-size XTTS architecture ({params:.0f} M params, random weights) on {device}",
-                statistics.median(rtfs), "RTF", f"median of {len(rtfs)} medium sentences, fixed token count")]
+    return [
+        Row(
+            "tts",
+            f"full-size XTTS architecture ({params:.0f} M params, random weights) on {device}",
+            statistics.median(rtfs),
+            "RTF",
+            f"median of {len(rtfs)} medium sentences, fixed token count",
+        )
+    ]

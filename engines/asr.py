@@ -151,8 +151,10 @@ def normalize_language(language: str | None) -> str | None:
         return code
     if code in TO_LANGUAGE_CODE:
         return TO_LANGUAGE_CODE[code]
-    raise InputError(f"Unknown language {language!r}: use 'auto' or a Whisper language code such as "
-                     f"{', '.join(list(LANGUAGES)[:12])}, ...")
+    raise InputError(
+        f"Unknown language {language!r}: use 'auto' or a Whisper language code such as "
+        f"{', '.join(list(LANGUAGES)[:12])}, ..."
+    )
 
 
 def check_options(options: ASROptions) -> ASROptions:
@@ -170,8 +172,9 @@ def check_options(options: ASROptions) -> ASROptions:
     if options.max_tokens is not None and not 1 <= int(options.max_tokens) <= 224:
         raise InputError(f"max_tokens must be between 1 and 224 (Whisper's window limit), got {options.max_tokens}.")
     beam = None if options.beam_size is None else int(options.beam_size)
-    return dataclasses.replace(options, language=normalize_language(options.language), beam_size=beam,
-                               temperature=float(options.temperature))
+    return dataclasses.replace(
+        options, language=normalize_language(options.language), beam_size=beam, temperature=float(options.temperature)
+    )
 
 
 def no_speech_reason(audio: np.ndarray) -> str | None:
@@ -215,8 +218,16 @@ def _as_mono(audio: np.ndarray, source: str | None) -> np.ndarray:
 
 
 def _empty(audio_seconds: float, seconds: float, language: str | None, notice: str, source: str | None) -> Transcript:
-    return Transcript(text="", language=language, segments=[], audio_seconds=audio_seconds, seconds=seconds,
-                      rtf=seconds / audio_seconds if audio_seconds else 0.0, notice=notice, source=source)
+    return Transcript(
+        text="",
+        language=language,
+        segments=[],
+        audio_seconds=audio_seconds,
+        seconds=seconds,
+        rtf=seconds / audio_seconds if audio_seconds else 0.0,
+        notice=notice,
+        source=source,
+    )
 
 
 def _label(source: str | None) -> str:
@@ -281,14 +292,18 @@ class ASREngine:
                 raise InputError("'tiny-random' exists only in tiny-model mode (--tiny-models).")
             return str(self.tiny.whisper_path)
         path = Path(model_id).expanduser()
-        candidates = [path] if path.is_absolute() else [self.models_dir / path, self.models_dir / f"{model_id}.pt",
-                                                         Path.cwd() / path]
+        candidates = (
+            [path]
+            if path.is_absolute()
+            else [self.models_dir / path, self.models_dir / f"{model_id}.pt", Path.cwd() / path]
+        )
         for candidate in candidates:
             if candidate.is_file():
                 return str(candidate)
         raise MissingWeightsError(
             f"Whisper checkpoint {model_id!r} not found (looked for {', '.join(str(c) for c in candidates)}). "
-            f"Use a size ({', '.join(WHISPER_SIZES[:6])}, ...) or put a .pt file in {self.models_dir}.")
+            f"Use a size ({', '.join(WHISPER_SIZES[:6])}, ...) or put a .pt file in {self.models_dir}."
+        )
 
     def _load(self, model_id: str, device: str) -> whisper.Whisper:
         import whisper
@@ -313,17 +328,21 @@ class ASREngine:
         if model_id in WHISPER_SIZES:
             return MissingWeightsError(self._missing_message(model_id, f"the cached file is unreadable ({exc})"))
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return InputError(f"{target} is not a Whisper checkpoint this version can load "
-                          f"(expects {{'dims', 'model_state_dict'}}): {type(exc).__name__}: {first}")
+        return InputError(
+            f"{target} is not a Whisper checkpoint this version can load "
+            f"(expects {{'dims', 'model_state_dict'}}): {type(exc).__name__}: {first}"
+        )
 
     def _missing_message(self, size: str, why: str) -> str:
         import whisper
 
         filename = os.path.basename(whisper._MODELS[size])
         expected = self.cache_dir / filename
-        return (f"Whisper model '{size}' is not on disk and {why}. Expected file: {expected}. "
-                f"On a machine with internet run: python -c \"import whisper; whisper.load_model('{size}')\" "
-                f"and copy ~/.cache/whisper/{filename} to {self.cache_dir} (or set whisper_cache_dir).")
+        return (
+            f"Whisper model '{size}' is not on disk and {why}. Expected file: {expected}. "
+            f"On a machine with internet run: python -c \"import whisper; whisper.load_model('{size}')\" "
+            f"and copy ~/.cache/whisper/{filename} to {self.cache_dir} (or set whisper_cache_dir)."
+        )
 
     def load(self, model_id: str | None = None, progress: Callable[..., Any] | None = None) -> whisper.Whisper:
         """Load (or reuse) a Whisper model; a different id unloads the previous one first.
@@ -376,13 +395,16 @@ class ASREngine:
     def _check_model(self, model: whisper.Whisper, options: ASROptions) -> None:
         if not model.is_multilingual:
             if options.language not in (None, "en"):
-                raise InputError(f"This is an English-only Whisper model; it cannot transcribe {options.language!r}. "
-                                 "Pick a multilingual model (without .en).")
+                raise InputError(
+                    f"This is an English-only Whisper model; it cannot transcribe {options.language!r}. "
+                    "Pick a multilingual model (without .en)."
+                )
             if options.task == "translate":
                 raise InputError("English-only Whisper models cannot translate; pick a multilingual model.")
 
-    def transcribe_file(self, path: str | Path, options: ASROptions = ASROptions(),
-                        model_id: str | None = None) -> Transcript:
+    def transcribe_file(
+        self, path: str | Path, options: ASROptions = ASROptions(), model_id: str | None = None
+    ) -> Transcript:
         """Transcribe one audio file (WAV, MP3, FLAC, OGG, M4A; any rate and channel count).
 
         Args:
@@ -401,15 +423,24 @@ class ASREngine:
         audio, _ = load_audio(path, sr=SAMPLE_RATE, max_mb=self.settings.max_upload_mb)
         seconds = len(audio) / SAMPLE_RATE
         if seconds < self.settings.min_audio_seconds:
-            raise AudioError(f"{path.name} is {seconds:.2f} s long; at least {self.settings.min_audio_seconds:g} s "
-                             "of audio is needed to transcribe.")
+            raise AudioError(
+                f"{path.name} is {seconds:.2f} s long; at least {self.settings.min_audio_seconds:g} s "
+                "of audio is needed to transcribe."
+            )
         if seconds > self.settings.max_asr_seconds:
-            raise AudioError(f"{path.name} is {seconds / 60:.0f} min long; the limit is "
-                             f"{self.settings.max_asr_seconds / 60:.0f} min (max_asr_seconds). Split it first.")
+            raise AudioError(
+                f"{path.name} is {seconds / 60:.0f} min long; the limit is "
+                f"{self.settings.max_asr_seconds / 60:.0f} min (max_asr_seconds). Split it first."
+            )
         return self.transcribe_array(audio, options, model_id, source=path.name)
 
-    def transcribe_array(self, audio_16k: np.ndarray, options: ASROptions = ASROptions(),
-                         model_id: str | None = None, source: str | None = None) -> Transcript:
+    def transcribe_array(
+        self,
+        audio_16k: np.ndarray,
+        options: ASROptions = ASROptions(),
+        model_id: str | None = None,
+        source: str | None = None,
+    ) -> Transcript:
         """Transcribe mono 16 kHz samples with whisper.transcribe (any length; 30 s windows).
 
         Silence and steady noise are caught before decoding; windows Whisper itself judges speechless
@@ -438,32 +469,62 @@ class ASREngine:
         start = time.perf_counter()
         reason = no_speech_reason(audio)
         if reason:
-            return _empty(audio_seconds, time.perf_counter() - start, options.language,
-                          f"No speech detected in {_label(source)}: {reason}. Nothing was transcribed.", source)
-        decode = {"language": options.language, "task": options.task, "fp16": self._fp16(model),
-                  "without_timestamps": not options.segment_timestamps,
-                  "suppress_tokens": _suppress_tokens(model, options.segment_timestamps),
-                  "sample_len": self._sample_len(model_id, options)}
+            return _empty(
+                audio_seconds,
+                time.perf_counter() - start,
+                options.language,
+                f"No speech detected in {_label(source)}: {reason}. Nothing was transcribed.",
+                source,
+            )
+        decode = {
+            "language": options.language,
+            "task": options.task,
+            "fp16": self._fp16(model),
+            "without_timestamps": not options.segment_timestamps,
+            "suppress_tokens": _suppress_tokens(model, options.segment_timestamps),
+            "sample_len": self._sample_len(model_id, options),
+        }
         if options.beam_size is not None and options.temperature == 0:
             decode["beam_size"] = options.beam_size
         with self.gpu_lock, oom_guard("Whisper transcription", OOM_ADVICE):
             result = whisper.transcribe(
-                model, audio, verbose=None, temperature=options.temperature, condition_on_previous_text=False,
-                word_timestamps=options.word_timestamps, no_speech_threshold=NO_SPEECH_THRESHOLD,
-                logprob_threshold=LOGPROB_THRESHOLD, **decode,
+                model,
+                audio,
+                verbose=None,
+                temperature=options.temperature,
+                condition_on_previous_text=False,
+                word_timestamps=options.word_timestamps,
+                no_speech_threshold=NO_SPEECH_THRESHOLD,
+                logprob_threshold=LOGPROB_THRESHOLD,
+                **decode,
             )
         seconds = time.perf_counter() - start
         segments = [_segment(s) for s in result["segments"] if s["text"].strip()]
         text = "".join(s.text for s in segments).strip()
         notice = None
         if not text:
-            notice = (f"No speech detected in {_label(source)}: Whisper found no words in any 30 s window. "
-                      "Nothing was transcribed.")
-        return Transcript(text=text, language=result.get("language"), segments=segments, audio_seconds=audio_seconds,
-                          seconds=seconds, rtf=seconds / audio_seconds, notice=notice, source=source)
+            notice = (
+                f"No speech detected in {_label(source)}: Whisper found no words in any 30 s window. "
+                "Nothing was transcribed."
+            )
+        return Transcript(
+            text=text,
+            language=result.get("language"),
+            segments=segments,
+            audio_seconds=audio_seconds,
+            seconds=seconds,
+            rtf=seconds / audio_seconds,
+            notice=notice,
+            source=source,
+        )
 
-    def transcribe_batch(self, clips_16k: list[np.ndarray], options: ASROptions = ASROptions(),
-                         model_id: str | None = None, batch_size: int = 16) -> list[Transcript]:
+    def transcribe_batch(
+        self,
+        clips_16k: list[np.ndarray],
+        options: ASROptions = ASROptions(),
+        model_id: str | None = None,
+        batch_size: int = 16,
+    ) -> list[Transcript]:
         """Transcribe many clips, decoding the ones under 30 s together in batches (whisper.decode).
 
         For a clip under 30 s the result equals, text and language, what
@@ -508,8 +569,13 @@ class ASREngine:
             start = time.perf_counter()
             reason = no_speech_reason(audio)
             if reason:
-                results[i] = _empty(audio_seconds, time.perf_counter() - start, options.language,
-                                    f"No speech detected in {source}: {reason}. Nothing was transcribed.", None)
+                results[i] = _empty(
+                    audio_seconds,
+                    time.perf_counter() - start,
+                    options.language,
+                    f"No speech detected in {source}: {reason}. Nothing was transcribed.",
+                    None,
+                )
                 continue
             if options.word_timestamps or len(audio) > N_SAMPLES + HOP_LENGTH:
                 results[i] = self.transcribe_array(audio, options, model_id)
@@ -519,11 +585,16 @@ class ASREngine:
             if content_frames > N_FRAMES:  # more than one window: whisper.transcribe would seek on
                 results[i] = self.transcribe_array(audio, options, model_id)
                 continue
-            pending.append(_Pending(
-                index=i, audio_seconds=audio_seconds, detect_mel=pad_or_trim(mel, N_FRAMES),
-                decode_mel=pad_or_trim(mel[:, :content_frames], N_FRAMES),
-                duration=content_frames * HOP_LENGTH / SAMPLE_RATE, seconds=time.perf_counter() - start,
-            ))
+            pending.append(
+                _Pending(
+                    index=i,
+                    audio_seconds=audio_seconds,
+                    detect_mel=pad_or_trim(mel, N_FRAMES),
+                    decode_mel=pad_or_trim(mel[:, :content_frames], N_FRAMES),
+                    duration=content_frames * HOP_LENGTH / SAMPLE_RATE,
+                    seconds=time.perf_counter() - start,
+                )
+            )
 
         if options.language is not None or not model.is_multilingual:
             for item in pending:
@@ -547,10 +618,16 @@ class ASREngine:
         # openai/whisper#2197), so beams > 1 decode one clip per call.
         decode_size = 1 if beam is not None and beam > 1 else batch_size
         for language, items in by_language.items():
-            decoding = DecodingOptions(language=language, task=options.task, beam_size=beam,
-                                       temperature=options.temperature, fp16=fp16, without_timestamps=True,
-                                       suppress_tokens=_suppress_tokens(model, False),
-                                       sample_len=self._sample_len(model_id, options))
+            decoding = DecodingOptions(
+                language=language,
+                task=options.task,
+                beam_size=beam,
+                temperature=options.temperature,
+                fp16=fp16,
+                without_timestamps=True,
+                suppress_tokens=_suppress_tokens(model, False),
+                sample_len=self._sample_len(model_id, options),
+            )
             for chunk in _chunks(items, decode_size):
                 start = time.perf_counter()
                 with self.gpu_lock, oom_guard(f"batched Whisper decoding ({len(chunk)} clips)", OOM_ADVICE):
@@ -586,32 +663,55 @@ def _batch_transcript(item: _Pending, res: Any, tokenizer: Any) -> Transcript:
     """A decode result as a Transcript, built the way whisper.transcribe builds its text-only segment."""
     source = f"clip {item.index}"
     if window_is_silent(res.no_speech_prob, res.avg_logprob):
-        return _empty(item.audio_seconds, item.seconds, item.language,
-                      f"No speech detected in {source}: Whisper judged it to hold no speech. Nothing was transcribed.",
-                      None)
+        return _empty(
+            item.audio_seconds,
+            item.seconds,
+            item.language,
+            f"No speech detected in {source}: Whisper judged it to hold no speech. Nothing was transcribed.",
+            None,
+        )
     text = tokenizer.decode([t for t in res.tokens if t < tokenizer.eot])  # as whisper.transcribe's new_segment
     if not text.strip():
-        return _empty(item.audio_seconds, item.seconds, item.language,
-                      f"No speech detected in {source}: Whisper decoded no words. Nothing was transcribed.", None)
-    segment = Segment(0.0, item.duration, text, avg_logprob=float(res.avg_logprob),
-                      no_speech_prob=float(res.no_speech_prob))
-    return Transcript(text=text.strip(), language=item.language, segments=[segment], audio_seconds=item.audio_seconds,
-                      seconds=item.seconds, rtf=item.seconds / item.audio_seconds)
+        return _empty(
+            item.audio_seconds,
+            item.seconds,
+            item.language,
+            f"No speech detected in {source}: Whisper decoded no words. Nothing was transcribed.",
+            None,
+        )
+    segment = Segment(
+        0.0, item.duration, text, avg_logprob=float(res.avg_logprob), no_speech_prob=float(res.no_speech_prob)
+    )
+    return Transcript(
+        text=text.strip(),
+        language=item.language,
+        segments=[segment],
+        audio_seconds=item.audio_seconds,
+        seconds=item.seconds,
+        rtf=item.seconds / item.audio_seconds,
+    )
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i: i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _segment(raw: dict[str, Any]) -> Segment:
     words = None
     if "words" in raw:
         words = [Word(float(w["start"]), float(w["end"]), w["word"], float(w["probability"])) for w in raw["words"]]
-    return Segment(float(raw["start"]), float(raw["end"]), raw["text"], words,
-                   avg_logprob=float(raw["avg_logprob"]), no_speech_prob=float(raw["no_speech_prob"]))
+    return Segment(
+        float(raw["start"]),
+        float(raw["end"]),
+        raw["text"],
+        words,
+        avg_logprob=float(raw["avg_logprob"]),
+        no_speech_prob=float(raw["no_speech_prob"]),
+    )
 
 
 # ----- writers -----
+
 
 def _whisper_result(t: Transcript) -> dict[str, Any]:
     """The transcript in whisper.transcribe's result shape, for whisper.utils' writers."""

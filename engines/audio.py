@@ -29,9 +29,21 @@ def _ffmpeg_decode(path: Path, sr: int | None) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path.name}: this format needs FFmpeg, which is not installed (apt-get install ffmpeg).")
     if sr is None:
         probe = subprocess.run(
-            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=sample_rate",
-             "-of", "default=nw=1:nk=1", str(path)],
-            capture_output=True, text=True, check=False,
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "a:0",
+                "-show_entries",
+                "stream=sample_rate",
+                "-of",
+                "default=nw=1:nk=1",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         try:
             sr = int(probe.stdout.strip().splitlines()[0])

@@ -170,11 +170,17 @@ class DatasetReport:
         if self.flagged:
             lines.append(f"{self.flagged} clip(s) flagged: see the flags column before training.")
         if self.transcripts_missing:
-            lines.append(f"No transcript row for {len(self.transcripts_missing)} file(s) (Whisper used): "
-                         + ", ".join(self.transcripts_missing[:10]) + (" ..." if len(self.transcripts_missing) > 10 else ""))
+            lines.append(
+                f"No transcript row for {len(self.transcripts_missing)} file(s) (Whisper used): "
+                + ", ".join(self.transcripts_missing[:10])
+                + (" ..." if len(self.transcripts_missing) > 10 else "")
+            )
         if self.transcripts_extra:
-            lines.append(f"{len(self.transcripts_extra)} transcript row(s) name no input file: "
-                         + ", ".join(self.transcripts_extra[:10]) + (" ..." if len(self.transcripts_extra) > 10 else ""))
+            lines.append(
+                f"{len(self.transcripts_extra)} transcript row(s) name no input file: "
+                + ", ".join(self.transcripts_extra[:10])
+                + (" ..." if len(self.transcripts_extra) > 10 else "")
+            )
         lines.extend(self.notices)
         return "\n".join(lines)
 
@@ -530,6 +536,7 @@ def assign_split(clips: Mapping[str, Mapping[str, Any]], share: float, seed: int
     Returns:
         {clip: "train" | "eval"}; at least one eval clip whenever there are two clips or more.
     """
+
     def rank(clip: str) -> str:
         return hashlib.sha1(f"{seed}:{clip}".encode()).hexdigest()
 
@@ -726,8 +733,15 @@ class DatasetEngine:
         first_of: dict[str, str] = {}
         for source in sources:
             if source.sha256 in first_of:
-                report.files.append(FileReport(source.name, "skipped", "duplicate",
-                                               f"same audio as {first_of[source.sha256]}", sha256=source.sha256))
+                report.files.append(
+                    FileReport(
+                        source.name,
+                        "skipped",
+                        "duplicate",
+                        f"same audio as {first_of[source.sha256]}",
+                        sha256=source.sha256,
+                    )
+                )
                 continue
             first_of[source.sha256] = source.name
             unique.append(source)
@@ -740,13 +754,19 @@ class DatasetEngine:
             parsed, problems = parse_transcripts(transcripts)
             rows, report.transcripts_missing, report.transcripts_extra = match_transcripts(parsed, unique)
             report.transcripts_extra = problems + report.transcripts_extra
-            transcripts_info = {"file": Path(transcripts).name, "rows": len(parsed), "matched": len(rows),
-                                "missing": report.transcripts_missing, "extra": report.transcripts_extra}
+            transcripts_info = {
+                "file": Path(transcripts).name,
+                "rows": len(parsed),
+                "matched": len(rows),
+                "missing": report.transcripts_missing,
+                "extra": report.transcripts_extra,
+            }
 
         meta = _read_json(root / "dataset.json") if root.is_dir() else None
         # a folder without metadata or clips (a build killed before its first write) is free to use
-        has_content = root.is_dir() and (meta is not None or (root / "metadata_train.csv").exists()
-                                         or any((root / "wavs").glob("*.wav")))
+        has_content = root.is_dir() and (
+            meta is not None or (root / "metadata_train.csv").exists() or any((root / "wavs").glob("*.wav"))
+        )
         if has_content:
             if options.overwrite:
                 self._check_not_in_use(name, "overwrite it")
@@ -758,7 +778,8 @@ class DatasetEngine:
                     raise InputError(
                         f"A dataset named {name!r} already exists"
                         + (" with other source files" if meta is not None else "")
-                        + ". Choose another name, or tick 'Overwrite' to replace it.")
+                        + ". Choose another name, or tick 'Overwrite' to replace it."
+                    )
         created_now = meta is None
         (root / "wavs").mkdir(parents=True, exist_ok=True)
         (root / ".manifest").mkdir(exist_ok=True)
@@ -775,8 +796,14 @@ class DatasetEngine:
 
         if meta is None or todo or meta.get("status") != "ready":
             meta = meta or {"format": FORMAT_VERSION, "name": name, "created": _now(), "clips": {}}
-            meta.update({"language": language, "status": "building", "updated": _now(),
-                         "inputs": [{"source": s.name, "sha256": s.sha256} for s in unique]})
+            meta.update(
+                {
+                    "language": language,
+                    "status": "building",
+                    "updated": _now(),
+                    "inputs": [{"source": s.name, "sha256": s.sha256} for s in unique],
+                }
+            )
             write_json(root / "dataset.json", meta)
 
         processed: set[str] = set()
@@ -825,17 +852,25 @@ class DatasetEngine:
             raise InputError(
                 f"No clips could be kept from {len(report.files)} file(s): "
                 + ", ".join(f"{k} {v}" for k, v in why.most_common())
-                + (". Clips dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items()))
-                   if report.dropped else "")
-                + ". Upload recordings with audible speech (and a transcripts file, or a Whisper model that hears it).")
+                + (
+                    ". Clips dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items()))
+                    if report.dropped
+                    else ""
+                )
+                + ". Upload recordings with audible speech (and a transcripts file, or a Whisper model that hears it)."
+            )
         self._write(root, meta)
         if report.minutes < MIN_MINUTES:
-            report.notices.append(f"Only {report.minutes:.1f} min of speech: a fine-tune wants at least "
-                                  f"{MIN_MINUTES:g} min (10+ min is better).")
+            report.notices.append(
+                f"Only {report.minutes:.1f} min of speech: a fine-tune wants at least "
+                f"{MIN_MINUTES:g} min (10+ min is better)."
+            )
         log(report.summary())
         return report
 
-    def _expand(self, paths: list[Path], staging: Path, options: DatasetOptions, report: DatasetReport) -> list[_Source]:
+    def _expand(
+        self, paths: list[Path], staging: Path, options: DatasetOptions, report: DatasetReport
+    ) -> list[_Source]:
         """Inputs -> audio files: uploads as they are, folders searched, zips unpacked safely."""
         sources: list[_Source] = []
         for n, path in enumerate(paths):
@@ -847,12 +882,21 @@ class DatasetEngine:
                     if file.suffix.lower() == ".zip":
                         sources.extend(self._unzip(file, staging / f"{n}-{len(sources)}", report, str(rel)))
                     elif file.suffix.lower() not in AUDIO_EXTENSIONS:
-                        report.files.append(FileReport(rel.as_posix(), "skipped", "not audio",
-                                                       f"{rel.as_posix()}: not an audio file extension"))
+                        report.files.append(
+                            FileReport(
+                                rel.as_posix(), "skipped", "not audio", f"{rel.as_posix()}: not an audio file extension"
+                            )
+                        )
                     else:
-                        sources.append(_Source(
-                            file, rel.as_posix(), _key(rel.as_posix()), path.name,
-                            rel.parts[0] if options.speaker_from_folder and len(rel.parts) > 1 else None))
+                        sources.append(
+                            _Source(
+                                file,
+                                rel.as_posix(),
+                                _key(rel.as_posix()),
+                                path.name,
+                                rel.parts[0] if options.speaker_from_folder and len(rel.parts) > 1 else None,
+                            )
+                        )
             elif path.is_file() and path.suffix.lower() == ".zip":
                 sources.extend(self._unzip(path, staging / str(n), report, path.name))
             elif path.is_file():
@@ -865,8 +909,14 @@ class DatasetEngine:
         """Unpack the audio entries of a zip, refusing unsafe paths and zip bombs."""
         limit = self.settings.max_upload_mb * ZIP_EXPANSION * 2**20
         if path.stat().st_size > self.settings.max_upload_mb * 2**20:
-            report.files.append(FileReport(label, "skipped", "too large",
-                                           f"{label} is larger than {self.settings.max_upload_mb} MB (max_upload_mb)"))
+            report.files.append(
+                FileReport(
+                    label,
+                    "skipped",
+                    "too large",
+                    f"{label} is larger than {self.settings.max_upload_mb} MB (max_upload_mb)",
+                )
+            )
             return []
         try:
             archive = zipfile.ZipFile(path)
@@ -878,10 +928,15 @@ class DatasetEngine:
             entries = [i for i in archive.infolist() if not i.is_dir()]
             declared = sum(i.file_size for i in entries)
             if declared > limit or len(entries) > MAX_ZIP_ENTRIES:
-                report.files.append(FileReport(
-                    label, "skipped", "too large",
-                    f"{label} unpacks to {declared / 2**20:.0f} MB in {len(entries)} files; the limit is "
-                    f"{limit / 2**20:.0f} MB and {MAX_ZIP_ENTRIES} files (max_upload_mb x {ZIP_EXPANSION})"))
+                report.files.append(
+                    FileReport(
+                        label,
+                        "skipped",
+                        "too large",
+                        f"{label} unpacks to {declared / 2**20:.0f} MB in {len(entries)} files; the limit is "
+                        f"{limit / 2**20:.0f} MB and {MAX_ZIP_ENTRIES} files (max_upload_mb x {ZIP_EXPANSION})",
+                    )
+                )
                 return []
             written = 0
             junk = 0
@@ -891,8 +946,11 @@ class DatasetEngine:
                 parts = PurePosixPath(posix).parts
                 shown = f"{label}/{posix}"
                 if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix) or ".." in parts:
-                    report.files.append(FileReport(shown, "skipped", "unsafe path",
-                                                   f"{raw_name}: absolute paths and '..' are never unpacked"))
+                    report.files.append(
+                        FileReport(
+                            shown, "skipped", "unsafe path", f"{raw_name}: absolute paths and '..' are never unpacked"
+                        )
+                    )
                     continue
                 if parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts):
                     junk += 1
@@ -901,7 +959,11 @@ class DatasetEngine:
                     report.files.append(FileReport(shown, "skipped", "encrypted", f"{posix}: encrypted zip entry"))
                     continue
                 if PurePosixPath(posix).suffix.lower() not in AUDIO_EXTENSIONS:
-                    what = "a zip inside a zip is not unpacked" if posix.lower().endswith(".zip") else "not an audio file extension"
+                    what = (
+                        "a zip inside a zip is not unpacked"
+                        if posix.lower().endswith(".zip")
+                        else "not an audio file extension"
+                    )
                     report.files.append(FileReport(shown, "skipped", "not audio", f"{posix}: {what}"))
                     continue
                 target = dest.joinpath(*parts)
@@ -914,16 +976,21 @@ class DatasetEngine:
                                 raise _ZipTooLarge
                             out.write(chunk)
                 except _ZipTooLarge:
-                    report.files.append(FileReport(label, "skipped", "too large",
-                                                   f"{label} unpacks to more than {limit / 2**20:.0f} MB "
-                                                   f"(max_upload_mb x {ZIP_EXPANSION}); nothing from it was used"))
+                    report.files.append(
+                        FileReport(
+                            label,
+                            "skipped",
+                            "too large",
+                            f"{label} unpacks to more than {limit / 2**20:.0f} MB "
+                            f"(max_upload_mb x {ZIP_EXPANSION}); nothing from it was used",
+                        )
+                    )
                     shutil.rmtree(dest, ignore_errors=True)
                     return []
                 except (zipfile.BadZipFile, OSError, EOFError) as exc:
                     report.files.append(FileReport(shown, "skipped", "corrupt", f"{posix}: cannot be unpacked ({exc})"))
                     continue
-                sources.append(_Source(target, shown, _key(posix), label,
-                                       parts[0] if len(parts) > 1 else None))
+                sources.append(_Source(target, shown, _key(posix), label, parts[0] if len(parts) > 1 else None))
             if junk:
                 report.notices.append(f"{label}: {junk} hidden or __MACOSX entries ignored.")
         return sources
@@ -953,9 +1020,20 @@ class DatasetEngine:
         """One source file -> clips on disk; returns its manifest (report, clips, dropped counts)."""
         from engines.asr import ASROptions
 
-        m: dict[str, Any] = {"sha256": source.sha256, "source": source.name, "base": source.base, "speaker": speaker,
-                             "transcript": "supplied" if row else "whisper", "status": "skipped", "reason": "",
-                             "detail": "", "seconds": 0.0, "clips": [], "dropped": {}, "finished": _now()}
+        m: dict[str, Any] = {
+            "sha256": source.sha256,
+            "source": source.name,
+            "base": source.base,
+            "speaker": speaker,
+            "transcript": "supplied" if row else "whisper",
+            "status": "skipped",
+            "reason": "",
+            "detail": "",
+            "seconds": 0.0,
+            "clips": [],
+            "dropped": {},
+            "finished": _now(),
+        }
         try:
             raw, sr = load_audio(source.path, max_mb=self.settings.max_upload_mb)
         except AudioError as exc:
@@ -965,8 +1043,10 @@ class DatasetEngine:
         m["seconds"] = round(seconds, 3)
         audio = resample(raw, sr, SAMPLE_RATE)
         if is_silent(audio, options.silence_db):
-            m.update(reason="silent", detail=f"level {rms_dbfs(audio):.0f} dBFS is under the silence threshold "
-                                              f"({options.silence_db:g} dBFS)")
+            m.update(
+                reason="silent",
+                detail=f"level {rms_dbfs(audio):.0f} dBFS is under the silence threshold ({options.silence_db:g} dBFS)",
+            )
             return m
         normalized = normalize_loudness(audio)
         whole = row is not None
@@ -977,13 +1057,25 @@ class DatasetEngine:
             # ASR tab would transcribe); the loudness-normalized audio is what the clips are cut from.
             transcript = self.asr.transcribe_array(
                 resample(raw, sr, ASR_RATE),
-                ASROptions(language=language, word_timestamps=True), model_id=model_id, source=source.name)
+                ASROptions(language=language, word_timestamps=True),
+                model_id=model_id,
+                source=source.name,
+            )
             if not transcript.text.strip():
-                m.update(reason="no transcript", detail=transcript.notice or "Whisper returned no text",
-                         dropped={"no transcript": 1})
+                m.update(
+                    reason="no transcript",
+                    detail=transcript.notice or "Whisper returned no text",
+                    dropped={"no transcript": 1},
+                )
                 return m
-            pieces = plan_clips(transcript.segments, seconds, min_clip=options.min_clip, max_clip=options.max_clip,
-                                pad=options.pad_ms / 1000.0, language=language)
+            pieces = plan_clips(
+                transcript.segments,
+                seconds,
+                min_clip=options.min_clip,
+                max_clip=options.max_clip,
+                pad=options.pad_ms / 1000.0,
+                language=language,
+            )
         dropped: Counter[str] = Counter()
         for k, piece in enumerate(pieces):
             a, b = int(round(piece.start * SAMPLE_RATE)), int(round(piece.end * SAMPLE_RATE))
@@ -998,7 +1090,7 @@ class DatasetEngine:
                 reason = "too long"
             elif b - a == 0 or is_silent(audio[a:b], options.silence_db):
                 reason = "silent"
-            elif clipped_fraction(raw[int(piece.start * sr): int(piece.end * sr)]) > options.max_clipped:
+            elif clipped_fraction(raw[int(piece.start * sr) : int(piece.end * sr)]) > options.max_clipped:
                 reason = "clipped"
             if reason:
                 dropped[reason] += 1
@@ -1010,9 +1102,20 @@ class DatasetEngine:
                 notes.append(f"kept whole: longer than max clip ({options.max_clip:g} s)")
             elif whole and duration < options.min_clip:
                 notes.append(f"kept whole: shorter than min clip ({options.min_clip:g} s)")
-            m["clips"].append({"clip": clip, "text": text, "speaker": speaker, "duration": round(duration, 3),
-                               "source": source.name, "sha256": source.sha256, "start": round(piece.start, 3),
-                               "end": round(piece.end, 3), "origin": m["transcript"], "notes": notes})
+            m["clips"].append(
+                {
+                    "clip": clip,
+                    "text": text,
+                    "speaker": speaker,
+                    "duration": round(duration, 3),
+                    "source": source.name,
+                    "sha256": source.sha256,
+                    "start": round(piece.start, 3),
+                    "end": round(piece.end, 3),
+                    "origin": m["transcript"],
+                    "notes": notes,
+                }
+            )
         m["dropped"] = dict(dropped)
         drops = ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
         if m["clips"]:
@@ -1039,8 +1142,11 @@ class DatasetEngine:
         """
         shas = {s.sha256 for s in sources}
         old = meta.get("clips", {})
-        clips = {c: e for c, e in old.items()
-                 if e.get("sha256") in shas and e.get("sha256") not in processed and (root / "wavs" / c).is_file()}
+        clips = {
+            c: e
+            for c, e in old.items()
+            if e.get("sha256") in shas and e.get("sha256") not in processed and (root / "wavs" / c).is_file()
+        }
         added = False
         for source in sources:
             for entry in manifests.get(source.sha256, {}).get("clips", []):
@@ -1053,9 +1159,17 @@ class DatasetEngine:
         settings = {k: v for k, v in asdict(options).items() if k != "overwrite"}
         settings["model_id"] = model_id
         meta = dict(meta)
-        meta.update({"format": FORMAT_VERSION, "language": language, "status": "ready", "app_version": app_version(),
-                     "settings": settings, "clips": dict(sorted(clips.items())),
-                     "inputs": [{"source": s.name, "sha256": s.sha256} for s in sources]})
+        meta.update(
+            {
+                "format": FORMAT_VERSION,
+                "language": language,
+                "status": "ready",
+                "app_version": app_version(),
+                "settings": settings,
+                "clips": dict(sorted(clips.items())),
+                "inputs": [{"source": s.name, "sha256": s.sha256} for s in sources],
+            }
+        )
         return meta
 
     # ----- writing -----
@@ -1075,7 +1189,8 @@ class DatasetEngine:
         current = _read_json(root / "dataset.json") or {}
         strip = {"updated"}
         if {k: v for k, v in current.items() if k not in strip} != json.loads(
-                json.dumps({k: v for k, v in meta.items() if k not in strip}, default=str)):
+            json.dumps({k: v for k, v in meta.items() if k not in strip}, default=str)
+        ):
             meta["updated"] = _now()
             write_json(root / "dataset.json", meta)
         wanted = set(meta["clips"])
@@ -1103,9 +1218,15 @@ class DatasetEngine:
                     clip = audio[5:]
                     wav = root / "wavs" / clip
                     duration = _wav_seconds(wav)
-                    clips[clip] = {"clip": clip, "text": clean_text(row.get("text") or ""),
-                                   "speaker": clean_text(row.get("speaker_name") or "") or name,
-                                   "duration": duration, "split": split, "sha256": "", "notes": []}
+                    clips[clip] = {
+                        "clip": clip,
+                        "text": clean_text(row.get("text") or ""),
+                        "speaker": clean_text(row.get("speaker_name") or "") or name,
+                        "duration": duration,
+                        "split": split,
+                        "sha256": "",
+                        "notes": [],
+                    }
         if not clips and meta is None:
             raise InputError(f"{name!r} is not a dataset: no dataset.json and no metadata_train.csv.")
         meta = meta or {"format": FORMAT_VERSION, "name": name, "language": "", "status": "external", "created": ""}
@@ -1153,12 +1274,17 @@ class DatasetEngine:
                 continue
             clips = meta.get("clips", {})
             status = meta.get("status", "ready")
-            out.append(DatasetSummary(
-                name=folder.name, clips=len(clips),
-                minutes=round(sum(float(c.get("duration", 0.0)) for c in clips.values()) / 60.0, 2),
-                language=meta.get("language", ""), created=str(meta.get("created", "")),
-                speakers=sorted({str(c.get("speaker", "")) for c in clips.values()}),
-                status="incomplete" if status == "building" else status))
+            out.append(
+                DatasetSummary(
+                    name=folder.name,
+                    clips=len(clips),
+                    minutes=round(sum(float(c.get("duration", 0.0)) for c in clips.values()) / 60.0, 2),
+                    language=meta.get("language", ""),
+                    created=str(meta.get("created", "")),
+                    speakers=sorted({str(c.get("speaker", "")) for c in clips.values()}),
+                    status="incomplete" if status == "building" else status,
+                )
+            )
         return out
 
     def info(self, name: str) -> dict[str, Any]:
@@ -1173,9 +1299,17 @@ class DatasetEngine:
         """
         _, meta = self._meta(name)
         limits = _limits(meta)
-        return [ClipRow(clip, round(float(e.get("duration", 0.0)), 2), e.get("text", ""), e.get("speaker", ""),
-                        e.get("split", "train"), "; ".join(self._flags(e, limits, meta.get("language", ""))))
-                for clip, e in meta["clips"].items()]
+        return [
+            ClipRow(
+                clip,
+                round(float(e.get("duration", 0.0)), 2),
+                e.get("text", ""),
+                e.get("speaker", ""),
+                e.get("split", "train"),
+                "; ".join(self._flags(e, limits, meta.get("language", ""))),
+            )
+            for clip, e in meta["clips"].items()
+        ]
 
     def save_table(self, name: str, rows: Sequence[ClipRow | Mapping[str, Any]]) -> SaveResult:
         """Apply the user's table edits: changed text/speaker/split; rows left out are deleted (wav removed).
@@ -1250,12 +1384,21 @@ class DatasetEngine:
         flagged = sum(bool(self._flags(e, limits, meta.get("language", ""))) for e in clips.values())
         warning = None
         if seconds / 60.0 < MIN_MINUTES:
-            warning = (f"Only {seconds / 60.0:.1f} min of speech: XTTS fine-tuning wants at least {MIN_MINUTES:g} min "
-                       "(10 min or more gives a much better voice).")
+            warning = (
+                f"Only {seconds / 60.0:.1f} min of speech: XTTS fine-tuning wants at least {MIN_MINUTES:g} min "
+                "(10 min or more gives a much better voice)."
+            )
         train = sum(e.get("split") == "train" for e in clips.values())
-        return DatasetStats(clips=len(clips), seconds=seconds, train_clips=train, eval_clips=len(clips) - train,
-                            flagged=flagged, speakers=dict(Counter(str(e.get("speaker", "")) for e in clips.values())),
-                            histogram=histogram, warning=warning)
+        return DatasetStats(
+            clips=len(clips),
+            seconds=seconds,
+            train_clips=train,
+            eval_clips=len(clips) - train,
+            flagged=flagged,
+            speakers=dict(Counter(str(e.get("speaker", "")) for e in clips.values())),
+            histogram=histogram,
+            warning=warning,
+        )
 
     def delete(self, name: str, confirm: bool = False) -> None:
         """Delete a dataset folder.
@@ -1281,8 +1424,15 @@ class DatasetEngine:
         """
         root, meta = self._meta(name)
         limits = _limits(meta)
-        candidates = [(bool(self._flags(e, limits, "")), e.get("split") != "train",
-                       abs(float(e.get("duration", 0.0)) - target_seconds), clip) for clip, e in meta["clips"].items()]
+        candidates = [
+            (
+                bool(self._flags(e, limits, "")),
+                e.get("split") != "train",
+                abs(float(e.get("duration", 0.0)) - target_seconds),
+                clip,
+            )
+            for clip, e in meta["clips"].items()
+        ]
         if not candidates:
             raise InputError(f"Dataset {name!r} has no clips.")
         return root / "wavs" / min(candidates)[3]
@@ -1338,11 +1488,16 @@ class DatasetEngine:
             names = []
             for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
                 new = f"{stem}_r{k}.wav"
-                piece = audio[int(a * sr): int(b * sr)]
+                piece = audio[int(a * sr) : int(b * sr)]
                 save_wav(root / "wavs" / new, piece, sr)
-                meta["clips"][new] = {**{kk: v for kk, v in entry.items() if kk not in ("asr_text", "cer", "choice")},
-                                      "clip": new, "text": texts[k], "duration": round(len(piece) / sr, 3),
-                                      "origin": "recut", "notes": ["re-cut: check the text split"]}
+                meta["clips"][new] = {
+                    **{kk: v for kk, v in entry.items() if kk not in ("asr_text", "cer", "choice")},
+                    "clip": new,
+                    "text": texts[k],
+                    "duration": round(len(piece) / sr, 3),
+                    "origin": "recut",
+                    "notes": ["re-cut: check the text split"],
+                }
                 names.append(new)
             del meta["clips"][clip]
             meta["clips"] = dict(sorted(meta["clips"].items()))
@@ -1395,11 +1550,12 @@ class DatasetEngine:
             started = datetime.now(UTC)
             chunk = 64  # clips held in memory at once
             for i in range(0, len(clips), chunk):
-                part = clips[i: i + chunk]
+                part = clips[i : i + chunk]
                 progress(i / max(1, len(clips)), f"Re-transcribing clips {i + 1}-{i + len(part)} of {len(clips)}")
                 arrays = [load_audio(root / "wavs" / clip, sr=ASR_RATE)[0] for clip, _ in part]
-                results = self.asr.transcribe_batch(arrays, ASROptions(language=meta.get("language") or None),
-                                                    model_id=model_id, batch_size=batch_size)
+                results = self.asr.transcribe_batch(
+                    arrays, ASROptions(language=meta.get("language") or None), model_id=model_id, batch_size=batch_size
+                )
                 for (_clip, entry), result in zip(part, results):
                     entry["asr_text"] = clean_text(result.text)
                     entry["cer"] = round(text_cer(entry["text"], entry["asr_text"]), 4)
@@ -1409,11 +1565,21 @@ class DatasetEngine:
             self._write(root, meta)
             progress(1.0, "Validation done")
             mismatches = sorted(
-                (Mismatch(clip, e["text"], e["asr_text"], e["cer"]) for clip, e in meta["clips"].items()
-                 if e["cer"] > threshold), key=lambda m: -m.cer)
+                (
+                    Mismatch(clip, e["text"], e["asr_text"], e["cer"])
+                    for clip, e in meta["clips"].items()
+                    if e["cer"] > threshold
+                ),
+                key=lambda m: -m.cer,
+            )
             log(f"Validated {len(clips)} clips with {model_id}: {len(mismatches)} mismatch(es) over CER {threshold:g}.")
-            return ValidationReport(checked=len(clips), threshold=threshold, model_id=model_id, mismatches=mismatches,
-                                    seconds=(datetime.now(UTC) - started).total_seconds())
+            return ValidationReport(
+                checked=len(clips),
+                threshold=threshold,
+                model_id=model_id,
+                mismatches=mismatches,
+                seconds=(datetime.now(UTC) - started).total_seconds(),
+            )
 
     def apply_choice(self, name: str, clip: str, choice: str, text: str | None = None) -> ClipRow:
         """Resolve a validation mismatch: keep the original text, take the ASR text, or set an edited text.
@@ -1444,8 +1610,14 @@ class DatasetEngine:
             entry["choice"] = choice
             self._write(root, meta)
             limits = _limits(meta)
-            return ClipRow(clip, round(float(entry["duration"]), 2), entry["text"], entry["speaker"],
-                           entry.get("split", "train"), "; ".join(self._flags(entry, limits, meta.get("language", ""))))
+            return ClipRow(
+                clip,
+                round(float(entry["duration"]), 2),
+                entry["text"],
+                entry["speaker"],
+                entry.get("split", "train"),
+                "; ".join(self._flags(entry, limits, meta.get("language", ""))),
+            )
 
 
 class _ZipTooLarge(Exception):
@@ -1464,21 +1636,39 @@ def _assign_bases(sources: list[_Source]) -> None:
         s.base = f"{stem}-{s.sha256[:8]}" if clash else stem
 
 
-def _settings_key(options: DatasetOptions, language: str, model_id: str, text: str | None, speaker: str, base: str) -> str:
+def _settings_key(
+    options: DatasetOptions, language: str, model_id: str, text: str | None, speaker: str, base: str
+) -> str:
     """What a finished file depends on: a change re-does the file, anything else reuses it."""
-    data = {"v": FORMAT_VERSION, "language": language, "text": text, "speaker": speaker, "base": base,
-            "model_id": model_id if text is None else None, "min_clip": options.min_clip, "max_clip": options.max_clip,
-            "silence_db": options.silence_db, "pad_ms": options.pad_ms, "max_clipped": options.max_clipped}
+    data = {
+        "v": FORMAT_VERSION,
+        "language": language,
+        "text": text,
+        "speaker": speaker,
+        "base": base,
+        "model_id": model_id if text is None else None,
+        "min_clip": options.min_clip,
+        "max_clip": options.max_clip,
+        "silence_db": options.silence_db,
+        "pad_ms": options.pad_ms,
+        "max_clipped": options.max_clipped,
+    }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _file_report(manifest: Mapping[str, Any], reused: bool = False) -> FileReport:
     return FileReport(
-        source=manifest["source"], status=manifest["status"], reason=manifest.get("reason", ""),
+        source=manifest["source"],
+        status=manifest["status"],
+        reason=manifest.get("reason", ""),
         detail="already prepared - skipping" if reused else manifest.get("detail", ""),
-        clips=len(manifest.get("clips", [])), seconds=float(manifest.get("seconds", 0.0)),
-        speaker=manifest.get("speaker", ""), transcript=manifest.get("transcript", ""),
-        sha256=manifest.get("sha256", ""), reused=reused)
+        clips=len(manifest.get("clips", [])),
+        seconds=float(manifest.get("seconds", 0.0)),
+        speaker=manifest.get("speaker", ""),
+        transcript=manifest.get("transcript", ""),
+        sha256=manifest.get("sha256", ""),
+        reused=reused,
+    )
 
 
 def _limits(meta: Mapping[str, Any]) -> dict[str, Any]:

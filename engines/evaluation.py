@@ -111,9 +111,11 @@ class EvalConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InputError(f"Unknown eval config key(s): {', '.join(unknown)}. Known keys: {', '.join(sorted(known))}.")
+            raise InputError(
+                f"Unknown eval config key(s): {', '.join(unknown)}. Known keys: {', '.join(sorted(known))}."
+            )
         if not data.get("sentences"):
-            raise InputError("The eval config needs 'sentences' (e.g. \"builtin:en\", \"dataset:<name>\" or a CSV path).")
+            raise InputError('The eval config needs \'sentences\' (e.g. "builtin:en", "dataset:<name>" or a CSV path).')
         values = dict(data)
         for key in ("models", "voices"):
             if isinstance(values.get(key), str):
@@ -131,9 +133,16 @@ class EvalConfig:
         from engines.tts import TTSOptions
 
         return TTSOptions(
-            language=language, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-            repetition_penalty=self.repetition_penalty, length_penalty=self.length_penalty, speed=self.speed,
-            seed=self.seed + repeat, split_sentences=self.split_sentences, max_audio_tokens=self.max_audio_tokens,
+            language=language,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            repetition_penalty=self.repetition_penalty,
+            length_penalty=self.length_penalty,
+            speed=self.speed,
+            seed=self.seed + repeat,
+            split_sentences=self.split_sentences,
+            max_audio_tokens=self.max_audio_tokens,
         )
 
 
@@ -223,18 +232,54 @@ class RunInfo:
 
 # (column, type) in file order; types drive parsing when results.csv is read back.
 RESULT_COLUMNS: tuple[tuple[str, type], ...] = (
-    ("key", str), ("system", str), ("model", str), ("voice", str), ("checkpoint", str),
-    ("sentence_id", str), ("repeat", int), ("language", str), ("length_bucket", str),
-    ("ref_text", str), ("hyp_text", str), ("ref_norm", str), ("hyp_norm", str), ("normalizer", str), ("unit", str),
-    ("ref_words", int), ("word_errors", int), ("substitutions", int), ("deletions", int), ("insertions", int),
-    ("hits", int), ("wer", float),
-    ("ref_chars", int), ("char_errors", int), ("char_substitutions", int), ("char_deletions", int),
-    ("char_insertions", int), ("cer", float),
-    ("audio_seconds", float), ("gen_seconds", float), ("rtf", float), ("sim", float), ("sim_encoder", str),
-    ("seed", int), ("audio_file", str), ("asr_seconds", float), ("asr_notice", str),
-    ("flag_cut_off", bool), ("flag_hallucinated_tail", bool), ("flag_long_silence", bool), ("flag_clipping", bool),
-    ("flags", str), ("trailing_deleted", int), ("trailing_inserted", int), ("repeat_ngram", int),
-    ("trailing_silence_s", float), ("clipped_fraction", float), ("tts_notices", str),
+    ("key", str),
+    ("system", str),
+    ("model", str),
+    ("voice", str),
+    ("checkpoint", str),
+    ("sentence_id", str),
+    ("repeat", int),
+    ("language", str),
+    ("length_bucket", str),
+    ("ref_text", str),
+    ("hyp_text", str),
+    ("ref_norm", str),
+    ("hyp_norm", str),
+    ("normalizer", str),
+    ("unit", str),
+    ("ref_words", int),
+    ("word_errors", int),
+    ("substitutions", int),
+    ("deletions", int),
+    ("insertions", int),
+    ("hits", int),
+    ("wer", float),
+    ("ref_chars", int),
+    ("char_errors", int),
+    ("char_substitutions", int),
+    ("char_deletions", int),
+    ("char_insertions", int),
+    ("cer", float),
+    ("audio_seconds", float),
+    ("gen_seconds", float),
+    ("rtf", float),
+    ("sim", float),
+    ("sim_encoder", str),
+    ("seed", int),
+    ("audio_file", str),
+    ("asr_seconds", float),
+    ("asr_notice", str),
+    ("flag_cut_off", bool),
+    ("flag_hallucinated_tail", bool),
+    ("flag_long_silence", bool),
+    ("flag_clipping", bool),
+    ("flags", str),
+    ("trailing_deleted", int),
+    ("trailing_inserted", int),
+    ("repeat_ngram", int),
+    ("trailing_silence_s", float),
+    ("clipped_fraction", float),
+    ("tts_notices", str),
 )
 COLUMN_NAMES = tuple(name for name, _ in RESULT_COLUMNS)
 
@@ -344,8 +389,14 @@ def _read_csv_sentences(path: Path, language: str | None) -> list[Sentence]:
         text = row.get("text", "")
         if not text:
             continue
-        out.append(Sentence(id=row.get("id") or f"s{i:03d}", text=text, language=row.get("language") or language or "",
-                            speaker=row.get("speaker") or None))
+        out.append(
+            Sentence(
+                id=row.get("id") or f"s{i:03d}",
+                text=text,
+                language=row.get("language") or language or "",
+                speaker=row.get("speaker") or None,
+            )
+        )
     return out
 
 
@@ -386,13 +437,19 @@ def _read_dataset(settings: Settings, name: str) -> list[Sentence]:
             continue
         audio = Path(row[0].strip())
         audio = audio if audio.is_absolute() else folder / audio
-        out.append(Sentence(id=audio.stem, text=row[1].strip(), language=language, audio=str(audio),
-                            speaker=(row[2].strip() if len(row) > 2 else None) or None))
+        out.append(
+            Sentence(
+                id=audio.stem,
+                text=row[1].strip(),
+                language=language,
+                audio=str(audio),
+                speaker=(row[2].strip() if len(row) > 2 else None) or None,
+            )
+        )
     return out
 
 
-def load_sentences(spec: str, settings: Settings, language: str | None = None,
-                   limit: int | None = None) -> SentenceSet:
+def load_sentences(spec: str, settings: Settings, language: str | None = None, limit: int | None = None) -> SentenceSet:
     """Resolve a sentence-set spec to sentences.
 
     Args:
@@ -466,8 +523,12 @@ def write_sentences(path: Path, sentence_set: SentenceSet) -> Path:
 def read_sentences(path: Path, name: str) -> SentenceSet:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    return SentenceSet(name, tuple(Sentence(r["id"], r["text"], r["language"], r.get("audio") or None,
-                                            r.get("speaker") or None) for r in rows))
+    return SentenceSet(
+        name,
+        tuple(
+            Sentence(r["id"], r["text"], r["language"], r.get("audio") or None, r.get("speaker") or None) for r in rows
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -485,8 +546,9 @@ def _now() -> str:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None
@@ -538,7 +600,9 @@ def _rate_block(rows: list[dict], unit: str, n_boot: int, seed: int) -> dict[str
         "any_error": metrics.bootstrap(v, metrics.share_nonzero, n_boot, seed).as_dict(),
         "errors": int(sum(e)),
         "ref_units": int(sum(n)),
-        "substitutions": int(sum((r["substitutions"] if unit == "word" else r["char_substitutions"]) or 0 for r in rows)),
+        "substitutions": int(
+            sum((r["substitutions"] if unit == "word" else r["char_substitutions"]) or 0 for r in rows)
+        ),
         "deletions": int(sum((r["deletions"] if unit == "word" else r["char_deletions"]) or 0 for r in rows)),
         "insertions": int(sum((r["insertions"] if unit == "word" else r["char_insertions"]) or 0 for r in rows)),
     }
@@ -562,8 +626,10 @@ def _system_block(rows: list[dict], n_boot: int, seed: int, detail: bool = True)
         "sim": {"mean": metrics.bootstrap(sim, np.mean, n_boot, seed).as_dict()},
         "audio_seconds": round(sum(_finite(r["audio_seconds"] for r in rows)), 3),
         "gen_seconds": round(sum(_finite(r["gen_seconds"] for r in rows)), 3),
-        "flags": {k: int(sum(bool(r[f"flag_{k}"]) for r in rows))
-                  for k in ("cut_off", "hallucinated_tail", "long_silence", "clipping")},
+        "flags": {
+            k: int(sum(bool(r[f"flag_{k}"]) for r in rows))
+            for k in ("cut_off", "hallucinated_tail", "long_silence", "clipping")
+        },
         "empty_hypotheses": int(sum(1 for r in rows if not (r["hyp_norm"] or "").strip())),
     }
     if detail:
@@ -585,8 +651,9 @@ def _bucket_order(label: str) -> tuple[int, str]:
     return 9, label
 
 
-def paired_comparison(rows: Sequence[dict], system_a: str, system_b: str, n_boot: int = 1000,
-                      seed: int = 0) -> dict[str, Any]:
+def paired_comparison(
+    rows: Sequence[dict], system_a: str, system_b: str, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """A minus B on the sentences both systems have (repeats summed per sentence).
 
     Args:
@@ -600,6 +667,7 @@ def paired_comparison(rows: Sequence[dict], system_a: str, system_b: str, n_boot
         ``{"a", "b", "n", "wer", "cer", "sim"}`` with each difference and its CI (see
         ``metrics.PairedDifference``).
     """
+
     def per_sentence(name: str) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, Any]] = {}
         for r in rows:
@@ -632,8 +700,9 @@ def paired_comparison(rows: Sequence[dict], system_a: str, system_b: str, n_boot
         "n": len(common),
         "wer": metrics.paired_difference(wa, wb, wl, "wer", n_boot=n_boot, seed=seed).as_dict(),
         "cer": metrics.paired_difference(ca, cb, cl, "cer", n_boot=n_boot, seed=seed).as_dict(),
-        "sim": metrics.paired_difference(sa, sb, None, "sim", higher_is_better=True, n_boot=n_boot,
-                                         seed=seed).as_dict(),
+        "sim": metrics.paired_difference(
+            sa, sb, None, "sim", higher_is_better=True, n_boot=n_boot, seed=seed
+        ).as_dict(),
     }
 
 
@@ -678,13 +747,25 @@ def rank_systems(blocks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         head = b["headline"]
         err = b[head]["corpus"]["value"]
         sim = b["sim"]["mean"]["value"]
-        entries.append({
-            "system": name, "model": b.get("model"), "checkpoint": b.get("checkpoint"), "metric": head,
-            "error": err, "wer": b["wer"]["corpus"]["value"], "cer": b["cer"]["corpus"]["value"], "sim": sim,
-            "n": b["n"],
-        })
-    entries.sort(key=lambda e: (e["error"] if e["error"] is not None else math.inf,
-                                -(e["sim"] if e["sim"] is not None else -math.inf)))
+        entries.append(
+            {
+                "system": name,
+                "model": b.get("model"),
+                "checkpoint": b.get("checkpoint"),
+                "metric": head,
+                "error": err,
+                "wer": b["wer"]["corpus"]["value"],
+                "cer": b["cer"]["corpus"]["value"],
+                "sim": sim,
+                "n": b["n"],
+            }
+        )
+    entries.sort(
+        key=lambda e: (
+            e["error"] if e["error"] is not None else math.inf,
+            -(e["sim"] if e["sim"] is not None else -math.inf),
+        )
+    )
     for i, e in enumerate(entries, start=1):
         e["rank"] = i
     return entries
@@ -749,12 +830,20 @@ class EvalEngine:
             state = status.get("state", "unknown")
             if state == "running" and self._current != folder.name:
                 state = "interrupted"  # no live process is writing it: crashed or killed
-            runs.append(RunInfo(
-                run_id=folder.name, folder=folder, name=cfg.get("config", {}).get("name", ""),
-                created=cfg.get("created", ""), state=state, done=int(status.get("done", 0)),
-                total=int(status.get("total", 0)), sentences=cfg.get("config", {}).get("sentences", ""),
-                systems=[s["name"] for s in cfg.get("systems", [])], has_report=(folder / "report.html").is_file(),
-            ))
+            runs.append(
+                RunInfo(
+                    run_id=folder.name,
+                    folder=folder,
+                    name=cfg.get("config", {}).get("name", ""),
+                    created=cfg.get("created", ""),
+                    state=state,
+                    done=int(status.get("done", 0)),
+                    total=int(status.get("total", 0)),
+                    sentences=cfg.get("config", {}).get("sentences", ""),
+                    systems=[s["name"] for s in cfg.get("systems", [])],
+                    has_report=(folder / "report.html").is_file(),
+                )
+            )
         runs.sort(key=lambda r: (r.created, r.run_id), reverse=True)
         return runs
 
@@ -805,7 +894,9 @@ class EvalEngine:
             raise InputError(f"Reference voice file not found: {path}")
         audio, sr = load_audio(path, sr=16000, max_mb=self.settings.max_upload_mb)
         if len(audio) / sr < self.settings.min_audio_seconds:
-            raise InputError(f"Reference voice {path.name} is only {len(audio) / sr:.2f} s long; give 3-10 s of speech.")
+            raise InputError(
+                f"Reference voice {path.name} is only {len(audio) / sr:.2f} s long; give 3-10 s of speech."
+            )
         return Voice(spec, "file", path.stem, files=(str(path),), display=f"file:{path.name}")
 
     def _model_languages(self, model_id: str) -> list[str]:
@@ -846,8 +937,9 @@ class EvalEngine:
         return sentence_set, self._plan_systems(config, sentence_set)
 
     def _plan_systems(self, config: EvalConfig, sentence_set: SentenceSet) -> list[System]:
-        models = list(dict.fromkeys(m.strip() for m in (config.models or (self.engines.tts.default_model(),))
-                                    if m.strip()))
+        models = list(
+            dict.fromkeys(m.strip() for m in (config.models or (self.engines.tts.default_model(),)) if m.strip())
+        )
         if not config.voices:
             raise InputError("Pick at least one reference voice (a file, a saved voice or a built-in speaker).")
         voices = [self.parse_voice(v) for v in dict.fromkeys(config.voices)]
@@ -875,9 +967,16 @@ class EvalEngine:
                 while name in names or name == GROUND_TRUTH:
                     name, n = f"{label} / {voice.label} ({n})", n + 1
                 names.add(name)
-                systems.append(System(name=name, slug=f"s{len(systems) + 1}-{slug(label, 24)}-{slug(voice.label, 16)}",
-                                      model_id=model_id, model_label=label, voice=voice,
-                                      checkpoint=checkpoints.get(model_id)))
+                systems.append(
+                    System(
+                        name=name,
+                        slug=f"s{len(systems) + 1}-{slug(label, 24)}-{slug(voice.label, 16)}",
+                        model_id=model_id,
+                        model_label=label,
+                        voice=voice,
+                        checkpoint=checkpoints.get(model_id),
+                    )
+                )
         return systems
 
     # ------------------------------------------------------------------ running
@@ -924,8 +1023,12 @@ class EvalEngine:
             info: dict[str, Any] = {"dir": str(folder) if folder else None}
             if folder is not None and (folder / "model.pth").is_file():
                 stat = (folder / "model.pth").stat()
-                info.update({"model_pth_bytes": stat.st_size,
-                             "model_pth_mtime": datetime.fromtimestamp(stat.st_mtime).isoformat(timespec="seconds")})
+                info.update(
+                    {
+                        "model_pth_bytes": stat.st_size,
+                        "model_pth_mtime": datetime.fromtimestamp(stat.st_mtime).isoformat(timespec="seconds"),
+                    }
+                )
             models[s.model_id] = info
         return {
             "versions": library_versions(),
@@ -939,8 +1042,14 @@ class EvalEngine:
             "tiny_models_setting": self.settings.tiny_models,
         }
 
-    def run(self, config: EvalConfig, *, run_id: str | None = None, progress: ProgressFn | None = None,
-            log_fn: LogFn | None = None) -> RunProgress:
+    def run(
+        self,
+        config: EvalConfig,
+        *,
+        run_id: str | None = None,
+        progress: ProgressFn | None = None,
+        log_fn: LogFn | None = None,
+    ) -> RunProgress:
         """Run an evaluation to the end (or until ``stop()``); see ``iter_run``.
 
         Returns:
@@ -952,16 +1061,24 @@ class EvalEngine:
         """Finish a stopped or interrupted run, skipping the utterances it already has."""
         return _last(self.iter_resume(run_id, progress=progress, log_fn=log_fn))
 
-    def iter_resume(self, run_id: str, *, progress: ProgressFn | None = None,
-                    log_fn: LogFn | None = None) -> Iterator[RunProgress]:
+    def iter_resume(
+        self, run_id: str, *, progress: ProgressFn | None = None, log_fn: LogFn | None = None
+    ) -> Iterator[RunProgress]:
         """Like ``resume``, yielding progress after every batch."""
         folder = self.run_dir(run_id)
         saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         config = EvalConfig.from_dict(saved["config"])
         yield from self.iter_run(config, run_id=folder.name, progress=progress, log_fn=log_fn, resume=True)
 
-    def iter_run(self, config: EvalConfig, *, run_id: str | None = None, progress: ProgressFn | None = None,
-                 log_fn: LogFn | None = None, resume: bool = False) -> Iterator[RunProgress]:
+    def iter_run(
+        self,
+        config: EvalConfig,
+        *,
+        run_id: str | None = None,
+        progress: ProgressFn | None = None,
+        log_fn: LogFn | None = None,
+        resume: bool = False,
+    ) -> Iterator[RunProgress]:
         """Run an evaluation, yielding progress after every batch of utterances.
 
         Args:
@@ -987,8 +1104,9 @@ class EvalEngine:
             self._current = None
             self._run_lock.release()
 
-    def _iter_run(self, config: EvalConfig, run_id: str | None, progress: ProgressFn, log_fn: LogFn,
-                  resume: bool) -> Iterator[RunProgress]:
+    def _iter_run(
+        self, config: EvalConfig, run_id: str | None, progress: ProgressFn, log_fn: LogFn, resume: bool
+    ) -> Iterator[RunProgress]:
         if resume:
             folder = self.run_dir(run_id or "")
             saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -1010,15 +1128,31 @@ class EvalEngine:
             refs = self._copy_references(folder, systems)
         self._current = run_id
         asr_model = config.asr_model or self.engines.asr.default_model()
-        system_dicts = [{"name": s.name, "slug": s.slug, "model_id": s.model_id, "model_label": s.model_label,
-                         "voice": s.voice.spec, "voice_label": s.voice.label, "voice_kind": s.voice.kind,
-                         "voice_display": s.voice.display,
-                         "checkpoint": s.checkpoint} for s in systems]
+        system_dicts = [
+            {
+                "name": s.name,
+                "slug": s.slug,
+                "model_id": s.model_id,
+                "model_label": s.model_label,
+                "voice": s.voice.spec,
+                "voice_label": s.voice.label,
+                "voice_kind": s.voice.kind,
+                "voice_display": s.voice.display,
+                "checkpoint": s.checkpoint,
+            }
+            for s in systems
+        ]
         provenance = self._provenance(config, systems, asr_model)
         meta = {
-            "run_id": run_id, "created": created, "config": config.to_dict(), "systems": system_dicts,
-            "sentence_set": sentence_set.name, "n_sentences": len(sentence_set.sentences),
-            "has_recordings": sentence_set.has_audio, "references": refs, "provenance": provenance,
+            "run_id": run_id,
+            "created": created,
+            "config": config.to_dict(),
+            "systems": system_dicts,
+            "sentence_set": sentence_set.name,
+            "n_sentences": len(sentence_set.sentences),
+            "has_recordings": sentence_set.has_audio,
+            "references": refs,
+            "provenance": provenance,
             "tiny": self._is_tiny(config.to_dict(), system_dicts),
         }
         write_json(folder / "config.json", meta)
@@ -1034,8 +1168,10 @@ class EvalEngine:
         state = {"done": len(rows)}
 
         def status(st: str, message: str = "") -> RunProgress:
-            write_json(folder / "status.json", {"state": st, "done": state["done"], "total": total,
-                                                "updated": _now(), "message": message})
+            write_json(
+                folder / "status.json",
+                {"state": st, "done": state["done"], "total": total, "updated": _now(), "message": message},
+            )
             return RunProgress(run_id, folder, state["done"], total, st, message)
 
         def commit(new_rows: list[dict]) -> None:
@@ -1067,8 +1203,11 @@ class EvalEngine:
             for system in systems:
                 if self._stop.is_set():
                     break
-                pending = [(se, rep) for sy, se, rep in tts_work
-                           if sy is system and f"{system.name}|{se.id}|{rep}" not in done_keys]
+                pending = [
+                    (se, rep)
+                    for sy, se, rep in tts_work
+                    if sy is system and f"{system.name}|{se.id}|{rep}" not in done_keys
+                ]
                 if not pending:
                     continue
                 log_fn(f"System {system.name}: {len(pending)} utterance(s) to go.")
@@ -1082,8 +1221,10 @@ class EvalEngine:
                     for sentence, rep in pending[start : start + config.asr_batch_size]:
                         if self._stop.is_set():
                             break
-                        progress(state["done"] / max(total, 1),
-                                 desc=f"{system.name}: {sentence.id} ({state['done'] + len(batch) + 1}/{total})")
+                        progress(
+                            state["done"] / max(total, 1),
+                            desc=f"{system.name}: {sentence.id} ({state['done'] + len(batch) + 1}/{total})",
+                        )
                         batch.append(self._synthesize(folder, system, sentence, rep, config))
                     if batch:
                         commit(self._score_batch(batch, system, asr_model, asr_opts_by_lang, ref_emb))
@@ -1111,8 +1252,14 @@ class EvalEngine:
         for d in saved["systems"]:
             files = tuple(str(folder / rel) for rel in refs.get(d["voice"], []))
             speaker = d["voice_label"] if d["voice_kind"] == "speaker" else None
-            voice = Voice(d["voice"], d["voice_kind"], d["voice_label"], files=files, speaker=speaker,
-                          display=d.get("voice_display") or d["voice_label"])
+            voice = Voice(
+                d["voice"],
+                d["voice_kind"],
+                d["voice_label"],
+                files=files,
+                speaker=speaker,
+                display=d.get("voice_display") or d["voice_label"],
+            )
             self._model_languages(d["model_id"])  # the model must still be there
             systems.append(System(d["name"], d["slug"], d["model_id"], d["model_label"], voice, d.get("checkpoint")))
         return systems
@@ -1143,8 +1290,11 @@ class EvalEngine:
         """
         options = config.tts_options(sentence.language, 0)
         self.engines.tts.synthesize(
-            sentence.text, model_id=system.model_id, reference=[Path(f) for f in system.voice.files] or None,
-            speaker=system.voice.speaker, save=False,
+            sentence.text,
+            model_id=system.model_id,
+            reference=[Path(f) for f in system.voice.files] or None,
+            speaker=system.voice.speaker,
+            save=False,
             options=dataclasses.replace(options, max_audio_tokens=min(config.max_audio_tokens or 64, 64)),
         )
 
@@ -1170,62 +1320,126 @@ class EvalEngine:
         norm = float(np.linalg.norm(emb))
         return emb / norm if norm > 0 else emb
 
-    def _synthesize(self, folder: Path, system: System, sentence: Sentence, rep: int,
-                    config: EvalConfig) -> dict[str, Any]:
+    def _synthesize(
+        self, folder: Path, system: System, sentence: Sentence, rep: int, config: EvalConfig
+    ) -> dict[str, Any]:
         options = config.tts_options(sentence.language, rep)
         result = self.engines.tts.synthesize(
-            sentence.text, model_id=system.model_id, reference=[Path(f) for f in system.voice.files] or None,
-            speaker=system.voice.speaker, options=options, save=False,
+            sentence.text,
+            model_id=system.model_id,
+            reference=[Path(f) for f in system.voice.files] or None,
+            speaker=system.voice.speaker,
+            options=options,
+            save=False,
         )
         rel = f"audio/{system.slug}/{slug(sentence.id, 60)}_r{rep}.wav"
         save_wav(folder / rel, result.audio, result.sample_rate)
-        return {"sentence": sentence, "repeat": rep, "audio": result.audio, "sr": result.sample_rate,
-                "gen_seconds": result.gen_seconds, "audio_seconds": result.audio_seconds, "rtf": result.rtf,
-                "seed": options.seed, "audio_file": rel, "notices": result.notices}
+        return {
+            "sentence": sentence,
+            "repeat": rep,
+            "audio": result.audio,
+            "sr": result.sample_rate,
+            "gen_seconds": result.gen_seconds,
+            "audio_seconds": result.audio_seconds,
+            "rtf": result.rtf,
+            "seed": options.seed,
+            "audio_file": rel,
+            "notices": result.notices,
+        }
 
-    def _transcribe(self, clips: list[np.ndarray], languages: list[str], asr_model: str,
-                    options: dict[str, Any], batch_size: int) -> list[Any]:
+    def _transcribe(
+        self, clips: list[np.ndarray], languages: list[str], asr_model: str, options: dict[str, Any], batch_size: int
+    ) -> list[Any]:
         """Batched Whisper per language (clips over 30 s fall back to sequential decoding inside the engine)."""
         out: list[Any] = [None] * len(clips)
         by_lang: dict[str, list[int]] = {}
         for i, lang in enumerate(languages):
             by_lang.setdefault(lang, []).append(i)
         for lang, idx in by_lang.items():
-            transcripts = self.engines.asr.transcribe_batch([clips[i] for i in idx], options[lang], model_id=asr_model,
-                                                            batch_size=batch_size)
+            transcripts = self.engines.asr.transcribe_batch(
+                [clips[i] for i in idx], options[lang], model_id=asr_model, batch_size=batch_size
+            )
             for i, t in zip(idx, transcripts):
                 out[i] = t
         return out
 
-    def _row(self, *, system: str, model: str, voice: str, checkpoint: str | None, sentence: Sentence, rep: int,
-             transcript: Any, audio: np.ndarray, sr: int, audio_file: str, gen_seconds: float | None,
-             rtf: float | None, sim: float | None, sim_encoder: str, seed: int | None, notices: list[str]) -> dict:
+    def _row(
+        self,
+        *,
+        system: str,
+        model: str,
+        voice: str,
+        checkpoint: str | None,
+        sentence: Sentence,
+        rep: int,
+        transcript: Any,
+        audio: np.ndarray,
+        sr: int,
+        audio_file: str,
+        gen_seconds: float | None,
+        rtf: float | None,
+        sim: float | None,
+        sim_encoder: str,
+        seed: int | None,
+        notices: list[str],
+    ) -> dict:
         hyp = (transcript.text or "").strip()
         s = metrics.score(sentence.text, hyp, sentence.language)
         flags = metrics.failure_flags(s, audio, sr)
         return {
-            "key": f"{system}|{sentence.id}|{rep}", "system": system, "model": model, "voice": voice,
-            "checkpoint": checkpoint or "", "sentence_id": sentence.id, "repeat": rep, "language": sentence.language,
+            "key": f"{system}|{sentence.id}|{rep}",
+            "system": system,
+            "model": model,
+            "voice": voice,
+            "checkpoint": checkpoint or "",
+            "sentence_id": sentence.id,
+            "repeat": rep,
+            "language": sentence.language,
             "length_bucket": metrics.length_bucket(s.words.ref_len, sentence.language),
-            "ref_text": sentence.text, "hyp_text": hyp, "ref_norm": s.ref_norm, "hyp_norm": s.hyp_norm,
-            "normalizer": s.normalizer, "unit": "char" if metrics.is_char_language(sentence.language) else "word",
-            "ref_words": s.words.ref_len, "word_errors": s.words.errors, "substitutions": s.words.substitutions,
-            "deletions": s.words.deletions, "insertions": s.words.insertions, "hits": s.words.hits, "wer": s.wer,
-            "ref_chars": s.chars.ref_len, "char_errors": s.chars.errors,
-            "char_substitutions": s.chars.substitutions, "char_deletions": s.chars.deletions,
-            "char_insertions": s.chars.insertions, "cer": s.cer,
-            "audio_seconds": len(audio) / sr if sr else float("nan"), "gen_seconds": gen_seconds, "rtf": rtf,
-            "sim": sim, "sim_encoder": sim_encoder, "seed": seed, "audio_file": audio_file,
-            "asr_seconds": transcript.seconds, "asr_notice": transcript.notice or "",
-            "flag_cut_off": flags.cut_off, "flag_hallucinated_tail": flags.hallucinated_tail,
-            "flag_long_silence": flags.long_silence, "flag_clipping": flags.clipping, "flags": " ".join(flags.names()),
-            "trailing_deleted": flags.trailing_deleted, "trailing_inserted": flags.trailing_inserted,
-            "repeat_ngram": flags.repeat_ngram, "trailing_silence_s": flags.trailing_silence_s,
-            "clipped_fraction": flags.clipped_fraction, "tts_notices": " | ".join(notices),
+            "ref_text": sentence.text,
+            "hyp_text": hyp,
+            "ref_norm": s.ref_norm,
+            "hyp_norm": s.hyp_norm,
+            "normalizer": s.normalizer,
+            "unit": "char" if metrics.is_char_language(sentence.language) else "word",
+            "ref_words": s.words.ref_len,
+            "word_errors": s.words.errors,
+            "substitutions": s.words.substitutions,
+            "deletions": s.words.deletions,
+            "insertions": s.words.insertions,
+            "hits": s.words.hits,
+            "wer": s.wer,
+            "ref_chars": s.chars.ref_len,
+            "char_errors": s.chars.errors,
+            "char_substitutions": s.chars.substitutions,
+            "char_deletions": s.chars.deletions,
+            "char_insertions": s.chars.insertions,
+            "cer": s.cer,
+            "audio_seconds": len(audio) / sr if sr else float("nan"),
+            "gen_seconds": gen_seconds,
+            "rtf": rtf,
+            "sim": sim,
+            "sim_encoder": sim_encoder,
+            "seed": seed,
+            "audio_file": audio_file,
+            "asr_seconds": transcript.seconds,
+            "asr_notice": transcript.notice or "",
+            "flag_cut_off": flags.cut_off,
+            "flag_hallucinated_tail": flags.hallucinated_tail,
+            "flag_long_silence": flags.long_silence,
+            "flag_clipping": flags.clipping,
+            "flags": " ".join(flags.names()),
+            "trailing_deleted": flags.trailing_deleted,
+            "trailing_inserted": flags.trailing_inserted,
+            "repeat_ngram": flags.repeat_ngram,
+            "trailing_silence_s": flags.trailing_silence_s,
+            "clipped_fraction": flags.clipped_fraction,
+            "tts_notices": " | ".join(notices),
         }
 
-    def _score_ground_truth(self, folder: Path, chunk: list[Sentence], asr_model: str,
-                            options: dict[str, Any]) -> list[dict]:
+    def _score_ground_truth(
+        self, folder: Path, chunk: list[Sentence], asr_model: str, options: dict[str, Any]
+    ) -> list[dict]:
         clips, natives, files = [], [], []
         for s in chunk:
             src = Path(s.audio or "")
@@ -1240,14 +1454,30 @@ class EvalEngine:
             files.append(rel)
         transcripts = self._transcribe(clips, [s.language for s in chunk], asr_model, options, len(chunk))
         return [
-            self._row(system=GROUND_TRUTH, model="", voice=s.speaker or "", checkpoint=None, sentence=s, rep=0,
-                      transcript=t, audio=a, sr=sr, audio_file=f, gen_seconds=None, rtf=None, sim=None, sim_encoder="",
-                      seed=None, notices=[])
+            self._row(
+                system=GROUND_TRUTH,
+                model="",
+                voice=s.speaker or "",
+                checkpoint=None,
+                sentence=s,
+                rep=0,
+                transcript=t,
+                audio=a,
+                sr=sr,
+                audio_file=f,
+                gen_seconds=None,
+                rtf=None,
+                sim=None,
+                sim_encoder="",
+                seed=None,
+                notices=[],
+            )
             for s, t, (a, sr), f in zip(chunk, transcripts, natives, files)
         ]
 
-    def _score_batch(self, batch: list[dict], system: System, asr_model: str, options: dict[str, Any],
-                     ref_emb: np.ndarray | None) -> list[dict]:
+    def _score_batch(
+        self, batch: list[dict], system: System, asr_model: str, options: dict[str, Any], ref_emb: np.ndarray | None
+    ) -> list[dict]:
         clips = [resample(b["audio"], b["sr"], ASR_SR) for b in batch]
         transcripts = self._transcribe(clips, [b["sentence"].language for b in batch], asr_model, options, len(batch))
         rows = []
@@ -1260,27 +1490,51 @@ class EvalEngine:
                     sim = metrics.cosine(ref_emb, emb)
                 except LabError as exc:
                     log.warning("No SIM for %s: %s", b["audio_file"], exc)
-            rows.append(self._row(
-                system=system.name, model=system.model_label, voice=system.voice.display, checkpoint=system.checkpoint,
-                sentence=b["sentence"], rep=b["repeat"], transcript=t, audio=b["audio"], sr=b["sr"],
-                audio_file=b["audio_file"], gen_seconds=b["gen_seconds"], rtf=b["rtf"], sim=sim,
-                sim_encoder=encoder if sim is not None else "", seed=b["seed"], notices=b["notices"],
-            ))
+            rows.append(
+                self._row(
+                    system=system.name,
+                    model=system.model_label,
+                    voice=system.voice.display,
+                    checkpoint=system.checkpoint,
+                    sentence=b["sentence"],
+                    rep=b["repeat"],
+                    transcript=t,
+                    audio=b["audio"],
+                    sr=b["sr"],
+                    audio_file=b["audio_file"],
+                    gen_seconds=b["gen_seconds"],
+                    rtf=b["rtf"],
+                    sim=sim,
+                    sim_encoder=encoder if sim is not None else "",
+                    seed=b["seed"],
+                    notices=b["notices"],
+                )
+            )
         return rows
 
-    def _write_outputs(self, folder: Path, meta: dict[str, Any], rows: list[dict], config: EvalConfig,
-                       state: str) -> dict[str, Any]:
+    def _write_outputs(
+        self, folder: Path, meta: dict[str, Any], rows: list[dict], config: EvalConfig, state: str
+    ) -> dict[str, Any]:
         """summary.json and report.html from the rows (what results.csv holds)."""
         from engines import report
 
         order = ([GROUND_TRUTH] if any(r["system"] == GROUND_TRUTH for r in rows) else []) + [
-            s["name"] for s in meta["systems"]]
+            s["name"] for s in meta["systems"]
+        ]
         summary = {
-            "run_id": meta["run_id"], "created": meta["created"], "updated": _now(), "state": state,
-            "complete": state == "done", "n_rows": len(rows), "seed": config.seed, "bootstrap": config.bootstrap,
+            "run_id": meta["run_id"],
+            "created": meta["created"],
+            "updated": _now(),
+            "state": state,
+            "complete": state == "done",
+            "n_rows": len(rows),
+            "seed": config.seed,
+            "bootstrap": config.bootstrap,
             "tiny": meta["tiny"],
             "note": TINY_NOTE if meta["tiny"] else "",
-            "config": meta["config"], "systems_config": meta["systems"], "provenance": meta["provenance"],
+            "config": meta["config"],
+            "systems_config": meta["systems"],
+            "provenance": meta["provenance"],
             "normalizers_used": sorted({r["normalizer"] for r in rows}),
             "languages": sorted({r["language"] for r in rows}),
             "training_run": config.training_run,
@@ -1364,9 +1618,15 @@ class EvalEngine:
             out.append((str(dest.resolve()), str(ckpt)))
         return out
 
-    def iter_rank_checkpoints(self, training_run: str, base: EvalConfig, *, include_base_model: str | None = None,
-                              progress: ProgressFn | None = None,
-                              log_fn: LogFn | None = None) -> Iterator[RunProgress]:
+    def iter_rank_checkpoints(
+        self,
+        training_run: str,
+        base: EvalConfig,
+        *,
+        include_base_model: str | None = None,
+        progress: ProgressFn | None = None,
+        log_fn: LogFn | None = None,
+    ) -> Iterator[RunProgress]:
         """Evaluate every checkpoint of a training run on the same sentences (one eval run, one system each).
 
         Args:
@@ -1381,8 +1641,13 @@ class EvalEngine:
         """
         pairs = self.checkpoint_models(training_run, progress)
         models = tuple(m for m, _ in pairs) + ((include_base_model,) if include_base_model else ())
-        config = dataclasses.replace(base, models=models, checkpoints=tuple(pairs), training_run=training_run,
-                                     name=base.name or f"checkpoints-{training_run}")
+        config = dataclasses.replace(
+            base,
+            models=models,
+            checkpoints=tuple(pairs),
+            training_run=training_run,
+            name=base.name or f"checkpoints-{training_run}",
+        )
         yield from self.iter_run(config, progress=progress, log_fn=log_fn)
 
     def rank_checkpoints(self, training_run: str, base: EvalConfig, **kwargs: Any) -> RunProgress:
@@ -1412,8 +1677,13 @@ class EvalEngine:
         if training is None:
             raise InputError("Fine-tuning is not available in this app.")
         best = ranked[0]
-        log.info("Exporting best checkpoint %s (%s %.4f) as %s", best["checkpoint"], best["metric"],
-                 best["error"] if best["error"] is not None else float("nan"), name)
+        log.info(
+            "Exporting best checkpoint %s (%s %.4f) as %s",
+            best["checkpoint"],
+            best["metric"],
+            best["error"] if best["error"] is not None else float("nan"),
+            name,
+        )
         return Path(training.export(summary["training_run"], Path(best["checkpoint"]), name))
 
     # ------------------------------------------------------------------ listening test
@@ -1428,8 +1698,9 @@ class EvalEngine:
         folder = self.run_dir(run_id) / "listening"
         return sorted(p.name for p in folder.iterdir() if (p / "plan.json").is_file()) if folder.is_dir() else []
 
-    def create_listening_test(self, run_id: str, system_a: str, system_b: str, *, mode: str = "ab+mos",
-                              max_items: int = 20, seed: int = 0) -> str:
+    def create_listening_test(
+        self, run_id: str, system_a: str, system_b: str, *, mode: str = "ab+mos", max_items: int = 20, seed: int = 0
+    ) -> str:
         """A blind test: the same sentences from two systems, in random order, sides shuffled per trial.
 
         Args:
@@ -1468,18 +1739,36 @@ class EvalEngine:
         for i, sid in enumerate(common[: max(1, int(max_items))]):
             pair = [system_a, system_b]
             rng.shuffle(pair)
-            trials.append({"index": i, "sentence_id": sid, "text": clips[system_a][sid]["ref_text"],
-                           "clip1": clips[pair[0]][sid]["audio_file"], "clip2": clips[pair[1]][sid]["audio_file"],
-                           "system1": pair[0], "system2": pair[1]})
+            trials.append(
+                {
+                    "index": i,
+                    "sentence_id": sid,
+                    "text": clips[system_a][sid]["ref_text"],
+                    "clip1": clips[pair[0]][sid]["audio_file"],
+                    "clip2": clips[pair[1]][sid]["audio_file"],
+                    "system1": pair[0],
+                    "system2": pair[1],
+                }
+            )
         test_id = f"{datetime.now():%Y%m%d-%H%M%S}-{slug(system_a, 16)}-vs-{slug(system_b, 16)}"
         folder = self._listening_dir(run_id, test_id)
         n = 2
         while folder.exists():
             folder = self._listening_dir(run_id, f"{test_id}-{n}")
             n += 1
-        write_json(folder / "plan.json", {"run_id": run_id, "test_id": folder.name, "created": _now(),
-                                          "mode": mode, "seed": seed, "system_a": system_a, "system_b": system_b,
-                                          "trials": trials})
+        write_json(
+            folder / "plan.json",
+            {
+                "run_id": run_id,
+                "test_id": folder.name,
+                "created": _now(),
+                "mode": mode,
+                "seed": seed,
+                "system_a": system_a,
+                "system_b": system_b,
+                "trials": trials,
+            },
+        )
         return folder.name
 
     def listening_plan(self, run_id: str, test_id: str) -> dict[str, Any]:
@@ -1492,8 +1781,17 @@ class EvalEngine:
         path = self._listening_dir(run_id, test_id) / "answers.json"
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
 
-    def record_listening(self, run_id: str, test_id: str, index: int, *, preference: str | None = None,
-                         mos1: float | None = None, mos2: float | None = None, listener: str = "") -> dict[str, Any]:
+    def record_listening(
+        self,
+        run_id: str,
+        test_id: str,
+        index: int,
+        *,
+        preference: str | None = None,
+        mos1: float | None = None,
+        mos2: float | None = None,
+        listener: str = "",
+    ) -> dict[str, Any]:
         """Save one trial's answer (answers.json and answers.csv, rewritten atomically).
 
         Args:
@@ -1528,20 +1826,40 @@ class EvalEngine:
             preferred = trial[f"system{preference}"]
         elif preference == "same":
             preferred = "same"
-        answer = {"index": int(index), "sentence_id": trial["sentence_id"], "listener": listener,
-                  "preference": preference or "", "preferred_system": preferred or "",
-                  "system1": trial["system1"], "system2": trial["system2"],
-                  "mos1": float(mos1) if mos1 is not None else None, "mos2": float(mos2) if mos2 is not None else None,
-                  "time": _now()}
-        answers = [a for a in self.listening_answers(run_id, test_id)
-                   if not (a["index"] == answer["index"] and a.get("listener", "") == listener)]
+        answer = {
+            "index": int(index),
+            "sentence_id": trial["sentence_id"],
+            "listener": listener,
+            "preference": preference or "",
+            "preferred_system": preferred or "",
+            "system1": trial["system1"],
+            "system2": trial["system2"],
+            "mos1": float(mos1) if mos1 is not None else None,
+            "mos2": float(mos2) if mos2 is not None else None,
+            "time": _now(),
+        }
+        answers = [
+            a
+            for a in self.listening_answers(run_id, test_id)
+            if not (a["index"] == answer["index"] and a.get("listener", "") == listener)
+        ]
         answers.append(answer)
         answers.sort(key=lambda a: (a.get("listener", ""), a["index"]))
         folder = self._listening_dir(run_id, test_id)
         write_json(folder / "answers.json", answers)
         buf = io.StringIO()
-        fields = ["index", "sentence_id", "listener", "preference", "preferred_system", "system1", "system2", "mos1",
-                  "mos2", "time"]
+        fields = [
+            "index",
+            "sentence_id",
+            "listener",
+            "preference",
+            "preferred_system",
+            "system1",
+            "system2",
+            "mos1",
+            "mos2",
+            "time",
+        ]
         writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for a in answers:
@@ -1557,12 +1875,19 @@ class EvalEngine:
         a, b = plan["system_a"], plan["system_b"]
         seed = int(plan.get("seed", 0))
         prefs = [x for x in answers if x.get("preferred_system")]
-        out: dict[str, Any] = {"test_id": test_id, "mode": plan["mode"], "system_a": a, "system_b": b,
-                               "answered": len(answers), "trials": len(plan["trials"])}
+        out: dict[str, Any] = {
+            "test_id": test_id,
+            "mode": plan["mode"],
+            "system_a": a,
+            "system_b": b,
+            "answered": len(answers),
+            "trials": len(plan["trials"]),
+        }
         if prefs:
             out["preference"] = {
-                name: metrics.bootstrap([1.0 if x["preferred_system"] == name else 0.0 for x in prefs],
-                                        np.mean, n_boot, seed).as_dict()
+                name: metrics.bootstrap(
+                    [1.0 if x["preferred_system"] == name else 0.0 for x in prefs], np.mean, n_boot, seed
+                ).as_dict()
                 for name in (a, b, "same")
             }
         mos: dict[str, list[float]] = {a: [], b: []}
@@ -1585,8 +1910,9 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0 when the run finished, 1 on a user error, 2 when stopped (interrupted).
     """
-    parser = argparse.ArgumentParser(prog="python -m engines.evaluation",
-                                     description="XTTS Lab: TTS -> ASR evaluation without the UI.")
+    parser = argparse.ArgumentParser(
+        prog="python -m engines.evaluation", description="XTTS Lab: TTS -> ASR evaluation without the UI."
+    )
     parser.add_argument("--config", help="JSON file with EvalConfig fields (see docs)")
     parser.add_argument("--resume", metavar="RUN_ID", help="finish a stopped run instead of starting one")
     parser.add_argument("--run-id", help="id of the new run (default: timestamp + name)")
@@ -1602,8 +1928,14 @@ def main(argv: list[str] | None = None) -> int:
     from config import load_settings
     from engines import Engines
 
-    settings = load_settings({"workspace": args.workspace, "datasets_dir": args.datasets_dir, "device": args.device,
-                              "tiny_models": args.tiny_models})
+    settings = load_settings(
+        {
+            "workspace": args.workspace,
+            "datasets_dir": args.datasets_dir,
+            "device": args.device,
+            "tiny_models": args.tiny_models,
+        }
+    )
     engines = Engines.create(settings)
     evaluation: EvalEngine = engines.evaluation
 

@@ -269,8 +269,11 @@ def alignment_html(ref_tokens: Sequence[str], hyp_tokens: Sequence[str], alignme
     if not cells_ref:
         return '<table class="align"><tr><th>REF</th><td>(empty)</td></tr></table>'
     return (
-        '<table class="align"><tr><th>REF</th>' + "".join(cells_ref) + "</tr><tr><th>HYP</th>"
-        + "".join(cells_hyp) + "</tr></table>"
+        '<table class="align"><tr><th>REF</th>'
+        + "".join(cells_ref)
+        + "</tr><tr><th>HYP</th>"
+        + "".join(cells_hyp)
+        + "</tr></table>"
     )
 
 
@@ -482,7 +485,10 @@ def bootstrap(
 
 
 def bootstrap_ratio(
-    numerators: Sequence[float], denominators: Sequence[float], n_boot: int = 1000, seed: int = 0,
+    numerators: Sequence[float],
+    denominators: Sequence[float],
+    n_boot: int = 1000,
+    seed: int = 0,
     confidence: float = 0.95,
 ) -> Estimate:
     """Bootstrap CI of a corpus-level ratio sum(num) / sum(den), resampling utterances as pairs."""
@@ -514,8 +520,12 @@ class PairedDifference:
 
     def as_dict(self) -> dict:
         return {
-            "metric": self.metric, "a": _clean(self.a), "b": _clean(self.b), "diff": self.diff.as_dict(),
-            "p_a_better": _clean(self.p_a_better), "n": self.n,
+            "metric": self.metric,
+            "a": _clean(self.a),
+            "b": _clean(self.b),
+            "diff": self.diff.as_dict(),
+            "p_a_better": _clean(self.p_a_better),
+            "n": self.n,
         }
 
     @property

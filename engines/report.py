@@ -81,22 +81,25 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name, b in (summary.get("systems") or {}).items():
         rtf = b["rtf"]
-        out.append({
-            "system": name,
-            "n": b["n"],
-            "headline": b["headline"].upper(),
-            "WER (corpus)": _pct(b["wer"]["corpus"]),
-            "WER (mean)": _pct(b["wer"]["mean"]),
-            "WER median / p90": f"{_pct(b['wer']['median'], False)} / {_pct(b['wer']['p90'], False)}",
-            "with errors": _pct(b["wer"]["any_error"]),
-            "CER (corpus)": _pct(b["cer"]["corpus"]),
-            "CER (mean)": _pct(b["cer"]["mean"]),
-            "RTF mean ± std": "n/a" if rtf["mean"]["value"] is None else
-            f"{rtf['mean']['value']:.3f} ± {(rtf['std'] or 0):.3f}",
-            "RTF p50 / p95": f"{_val(rtf['p50'], 3, False)} / {_val(rtf['p95'], 3, False)}",
-            "SIM": _val(b["sim"]["mean"]),
-            "flags": ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in b["flags"].items() if v) or "none",
-        })
+        out.append(
+            {
+                "system": name,
+                "n": b["n"],
+                "headline": b["headline"].upper(),
+                "WER (corpus)": _pct(b["wer"]["corpus"]),
+                "WER (mean)": _pct(b["wer"]["mean"]),
+                "WER median / p90": f"{_pct(b['wer']['median'], False)} / {_pct(b['wer']['p90'], False)}",
+                "with errors": _pct(b["wer"]["any_error"]),
+                "CER (corpus)": _pct(b["cer"]["corpus"]),
+                "CER (mean)": _pct(b["cer"]["mean"]),
+                "RTF mean ± std": "n/a"
+                if rtf["mean"]["value"] is None
+                else f"{rtf['mean']['value']:.3f} ± {(rtf['std'] or 0):.3f}",
+                "RTF p50 / p95": f"{_val(rtf['p50'], 3, False)} / {_val(rtf['p95'], 3, False)}",
+                "SIM": _val(b["sim"]["mean"]),
+                "flags": ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in b["flags"].items() if v) or "none",
+            }
+        )
     return out
 
 
@@ -119,9 +122,17 @@ def breakdown_rows(summary: dict[str, Any], by: str = "by_language") -> list[dic
     out = []
     for name, b in (summary.get("systems") or {}).items():
         for key, sub in (b.get(by) or {}).items():
-            out.append({"system": name, "group": key, "n": sub["n"], "WER (corpus)": _pct(sub["wer"]["corpus"]),
-                        "CER (corpus)": _pct(sub["cer"]["corpus"]), "SIM": _val(sub["sim"]["mean"]),
-                        "RTF": _val(sub["rtf"]["mean"], 3, False)})
+            out.append(
+                {
+                    "system": name,
+                    "group": key,
+                    "n": sub["n"],
+                    "WER (corpus)": _pct(sub["wer"]["corpus"]),
+                    "CER (corpus)": _pct(sub["cer"]["corpus"]),
+                    "SIM": _val(sub["sim"]["mean"]),
+                    "RTF": _val(sub["rtf"]["mean"], 3, False),
+                }
+            )
     return out
 
 
@@ -132,8 +143,11 @@ def paired_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
         row = {"A": p["a"], "B": p["b"], "sentences": p["n"]}
         for m in ("wer", "cer"):
             d = p[m]["diff"]
-            row[f"{m.upper()} A−B"] = "n/a" if d["value"] is None else (
-                f"{d['value'] * 100:+.1f} pts [{d['low'] * 100:+.1f}, {d['high'] * 100:+.1f}]")
+            row[f"{m.upper()} A−B"] = (
+                "n/a"
+                if d["value"] is None
+                else (f"{d['value'] * 100:+.1f} pts [{d['low'] * 100:+.1f}, {d['high'] * 100:+.1f}]")
+            )
             row[f"P(A better {m.upper()})"] = _num(p[m]["p_a_better"], 2)
         d = p["sim"]["diff"]
         row["SIM A−B"] = "n/a" if d["value"] is None else f"{d['value']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
@@ -143,9 +157,19 @@ def paired_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def ranking_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Systems ranked best first (lowest headline error, then highest SIM)."""
-    return [{"rank": e["rank"], "system": e["system"], "checkpoint": Path(e["checkpoint"]).name if e.get("checkpoint")
-             else "", "metric": e["metric"].upper(), "WER": _num(e["wer"], 4), "CER": _num(e["cer"], 4),
-             "SIM": _num(e["sim"], 4), "n": e["n"]} for e in summary.get("ranking") or []]
+    return [
+        {
+            "rank": e["rank"],
+            "system": e["system"],
+            "checkpoint": Path(e["checkpoint"]).name if e.get("checkpoint") else "",
+            "metric": e["metric"].upper(),
+            "WER": _num(e["wer"], 4),
+            "CER": _num(e["cer"], 4),
+            "SIM": _num(e["sim"], 4),
+            "n": e["n"],
+        }
+        for e in summary.get("ranking") or []
+    ]
 
 
 def alignment_view(row: dict[str, Any]) -> str:
@@ -196,8 +220,13 @@ def plot_error_distribution(rows: Sequence[dict[str, Any]], systems: Sequence[st
     for i, vals in enumerate(data, start=1):
         jitter = [i + 0.12 * (((k * 7919) % 13) / 13 - 0.5) for k in range(len(vals))]  # deterministic jitter
         ax.scatter(jitter, vals, s=10, alpha=0.6)
-    ax.set_xticks(range(1, len(labels) + 1), [lbl if len(lbl) < 28 else lbl[:26] + "…" for lbl in labels],
-                  rotation=20, ha="right", fontsize=8)
+    ax.set_xticks(
+        range(1, len(labels) + 1),
+        [lbl if len(lbl) < 28 else lbl[:26] + "…" for lbl in labels],
+        rotation=20,
+        ha="right",
+        fontsize=8,
+    )
     ax.set_ylabel(f"{metric.upper()} per utterance (%)")
     ax.set_title(f"{metric.upper()} distribution per system")
     ax.grid(axis="y", alpha=0.3)
@@ -210,8 +239,15 @@ def plot_rtf_vs_duration(rows: Sequence[dict[str, Any]], systems: Sequence[str])
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     any_points = False
     for s in systems:
-        pts = [(r["audio_seconds"], r["rtf"]) for r in rows if r["system"] == s and r["rtf"] is not None
-               and math.isfinite(r["rtf"]) and r["audio_seconds"] is not None and math.isfinite(r["audio_seconds"])]
+        pts = [
+            (r["audio_seconds"], r["rtf"])
+            for r in rows
+            if r["system"] == s
+            and r["rtf"] is not None
+            and math.isfinite(r["rtf"])
+            and r["audio_seconds"] is not None
+            and math.isfinite(r["audio_seconds"])
+        ]
         if pts:
             any_points = True
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14, alpha=0.7, label=s[:40])
@@ -267,16 +303,36 @@ def _provenance_html(summary: dict[str, Any]) -> str:
     prov = summary.get("provenance") or {}
     cfg = summary.get("config") or {}
     items = [
-        ("run", summary.get("run_id")), ("created", summary.get("created")), ("state", summary.get("state")),
-        ("sentence set", cfg.get("sentences")), ("seed", summary.get("seed")),
-        ("bootstrap resamples", summary.get("bootstrap")), ("device", prov.get("device")),
+        ("run", summary.get("run_id")),
+        ("created", summary.get("created")),
+        ("state", summary.get("state")),
+        ("sentence set", cfg.get("sentences")),
+        ("seed", summary.get("seed")),
+        ("bootstrap resamples", summary.get("bootstrap")),
+        ("device", prov.get("device")),
         ("GPU", (prov.get("gpu") or {}).get("name") if prov.get("gpu") else "none"),
-        ("ASR model", f"{prov.get('asr_model')} (beam {cfg.get('beam_size') or 'greedy'}, language forced per sentence)"),
+        (
+            "ASR model",
+            f"{prov.get('asr_model')} (beam {cfg.get('beam_size') or 'greedy'}, language forced per sentence)",
+        ),
         ("speaker encoder (SIM)", prov.get("speaker_encoder")),
         ("normalizers used", ", ".join(summary.get("normalizers_used") or [])),
-        ("generation", ", ".join(f"{k}={cfg.get(k)}" for k in ("temperature", "top_k", "top_p", "repetition_penalty",
-                                                                 "length_penalty", "speed", "max_audio_tokens",
-                                                                 "repeats"))),
+        (
+            "generation",
+            ", ".join(
+                f"{k}={cfg.get(k)}"
+                for k in (
+                    "temperature",
+                    "top_k",
+                    "top_p",
+                    "repetition_penalty",
+                    "length_penalty",
+                    "speed",
+                    "max_audio_tokens",
+                    "repeats",
+                )
+            ),
+        ),
         ("versions", ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items())),
     ]
     for model, info in (prov.get("tts_models") or {}).items():
@@ -286,15 +342,16 @@ def _provenance_html(summary: dict[str, Any]) -> str:
 
 def _utterance_html(rows: Sequence[dict[str, Any]], systems: Sequence[str]) -> str:
     order = {s: i for i, s in enumerate(systems)}
-    parts = ['<table><tr><th>system</th><th>sentence</th><th>audio</th><th>WER</th><th>CER</th><th>S/D/I</th>'
-             '<th>dur (s)</th><th>RTF</th><th>SIM</th><th>flags</th><th>alignment</th></tr>']
+    parts = [
+        "<table><tr><th>system</th><th>sentence</th><th>audio</th><th>WER</th><th>CER</th><th>S/D/I</th>"
+        "<th>dur (s)</th><th>RTF</th><th>SIM</th><th>flags</th><th>alignment</th></tr>"
+    ]
     for r in sorted(rows, key=lambda r: (r["sentence_id"], order.get(r["system"], 99), r["repeat"])):
         flags = "".join(f'<span class="flag">{_esc(f.replace("_", " "))}</span>' for f in (r["flags"] or "").split())
         if r.get("asr_notice"):
             flags += f'<span class="muted">{_esc(r["asr_notice"])}</span>'
         sdi = f"{r['substitutions']}/{r['deletions']}/{r['insertions']}"
-        audio = (f'<audio controls preload="none" src="{_esc(r["audio_file"])}"></audio>'
-                 if r.get("audio_file") else "")
+        audio = f'<audio controls preload="none" src="{_esc(r["audio_file"])}"></audio>' if r.get("audio_file") else ""
         rep = f" r{r['repeat']}" if r["repeat"] else ""
         parts.append(
             f"<tr><td>{_esc(r['system'])}</td><td>{_esc(r['sentence_id'])}{rep}</td><td>{audio}</td>"
@@ -325,29 +382,40 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
     systems = list((summary.get("systems") or {}).keys())
     tts_systems = [s for s in systems if s != GROUND_TRUTH]
     title = f"XTTS Lab eval — {summary.get('run_id')}"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>"
-             f"<style>{CSS}</style></head><body>", f"<h1>{_esc(title)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{_esc(title)}</h1>",
+    ]
     name = (summary.get("config") or {}).get("name")
     state = summary.get("state")
-    parts.append(f"<p class='muted'>{_esc(name) + ' · ' if name else ''}{summary.get('n_rows')} utterances · "
-                 f"state: {_esc(state)}"
-                 f"{' (partial: resume the run to finish it)' if state != 'done' else ''}</p>")
+    parts.append(
+        f"<p class='muted'>{_esc(name) + ' · ' if name else ''}{summary.get('n_rows')} utterances · "
+        f"state: {_esc(state)}"
+        f"{' (partial: resume the run to finish it)' if state != 'done' else ''}</p>"
+    )
     if summary.get("tiny"):
         parts.append(f'<div class="note" id="tiny-note"><b>Tiny models.</b> {_esc(summary.get("note"))}</div>')
 
-    parts.append("<h2>Summary</h2><p class='muted'>Corpus rate = total errors / total reference words (characters "
-                 "for zh/ja/ko); mean = average of per-utterance rates. Brackets: bootstrap 95% confidence intervals "
-                 f"({summary.get('bootstrap')} resamples, seed {summary.get('seed')}). SIM = cosine similarity of "
-                 "speaker embeddings (reference voice vs generated audio). RTF = generation time / audio duration, "
-                 "warm-up call excluded.</p>")
+    parts.append(
+        "<h2>Summary</h2><p class='muted'>Corpus rate = total errors / total reference words (characters "
+        "for zh/ja/ko); mean = average of per-utterance rates. Brackets: bootstrap 95% confidence intervals "
+        f"({summary.get('bootstrap')} resamples, seed {summary.get('seed')}). SIM = cosine similarity of "
+        "speaker embeddings (reference voice vs generated audio). RTF = generation time / audio duration, "
+        "warm-up call excluded.</p>"
+    )
     parts.append(_table(summary_rows(summary)))
     if GROUND_TRUTH in systems:
-        parts.append("<p class='muted'>The <b>ground truth</b> row is the same ASR run on the real recordings: "
-                     "its error is the ASR's own, a floor for the TTS systems.</p>")
+        parts.append(
+            "<p class='muted'>The <b>ground truth</b> row is the same ASR run on the real recordings: "
+            "its error is the ASR's own, a floor for the TTS systems.</p>"
+        )
 
     if summary.get("ranking") and summary.get("training_run"):
-        parts.append(f"<h2>Checkpoint ranking</h2><p class='muted'>Training run {_esc(summary['training_run'])}; "
-                     "best first by corpus error, then SIM.</p>")
+        parts.append(
+            f"<h2>Checkpoint ranking</h2><p class='muted'>Training run {_esc(summary['training_run'])}; "
+            "best first by corpus error, then SIM.</p>"
+        )
         parts.append(_table(ranking_rows(summary)))
         img = plot_ranking(summary)
         if img:
@@ -355,9 +423,11 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
 
     paired = paired_rows(summary)
     if paired:
-        parts.append("<h2>Paired comparison</h2><p class='muted'>A minus B on the sentences both systems have "
-                     "(paired bootstrap); a negative WER difference means A makes fewer errors. "
-                     "P(A better) = share of resamples in which A wins.</p>")
+        parts.append(
+            "<h2>Paired comparison</h2><p class='muted'>A minus B on the sentences both systems have "
+            "(paired bootstrap); a negative WER difference means A makes fewer errors. "
+            "P(A better) = share of resamples in which A wins.</p>"
+        )
         parts.append(_table(paired))
 
     parts.append("<h2>Plots</h2>")
@@ -378,20 +448,23 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
             parts.append(f"<tr><th>{_esc(spec if not files else Path(files[0]).name)}</th><td>{players}</td></tr>")
         parts.append("</table>")
 
-    parts.append("<h2>Utterances</h2><p class='muted legend'>Alignment: <span style='background:#fff1c1'>"
-                 "substitution</span><span style='background:#ffd7d5'>deletion</span>"
-                 "<span style='background:#d3f4ff'>insertion</span> · flags: cut off = deletions at the end, "
-                 "hallucinated tail = insertions at the end or a looping n-gram, long silence = trailing silence "
-                 "over 1 s, clipping = samples at full scale.</p>")
+    parts.append(
+        "<h2>Utterances</h2><p class='muted legend'>Alignment: <span style='background:#fff1c1'>"
+        "substitution</span><span style='background:#ffd7d5'>deletion</span>"
+        "<span style='background:#d3f4ff'>insertion</span> · flags: cut off = deletions at the end, "
+        "hallucinated tail = insertions at the end or a looping n-gram, long silence = trailing silence "
+        "over 1 s, clipping = samples at full scale.</p>"
+    )
     parts.append(_utterance_html(rows, systems))
     parts.append("<h2>Provenance</h2>")
     parts.append(_provenance_html(summary))
-    parts.append("<p class='muted'>Files next to this report: results.csv (one row per utterance), summary.json "
-                 "(every number above), audio/.</p></body></html>")
+    parts.append(
+        "<p class='muted'>Files next to this report: results.csv (one row per utterance), summary.json "
+        "(every number above), audio/.</p></body></html>"
+    )
     return "\n".join(parts)
 
 
-def write_report(folder: Path, summary: dict[str, Any], rows: Sequence[dict[str, Any]],
-                 meta: dict[str, Any]) -> Path:
+def write_report(folder: Path, summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> Path:
     """Write ``report.html`` into the run folder (atomically)."""
     return write_text(Path(folder) / "report.html", render_report(summary, rows, meta))

@@ -164,7 +164,9 @@ def plan_clips(
         if merged:
             cur = merged[-1]
             if unit.end - cur.start <= max_span and unit.start - cur.end <= MAX_MERGE_GAP:
-                merged[-1] = _Unit(cur.start, unit.end, join_texts([cur.text, unit.text], language), cur.words + unit.words)
+                merged[-1] = _Unit(
+                    cur.start, unit.end, join_texts([cur.text, unit.text], language), cur.words + unit.words
+                )
                 continue
         merged.append(unit)
 
@@ -226,6 +228,7 @@ def plan_recut(duration: float, pauses: Sequence[tuple[float, float]], max_clip:
     Raises:
         ValueError: a part is too long and holds no usable pause.
     """
+
     def split(a: float, b: float) -> list[float]:
         if b - a <= max_clip:
             return []

@@ -117,8 +117,11 @@ def split_text(text: str, lang: str, limit: int = DEFAULT_CHAR_LIMIT, per_senten
         else:
             chunks.append(piece)
     # A short last sentence joins the one before rather than standing alone.
-    if per_sentence and len(chunks) > 1 and len(chunks[-1]) < MIN_CHUNK_CHARS and (
-        len(chunks[-2]) + 1 + len(chunks[-1]) <= limit
+    if (
+        per_sentence
+        and len(chunks) > 1
+        and len(chunks[-1]) < MIN_CHUNK_CHARS
+        and (len(chunks[-2]) + 1 + len(chunks[-1]) <= limit)
     ):
         chunks[-2:] = [f"{chunks[-2]} {chunks[-1]}"]
     return chunks

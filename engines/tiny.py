@@ -93,7 +93,7 @@ def build_tiny_xtts(folder: Path, seed: int = 0) -> Path:
     build_tokenizer(vocab)
     config = tiny_xtts_config(vocab)
     config.model_args.tokenizer_file = "vocab.json"
-    model = Xtts.init_from_config(config)
+    model = Xtts(config)
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
 
     model.tokenizer = VoiceBpeTokenizer(vocab_file=str(vocab))
@@ -119,8 +119,15 @@ def build_tiny_xtts(folder: Path, seed: int = 0) -> Path:
 
     # Fine-tuning needs a DVAE of the shape GPTTrainer builds and 80 mel statistics.
     dvae = DiscreteVAE(
-        channels=80, normalization=None, positional_dims=1, num_tokens=config.model_args.gpt_num_audio_tokens - 2,
-        codebook_dim=512, hidden_dim=512, num_resnet_blocks=3, kernel_size=3, num_layers=2,
+        channels=80,
+        normalization=None,
+        positional_dims=1,
+        num_tokens=config.model_args.gpt_num_audio_tokens - 2,
+        codebook_dim=512,
+        hidden_dim=512,
+        num_resnet_blocks=3,
+        kernel_size=3,
+        num_layers=2,
         use_transposed_convs=False,
     )
     torch.save(dvae.state_dict(), folder / "dvae.pth")
@@ -135,8 +142,16 @@ def build_tiny_whisper(path: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     dims = ModelDimensions(
-        n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
-        n_vocab=51865, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1,
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=64,
+        n_audio_head=2,
+        n_audio_layer=1,
+        n_vocab=51865,
+        n_text_ctx=448,
+        n_text_state=64,
+        n_text_head=2,
+        n_text_layer=1,
     )
     model = Whisper(dims)
     # Whisper allocates the decoder's positional embedding with torch.empty (real checkpoints overwrite it);

@@ -141,9 +141,16 @@ def usable_samples(
         if len(tokens) > max_text_len:
             dropped["text too long"] += 1
             continue
-        kept.append({"text": row["text"], "audio_file": row["audio_file"], "speaker_name": row["speaker_name"],
-                     "language": language, "root_path": str(Path(row["audio_file"]).parent),
-                     "audio_unique_name": Path(row["audio_file"]).stem})
+        kept.append(
+            {
+                "text": row["text"],
+                "audio_file": row["audio_file"],
+                "speaker_name": row["speaker_name"],
+                "language": language,
+                "root_path": str(Path(row["audio_file"]).parent),
+                "audio_unique_name": Path(row["audio_file"]).stem,
+            }
+        )
     return kept, {k: v for k, v in dropped.items() if v}
 
 
@@ -218,8 +225,9 @@ def make_trainer_class():
     from trainer.generic_utils import KeepAverage
 
     class LabTrainer(Trainer):
-        def __init__(self, *args: Any, run_dir: Path, options: TrainOptions, stop: _StopFlag, session: int,
-                     **kwargs: Any) -> None:
+        def __init__(
+            self, *args: Any, run_dir: Path, options: TrainOptions, stop: _StopFlag, session: int, **kwargs: Any
+        ) -> None:
             self.run_dir = run_dir
             self.options = options
             self.stop = stop
@@ -252,8 +260,12 @@ def make_trainer_class():
             self.skip_offset = min(self.resume_skip, len(full))
             self.resume_skip = 0
             if self.skip_offset:
-                log.info("Resuming inside epoch %d: %d of %d batches already done", self.epochs_done + 1,
-                         self.skip_offset, len(full))
+                log.info(
+                    "Resuming inside epoch %d: %d of %d batches already done",
+                    self.epochs_done + 1,
+                    self.skip_offset,
+                    len(full),
+                )
                 self.train_loader = _Head(full, len(full) - self.skip_offset)
             try:
                 super().train_epoch()
@@ -264,20 +276,27 @@ def make_trainer_class():
         def train_step(self, batch: Any, batch_n_steps: int, step: int, loader_start_time: float):
             started = time.time()
             # Offsets keep gradient-accumulation boundaries and the printed step those of the full epoch.
-            outputs, loss_dict = super().train_step(batch, batch_n_steps + self.skip_offset, step + self.skip_offset,
-                                                    loader_start_time)
+            outputs, loss_dict = super().train_step(
+                batch, batch_n_steps + self.skip_offset, step + self.skip_offset, loader_start_time
+            )
             if loss_dict is None:
                 return outputs, loss_dict
             self.epoch_batches = step + self.skip_offset + 1
             self.last_train = float(loss_dict["loss"])
-            self.write_metric({
-                "kind": "train", "epoch": self.epochs_done + 1, "step": self.total_steps_done,
-                "epoch_step": self.epoch_batches, "loss": float(loss_dict["loss"]),
-                "loss_text_ce": float(loss_dict.get("loss_text_ce", float("nan"))),
-                "loss_mel_ce": float(loss_dict.get("loss_mel_ce", float("nan"))),
-                "lr": float(loss_dict.get("current_lr", self.options.learning_rate)),
-                "step_time": round(time.time() - started, 4), "gpu_mem_gib": self.gpu_gib(),
-            })
+            self.write_metric(
+                {
+                    "kind": "train",
+                    "epoch": self.epochs_done + 1,
+                    "step": self.total_steps_done,
+                    "epoch_step": self.epoch_batches,
+                    "loss": float(loss_dict["loss"]),
+                    "loss_text_ce": float(loss_dict.get("loss_text_ce", float("nan"))),
+                    "loss_mel_ce": float(loss_dict.get("loss_mel_ce", float("nan"))),
+                    "lr": float(loss_dict.get("current_lr", self.options.learning_rate)),
+                    "step_time": round(time.time() - started, 4),
+                    "gpu_mem_gib": self.gpu_gib(),
+                }
+            )
             saved = False
             if self.total_steps_done % self.options.save_every == 0:
                 self.save_lab_checkpoint("step")
@@ -295,11 +314,16 @@ def make_trainer_class():
             if "avg_loss" not in avg:
                 return
             self.last_eval = float(avg["avg_loss"])
-            self.write_metric({
-                "kind": "eval", "epoch": self.epochs_done + 1, "step": self.total_steps_done, "loss": self.last_eval,
-                "loss_text_ce": float(avg.get("avg_loss_text_ce", float("nan"))),
-                "loss_mel_ce": float(avg.get("avg_loss_mel_ce", float("nan"))),
-            })
+            self.write_metric(
+                {
+                    "kind": "eval",
+                    "epoch": self.epochs_done + 1,
+                    "step": self.total_steps_done,
+                    "loss": self.last_eval,
+                    "loss_text_ce": float(avg.get("avg_loss_text_ce", float("nan"))),
+                    "loss_mel_ce": float(avg.get("avg_loss_mel_ce", float("nan"))),
+                }
+            )
             index = read_index(self.run_dir)
             name = f"checkpoint_{self.total_steps_done}.pth"
             if name in index:  # a step checkpoint saved just before this evaluation
@@ -342,9 +366,14 @@ def make_trainer_class():
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
             index = read_index(self.run_dir)
-            index[path.name] = {"step": steps, "epoch": self.epochs_done + 1, "kind": kind,
-                                "train_loss": self.last_train, "eval_loss": state["eval_loss"],
-                                "epoch_complete": epoch_done}
+            index[path.name] = {
+                "step": steps,
+                "epoch": self.epochs_done + 1,
+                "kind": kind,
+                "train_loss": self.last_train,
+                "eval_loss": state["eval_loss"],
+                "epoch_complete": epoch_done,
+            }
             self.prune(index)
             write_json(folder / INDEX_FILE, index)
             log.info("Checkpoint %s (%s, step %d)", path.name, kind, steps)
@@ -353,8 +382,11 @@ def make_trainer_class():
         def prune(self, index: dict[str, dict[str, Any]]) -> None:
             """Keep the newest ``keep_checkpoints`` and the best-eval one."""
             files = checkpoint_files(self.run_dir)
-            scored = [(index[p.name]["eval_loss"], p.name) for p in files
-                      if index.get(p.name, {}).get("eval_loss") is not None]
+            scored = [
+                (index[p.name]["eval_loss"], p.name)
+                for p in files
+                if index.get(p.name, {}).get("eval_loss") is not None
+            ]
             best = min(scored)[1] if scored else None
             for path in files[: -self.options.keep_checkpoints]:
                 if path.name != best:
@@ -368,8 +400,10 @@ def make_trainer_class():
             missing, unexpected = self.model.load_state_dict(ckpt["model"], strict=False)
             lost = [k for k in missing if k.startswith(TRAINED_PREFIX)]
             if unexpected or lost:
-                raise InputError(f"{path.name} does not fit this model ({len(unexpected)} unexpected, "
-                                 f"{len(lost)} missing GPT weights).")
+                raise InputError(
+                    f"{path.name} does not fit this model ({len(unexpected)} unexpected, "
+                    f"{len(lost)} missing GPT weights)."
+                )
             for optimizer, optimizer_state in zip(self.optimizer, ckpt["optimizer"]):
                 optimizer.load_state_dict(optimizer_state)
             for scheduler, scheduler_state in zip([s for s in self.scheduler if s is not None], ckpt["scheduler"]):
@@ -380,8 +414,13 @@ def make_trainer_class():
             self.epochs_done = int(ckpt["epoch"])
             self.resume_skip = int(ckpt.get("epoch_batches") or 0)
             self.last_train = ckpt.get("train_loss")
-            log.info("Resumed from %s: step %d, epoch %d (+%d batches)", path.name, self.total_steps_done,
-                     self.epochs_done + 1, self.resume_skip)
+            log.info(
+                "Resumed from %s: step %d, epoch %d (+%d batches)",
+                path.name,
+                self.total_steps_done,
+                self.epochs_done + 1,
+                self.resume_skip,
+            )
 
         def run(self) -> None:
             """Trainer.fit without its catch-all (which prints and exits 1): errors reach the worker."""
@@ -414,24 +453,37 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag) -> str:
     train_rows, eval_rows, language = read_dataset(Path(info["dataset_dir"]))
     tokenizer = VoiceBpeTokenizer(info["base"]["vocab"])
     args = config.model_args
-    train_samples, dropped_train = usable_samples(train_rows, language, tokenizer, args.max_wav_length,
-                                                  args.max_text_length)
-    eval_samples, dropped_eval = usable_samples(eval_rows, language, tokenizer, args.max_wav_length,
-                                                args.max_text_length)
+    train_samples, dropped_train = usable_samples(
+        train_rows, language, tokenizer, args.max_wav_length, args.max_text_length
+    )
+    eval_samples, dropped_eval = usable_samples(
+        eval_rows, language, tokenizer, args.max_wav_length, args.max_text_length
+    )
     for what, dropped in (("training", dropped_train), ("evaluation", dropped_eval)):
         for reason, count in dropped.items():
             log.warning("%d %s clip(s) left out: %s", count, what, reason)
     if not train_samples or not eval_samples:
-        raise InputError(f"No usable clips left (training: {len(train_samples)}, evaluation: {len(eval_samples)}); "
-                         f"left out: training {dropped_train or 'none'}, evaluation {dropped_eval or 'none'}.")
+        raise InputError(
+            f"No usable clips left (training: {len(train_samples)}, evaluation: {len(eval_samples)}); "
+            f"left out: training {dropped_train or 'none'}, evaluation {dropped_eval or 'none'}."
+        )
 
     session = int(info.get("sessions") or 0) + 1
     model = GPTTrainer.init_from_config(config)
     trainer_cls = make_trainer_class()
     trainer = trainer_cls(
-        TrainerArgs(grad_accum_steps=options.grad_accum), config, str(run_dir / "trainer"),
-        model=model, train_samples=train_samples, eval_samples=eval_samples, parse_command_line_args=False,
-        dashboard_logger=DummyLogger(), run_dir=run_dir, options=options, stop=stop, session=session,
+        TrainerArgs(grad_accum_steps=options.grad_accum),
+        config,
+        str(run_dir / "trainer"),
+        model=model,
+        train_samples=train_samples,
+        eval_samples=eval_samples,
+        parse_command_line_args=False,
+        dashboard_logger=DummyLogger(),
+        run_dir=run_dir,
+        options=options,
+        stop=stop,
+        session=session,
     )
     for stale in (run_dir / CHECKPOINT_DIR).glob(".checkpoint_*.tmp"):  # a save cut short by a kill
         stale.unlink(missing_ok=True)
@@ -446,13 +498,27 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag) -> str:
             log.warning("Cannot resume from %s (%s); trying an older checkpoint", path.name, exc)
     steps_per_epoch = -(-len(train_samples) // options.batch_size)
     update_run(
-        run_dir, status=RUNNING, pid=os.getpid(), device=device, sessions=session, session_started=time.time(),
-        steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * options.epochs,
-        usable_train_clips=len(train_samples), usable_eval_clips=len(eval_samples),
-        dropped={"train": dropped_train, "eval": dropped_eval}, resumed_from=resumed_from,
+        run_dir,
+        status=RUNNING,
+        pid=os.getpid(),
+        device=device,
+        sessions=session,
+        session_started=time.time(),
+        steps_per_epoch=steps_per_epoch,
+        total_steps=steps_per_epoch * options.epochs,
+        usable_train_clips=len(train_samples),
+        usable_eval_clips=len(eval_samples),
+        dropped={"train": dropped_train, "eval": dropped_eval},
+        resumed_from=resumed_from,
     )
-    log.info("Training %d clips (%d for evaluation), %d steps per epoch, %d epochs, on %s",
-             len(train_samples), len(eval_samples), steps_per_epoch, options.epochs, device)
+    log.info(
+        "Training %d clips (%d for evaluation), %d steps per epoch, %d epochs, on %s",
+        len(train_samples),
+        len(eval_samples),
+        steps_per_epoch,
+        options.epochs,
+        device,
+    )
     trainer.run()
     return FINISHED
 
@@ -460,8 +526,7 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Returns the exit code (0 finished or stopped, 1 failed)."""
     argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if len(argv) != 1:
         print("usage: python -m engines.train_worker <run_dir>", file=sys.stderr)
         return 2
@@ -485,8 +550,14 @@ def main(argv: list[str] | None = None) -> int:
             status, error = STOPPED, None
     finally:
         elapsed = float(read_run(run_dir).get("elapsed_s") or 0.0) + (time.time() - started)
-        update_run(run_dir, status=status, error=error, ended=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                   elapsed_s=round(elapsed, 1), session_started=None)
+        update_run(
+            run_dir,
+            status=status,
+            error=error,
+            ended=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            elapsed_s=round(elapsed, 1),
+            session_started=None,
+        )
         log.info("Run %s: %s%s", run_dir.name, status, f" ({error})" if error else "")
     return 0 if status in (FINISHED, STOPPED) else 1
 

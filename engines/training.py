@@ -84,12 +84,39 @@ class TrainOptions:
 
 # Presets fill every field but dataset and base model. VRAM figures: see ``estimate_vram_gib``.
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"epochs": 5, "batch_size": 2, "grad_accum": 1, "learning_rate": 5e-6, "max_audio_seconds": 11.0,
-              "save_every": 500, "eval_every": None, "seed": 1, "keep_checkpoints": 2},
-    "standard": {"epochs": 10, "batch_size": 4, "grad_accum": 2, "learning_rate": 5e-6, "max_audio_seconds": 11.0,
-                 "save_every": 1000, "eval_every": None, "seed": 1, "keep_checkpoints": 3},
-    "thorough": {"epochs": 20, "batch_size": 6, "grad_accum": 4, "learning_rate": 4e-6, "max_audio_seconds": 11.0,
-                 "save_every": 1000, "eval_every": None, "seed": 1, "keep_checkpoints": 5},
+    "quick": {
+        "epochs": 5,
+        "batch_size": 2,
+        "grad_accum": 1,
+        "learning_rate": 5e-6,
+        "max_audio_seconds": 11.0,
+        "save_every": 500,
+        "eval_every": None,
+        "seed": 1,
+        "keep_checkpoints": 2,
+    },
+    "standard": {
+        "epochs": 10,
+        "batch_size": 4,
+        "grad_accum": 2,
+        "learning_rate": 5e-6,
+        "max_audio_seconds": 11.0,
+        "save_every": 1000,
+        "eval_every": None,
+        "seed": 1,
+        "keep_checkpoints": 3,
+    },
+    "thorough": {
+        "epochs": 20,
+        "batch_size": 6,
+        "grad_accum": 4,
+        "learning_rate": 4e-6,
+        "max_audio_seconds": 11.0,
+        "save_every": 1000,
+        "eval_every": None,
+        "seed": 1,
+        "keep_checkpoints": 5,
+    },
 }
 
 
@@ -376,8 +403,13 @@ def read_dataset(dataset_dir: Path) -> tuple[list[dict[str, str]], list[dict[str
                     continue
                 audio_path = Path(audio) if Path(audio).is_absolute() else dataset_dir / audio
                 if audio_path.is_file():
-                    out.append({"audio_file": str(audio_path), "text": text,
-                                "speaker_name": (row.get("speaker_name") or "speaker").strip() or "speaker"})
+                    out.append(
+                        {
+                            "audio_file": str(audio_path),
+                            "text": text,
+                            "speaker_name": (row.get("speaker_name") or "speaker").strip() or "speaker",
+                        }
+                    )
         return out
 
     return rows("metadata_train.csv"), rows("metadata_eval.csv"), language
@@ -400,8 +432,9 @@ def clip_seconds(path: str | Path) -> float:
 class TrainingEngine:
     """Start, watch, stop, resume and export XTTS fine-tuning runs (one at a time)."""
 
-    def __init__(self, settings: Settings, gpu_lock: threading.RLock | None = None, tiny: Any = None,
-                 tts: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, gpu_lock: threading.RLock | None = None, tiny: Any = None, tts: Any = None
+    ) -> None:
         """
         Args:
             settings: app settings (workspace, datasets_dir, device, tiny_models, xtts_cache_dir).
@@ -536,12 +569,19 @@ class TrainingEngine:
                 raise InputError(f"Base model {model_id!r} not found (looked in {folder}).")
         missing = [name for name in ("model.pth", "config.json", "vocab.json") if not (folder / name).is_file()]
         if missing:
-            raise MissingWeightsError(f"Model folder {folder} lacks {', '.join(missing)}; it cannot be a fine-tuning base.")
+            raise MissingWeightsError(
+                f"Model folder {folder} lacks {', '.join(missing)}; it cannot be a fine-tuning base."
+            )
         assets = self._training_assets(folder, model_id)
         speakers = folder / "speakers_xtts.pth"
         return BaseModel(
-            model_id=model_id, model_dir=folder, checkpoint=folder / "model.pth", config=folder / "config.json",
-            vocab=folder / "vocab.json", dvae=assets["dvae.pth"], mel_stats=assets["mel_stats.pth"],
+            model_id=model_id,
+            model_dir=folder,
+            checkpoint=folder / "model.pth",
+            config=folder / "config.json",
+            vocab=folder / "vocab.json",
+            dvae=assets["dvae.pth"],
+            mel_stats=assets["mel_stats.pth"],
             speakers=speakers if speakers.is_file() else None,
         )
 
@@ -631,8 +671,13 @@ class TrainingEngine:
                 f"All {len(train)} training clips are longer than the max audio length "
                 f"({options.max_audio_seconds:g} s): raise it, or re-cut the dataset into shorter clips."
             )
-        facts = {"language": language, "train_clips": len(train), "eval_clips": len(evals),
-                 "train_clips_fitting": fitting, "model_args": model_args}
+        facts = {
+            "language": language,
+            "train_clips": len(train),
+            "eval_clips": len(evals),
+            "train_clips_fitting": fitting,
+            "model_args": model_args,
+        }
         return dataset_dir, base, facts
 
     # ----------------------------------------------------------------- lifecycle
@@ -664,8 +709,9 @@ class TrainingEngine:
     def _refuse_if_busy(self) -> None:
         running = self.active_run()
         if running:
-            raise BusyError(f"Training run {running!r} is still running; stop it (or let it finish) first. "
-                            "One run at a time.")
+            raise BusyError(
+                f"Training run {running!r} is still running; stop it (or let it finish) first. One run at a time."
+            )
 
     def _new_run_id(self, dataset: str) -> str:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -686,7 +732,11 @@ class TrainingEngine:
         with open(run_dir / LOG_FILE, "ab") as log_fh:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "engines.train_worker", str(run_dir)],
-                cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
+                cwd=str(ROOT),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fh,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() signals the group; it outlives the app
             )
         self._procs[run_id] = proc
@@ -716,12 +766,27 @@ class TrainingEngine:
             run_dir = self.runs_dir / run_id
             (run_dir / CHECKPOINT_DIR).mkdir(parents=True)
             info = {
-                "id": run_id, "status": RUNNING, "created": _now(), "started": _now(), "ended": None,
-                "options": asdict(options), "dataset": options.dataset, "dataset_dir": str(dataset_dir),
-                "language": facts["language"], "train_clips": facts["train_clips"], "eval_clips": facts["eval_clips"],
-                "base_model": base.model_id, "base": {k: (str(v) if v is not None else None) for k, v in asdict(base).items()},
-                "device": device, "pid": None, "error": None, "total_steps": None, "steps_per_epoch": None,
-                "elapsed_s": 0.0, "sessions": 0, "resumes": [],
+                "id": run_id,
+                "status": RUNNING,
+                "created": _now(),
+                "started": _now(),
+                "ended": None,
+                "options": asdict(options),
+                "dataset": options.dataset,
+                "dataset_dir": str(dataset_dir),
+                "language": facts["language"],
+                "train_clips": facts["train_clips"],
+                "eval_clips": facts["eval_clips"],
+                "base_model": base.model_id,
+                "base": {k: (str(v) if v is not None else None) for k, v in asdict(base).items()},
+                "device": device,
+                "pid": None,
+                "error": None,
+                "total_steps": None,
+                "steps_per_epoch": None,
+                "elapsed_s": 0.0,
+                "sessions": 0,
+                "resumes": [],
             }
             write_json(run_dir / RUN_FILE, info)
             pid = self._spawn(run_id, run_dir, device)
@@ -793,14 +858,18 @@ class TrainingEngine:
             if status == RUNNING:
                 raise InputError(f"Run {run_id!r} is already running.")
             if status not in RESUMABLE:
-                raise InputError(f"Run {run_id!r} has {status}; only a stopped, crashed or failed run can resume. "
-                                 "To train a finished voice further, export it and start a new run from it.")
+                raise InputError(
+                    f"Run {run_id!r} has {status}; only a stopped, crashed or failed run can resume. "
+                    "To train a finished voice further, export it and start a new run from it."
+                )
             self._refuse_if_busy()
             options = options_from_dict(info["options"])
             self.validate(options)  # dataset and base must still be there
             files = checkpoint_files(run_dir)
-            resumes = [*info.get("resumes", []), {"time": _now(), "after": status,
-                                                  "checkpoint": files[-1].name if files else None}]
+            resumes = [
+                *info.get("resumes", []),
+                {"time": _now(), "after": status, "checkpoint": files[-1].name if files else None},
+            ]
             update_run(run_dir, status=RUNNING, error=None, ended=None, pid=None, resumes=resumes)
             pid = self._spawn(run_id, run_dir, info.get("device", "cpu"))
             update_run(run_dir, pid=pid)
@@ -838,14 +907,25 @@ class TrainingEngine:
         gpu = [r["gpu_mem_gib"] for r in train if r.get("gpu_mem_gib") is not None]
         eval_losses = [r["loss"] for r in evals if r.get("loss") is not None]
         return RunStatus(
-            run_id=run_id, status=status, dataset=info.get("dataset", ""), base_model=info.get("base_model", ""),
-            device=info.get("device", ""), epoch=int(last.get("epoch", 0)), epochs=int(options.get("epochs", 0)),
-            step=step, total_steps=total, eta_seconds=eta, train_loss=last.get("loss"),
+            run_id=run_id,
+            status=status,
+            dataset=info.get("dataset", ""),
+            base_model=info.get("base_model", ""),
+            device=info.get("device", ""),
+            epoch=int(last.get("epoch", 0)),
+            epochs=int(options.get("epochs", 0)),
+            step=step,
+            total_steps=total,
+            eta_seconds=eta,
+            train_loss=last.get("loss"),
             eval_loss=evals[-1].get("loss") if evals else None,
-            best_eval_loss=min(eval_losses) if eval_losses else None, lr=last.get("lr"),
-            gpu_memory_gib=max(gpu) if gpu else None, log_tail=log_tail(run_dir, log_lines),
+            best_eval_loss=min(eval_losses) if eval_losses else None,
+            lr=last.get("lr"),
+            gpu_memory_gib=max(gpu) if gpu else None,
+            log_tail=log_tail(run_dir, log_lines),
             error=info.get("error") if status in (FAILED, CRASHED) else None,
-            checkpoints=len(checkpoint_files(run_dir)), elapsed_seconds=round(elapsed, 1),
+            checkpoints=len(checkpoint_files(run_dir)),
+            elapsed_seconds=round(elapsed, 1),
             resumable=status in RESUMABLE,
         )
 
@@ -863,11 +943,22 @@ class TrainingEngine:
             except LabError:
                 continue
             o = info.get("options", {})
-            settings = (f"{info.get('base_model', '?')}, {o.get('epochs')} ep, batch {o.get('batch_size')}"
-                        f"x{o.get('grad_accum')}, lr {o.get('learning_rate'):g}")
-            out.append(RunSummary(run_id=folder.name, status=st.status, dataset=st.dataset, settings=settings,
-                                  best_eval_loss=st.best_eval_loss, duration_seconds=st.elapsed_seconds,
-                                  created=info.get("created", ""), step=st.step))
+            settings = (
+                f"{info.get('base_model', '?')}, {o.get('epochs')} ep, batch {o.get('batch_size')}"
+                f"x{o.get('grad_accum')}, lr {o.get('learning_rate'):g}"
+            )
+            out.append(
+                RunSummary(
+                    run_id=folder.name,
+                    status=st.status,
+                    dataset=st.dataset,
+                    settings=settings,
+                    best_eval_loss=st.best_eval_loss,
+                    duration_seconds=st.elapsed_seconds,
+                    created=info.get("created", ""),
+                    step=st.step,
+                )
+            )
         return out
 
     def latest_run(self) -> str | None:
@@ -884,13 +975,28 @@ class TrainingEngine:
         crash replace the lost ones."""
         import pandas as pd
 
-        columns = ["kind", "session", "epoch", "step", "loss", "loss_text_ce", "loss_mel_ce", "lr", "time",
-                   "step_time", "gpu_mem_gib"]
+        columns = [
+            "kind",
+            "session",
+            "epoch",
+            "step",
+            "loss",
+            "loss_text_ce",
+            "loss_mel_ce",
+            "lr",
+            "time",
+            "step_time",
+            "gpu_mem_gib",
+        ]
         rows = [r for r in read_metrics(self.run_dir(run_id)) if r.get("kind") in ("train", "eval")]
         frame = pd.DataFrame(rows, columns=columns)
         if frame.empty:
             return frame
-        return frame.drop_duplicates(subset=["kind", "step"], keep="last").sort_values(["step", "kind"]).reset_index(drop=True)
+        return (
+            frame.drop_duplicates(subset=["kind", "step"], keep="last")
+            .sort_values(["step", "kind"])
+            .reset_index(drop=True)
+        )
 
     def checkpoints(self, run_id: str) -> list[Path]:
         """The run's complete checkpoints, oldest first."""
@@ -900,8 +1006,10 @@ class TrainingEngine:
         """Per checkpoint: path, step, epoch, kind, train_loss, eval_loss (from checkpoints/index.json)."""
         run_dir = self.run_dir(run_id)
         index = read_index(run_dir)
-        return [{"path": p, "step": checkpoint_step(p), **{k: v for k, v in index.get(p.name, {}).items() if k != "step"}}
-                for p in checkpoint_files(run_dir)]
+        return [
+            {"path": p, "step": checkpoint_step(p), **{k: v for k, v in index.get(p.name, {}).items() if k != "step"}}
+            for p in checkpoint_files(run_dir)
+        ]
 
     def best_checkpoint(self, run_id: str) -> Path | None:
         """The checkpoint with the lowest evaluation loss, else the newest one."""
@@ -946,8 +1054,12 @@ class TrainingEngine:
         with contextlib.suppress(LabError, OSError, ValueError):
             args = json.loads(self.resolve_base(options.base_model).config.read_text()).get("model_args", {})
             layers, width = int(args["gpt_layers"]), int(args["gpt_n_model_channels"])
-            shape = {"gpt_params": 12 * layers * width**2 * 1.17, "layers": layers, "width": width,
-                     "heads": int(args["gpt_n_heads"])}
+            shape = {
+                "gpt_params": 12 * layers * width**2 * 1.17,
+                "layers": layers,
+                "width": width,
+                "heads": int(args["gpt_n_heads"]),
+            }
         one = estimate_vram_gib(1, options.max_audio_seconds, **shape)
         two = estimate_vram_gib(2, options.max_audio_seconds, **shape)
         per_clip, fixed = two - one, one - (two - one)
@@ -1012,11 +1124,13 @@ class TrainingEngine:
         with self.gpu_lock:  # not GPU work, but it holds a whole model in RAM: one at a time
             state = _inference_state(base.checkpoint)
             ckpt_state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-            trained = {k[len("xtts."):]: v for k, v in ckpt_state["model"].items() if k.startswith(TRAINED_PREFIX)}
+            trained = {k[len("xtts.") :]: v for k, v in ckpt_state["model"].items() if k.startswith(TRAINED_PREFIX)}
             wrong = [k for k, v in trained.items() if k not in state or state[k].shape != v.shape]
             if not trained or wrong:
-                raise LabError(f"{ckpt.name} does not fit base {base.model_id!r} "
-                               f"({len(wrong)} mismatched GPT weights); was the base model replaced?")
+                raise LabError(
+                    f"{ckpt.name} does not fit base {base.model_id!r} "
+                    f"({len(wrong)} mismatched GPT weights); was the base model replaced?"
+                )
             state.update(trained)
             tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
             try:
@@ -1030,13 +1144,23 @@ class TrainingEngine:
                 if reference is not None:
                     shutil.copy2(reference, tmp / "reference.wav")
                 entry = read_index(run_dir).get(ckpt.name, {})
-                write_json(tmp / "export.json", {
-                    "run": run_id, "checkpoint": ckpt.name, "step": step, "epoch": entry.get("epoch"),
-                    "eval_loss": entry.get("eval_loss"), "train_loss": entry.get("train_loss"),
-                    "dataset": info.get("dataset"), "language": info.get("language"), "base_model": base.model_id,
-                    "training_assets": str(base.dvae.parent), "reference": reference.name if reference else None,
-                    "exported": _now(),
-                })
+                write_json(
+                    tmp / "export.json",
+                    {
+                        "run": run_id,
+                        "checkpoint": ckpt.name,
+                        "step": step,
+                        "epoch": entry.get("epoch"),
+                        "eval_loss": entry.get("eval_loss"),
+                        "train_loss": entry.get("train_loss"),
+                        "dataset": info.get("dataset"),
+                        "language": info.get("language"),
+                        "base_model": base.model_id,
+                        "training_assets": str(base.dvae.parent),
+                        "reference": reference.name if reference else None,
+                        "exported": _now(),
+                    },
+                )
                 if target.exists():
                     shutil.rmtree(target)
                 os.replace(tmp, target)

@@ -380,15 +380,22 @@ class TTSEngine:
             def _download_hf_model(self, model_item: dict) -> Path:  # honour xtts_cache_dir for the HF cache
                 from huggingface_hub import snapshot_download
 
-                return Path(snapshot_download(model_item["repo_id"], allow_patterns=model_item.get("allow"),
-                                              ignore_patterns=model_item.get("ignore"), cache_dir=hf_cache))
+                return Path(
+                    snapshot_download(
+                        model_item["repo_id"],
+                        allow_patterns=model_item.get("allow"),
+                        ignore_patterns=model_item.get("ignore"),
+                        cache_dir=hf_cache,
+                    )
+                )
 
         manager_cls = ModelManager if hf_cache is None else _Manager
         log_fn("Downloading XTTS v2 (~1.9 GB, first use only)...")
         progress(0.0, desc="Downloading XTTS v2 (~1.9 GB, first use only)")
         try:
-            manager = manager_cls(output_prefix=None if self.settings.xtts_cache_dir is None else prefix,
-                                  progress_bar=True)
+            manager = manager_cls(
+                output_prefix=None if self.settings.xtts_cache_dir is None else prefix, progress_bar=True
+            )
             _, config_path, _ = manager.download_model(XTTS_BASE_MODEL)
         except Exception as exc:  # noqa: BLE001 - offline, refused licence, hub down: all mean "no weights"
             _logger.warning("XTTS v2 download failed: %s", exc)
@@ -402,8 +409,14 @@ class TTSEngine:
             raise MissingWeightsError(f"The XTTS v2 download in {folder} lacks {', '.join(missing)}. {how}")
         return folder
 
-    def model_dir(self, model_id: str | None = None, *, download: bool = False, progress: ProgressFn | None = None,
-                  log_fn: LogFn | None = None) -> Path | None:
+    def model_dir(
+        self,
+        model_id: str | None = None,
+        *,
+        download: bool = False,
+        progress: ProgressFn | None = None,
+        log_fn: LogFn | None = None,
+    ) -> Path | None:
         """The folder of a model id (None for the base model when it is not downloaded and download is False).
 
         Raises:
@@ -482,7 +495,10 @@ class TTSEngine:
             progress(0.05, desc=f"Loading TTS model {key}")
             return self._load_from_dir(folder, dev)
 
-        with self.gpu_lock, oom_guard("loading the TTS model", "Free GPU memory (unload other models in the System panel)."):
+        with (
+            self.gpu_lock,
+            oom_guard("loading the TTS model", "Free GPU memory (unload other models in the System panel)."),
+        ):
             return self.holder.get(model_id, device, loader)
 
     def unload(self) -> bool:
@@ -535,7 +551,9 @@ class TTSEngine:
         trimmed = seconds > limit
         if trimmed:
             audio = audio[: int(limit * sr)]
-            notices.append(f"{path.name} is {seconds:.1f} s long; only its first {limit:g} s were used (max_ref_seconds).")
+            notices.append(
+                f"{path.name} is {seconds:.1f} s long; only its first {limit:g} s were used (max_ref_seconds)."
+            )
         info = {"name": path.name, "seconds": round(seconds, 3), "trimmed": trimmed}
         return audio, notices, info
 
@@ -550,8 +568,9 @@ class TTSEngine:
                 audio = (audio / torch.abs(audio).max()) * 0.75
             embeddings.append(model.get_speaker_embedding(audio, COND_SR))
             audios.append(audio)
-        latent = model.get_gpt_cond_latents(torch.cat(audios, dim=-1), COND_SR, length=cfg.gpt_cond_len,
-                                            chunk_length=cfg.gpt_cond_chunk_len)
+        latent = model.get_gpt_cond_latents(
+            torch.cat(audios, dim=-1), COND_SR, length=cfg.gpt_cond_len, chunk_length=cfg.gpt_cond_chunk_len
+        )
         embedding = torch.stack(embeddings).mean(dim=0)
         return latent.cpu(), embedding.cpu()
 
@@ -563,8 +582,14 @@ class TTSEngine:
                 raise AudioError(f"Reference file not found: {p.name}")
         hashes = tuple(file_sha256(p) for p in paths)
         cfg = model.config
-        trim = (self.settings.max_ref_seconds, self.settings.min_audio_seconds, cfg.max_ref_len, cfg.gpt_cond_len,
-                cfg.gpt_cond_chunk_len, bool(cfg.sound_norm_refs))
+        trim = (
+            self.settings.max_ref_seconds,
+            self.settings.min_audio_seconds,
+            cfg.max_ref_len,
+            cfg.gpt_cond_len,
+            cfg.gpt_cond_chunk_len,
+            bool(cfg.sound_norm_refs),
+        )
         key = (self._weights_stamp(model_id), hashes, trim)
         with self._latents_lock:
             voice = self._latents.get(key)
@@ -645,9 +670,15 @@ class TTSEngine:
         model_reference = folder / REFERENCE_NAME if folder is not None else None
         has_model_ref = model_reference is not None and model_reference.is_file()
         known_speakers = self.speakers(model_id) if folder is not None else None
-        text, language = check_request(text, options, reference=reference, speaker=speaker,
-                                       max_chars=self.settings.max_text_chars, speakers=known_speakers,
-                                       has_model_reference=has_model_ref)
+        text, language = check_request(
+            text,
+            options,
+            reference=reference,
+            speaker=speaker,
+            max_chars=self.settings.max_text_chars,
+            speakers=known_speakers,
+            has_model_reference=has_model_ref,
+        )
         notices: list[str] = []
         if not reference and not speaker and has_model_ref:
             reference = [model_reference]
@@ -659,8 +690,11 @@ class TTSEngine:
             load_seconds = time.perf_counter() - load_start
             if speaker:
                 check_speaker(speaker, self.speakers(model_id))
-            with oom_guard("speech synthesis", "Use shorter text, turn on sentence splitting, or free GPU memory "
-                                               "(unload other models in the System panel)."):
+            with oom_guard(
+                "speech synthesis",
+                "Use shorter text, turn on sentence splitting, or free GPU memory "
+                "(unload other models in the System panel).",
+            ):
                 start = time.perf_counter()
                 progress(0.1, desc="Computing the voice")
                 if speaker:
@@ -696,36 +730,87 @@ class TTSEngine:
 
         audio_seconds = len(audio) / sr
         result = TTSResult(
-            audio=audio, sample_rate=sr, path=None, sidecar=None, gen_seconds=gen_seconds,
-            audio_seconds=audio_seconds, rtf=gen_seconds / audio_seconds if audio_seconds > 0 else float("inf"),
-            latents_cached=cached, model_id=model_id, notices=notices, seed=seed, chunks=chunks,
+            audio=audio,
+            sample_rate=sr,
+            path=None,
+            sidecar=None,
+            gen_seconds=gen_seconds,
+            audio_seconds=audio_seconds,
+            rtf=gen_seconds / audio_seconds if audio_seconds > 0 else float("inf"),
+            latents_cached=cached,
+            model_id=model_id,
+            notices=notices,
+            seed=seed,
+            chunks=chunks,
         )
         if save:
-            self._save(result, text=text, language=language, speaker=speaker, references=ref_info, options=options,
-                       load_seconds=load_seconds, latents_seconds=latents_seconds)
-        _logger.info("TTS %s: %.2f s of audio in %.2f s (RTF %.2f, %d chunk(s), latents %s)", model_id, audio_seconds,
-                 gen_seconds, result.rtf, len(chunks), "cached" if cached else "computed")
+            self._save(
+                result,
+                text=text,
+                language=language,
+                speaker=speaker,
+                references=ref_info,
+                options=options,
+                load_seconds=load_seconds,
+                latents_seconds=latents_seconds,
+            )
+        _logger.info(
+            "TTS %s: %.2f s of audio in %.2f s (RTF %.2f, %d chunk(s), latents %s)",
+            model_id,
+            audio_seconds,
+            gen_seconds,
+            result.rtf,
+            len(chunks),
+            "cached" if cached else "computed",
+        )
         return result
 
     @staticmethod
-    def _speak_chunk(model: Xtts, chunk: str, language: str, latent: torch.Tensor, embedding: torch.Tensor,
-                     options: TTSOptions, extra: dict[str, Any]) -> np.ndarray:
+    def _speak_chunk(
+        model: Xtts,
+        chunk: str,
+        language: str,
+        latent: torch.Tensor,
+        embedding: torch.Tensor,
+        options: TTSOptions,
+        extra: dict[str, Any],
+    ) -> np.ndarray:
         try:
             out = model.inference(
-                chunk, language, latent, embedding, temperature=options.temperature,
-                length_penalty=options.length_penalty, repetition_penalty=options.repetition_penalty,
-                top_k=options.top_k, top_p=options.top_p, speed=options.speed, enable_text_splitting=False, **extra,
+                chunk,
+                language,
+                latent,
+                embedding,
+                temperature=options.temperature,
+                length_penalty=options.length_penalty,
+                repetition_penalty=options.repetition_penalty,
+                top_k=options.top_k,
+                top_p=options.top_p,
+                speed=options.speed,
+                enable_text_splitting=False,
+                **extra,
             )
         except ImportError as exc:  # coqui's text front end imports language packages lazily
-            raise LabError(f"{XTTS_LANGUAGES[language]} text cannot be prepared: {exc}. "
-                           f"{LANGUAGE_PACKAGES.get(language, ((), 'Install the missing package'))[1]}.") from exc
+            raise LabError(
+                f"{XTTS_LANGUAGES[language]} text cannot be prepared: {exc}. "
+                f"{LANGUAGE_PACKAGES.get(language, ((), 'Install the missing package'))[1]}."
+            ) from exc
         except AssertionError as exc:  # coqui asserts on > 400 text tokens
             raise InputError(f"A sentence is too long for XTTS ({len(chunk)} characters); split it up.") from exc
         return np.asarray(out["wav"], dtype=np.float32).reshape(-1)
 
-    def _save(self, result: TTSResult, *, text: str, language: str, speaker: str | None,
-              references: list[dict[str, Any]], options: TTSOptions, load_seconds: float,
-              latents_seconds: float) -> None:
+    def _save(
+        self,
+        result: TTSResult,
+        *,
+        text: str,
+        language: str,
+        speaker: str | None,
+        references: list[dict[str, Any]],
+        options: TTSOptions,
+        load_seconds: float,
+        latents_seconds: float,
+    ) -> None:
         folder = self.settings.workspace_sub("outputs", "tts")
         now = datetime.now()
         stem = f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}_{slugify(text)}"
@@ -767,7 +852,9 @@ class TTSEngine:
 
     # ------------------------------------------------------------------ speaker embedding (Eval's SIM)
 
-    def speaker_embedding(self, audio: Path | np.ndarray, sr: int | None = None, model_id: str | None = None) -> np.ndarray:
+    def speaker_embedding(
+        self, audio: Path | np.ndarray, sr: int | None = None, model_id: str | None = None
+    ) -> np.ndarray:
         """XTTS's speaker-encoder embedding of a clip, L2-normalised (512 values).
 
         Args:
@@ -788,8 +875,10 @@ class TTSEngine:
                 raise InputError("speaker_embedding: give the sample rate of the array (sr=...).")
             samples = np.asarray(audio, dtype=np.float32).reshape(-1)
         if samples.size < MIN_EMBED_SECONDS * sr:
-            raise AudioError(f"Audio of {samples.size / sr:.2f} s is too short for a speaker embedding "
-                             f"(at least {MIN_EMBED_SECONDS:g} s).")
+            raise AudioError(
+                f"Audio of {samples.size / sr:.2f} s is too short for a speaker embedding "
+                f"(at least {MIN_EMBED_SECONDS:g} s)."
+            )
         if model_id is None and self.holder.loaded is not None:
             model_id = self.holder.loaded.key
         with self.gpu_lock:
@@ -927,4 +1016,3 @@ def _first_line(exc: BaseException, limit: int = 160) -> str:
 
 def _log_info(message: str) -> None:
     log.info("%s", message)
-

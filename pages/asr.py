@@ -68,8 +68,12 @@ def language_label(code: str | None) -> str:
 def build_options(language: str | None, task: str, word_timestamps: bool, beam_size: float | None) -> ASROptions:
     """UI values -> ASROptions (beam 0/empty/1 = greedy)."""
     beam = None if beam_size is None or beam_size == "" or int(beam_size) <= 1 else int(beam_size)
-    return ASROptions(language=None if not language or language == AUTO else language, task=task or "transcribe",
-                      word_timestamps=bool(word_timestamps), beam_size=beam)
+    return ASROptions(
+        language=None if not language or language == AUTO else language,
+        task=task or "transcribe",
+        word_timestamps=bool(word_timestamps),
+        beam_size=beam,
+    )
 
 
 def collect_inputs(files: Any, recording: str | None) -> list[tuple[Path, str]]:
@@ -105,8 +109,17 @@ def _unique_stem(folder: Path, label: str) -> str:
     return candidate
 
 
-def transcribe(engines, files: Any, recording: str | None, model_id: str | None, language: str | None,
-               task: str, word_timestamps: bool, beam_size: float | None, progress=None) -> PageResult:
+def transcribe(
+    engines,
+    files: Any,
+    recording: str | None,
+    model_id: str | None,
+    language: str | None,
+    task: str,
+    word_timestamps: bool,
+    beam_size: float | None,
+    progress=None,
+) -> PageResult:
     """Transcribe every uploaded file and the recording; a file that cannot be decoded is skipped with a warning.
 
     Returns:
@@ -153,19 +166,36 @@ def transcribe(engines, files: Any, recording: str | None, model_id: str | None,
         text = transcripts[0].text
         lang = language_label(transcripts[0].language)
     rows = [[t.source, round(s.start, 2), round(s.end, 2), s.text.strip()] for t in transcripts for s in t.segments]
-    return PageResult(text=text, language=lang, segments=rows, files=outputs,
-                      stats=stats_markdown(transcripts, model_id), warnings=warnings, transcripts=transcripts)
+    return PageResult(
+        text=text,
+        language=lang,
+        segments=rows,
+        files=outputs,
+        stats=stats_markdown(transcripts, model_id),
+        warnings=warnings,
+        transcripts=transcripts,
+    )
 
 
 # ---------------------------------------------------------------- callbacks (thin, guarded)
 
 
 @guarded
-def transcribe_callback(engines, files: Any, recording: str | None, model_id: str | None, language: str | None,
-                        task: str, word_timestamps: bool, beam_size: float | None, progress=None):
+def transcribe_callback(
+    engines,
+    files: Any,
+    recording: str | None,
+    model_id: str | None,
+    language: str | None,
+    task: str,
+    word_timestamps: bool,
+    beam_size: float | None,
+    progress=None,
+):
     """Transcribe button: returns (text, language, segments, files, stats); warnings become toasts."""
-    result = transcribe(engines, files, recording, model_id, language, task, word_timestamps, beam_size,
-                        progress=progress)
+    result = transcribe(
+        engines, files, recording, model_id, language, task, word_timestamps, beam_size, progress=progress
+    )
     for message in result.warnings:
         warn(message)
     return result.text, result.language, result.segments, result.files, result.stats
@@ -194,42 +224,67 @@ def build(engines) -> None:
     asr = engines.asr
     with gr.Row():
         with gr.Column(scale=3):
-            uploads = gr.File(label="Audio files (WAV, MP3, FLAC, OGG, M4A)", file_count="multiple",
-                              file_types=["audio"], type="filepath", elem_id="asr-upload")
-            recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Or record",
-                                 elem_id="asr-mic")
+            uploads = gr.File(
+                label="Audio files (WAV, MP3, FLAC, OGG, M4A)",
+                file_count="multiple",
+                file_types=["audio"],
+                type="filepath",
+                elem_id="asr-upload",
+            )
+            recording = gr.Audio(
+                sources=["microphone", "upload"], type="filepath", label="Or record", elem_id="asr-mic"
+            )
         with gr.Column(scale=2):
             with gr.Row():
-                model = gr.Dropdown(_model_choices(engines), value=asr.default_model(), label="Whisper model",
-                                    info="Sizes download on first use; bigger = better and slower",
-                                    elem_id="asr-model", scale=3)
+                model = gr.Dropdown(
+                    _model_choices(engines),
+                    value=asr.default_model(),
+                    label="Whisper model",
+                    info="Sizes download on first use; bigger = better and slower",
+                    elem_id="asr-model",
+                    scale=3,
+                )
                 refresh = gr.Button("Refresh", size="sm", elem_id="asr-refresh-models")
             language = gr.Dropdown(language_choices(), value=AUTO, label="Language", elem_id="asr-language")
-            task = gr.Radio(["transcribe", "translate"], value="transcribe", label="Task",
-                            info="translate = English text from any language", elem_id="asr-task")
+            task = gr.Radio(
+                ["transcribe", "translate"],
+                value="transcribe",
+                label="Task",
+                info="translate = English text from any language",
+                elem_id="asr-task",
+            )
             with gr.Row():
                 words = gr.Checkbox(False, label="Word timestamps", elem_id="asr-word-timestamps")
-                beam = gr.Number(0, label="Beam size (0 = greedy)", precision=0, minimum=0, maximum=16,
-                                 elem_id="asr-beam")
+                beam = gr.Number(
+                    0, label="Beam size (0 = greedy)", precision=0, minimum=0, maximum=16, elem_id="asr-beam"
+                )
             transcribe_btn = gr.Button("Transcribe", variant="primary", elem_id="asr-transcribe")
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(label="Text", lines=8, buttons=["copy"], interactive=False, elem_id="asr-text")
             detected = gr.Textbox(label="Language", interactive=False, elem_id="asr-detected-language")
         with gr.Column(scale=2):
-            files_out = gr.File(label="TXT, SRT, VTT, JSON", file_count="multiple", interactive=False,
-                                elem_id="asr-files")
+            files_out = gr.File(
+                label="TXT, SRT, VTT, JSON", file_count="multiple", interactive=False, elem_id="asr-files"
+            )
             stats = gr.Markdown(elem_id="asr-stats")
-    segments = gr.Dataframe(headers=SEGMENT_HEADERS, datatype=["str", "number", "number", "str"], interactive=False,
-                            wrap=True, label="Segments", elem_id="asr-segments")
+    segments = gr.Dataframe(
+        headers=SEGMENT_HEADERS,
+        datatype=["str", "number", "number", "str"],
+        interactive=False,
+        wrap=True,
+        label="Segments",
+        elem_id="asr-segments",
+    )
 
-    refresh.click(lambda cur: refresh_models_callback(engines, cur), inputs=model, outputs=model,
-                  api_visibility="private")
+    refresh.click(
+        lambda cur: refresh_models_callback(engines, cur), inputs=model, outputs=model, api_visibility="private"
+    )
 
-    def _transcribe(files_v, recording_v, model_v, language_v, task_v, words_v, beam_v,
-                    progress=gr.Progress()):
-        return transcribe_callback(engines, files_v, recording_v, model_v, language_v, task_v, words_v, beam_v,
-                                   progress=progress)
+    def _transcribe(files_v, recording_v, model_v, language_v, task_v, words_v, beam_v, progress=gr.Progress()):
+        return transcribe_callback(
+            engines, files_v, recording_v, model_v, language_v, task_v, words_v, beam_v, progress=progress
+        )
 
     transcribe_btn.click(
         _transcribe,

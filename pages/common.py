@@ -26,7 +26,9 @@ def _to_gr_error(exc: BaseException) -> gr.Error:
         return gr.Error(str(exc))
     name = type(exc).__name__
     if "OutOfMemoryError" in name:
-        return gr.Error("The GPU ran out of memory. Use shorter text, a smaller model or batch, or unload other models (System panel).")
+        return gr.Error(
+            "The GPU ran out of memory. Use shorter text, a smaller model or batch, or unload other models (System panel)."
+        )
     log.exception("Unexpected error in a UI callback")
     return gr.Error(f"Unexpected error ({name}: {exc}). The app is still running; the console log has the details.")
 

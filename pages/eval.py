@@ -61,11 +61,29 @@ def _opt_int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
-def build_config(set_spec: str | None, upload: Any, language: str | None, max_sentences: Any, models: Any,
-                 voices: Any, voice_files: Any, repeats: Any, seed: Any, temperature: float, top_k: Any,
-                 top_p: float, repetition_penalty: float, length_penalty: float, speed: float, max_tokens: Any,
-                 asr_model: str | None, beam_size: Any, batch_size: Any, ground_truth: bool,
-                 name: str | None) -> EvalConfig:
+def build_config(
+    set_spec: str | None,
+    upload: Any,
+    language: str | None,
+    max_sentences: Any,
+    models: Any,
+    voices: Any,
+    voice_files: Any,
+    repeats: Any,
+    seed: Any,
+    temperature: float,
+    top_k: Any,
+    top_p: float,
+    repetition_penalty: float,
+    length_penalty: float,
+    speed: float,
+    max_tokens: Any,
+    asr_model: str | None,
+    beam_size: Any,
+    batch_size: Any,
+    ground_truth: bool,
+    name: str | None,
+) -> EvalConfig:
     """UI values -> EvalConfig.
 
     Raises:
@@ -84,12 +102,25 @@ def build_config(set_spec: str | None, upload: Any, language: str | None, max_se
     if not voice_specs:
         raise InputError("Pick at least one reference voice: a saved voice, a built-in speaker, or upload a clip.")
     return EvalConfig(
-        sentences=set_spec, models=model_ids, voices=tuple(voice_specs), language=language or None,
-        max_sentences=_opt_int(max_sentences), repeats=int(repeats or 1), seed=int(seed if seed is not None else 1234),
-        temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
-        repetition_penalty=float(repetition_penalty), length_penalty=float(length_penalty), speed=float(speed),
-        max_audio_tokens=_opt_int(max_tokens), asr_model=asr_model or None, beam_size=_opt_int(beam_size),
-        asr_batch_size=int(batch_size or 16), ground_truth=bool(ground_truth), name=(name or "").strip(),
+        sentences=set_spec,
+        models=model_ids,
+        voices=tuple(voice_specs),
+        language=language or None,
+        max_sentences=_opt_int(max_sentences),
+        repeats=int(repeats or 1),
+        seed=int(seed if seed is not None else 1234),
+        temperature=float(temperature),
+        top_k=int(top_k),
+        top_p=float(top_p),
+        repetition_penalty=float(repetition_penalty),
+        length_penalty=float(length_penalty),
+        speed=float(speed),
+        max_audio_tokens=_opt_int(max_tokens),
+        asr_model=asr_model or None,
+        beam_size=_opt_int(beam_size),
+        asr_batch_size=int(batch_size or 16),
+        ground_truth=bool(ground_truth),
+        name=(name or "").strip(),
     )
 
 
@@ -102,21 +133,29 @@ def report_link(folder: Path | None) -> str:
     """HTML with a link opening report.html in a new tab (empty when there is no report yet)."""
     if folder is None or not (Path(folder) / "report.html").is_file():
         return "<span class='muted'>No report yet.</span>"
-    return (f'<a id="ev-report-anchor" href="{html.escape(file_url(Path(folder) / "report.html"))}" '
-            f'target="_blank" rel="noopener">Open report.html ({html.escape(Path(folder).name)})</a>')
+    return (
+        f'<a id="ev-report-anchor" href="{html.escape(file_url(Path(folder) / "report.html"))}" '
+        f'target="_blank" rel="noopener">Open report.html ({html.escape(Path(folder).name)})</a>'
+    )
 
 
 def run_files(folder: Path | None) -> list[str]:
     """report.html, results.csv and summary.json of a run (those present)."""
     if folder is None:
         return []
-    return [str(Path(folder) / n) for n in ("report.html", "results.csv", "summary.json") if (Path(folder) / n).is_file()]
+    return [
+        str(Path(folder) / n) for n in ("report.html", "results.csv", "summary.json") if (Path(folder) / n).is_file()
+    ]
 
 
 def progress_text(p: RunProgress) -> str:
     """The status line under the Run button."""
-    word = {"running": "Running", "done": "Finished", "stopped": "Stopped (resume it from Results)",
-            "failed": "Failed"}.get(p.state, p.state)
+    word = {
+        "running": "Running",
+        "done": "Finished",
+        "stopped": "Stopped (resume it from Results)",
+        "failed": "Failed",
+    }.get(p.state, p.state)
     text = f"**{word}** — {p.done}/{p.total} utterances · run `{p.run_id}`"
     if p.summary and p.summary.get("tiny"):
         text += "\n\n_" + p.summary.get("note", "") + "_"
@@ -144,8 +183,16 @@ def utterance_choices(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     def fmt(x: float | None) -> str:
         return "n/a" if x is None or not math.isfinite(x) else f"{x * 100:.0f}%"
 
-    return [(f"{r['system']} · {r['sentence_id']}" + (f" r{r['repeat']}" if r["repeat"] else "")
-             + f" · WER {fmt(r['wer'])}" + (f" · {r['flags']}" if r["flags"] else ""), r["key"]) for r in rows]
+    return [
+        (
+            f"{r['system']} · {r['sentence_id']}"
+            + (f" r{r['repeat']}" if r["repeat"] else "")
+            + f" · WER {fmt(r['wer'])}"
+            + (f" · {r['flags']}" if r["flags"] else ""),
+            r["key"],
+        )
+        for r in rows
+    ]
 
 
 def utterance_view(engines, run_id: str, key: str | None) -> tuple[str, str | None]:
@@ -157,20 +204,25 @@ def utterance_view(engines, run_id: str, key: str | None) -> tuple[str, str | No
     if row is None:
         raise InputError(f"Utterance {key!r} is not in run {run_id}.")
     folder = engines.evaluation.run_dir(run_id)
-    texts = (f"<p><b>{html.escape(row['system'])}</b> · {html.escape(row['sentence_id'])} · WER "
-             f"{row['wer'] * 100:.1f}% · CER {row['cer'] * 100:.1f}% · S/D/I {row['substitutions']}/{row['deletions']}/"
-             f"{row['insertions']}</p><p>REF: {html.escape(row['ref_text'])}<br>HYP: "
-             f"{html.escape(row['hyp_text']) or '(empty)'}<br><small>normalized ({html.escape(row['normalizer'])}): "
-             f"{html.escape(row['ref_norm'])} → {html.escape(row['hyp_norm'])}</small></p>")
-    style = ("<style>table.align td{padding:1px 4px;font-family:monospace}table.align td.sub{background:#fff1c1}"
-             "table.align td.del{background:#ffd7d5}table.align td.ins{background:#d3f4ff}</style>")
+    texts = (
+        f"<p><b>{html.escape(row['system'])}</b> · {html.escape(row['sentence_id'])} · WER "
+        f"{row['wer'] * 100:.1f}% · CER {row['cer'] * 100:.1f}% · S/D/I {row['substitutions']}/{row['deletions']}/"
+        f"{row['insertions']}</p><p>REF: {html.escape(row['ref_text'])}<br>HYP: "
+        f"{html.escape(row['hyp_text']) or '(empty)'}<br><small>normalized ({html.escape(row['normalizer'])}): "
+        f"{html.escape(row['ref_norm'])} → {html.escape(row['hyp_norm'])}</small></p>"
+    )
+    style = (
+        "<style>table.align td{padding:1px 4px;font-family:monospace}table.align td.sub{background:#fff1c1}"
+        "table.align td.del{background:#ffd7d5}table.align td.ins{background:#d3f4ff}</style>"
+    )
     audio = folder / row["audio_file"] if row["audio_file"] else None
     body = f"<div style='overflow-x:auto'>{style}{texts}{report.alignment_view(row)}</div>"
     return body, str(audio) if audio and audio.is_file() else None
 
 
-def run_view(engines, run_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str,
-                                                   list[str], list[tuple[str, str]], str]:
+def run_view(
+    engines, run_id: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str, list[str], list[tuple[str, str]], str]:
     """Everything the Results sub-tab shows for a run."""
     empty = pd.DataFrame()
     if not run_id:
@@ -178,11 +230,19 @@ def run_view(engines, run_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame, p
     cfg, rows, summary = engines.evaluation.load_run(run_id)
     folder = engines.evaluation.run_dir(run_id)
     state = next((r.state for r in engines.evaluation.list_runs() if r.run_id == run_id), "?")
-    info = (f"Run `{run_id}` · {state} · {len(rows)} utterance(s) · sentences `{cfg['config']['sentences']}`"
-            + (f"\n\n_{summary['note']}_" if summary and summary.get("note") else ""))
-    return (summary_frame(summary), _frame(report.breakdown_rows(summary or {}, "by_language")),
-            _frame(report.breakdown_rows(summary or {}, "by_length")), _frame(report.paired_rows(summary or {})),
-            report_link(folder), run_files(folder), utterance_choices(rows), info)
+    info = f"Run `{run_id}` · {state} · {len(rows)} utterance(s) · sentences `{cfg['config']['sentences']}`" + (
+        f"\n\n_{summary['note']}_" if summary and summary.get("note") else ""
+    )
+    return (
+        summary_frame(summary),
+        _frame(report.breakdown_rows(summary or {}, "by_language")),
+        _frame(report.breakdown_rows(summary or {}, "by_length")),
+        _frame(report.paired_rows(summary or {})),
+        report_link(folder),
+        run_files(folder),
+        utterance_choices(rows),
+        info,
+    )
 
 
 def run_systems(engines, run_id: str | None) -> list[str]:
@@ -223,8 +283,9 @@ def ranking_outputs(summary: dict[str, Any] | None) -> tuple[pd.DataFrame, str]:
     if not summary:
         return pd.DataFrame(), ""
     img = report.plot_ranking(summary)
-    return _frame(report.ranking_rows(summary)), (f"<img alt='ranking' style='max-width:100%' src='{img}'>"
-                                                  if img else "")
+    return _frame(report.ranking_rows(summary)), (
+        f"<img alt='ranking' style='max-width:100%' src='{img}'>" if img else ""
+    )
 
 
 def listening_trial(engines, state: dict[str, Any] | None) -> tuple[str, str | None, str | None, str]:
@@ -235,12 +296,20 @@ def listening_trial(engines, state: dict[str, Any] | None) -> tuple[str, str | N
     trials = plan["trials"]
     index = int(state["index"])
     if index >= len(trials):
-        return "**Done — thank you.** The results are below and saved under the run.", None, None, \
-            f"{len(trials)}/{len(trials)}"
+        return (
+            "**Done — thank you.** The results are below and saved under the run.",
+            None,
+            None,
+            f"{len(trials)}/{len(trials)}",
+        )
     trial = trials[index]
     folder = engines.evaluation.run_dir(state["run_id"])
-    return (f"**Sentence:** {trial['text']}", str(folder / trial["clip1"]), str(folder / trial["clip2"]),
-            f"Trial {index + 1} of {len(trials)}")
+    return (
+        f"**Sentence:** {trial['text']}",
+        str(folder / trial["clip1"]),
+        str(folder / trial["clip2"]),
+        f"Trial {index + 1} of {len(trials)}",
+    )
 
 
 def listening_summary_markdown(engines, state: dict[str, Any] | None) -> str:
@@ -305,8 +374,17 @@ def open_results_callback(engines, current: str | None):
     ids = [rid for _, rid in choices]
     run_id = current if current in ids else (ids[0] if ids else None)
     s, by_lang, by_len, paired, link, files, utts, info = run_view(engines, run_id)
-    return (gr.Dropdown(choices=choices, value=run_id), s, by_lang, by_len, paired, link, files,
-            gr.Dropdown(choices=utts, value=None), info)
+    return (
+        gr.Dropdown(choices=choices, value=run_id),
+        s,
+        by_lang,
+        by_len,
+        paired,
+        link,
+        files,
+        gr.Dropdown(choices=utts, value=None),
+        info,
+    )
 
 
 @guarded
@@ -341,15 +419,50 @@ def paired_callback(engines, run_id, system_a, system_b) -> pd.DataFrame:
 
 
 @guarded
-def rank_callback(engines, training_run, set_spec, upload, language, max_sentences, voices, voice_files,
-                  max_tokens, asr_model, beam_size, include_base, progress=None) -> Iterator[tuple]:
+def rank_callback(
+    engines,
+    training_run,
+    set_spec,
+    upload,
+    language,
+    max_sentences,
+    voices,
+    voice_files,
+    max_tokens,
+    asr_model,
+    beam_size,
+    include_base,
+    progress=None,
+) -> Iterator[tuple]:
     if not training_run:
         raise InputError("Pick a training run from the Finetune tab.")
-    base = build_config(set_spec, upload, language, max_sentences, [], voices, voice_files, 1, 1234, 0.85, 50, 0.85,
-                        2.0, 1.0, 1.0, max_tokens, asr_model, beam_size, 16, True, f"checkpoints-{training_run}")
+    base = build_config(
+        set_spec,
+        upload,
+        language,
+        max_sentences,
+        [],
+        voices,
+        voice_files,
+        1,
+        1234,
+        0.85,
+        50,
+        0.85,
+        2.0,
+        1.0,
+        1.0,
+        max_tokens,
+        asr_model,
+        beam_size,
+        16,
+        True,
+        f"checkpoints-{training_run}",
+    )
     include = engines.tts.default_model() if include_base else None
-    for p in engines.evaluation.iter_rank_checkpoints(training_run, base, include_base_model=include,
-                                                      progress=progress):
+    for p in engines.evaluation.iter_rank_checkpoints(
+        training_run, base, include_base_model=include, progress=progress
+    ):
         table, plot = ranking_outputs(p.summary)
         if p.summary is None:
             yield progress_text(p), gr.update(), gr.update(), gr.update(), gr.update()
@@ -370,8 +483,9 @@ def export_best_callback(engines, run_id: str | None, name: str | None) -> str:
 def start_listening_callback(engines, run_id, system_a, system_b, mode, items):
     if not run_id:
         raise InputError("Pick a run.")
-    test_id = engines.evaluation.create_listening_test(run_id, system_a, system_b, mode=mode,
-                                                       max_items=int(items or 20), seed=0)
+    test_id = engines.evaluation.create_listening_test(
+        run_id, system_a, system_b, mode=mode, max_items=int(items or 20), seed=0
+    )
     state = {"run_id": run_id, "test_id": test_id, "index": 0}
     text, c1, c2, pos = listening_trial(engines, state)
     return state, text, c1, c2, pos, listening_summary_markdown(engines, state)
@@ -386,9 +500,14 @@ def answer_callback(engines, state, preference, mos1, mos2):
         raise InputError("The test is finished.")
     pref = {"Clip 1": "1", "Clip 2": "2", "About the same": "same"}.get(preference or "", None)
     mode = plan["mode"]
-    engines.evaluation.record_listening(state["run_id"], state["test_id"], int(state["index"]),
-                                        preference=pref if "ab" in mode else None,
-                                        mos1=mos1 if "mos" in mode else None, mos2=mos2 if "mos" in mode else None)
+    engines.evaluation.record_listening(
+        state["run_id"],
+        state["test_id"],
+        int(state["index"]),
+        preference=pref if "ab" in mode else None,
+        mos1=mos1 if "mos" in mode else None,
+        mos2=mos2 if "mos" in mode else None,
+    )
     state = {**state, "index": int(state["index"]) + 1}
     text, c1, c2, pos = listening_trial(engines, state)
     return state, text, c1, c2, pos, listening_summary_markdown(engines, state), None
@@ -416,54 +535,95 @@ def build(engines) -> None:
     asr_choices = engines.asr.list_models()
     runs0 = run_choices(engines)
 
-    gr.Markdown("Speak a sentence set with one or more systems (model × reference voice), transcribe it with "
-                "Whisper (language forced) and score WER/CER, speaker similarity and real-time factor. "
-                "Every run writes `workspace/reports/<run-id>/` (results.csv, summary.json, report.html, audio)."
-                + ("\n\n**Tiny models**: the numbers measure plumbing, not quality." if tiny else ""))
+    gr.Markdown(
+        "Speak a sentence set with one or more systems (model × reference voice), transcribe it with "
+        "Whisper (language forced) and score WER/CER, speaker similarity and real-time factor. "
+        "Every run writes `workspace/reports/<run-id>/` (results.csv, summary.json, report.html, audio)."
+        + ("\n\n**Tiny models**: the numbers measure plumbing, not quality." if tiny else "")
+    )
     with gr.Tabs():
         with gr.Tab("Run", id="ev-tab-run"):
             with gr.Row():
                 with gr.Column(scale=3):
                     with gr.Row():
-                        set_dd = gr.Dropdown(sets, value=sets[0][1] if sets else None, label="Sentence set",
-                                             elem_id="ev-set", scale=3)
-                        upload = gr.File(label="Upload CSV/TXT", file_types=[".csv", ".txt", ".tsv"],
-                                         type="filepath", elem_id="ev-upload", scale=2)
+                        set_dd = gr.Dropdown(
+                            sets, value=sets[0][1] if sets else None, label="Sentence set", elem_id="ev-set", scale=3
+                        )
+                        upload = gr.File(
+                            label="Upload CSV/TXT",
+                            file_types=[".csv", ".txt", ".tsv"],
+                            type="filepath",
+                            elem_id="ev-upload",
+                            scale=2,
+                        )
                     with gr.Row():
-                        language = gr.Dropdown(languages, value=settings.language, elem_id="ev-language",
-                                               label="Language (for sets that name none, e.g. TXT)")
-                        max_sentences = gr.Number(0, label="Max sentences (0 = all)", precision=0, minimum=0,
-                                                  elem_id="ev-max-sentences")
-                    models = gr.Dropdown(model_choices, value=[default_model], multiselect=True,
-                                         label="TTS models", elem_id="ev-models")
+                        language = gr.Dropdown(
+                            languages,
+                            value=settings.language,
+                            elem_id="ev-language",
+                            label="Language (for sets that name none, e.g. TXT)",
+                        )
+                        max_sentences = gr.Number(
+                            0, label="Max sentences (0 = all)", precision=0, minimum=0, elem_id="ev-max-sentences"
+                        )
+                    models = gr.Dropdown(
+                        model_choices, value=[default_model], multiselect=True, label="TTS models", elem_id="ev-models"
+                    )
                     with gr.Row():
-                        voices = gr.Dropdown(voices0, value=[first_speaker] if first_speaker else [],
-                                             multiselect=True, label="Reference voices", elem_id="ev-voice", scale=3)
-                        voice_files = gr.File(label="…or upload reference clips (one voice each)",
-                                              file_count="multiple", file_types=["audio"], type="filepath",
-                                              elem_id="ev-voice-files", scale=2)
+                        voices = gr.Dropdown(
+                            voices0,
+                            value=[first_speaker] if first_speaker else [],
+                            multiselect=True,
+                            label="Reference voices",
+                            elem_id="ev-voice",
+                            scale=3,
+                        )
+                        voice_files = gr.File(
+                            label="…or upload reference clips (one voice each)",
+                            file_count="multiple",
+                            file_types=["audio"],
+                            type="filepath",
+                            elem_id="ev-voice-files",
+                            scale=2,
+                        )
                     with gr.Accordion("Generation settings", open=False, elem_id="ev-gen-settings"):
                         with gr.Row():
                             temperature = gr.Slider(0.05, 2.0, settings.temperature, step=0.05, label="Temperature")
                             top_k = gr.Slider(1, 500, settings.top_k, step=1, label="Top-k")
                             top_p = gr.Slider(0.05, 1.0, settings.top_p, step=0.05, label="Top-p")
                         with gr.Row():
-                            rep_pen = gr.Slider(1.0, 20.0, settings.repetition_penalty, step=0.5,
-                                                label="Repetition penalty")
+                            rep_pen = gr.Slider(
+                                1.0, 20.0, settings.repetition_penalty, step=0.5, label="Repetition penalty"
+                            )
                             len_pen = gr.Slider(-10.0, 10.0, settings.length_penalty, step=0.5, label="Length penalty")
                             speed = gr.Slider(0.5, 2.0, settings.speed, step=0.05, label="Speed")
                         with gr.Row():
-                            repeats = gr.Number(1, label="Repeats per sentence", precision=0, minimum=1,
-                                                elem_id="ev-repeats")
+                            repeats = gr.Number(
+                                1, label="Repeats per sentence", precision=0, minimum=1, elem_id="ev-repeats"
+                            )
                             seed = gr.Number(settings.seed, label="Seed", precision=0, elem_id="ev-seed")
-                            max_tokens = gr.Number(24 if tiny else 0, precision=0, minimum=0, elem_id="ev-max-tokens",
-                                                   label="Max audio tokens per sentence (0 = no cap)")
+                            max_tokens = gr.Number(
+                                24 if tiny else 0,
+                                precision=0,
+                                minimum=0,
+                                elem_id="ev-max-tokens",
+                                label="Max audio tokens per sentence (0 = no cap)",
+                            )
                     with gr.Accordion("ASR and statistics", open=False, elem_id="ev-asr-settings"):
                         with gr.Row():
-                            asr_model = gr.Dropdown(asr_choices, value=engines.asr.default_model(),
-                                                    label="Whisper model", elem_id="ev-asr-model")
-                            beam = gr.Number(0 if tiny else 5, precision=0, minimum=0, label="Beam size (0 = greedy)",
-                                             elem_id="ev-beam")
+                            asr_model = gr.Dropdown(
+                                asr_choices,
+                                value=engines.asr.default_model(),
+                                label="Whisper model",
+                                elem_id="ev-asr-model",
+                            )
+                            beam = gr.Number(
+                                0 if tiny else 5,
+                                precision=0,
+                                minimum=0,
+                                label="Beam size (0 = greedy)",
+                                elem_id="ev-beam",
+                            )
                             batch = gr.Number(16, precision=0, minimum=1, label="ASR batch size", elem_id="ev-batch")
                             ground_truth = gr.Checkbox(True, label="Score the real recordings too (ground truth)")
                     run_name = gr.Textbox(label="Run name (optional)", elem_id="ev-name")
@@ -473,15 +633,18 @@ def build(engines) -> None:
                 with gr.Column(scale=2):
                     progress_md = gr.Markdown("Not started.", elem_id="ev-progress")
                     link_html = gr.HTML(report_link(None), elem_id="ev-report-link")
-                    files_out = gr.File(label="Report files", file_count="multiple", interactive=False,
-                                        elem_id="ev-files")
-            summary_df = gr.Dataframe(label="Summary (95% bootstrap CIs)", interactive=False, elem_id="ev-summary",
-                                      wrap=True)
+                    files_out = gr.File(
+                        label="Report files", file_count="multiple", interactive=False, elem_id="ev-files"
+                    )
+            summary_df = gr.Dataframe(
+                label="Summary (95% bootstrap CIs)", interactive=False, elem_id="ev-summary", wrap=True
+            )
 
         with gr.Tab("Results", id="ev-tab-results") as results_tab:
             with gr.Row():
-                runs_dd = gr.Dropdown(runs0, value=runs0[0][1] if runs0 else None, label="Past runs",
-                                      elem_id="ev-runs", scale=4)
+                runs_dd = gr.Dropdown(
+                    runs0, value=runs0[0][1] if runs0 else None, label="Past runs", elem_id="ev-runs", scale=4
+                )
                 refresh_btn = gr.Button("Refresh", size="sm", elem_id="ev-refresh")
                 resume_btn = gr.Button("Resume", size="sm", elem_id="ev-resume")
             run_info = gr.Markdown(elem_id="ev-run-info")
@@ -499,8 +662,10 @@ def build(engines) -> None:
                 utt_audio = gr.Audio(type="filepath", interactive=False, label="Audio", elem_id="ev-utt-audio")
 
         with gr.Tab("Compare", id="ev-tab-compare"):
-            gr.Markdown("Two runs side by side (systems matched by name), or two systems of one run on the same "
-                        "sentences (paired bootstrap).")
+            gr.Markdown(
+                "Two runs side by side (systems matched by name), or two systems of one run on the same "
+                "sentences (paired bootstrap)."
+            )
             with gr.Row():
                 cmp_a = gr.Dropdown(runs0, label="Run A", elem_id="ev-cmp-a")
                 cmp_b = gr.Dropdown(runs0, label="Run B", elem_id="ev-cmp-b")
@@ -514,23 +679,31 @@ def build(engines) -> None:
             pair_df = gr.Dataframe(interactive=False, wrap=True, elem_id="ev-pair-table")
 
         with gr.Tab("Checkpoints", id="ev-tab-checkpoints"):
-            gr.Markdown("Evaluate every saved checkpoint of a training run on the same sentences and rank them "
-                        "(lowest corpus WER/CER first, then highest SIM). Checkpoints are exported to "
-                        "`workspace/cache/eval-checkpoints/` for this.")
+            gr.Markdown(
+                "Evaluate every saved checkpoint of a training run on the same sentences and rank them "
+                "(lowest corpus WER/CER first, then highest SIM). Checkpoints are exported to "
+                "`workspace/cache/eval-checkpoints/` for this."
+            )
             with gr.Row():
-                ck_run = gr.Dropdown(training_run_choices(engines), label="Training run", elem_id="ev-ck-run",
-                                     scale=3)
+                ck_run = gr.Dropdown(training_run_choices(engines), label="Training run", elem_id="ev-ck-run", scale=3)
                 ck_refresh = gr.Button("Refresh", size="sm")
             with gr.Row():
-                ck_set = gr.Dropdown(sets, value=sets[0][1] if sets else None, label="Sentence set",
-                                     elem_id="ev-ck-set")
+                ck_set = gr.Dropdown(
+                    sets, value=sets[0][1] if sets else None, label="Sentence set", elem_id="ev-ck-set"
+                )
                 ck_upload = gr.File(label="Upload CSV/TXT", file_types=[".csv", ".txt"], type="filepath")
                 ck_max = gr.Number(10, label="Max sentences (0 = all)", precision=0, minimum=0)
             with gr.Row():
-                ck_voices = gr.Dropdown(voices0, value=[first_speaker] if first_speaker else [], multiselect=True,
-                                        label="Reference voices", elem_id="ev-ck-voice")
-                ck_voice_files = gr.File(label="…or upload reference clips", file_count="multiple",
-                                         file_types=["audio"], type="filepath")
+                ck_voices = gr.Dropdown(
+                    voices0,
+                    value=[first_speaker] if first_speaker else [],
+                    multiselect=True,
+                    label="Reference voices",
+                    elem_id="ev-ck-voice",
+                )
+                ck_voice_files = gr.File(
+                    label="…or upload reference clips", file_count="multiple", file_types=["audio"], type="filepath"
+                )
                 ck_include = gr.Checkbox(False, label="Also evaluate the base model")
             ck_btn = gr.Button("Rank checkpoints", variant="primary", elem_id="ev-ck-btn")
             ck_progress = gr.Markdown()
@@ -544,14 +717,19 @@ def build(engines) -> None:
             ck_export_msg = gr.Markdown()
 
         with gr.Tab("Listening test", id="ev-tab-listen"):
-            gr.Markdown("A blind test: the same sentences from two systems, clips in random order. Systems are "
-                        "revealed only in the results below.")
+            gr.Markdown(
+                "A blind test: the same sentences from two systems, clips in random order. Systems are "
+                "revealed only in the results below."
+            )
             with gr.Row():
                 ls_run = gr.Dropdown(runs0, label="Run", elem_id="ev-ls-run")
                 ls_a = gr.Dropdown([], label="System A", elem_id="ev-ls-a")
                 ls_b = gr.Dropdown([], label="System B", elem_id="ev-ls-b")
-                ls_mode = gr.Radio([("A/B preference + MOS", "ab+mos"), ("A/B preference", "ab"), ("MOS 1-5", "mos")],
-                                   value="ab+mos", label="Mode")
+                ls_mode = gr.Radio(
+                    [("A/B preference + MOS", "ab+mos"), ("A/B preference", "ab"), ("MOS 1-5", "mos")],
+                    value="ab+mos",
+                    label="Mode",
+                )
                 ls_items = gr.Number(20, label="Trials", precision=0, minimum=1)
             ls_start = gr.Button("Start test", elem_id="ev-ls-start")
             ls_state = gr.State(None)
@@ -561,43 +739,92 @@ def build(engines) -> None:
                 ls_clip1 = gr.Audio(type="filepath", interactive=False, label="Clip 1")
                 ls_clip2 = gr.Audio(type="filepath", interactive=False, label="Clip 2")
             with gr.Row():
-                ls_pref = gr.Radio(["Clip 1", "Clip 2", "About the same"], label="Which sounds better?",
-                                   elem_id="ev-ls-pref")
+                ls_pref = gr.Radio(
+                    ["Clip 1", "Clip 2", "About the same"], label="Which sounds better?", elem_id="ev-ls-pref"
+                )
                 ls_mos1 = gr.Slider(1, 5, 3, step=1, label="Clip 1 quality (1 bad – 5 excellent)")
                 ls_mos2 = gr.Slider(1, 5, 3, step=1, label="Clip 2 quality (1 bad – 5 excellent)")
             ls_submit = gr.Button("Submit and next", variant="primary", elem_id="ev-ls-submit")
             ls_summary = gr.Markdown(elem_id="ev-ls-summary")
 
     # ---- wiring
-    models.change(lambda m, cur: gr.Dropdown(choices=voice_choices(engines, m), value=cur),
-                  inputs=[models, voices], outputs=voices, api_visibility="private")
-    run_inputs = [set_dd, upload, language, max_sentences, models, voices, voice_files, repeats, seed, temperature,
-                  top_k, top_p, rep_pen, len_pen, speed, max_tokens, asr_model, beam, batch, ground_truth, run_name]
+    models.change(
+        lambda m, cur: gr.Dropdown(choices=voice_choices(engines, m), value=cur),
+        inputs=[models, voices],
+        outputs=voices,
+        api_visibility="private",
+    )
+    run_inputs = [
+        set_dd,
+        upload,
+        language,
+        max_sentences,
+        models,
+        voices,
+        voice_files,
+        repeats,
+        seed,
+        temperature,
+        top_k,
+        top_p,
+        rep_pen,
+        len_pen,
+        speed,
+        max_tokens,
+        asr_model,
+        beam,
+        batch,
+        ground_truth,
+        run_name,
+    ]
 
     def _run(*values, progress=gr.Progress()):
         yield from run_callback(engines, *values, progress=progress)
 
-    run_event = run_btn.click(_run, inputs=run_inputs, outputs=[progress_md, summary_df, link_html, files_out],
-                              api_name="eval_run", concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
-    run_event.then(lambda cur: refresh_runs_callback(engines, cur), inputs=runs_dd, outputs=runs_dd,
-                   api_visibility="private")
+    run_event = run_btn.click(
+        _run,
+        inputs=run_inputs,
+        outputs=[progress_md, summary_df, link_html, files_out],
+        api_name="eval_run",
+        concurrency_id=GPU_CONCURRENCY_ID,
+        concurrency_limit=1,
+    )
+    run_event.then(
+        lambda cur: refresh_runs_callback(engines, cur), inputs=runs_dd, outputs=runs_dd, api_visibility="private"
+    )
     stop_btn.click(lambda: stop_callback(engines), outputs=progress_md, api_name="eval_stop")
 
     view_outputs = [res_summary, res_lang, res_len, res_paired, res_link, res_files, utt_dd, run_info]
-    refresh_btn.click(lambda cur: refresh_runs_callback(engines, cur), inputs=runs_dd, outputs=runs_dd,
-                      api_visibility="private")
-    runs_dd.change(lambda r: run_view_callback(engines, r), inputs=runs_dd, outputs=view_outputs,
-                   api_visibility="private")
-    results_tab.select(lambda r: open_results_callback(engines, r), inputs=runs_dd, outputs=[runs_dd, *view_outputs],
-                       api_visibility="private")
+    refresh_btn.click(
+        lambda cur: refresh_runs_callback(engines, cur), inputs=runs_dd, outputs=runs_dd, api_visibility="private"
+    )
+    runs_dd.change(
+        lambda r: run_view_callback(engines, r), inputs=runs_dd, outputs=view_outputs, api_visibility="private"
+    )
+    results_tab.select(
+        lambda r: open_results_callback(engines, r),
+        inputs=runs_dd,
+        outputs=[runs_dd, *view_outputs],
+        api_visibility="private",
+    )
 
     def _resume(run_id, progress=gr.Progress()):
         yield from resume_callback(engines, run_id, progress=progress)
 
-    resume_btn.click(_resume, inputs=runs_dd, outputs=[run_info, res_summary, res_link, res_files],
-                     api_name="eval_resume", concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
-    utt_dd.change(lambda r, k: utterance_callback(engines, r, k), inputs=[runs_dd, utt_dd],
-                  outputs=[utt_html, utt_audio], api_visibility="private")
+    resume_btn.click(
+        _resume,
+        inputs=runs_dd,
+        outputs=[run_info, res_summary, res_link, res_files],
+        api_name="eval_resume",
+        concurrency_id=GPU_CONCURRENCY_ID,
+        concurrency_limit=1,
+    )
+    utt_dd.change(
+        lambda r, k: utterance_callback(engines, r, k),
+        inputs=[runs_dd, utt_dd],
+        outputs=[utt_html, utt_audio],
+        api_visibility="private",
+    )
 
     def _refresh_all():
         choices = run_choices(engines)
@@ -605,32 +832,63 @@ def build(engines) -> None:
 
     for dd in (cmp_a, pair_run, ls_run):
         dd.focus(_refresh_all, outputs=[cmp_a, cmp_b, pair_run, ls_run], api_visibility="private")
-    cmp_btn.click(lambda a, b: compare_callback(engines, a, b), inputs=[cmp_a, cmp_b], outputs=cmp_df,
-                  api_visibility="private")
-    pair_run.change(lambda r: systems_callback(engines, r), inputs=pair_run, outputs=[pair_a, pair_b],
-                    api_visibility="private")
-    pair_btn.click(lambda r, a, b: paired_callback(engines, r, a, b), inputs=[pair_run, pair_a, pair_b],
-                   outputs=pair_df, api_visibility="private")
+    cmp_btn.click(
+        lambda a, b: compare_callback(engines, a, b), inputs=[cmp_a, cmp_b], outputs=cmp_df, api_visibility="private"
+    )
+    pair_run.change(
+        lambda r: systems_callback(engines, r), inputs=pair_run, outputs=[pair_a, pair_b], api_visibility="private"
+    )
+    pair_btn.click(
+        lambda r, a, b: paired_callback(engines, r, a, b),
+        inputs=[pair_run, pair_a, pair_b],
+        outputs=pair_df,
+        api_visibility="private",
+    )
 
-    ck_refresh.click(lambda: gr.Dropdown(choices=training_run_choices(engines)), outputs=ck_run,
-                     api_visibility="private")
+    ck_refresh.click(
+        lambda: gr.Dropdown(choices=training_run_choices(engines)), outputs=ck_run, api_visibility="private"
+    )
 
     def _rank(*values, progress=gr.Progress()):
         yield from rank_callback(engines, *values, progress=progress)
 
-    ck_btn.click(_rank, inputs=[ck_run, ck_set, ck_upload, language, ck_max, ck_voices, ck_voice_files, max_tokens,
-                                asr_model, beam, ck_include],
-                 outputs=[ck_progress, ck_table, ck_plot, ck_link, ck_run_id], api_name="eval_rank_checkpoints",
-                 concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
-    ck_export.click(lambda r, n: export_best_callback(engines, r, n), inputs=[ck_run_id, ck_name],
-                    outputs=ck_export_msg, api_visibility="private")
+    ck_btn.click(
+        _rank,
+        inputs=[
+            ck_run,
+            ck_set,
+            ck_upload,
+            language,
+            ck_max,
+            ck_voices,
+            ck_voice_files,
+            max_tokens,
+            asr_model,
+            beam,
+            ck_include,
+        ],
+        outputs=[ck_progress, ck_table, ck_plot, ck_link, ck_run_id],
+        api_name="eval_rank_checkpoints",
+        concurrency_id=GPU_CONCURRENCY_ID,
+        concurrency_limit=1,
+    )
+    ck_export.click(
+        lambda r, n: export_best_callback(engines, r, n),
+        inputs=[ck_run_id, ck_name],
+        outputs=ck_export_msg,
+        api_visibility="private",
+    )
 
-    ls_run.change(lambda r: systems_callback(engines, r), inputs=ls_run, outputs=[ls_a, ls_b],
-                  api_visibility="private")
-    ls_start.click(lambda r, a, b, m, n: start_listening_callback(engines, r, a, b, m, n),
-                   inputs=[ls_run, ls_a, ls_b, ls_mode, ls_items],
-                   outputs=[ls_state, ls_text, ls_clip1, ls_clip2, ls_pos, ls_summary], api_visibility="private")
-    ls_submit.click(lambda s, p, m1, m2: answer_callback(engines, s, p, m1, m2),
-                    inputs=[ls_state, ls_pref, ls_mos1, ls_mos2],
-                    outputs=[ls_state, ls_text, ls_clip1, ls_clip2, ls_pos, ls_summary, ls_pref],
-                    api_visibility="private")
+    ls_run.change(lambda r: systems_callback(engines, r), inputs=ls_run, outputs=[ls_a, ls_b], api_visibility="private")
+    ls_start.click(
+        lambda r, a, b, m, n: start_listening_callback(engines, r, a, b, m, n),
+        inputs=[ls_run, ls_a, ls_b, ls_mode, ls_items],
+        outputs=[ls_state, ls_text, ls_clip1, ls_clip2, ls_pos, ls_summary],
+        api_visibility="private",
+    )
+    ls_submit.click(
+        lambda s, p, m1, m2: answer_callback(engines, s, p, m1, m2),
+        inputs=[ls_state, ls_pref, ls_mos1, ls_mos2],
+        outputs=[ls_state, ls_text, ls_clip1, ls_clip2, ls_pos, ls_summary, ls_pref],
+        api_visibility="private",
+    )

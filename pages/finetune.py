@@ -30,8 +30,10 @@ LIST_COLUMNS = ["name", "clips", "minutes", "language", "created", "speakers", "
 MISMATCH_COLUMNS = ["clip", "text", "asr text", "CER"]
 CHOICE_LABELS = {"keep original": "keep", "take ASR": "asr", "edit": "edit"}
 UPLOAD_HELP = "Audio files (WAV, MP3, FLAC, OGG, M4A; any rate or channels) and/or zips of them"
-TRANSCRIPTS_HELP = ("Optional transcripts: `file|text` lines, LJSpeech `id|text|normalized`, or coqui "
-                    "`audio_file|text|speaker_name` with its header. Files listed there skip Whisper and are kept whole.")
+TRANSCRIPTS_HELP = (
+    "Optional transcripts: `file|text` lines, LJSpeech `id|text|normalized`, or coqui "
+    "`audio_file|text|speaker_name` with its header. Files listed there skip Whisper and are kept whole."
+)
 
 
 # ---------------------------------------------------------------- plain functions (no gradio events)
@@ -96,28 +98,58 @@ def parse_speakers(text: str | None) -> tuple[str, tuple[tuple[str, str], ...]]:
     return default, tuple(pairs)
 
 
-def build_options(model_id: str | None, min_clip: float, max_clip: float, silence_db: float, pad_ms: float,
-                  eval_share: float, speaker: str | None, speaker_from_folder: bool, overwrite: bool) -> DatasetOptions:
+def build_options(
+    model_id: str | None,
+    min_clip: float,
+    max_clip: float,
+    silence_db: float,
+    pad_ms: float,
+    eval_share: float,
+    speaker: str | None,
+    speaker_from_folder: bool,
+    overwrite: bool,
+) -> DatasetOptions:
     """UI values -> DatasetOptions (empty numbers take the defaults)."""
     d = DatasetOptions()
     default, pairs = parse_speakers(speaker)
     return DatasetOptions(
-        model_id=model_id or None, min_clip=_number(min_clip, d.min_clip), max_clip=_number(max_clip, d.max_clip),
-        silence_db=_number(silence_db, d.silence_db), pad_ms=int(_number(pad_ms, d.pad_ms)),
-        eval_share=_number(eval_share, d.eval_share), speaker=default, speakers=pairs,
-        speaker_from_folder=bool(speaker_from_folder), overwrite=bool(overwrite),
+        model_id=model_id or None,
+        min_clip=_number(min_clip, d.min_clip),
+        max_clip=_number(max_clip, d.max_clip),
+        silence_db=_number(silence_db, d.silence_db),
+        pad_ms=int(_number(pad_ms, d.pad_ms)),
+        eval_share=_number(eval_share, d.eval_share),
+        speaker=default,
+        speakers=pairs,
+        speaker_from_folder=bool(speaker_from_folder),
+        overwrite=bool(overwrite),
     )
 
 
-def run_build(engines, files: Any, folder: str | None, transcripts: Any, name: str, language: str,
-              options: DatasetOptions, progress: Callable[..., Any] | None = None,
-              log_lines: list[str] | None = None) -> DatasetReport:
+def run_build(
+    engines,
+    files: Any,
+    folder: str | None,
+    transcripts: Any,
+    name: str,
+    language: str,
+    options: DatasetOptions,
+    progress: Callable[..., Any] | None = None,
+    log_lines: list[str] | None = None,
+) -> DatasetReport:
     """Collect the inputs and build the dataset."""
     sources = collect_sources(files, folder)
     transcripts_path = file_paths(transcripts)[0] if transcripts else None
     lines = log_lines if log_lines is not None else []
-    return engines.datasets.build(name, sources, language, transcripts=transcripts_path, options=options,
-                                  progress=progress or (lambda *_a, **_k: None), log=lines.append)
+    return engines.datasets.build(
+        name,
+        sources,
+        language,
+        transcripts=transcripts_path,
+        options=options,
+        progress=progress or (lambda *_a, **_k: None),
+        log=lines.append,
+    )
 
 
 def report_frame(report: DatasetReport | None) -> pd.DataFrame:
@@ -125,8 +157,9 @@ def report_frame(report: DatasetReport | None) -> pd.DataFrame:
 
 
 def table_frame(rows: list[ClipRow]) -> pd.DataFrame:
-    return pd.DataFrame([[r.clip, r.duration, r.text, r.speaker, r.split, r.flags] for r in rows],
-                        columns=TABLE_COLUMNS)
+    return pd.DataFrame(
+        [[r.clip, r.duration, r.text, r.speaker, r.split, r.flags] for r in rows], columns=TABLE_COLUMNS
+    )
 
 
 def frame_rows(frame: Any) -> list[dict[str, Any]]:
@@ -140,15 +173,23 @@ def frame_rows(frame: Any) -> list[dict[str, Any]]:
         clean = {k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v) for k, v in record.items()}
         if not str(clean.get("clip", "")).strip():
             continue
-        rows.append({"clip": str(clean["clip"]).strip(), "text": str(clean.get("text", "")),
-                     "speaker": str(clean.get("speaker", "")), "split": str(clean.get("split", ""))})
+        rows.append(
+            {
+                "clip": str(clean["clip"]).strip(),
+                "text": str(clean.get("text", "")),
+                "speaker": str(clean.get("speaker", "")),
+                "split": str(clean.get("split", "")),
+            }
+        )
     return rows
 
 
 def stats_markdown(stats: DatasetStats) -> str:
     speakers = ", ".join(f"{k} ({v})" for k, v in sorted(stats.speakers.items())) or "none"
-    text = (f"**{stats.clips} clips, {stats.minutes:.1f} min** of speech ({stats.train_clips} train / "
-            f"{stats.eval_clips} eval). Speakers: {speakers}.")
+    text = (
+        f"**{stats.clips} clips, {stats.minutes:.1f} min** of speech ({stats.train_clips} train / "
+        f"{stats.eval_clips} eval). Speakers: {speakers}."
+    )
     if stats.flagged:
         text += f"\n\n**{stats.flagged} clip(s) flagged**: see the flags column (re-cut, edit or delete them)."
     if stats.warning:
@@ -159,13 +200,19 @@ def stats_markdown(stats: DatasetStats) -> str:
 def histogram_frame(stats: DatasetStats | None) -> pd.DataFrame:
     """Clips per 1-second duration bin (typed even when empty, so the plot's y axis stays numeric)."""
     bins = stats.histogram if stats else []
-    return pd.DataFrame({"duration": pd.Series([b for b, _ in bins], dtype="object"),
-                         "clips": pd.Series([n for _, n in bins], dtype="int64")})
+    return pd.DataFrame(
+        {
+            "duration": pd.Series([b for b, _ in bins], dtype="object"),
+            "clips": pd.Series([n for _, n in bins], dtype="int64"),
+        }
+    )
 
 
 def datasets_frame(engines) -> pd.DataFrame:
-    rows = [[d.name, d.clips, d.minutes, d.language, d.created, ", ".join(d.speakers), d.status]
-            for d in engines.datasets.list_datasets()]
+    rows = [
+        [d.name, d.clips, d.minutes, d.language, d.created, ", ".join(d.speakers), d.status]
+        for d in engines.datasets.list_datasets()
+    ]
     return pd.DataFrame(rows, columns=LIST_COLUMNS)
 
 
@@ -176,13 +223,23 @@ def mismatch_frame(mismatches) -> pd.DataFrame:
 def _review_values(engines, name: str | None) -> tuple[Any, ...]:
     """table, stats markdown, histogram, clip picker update, player (cleared)."""
     if not name:
-        return (table_frame([]), "Build or pick a dataset to review it.", histogram_frame(None),
-                gr.update(choices=[], value=None), None)
+        return (
+            table_frame([]),
+            "Build or pick a dataset to review it.",
+            histogram_frame(None),
+            gr.update(choices=[], value=None),
+            None,
+        )
     rows = engines.datasets.load_table(name)
     stats = engines.datasets.stats(name)
     clips = [r.clip for r in rows]
-    return (table_frame(rows), stats_markdown(stats), histogram_frame(stats),
-            gr.update(choices=clips, value=clips[0] if clips else None), None)
+    return (
+        table_frame(rows),
+        stats_markdown(stats),
+        histogram_frame(stats),
+        gr.update(choices=clips, value=clips[0] if clips else None),
+        None,
+    )
 
 
 def _require(name: str | None, what: str = "a dataset") -> str:
@@ -197,19 +254,49 @@ def _require(name: str | None, what: str = "a dataset") -> str:
 def callbacks(engines) -> dict[str, Callable[..., Any]]:
     """The guarded callbacks the tab wires, by name (tests call them directly)."""
 
-    def on_build(files, folder, transcripts, name, language, model_id, speaker, speaker_from_folder, overwrite,
-                 min_clip, max_clip, silence_db, pad_ms, eval_share, progress=gr.Progress()):
-        options = build_options(model_id, min_clip, max_clip, silence_db, pad_ms, eval_share, speaker,
-                                speaker_from_folder, overwrite)
+    def on_build(
+        files,
+        folder,
+        transcripts,
+        name,
+        language,
+        model_id,
+        speaker,
+        speaker_from_folder,
+        overwrite,
+        min_clip,
+        max_clip,
+        silence_db,
+        pad_ms,
+        eval_share,
+        progress=gr.Progress(),
+    ):
+        options = build_options(
+            model_id, min_clip, max_clip, silence_db, pad_ms, eval_share, speaker, speaker_from_folder, overwrite
+        )
         lines: list[str] = []
-        report = run_build(engines, files, folder, transcripts, name, language, options,
-                           progress=lambda frac, desc=None: progress(frac, desc=desc), log_lines=lines)
+        report = run_build(
+            engines,
+            files,
+            folder,
+            transcripts,
+            name,
+            language,
+            options,
+            progress=lambda frac, desc=None: progress(frac, desc=desc),
+            log_lines=lines,
+        )
         notify(f"Dataset '{report.name}': {report.clips} clips, {report.minutes:.1f} min.")
         for notice in report.notices:
             warn(notice)
         names = dataset_names(engines)
-        return (report_frame(report), report.summary().replace("\n", "\n\n"),
-                gr.update(choices=names, value=report.name), datasets_frame(engines), gr.update(choices=names))
+        return (
+            report_frame(report),
+            report.summary().replace("\n", "\n\n"),
+            gr.update(choices=names, value=report.name),
+            datasets_frame(engines),
+            gr.update(choices=names),
+        )
 
     def on_review(name):
         return _review_values(engines, name)
@@ -222,16 +309,20 @@ def callbacks(engines) -> dict[str, Callable[..., Any]]:
     def on_save(name, table):
         result = engines.datasets.save_table(_require(name), frame_rows(table))
         notify(f"Saved: {result.edited} edited, {result.deleted} deleted, {result.clips} clips left.")
-        return (f"Saved: {result.edited} edited, {result.deleted} deleted, {result.clips} clips left.",
-                *_review_values(engines, name))
+        return (
+            f"Saved: {result.edited} edited, {result.deleted} deleted, {result.clips} clips left.",
+            *_review_values(engines, name),
+        )
 
     def on_delete_clip(name, clip, table):
         if not clip:
             raise InputError("Pick the clip to delete.")
         rows = [r for r in frame_rows(table) if r["clip"] != clip]
         result = engines.datasets.save_table(_require(name), rows)
-        return (f"Deleted {clip} ({result.clips} clips left; other edits in the table saved too).",
-                *_review_values(engines, name))
+        return (
+            f"Deleted {clip} ({result.clips} clips left; other edits in the table saved too).",
+            *_review_values(engines, name),
+        )
 
     def on_recut(name, clip, max_clip):
         if not clip:
@@ -240,15 +331,24 @@ def callbacks(engines) -> dict[str, Callable[..., Any]]:
         return (f"Re-cut {clip} into {', '.join(new)}: check their texts.", *_review_values(engines, name))
 
     def on_validate(name, model_id, threshold, progress=gr.Progress()):
-        report = engines.datasets.validate(_require(name), model_id=model_id or None,
-                                           cer_threshold=_number(threshold, 0.0) or None,
-                                           progress=lambda frac, desc=None: progress(frac, desc=desc),
-                                           log=log.info)
-        message = (f"Re-transcribed {report.checked} clips with {report.model_id}: {len(report.mismatches)} "
-                   f"mismatch(es) over CER {report.threshold:g}.")
+        report = engines.datasets.validate(
+            _require(name),
+            model_id=model_id or None,
+            cer_threshold=_number(threshold, 0.0) or None,
+            progress=lambda frac, desc=None: progress(frac, desc=desc),
+            log=log.info,
+        )
+        message = (
+            f"Re-transcribed {report.checked} clips with {report.model_id}: {len(report.mismatches)} "
+            f"mismatch(es) over CER {report.threshold:g}."
+        )
         clips = [m.clip for m in report.mismatches]
-        return (mismatch_frame(report.mismatches), message,
-                gr.update(choices=clips, value=clips[0] if clips else None), *_review_values(engines, name))
+        return (
+            mismatch_frame(report.mismatches),
+            message,
+            gr.update(choices=clips, value=clips[0] if clips else None),
+            *_review_values(engines, name),
+        )
 
     def on_choice(name, clip, choice, text):
         if not clip:
@@ -264,15 +364,24 @@ def callbacks(engines) -> dict[str, Callable[..., Any]]:
         """Page load / reload: fresh dataset lists, and the review of the chosen (or first) dataset."""
         names = dataset_names(engines)
         name = name if name in names else (names[0] if names else None)
-        return (gr.update(choices=names, value=name), datasets_frame(engines), gr.update(choices=names),
-                *_review_values(engines, name))
+        return (
+            gr.update(choices=names, value=name),
+            datasets_frame(engines),
+            gr.update(choices=names),
+            *_review_values(engines, name),
+        )
 
     def on_delete(name, confirm):
         engines.datasets.delete(_require(name, "the dataset to delete"), confirm=bool(confirm))
         notify(f"Deleted dataset '{name}'.")
         names = dataset_names(engines)
-        return (f"Deleted dataset '{name}'.", datasets_frame(engines), gr.update(choices=names, value=None),
-                gr.update(choices=names, value=None), False)
+        return (
+            f"Deleted dataset '{name}'.",
+            datasets_frame(engines),
+            gr.update(choices=names, value=None),
+            gr.update(choices=names, value=None),
+            False,
+        )
 
     def on_pick_row(table, evt: gr.SelectData):
         index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
@@ -280,9 +389,20 @@ def callbacks(engines) -> dict[str, Callable[..., Any]]:
             return gr.update()
         return str(table.iloc[index]["clip"])
 
-    names = {"build": on_build, "review": on_review, "play": on_play, "save": on_save,
-             "delete_clip": on_delete_clip, "recut": on_recut, "validate": on_validate, "choice": on_choice,
-             "list": on_list, "open": on_open, "delete": on_delete, "pick_row": on_pick_row}
+    names = {
+        "build": on_build,
+        "review": on_review,
+        "play": on_play,
+        "save": on_save,
+        "delete_clip": on_delete_clip,
+        "recut": on_recut,
+        "validate": on_validate,
+        "choice": on_choice,
+        "list": on_list,
+        "open": on_open,
+        "delete": on_delete,
+        "pick_row": on_pick_row,
+    }
     return {key: guarded(fn) for key, fn in names.items()}
 
 
@@ -309,27 +429,54 @@ def build_dataset_tab(engines) -> None:
     cb = callbacks(engines)
     asr = engines.asr
     names = dataset_names(engines)
-    gr.Markdown("Turn raw recordings into a training dataset: clips of 1-11 s with their text, "
-                "in coqui format (`metadata_train.csv` / `metadata_eval.csv`).")
+    gr.Markdown(
+        "Turn raw recordings into a training dataset: clips of 1-11 s with their text, "
+        "in coqui format (`metadata_train.csv` / `metadata_eval.csv`)."
+    )
     with gr.Row():
         with gr.Column(scale=3):
             uploads = gr.File(label=UPLOAD_HELP, file_count="multiple", type="filepath", elem_id="ft-upload")
-            folder = gr.Textbox(label="Or a folder on the server", placeholder="/data/recordings",
-                                info="Searched recursively", elem_id="ft-folder")
-            transcripts = gr.File(label="Transcripts file (optional)", file_count="single", type="filepath",
-                                  file_types=[".csv", ".txt", ".tsv"], elem_id="ft-transcripts")
+            folder = gr.Textbox(
+                label="Or a folder on the server",
+                placeholder="/data/recordings",
+                info="Searched recursively",
+                elem_id="ft-folder",
+            )
+            transcripts = gr.File(
+                label="Transcripts file (optional)",
+                file_count="single",
+                type="filepath",
+                file_types=[".csv", ".txt", ".tsv"],
+                elem_id="ft-transcripts",
+            )
             gr.Markdown(TRANSCRIPTS_HELP)
         with gr.Column(scale=2):
-            name = gr.Textbox(label="Dataset name", placeholder="my-voice",
-                              info="Letters, digits, . _ - (no paths)", elem_id="ft-name")
-            language = gr.Dropdown(language_choices(), value=engines.settings.language
-                                   if engines.settings.language in XTTS_LANGUAGES else "en",
-                                   label="Language", elem_id="ft-language")
-            model = gr.Dropdown(whisper_choices(engines), value=asr.default_model(), label="Whisper model",
-                                info="Transcribes files without a transcript", elem_id="ft-whisper")
-            speaker = gr.Textbox(label="Speaker", lines=2, placeholder="Anna\nbob-interview.zip = Bob",
-                                 info="A name for every file (default: the dataset name), and/or "
-                                      "'file, zip or folder = speaker' lines", elem_id="ft-speaker")
+            name = gr.Textbox(
+                label="Dataset name",
+                placeholder="my-voice",
+                info="Letters, digits, . _ - (no paths)",
+                elem_id="ft-name",
+            )
+            language = gr.Dropdown(
+                language_choices(),
+                value=engines.settings.language if engines.settings.language in XTTS_LANGUAGES else "en",
+                label="Language",
+                elem_id="ft-language",
+            )
+            model = gr.Dropdown(
+                whisper_choices(engines),
+                value=asr.default_model(),
+                label="Whisper model",
+                info="Transcribes files without a transcript",
+                elem_id="ft-whisper",
+            )
+            speaker = gr.Textbox(
+                label="Speaker",
+                lines=2,
+                placeholder="Anna\nbob-interview.zip = Bob",
+                info="A name for every file (default: the dataset name), and/or 'file, zip or folder = speaker' lines",
+                elem_id="ft-speaker",
+            )
             with gr.Row():
                 from_folder = gr.Checkbox(False, label="Subfolder name = speaker", elem_id="ft-speaker-folders")
                 overwrite = gr.Checkbox(False, label="Overwrite an existing dataset", elem_id="ft-overwrite")
@@ -337,46 +484,70 @@ def build_dataset_tab(engines) -> None:
                 d = DatasetOptions()
                 min_clip = gr.Number(d.min_clip, label="Min clip (s)", minimum=0.3, elem_id="ft-min-clip")
                 max_clip = gr.Number(d.max_clip, label="Max clip (s)", minimum=1, maximum=30, elem_id="ft-max-clip")
-                silence = gr.Number(d.silence_db, label="Silence threshold (dBFS)", maximum=0,
-                                    elem_id="ft-silence")
-                pad = gr.Number(d.pad_ms, label="Padding (ms)", minimum=0, maximum=1000, precision=0,
-                                elem_id="ft-pad")
+                silence = gr.Number(d.silence_db, label="Silence threshold (dBFS)", maximum=0, elem_id="ft-silence")
+                pad = gr.Number(d.pad_ms, label="Padding (ms)", minimum=0, maximum=1000, precision=0, elem_id="ft-pad")
                 share = gr.Slider(0.05, 0.5, value=d.eval_share, step=0.01, label="Eval share", elem_id="ft-eval-share")
             build_btn = gr.Button("Build dataset", variant="primary", elem_id="ft-build")
     summary = gr.Markdown(elem_id="ft-summary")
-    report = gr.Dataframe(report_frame(None), label="Per-file report", interactive=False, wrap=True,
-                          elem_id="ft-report")
+    report = gr.Dataframe(
+        report_frame(None), label="Per-file report", interactive=False, wrap=True, elem_id="ft-report"
+    )
 
     gr.Markdown("### Review")
     with gr.Row():
-        review_name = gr.Dropdown(names, value=names[0] if names else None, label="Dataset", elem_id="ft-review-name",
-                                  scale=3)
+        review_name = gr.Dropdown(
+            names, value=names[0] if names else None, label="Dataset", elem_id="ft-review-name", scale=3
+        )
         review_refresh = gr.Button("Reload", size="sm", elem_id="ft-review-reload", scale=1)
     stats = gr.Markdown(elem_id="ft-stats")
-    histogram = gr.BarPlot(histogram_frame(None), x="duration", y="clips", sort="x", label="Clip durations",
-                           x_title="duration", y_title="clips", height=240, elem_id="ft-histogram")
-    table = gr.Dataframe(table_frame([]), label="Clips: edit text, speaker or split; remove rows to delete clips",
-                         interactive=True, wrap=True, static_columns=[0, 1, 5], elem_id="ft-table")
+    histogram = gr.BarPlot(
+        histogram_frame(None),
+        x="duration",
+        y="clips",
+        sort="x",
+        label="Clip durations",
+        x_title="duration",
+        y_title="clips",
+        height=240,
+        elem_id="ft-histogram",
+    )
+    table = gr.Dataframe(
+        table_frame([]),
+        label="Clips: edit text, speaker or split; remove rows to delete clips",
+        interactive=True,
+        wrap=True,
+        static_columns=[0, 1, 5],
+        elem_id="ft-table",
+    )
     with gr.Row():
         clip = gr.Dropdown([], label="Clip", elem_id="ft-clip", scale=3)
         player = gr.Audio(type="filepath", interactive=False, label="Playback", elem_id="ft-player", scale=3)
     with gr.Row():
         save_btn = gr.Button("Save edits", variant="primary", elem_id="ft-save")
         delete_clip_btn = gr.Button("Delete clip", elem_id="ft-delete-clip")
-        recut_max = gr.Number(DatasetOptions().max_clip, label="Re-cut to at most (s)", minimum=1, elem_id="ft-recut-max")
+        recut_max = gr.Number(
+            DatasetOptions().max_clip, label="Re-cut to at most (s)", minimum=1, elem_id="ft-recut-max"
+        )
         recut_btn = gr.Button("Re-cut clip at pauses", elem_id="ft-recut")
     edit_status = gr.Markdown(elem_id="ft-edit-status")
 
     with gr.Accordion("Validate: re-transcribe every clip and compare", open=False):
         with gr.Row():
-            val_model = gr.Dropdown(whisper_choices(engines), value=asr.default_model(), label="Whisper model",
-                                    elem_id="ft-validate-model")
-            threshold = gr.Number(DatasetOptions().cer_threshold, label="Mismatch above CER", minimum=0.01, maximum=1,
-                                  elem_id="ft-validate-threshold")
+            val_model = gr.Dropdown(
+                whisper_choices(engines), value=asr.default_model(), label="Whisper model", elem_id="ft-validate-model"
+            )
+            threshold = gr.Number(
+                DatasetOptions().cer_threshold,
+                label="Mismatch above CER",
+                minimum=0.01,
+                maximum=1,
+                elem_id="ft-validate-threshold",
+            )
             validate_btn = gr.Button("Validate (re-transcribe)", elem_id="ft-validate")
         val_status = gr.Markdown(elem_id="ft-validate-status")
-        mismatches = gr.Dataframe(mismatch_frame([]), label="Mismatches", interactive=False, wrap=True,
-                                  elem_id="ft-mismatches")
+        mismatches = gr.Dataframe(
+            mismatch_frame([]), label="Mismatches", interactive=False, wrap=True, elem_id="ft-mismatches"
+        )
         with gr.Row():
             mm_clip = gr.Dropdown([], label="Mismatched clip", elem_id="ft-mismatch-clip")
             choice = gr.Radio(list(CHOICE_LABELS), value="keep original", label="Resolve", elem_id="ft-choice")
@@ -395,10 +566,26 @@ def build_dataset_tab(engines) -> None:
     review_outputs = [table, stats, histogram, clip, player]
     build_btn.click(
         cb["build"],
-        inputs=[uploads, folder, transcripts, name, language, model, speaker, from_folder, overwrite, min_clip,
-                max_clip, silence, pad, share],
+        inputs=[
+            uploads,
+            folder,
+            transcripts,
+            name,
+            language,
+            model,
+            speaker,
+            from_folder,
+            overwrite,
+            min_clip,
+            max_clip,
+            silence,
+            pad,
+            share,
+        ],
         outputs=[report, summary, review_name, datasets, delete_name],
-        concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1, api_name="ft_build",
+        concurrency_id=GPU_CONCURRENCY_ID,
+        concurrency_limit=1,
+        api_name="ft_build",
     ).success(cb["review"], inputs=[review_name], outputs=review_outputs)
     review_name.change(cb["review"], inputs=[review_name], outputs=review_outputs)
     open_outputs = [review_name, datasets, delete_name, *review_outputs]
@@ -408,20 +595,25 @@ def build_dataset_tab(engines) -> None:
         root.load(cb["open"], inputs=[review_name], outputs=open_outputs, show_progress="hidden")
     clip.change(cb["play"], inputs=[review_name, clip], outputs=[player])
     table.select(cb["pick_row"], inputs=[table], outputs=[clip])
-    save_btn.click(cb["save"], inputs=[review_name, table], outputs=[edit_status, *review_outputs],
-                   api_name="ft_save")
+    save_btn.click(cb["save"], inputs=[review_name, table], outputs=[edit_status, *review_outputs], api_name="ft_save")
     delete_clip_btn.click(cb["delete_clip"], inputs=[review_name, clip, table], outputs=[edit_status, *review_outputs])
     recut_btn.click(cb["recut"], inputs=[review_name, clip, recut_max], outputs=[edit_status, *review_outputs])
     validate_btn.click(
-        cb["validate"], inputs=[review_name, val_model, threshold],
+        cb["validate"],
+        inputs=[review_name, val_model, threshold],
         outputs=[mismatches, val_status, mm_clip, *review_outputs],
-        concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1,
+        concurrency_id=GPU_CONCURRENCY_ID,
+        concurrency_limit=1,
     )
-    choice_btn.click(cb["choice"], inputs=[review_name, mm_clip, choice, choice_text],
-                     outputs=[val_status, *review_outputs])
+    choice_btn.click(
+        cb["choice"], inputs=[review_name, mm_clip, choice, choice_text], outputs=[val_status, *review_outputs]
+    )
     list_refresh.click(cb["list"], outputs=[datasets, review_name, delete_name])
-    delete_btn.click(cb["delete"], inputs=[delete_name, confirm],
-                     outputs=[delete_status, datasets, review_name, delete_name, confirm])
+    delete_btn.click(
+        cb["delete"],
+        inputs=[delete_name, confirm],
+        outputs=[delete_status, datasets, review_name, delete_name, confirm],
+    )
 
 
 __all__ = ["build", "build_dataset_tab", "build_options", "callbacks", "collect_sources", "frame_rows", "run_build"]

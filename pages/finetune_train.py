@@ -22,8 +22,16 @@ from pages.common import guarded, notify
 
 log = logging.getLogger(__name__)
 
-PRESET_FIELDS = ("epochs", "batch_size", "grad_accum", "learning_rate", "max_audio_seconds", "save_every",
-                 "eval_every", "seed")
+PRESET_FIELDS = (
+    "epochs",
+    "batch_size",
+    "grad_accum",
+    "learning_rate",
+    "max_audio_seconds",
+    "save_every",
+    "eval_every",
+    "seed",
+)
 BEST = "best (lowest eval loss)"
 RUN_COLUMNS = ["run", "status", "dataset", "settings", "best eval loss", "duration", "steps"]
 REFRESH_SECONDS = 2.0
@@ -40,10 +48,21 @@ def preset_values(name: str) -> list[Any]:
     return [0 if values[f] is None and f == "eval_every" else values[f] for f in PRESET_FIELDS]
 
 
-def build_options(dataset: str | None, base: str | None, epochs: float, batch_size: float, grad_accum: float,
-                  learning_rate: float, max_audio_seconds: float, save_every: float, eval_every: float | None,
-                  seed: float, keep_checkpoints: int = 3) -> TrainOptions:
+def build_options(
+    dataset: str | None,
+    base: str | None,
+    epochs: float,
+    batch_size: float,
+    grad_accum: float,
+    learning_rate: float,
+    max_audio_seconds: float,
+    save_every: float,
+    eval_every: float | None,
+    seed: float,
+    keep_checkpoints: int = 3,
+) -> TrainOptions:
     """UI values -> TrainOptions (eval-every 0/empty = at each epoch end). The engine validates ranges."""
+
     def whole(value: Any, name: str) -> int:
         if value is None or value == "":
             raise InputError(f"Enter a value for {name}.")
@@ -51,10 +70,16 @@ def build_options(dataset: str | None, base: str | None, epochs: float, batch_si
 
     eval_steps = None if eval_every in (None, "") or int(eval_every) <= 0 else int(eval_every)
     return TrainOptions(
-        dataset=(dataset or "").strip(), base_model=(base or "").strip(), epochs=whole(epochs, "epochs"),
-        batch_size=whole(batch_size, "batch size"), grad_accum=whole(grad_accum, "gradient accumulation"),
-        learning_rate=float(learning_rate or 0), max_audio_seconds=float(max_audio_seconds or 0),
-        save_every=whole(save_every, "save every"), eval_every=eval_steps, seed=whole(seed, "seed"),
+        dataset=(dataset or "").strip(),
+        base_model=(base or "").strip(),
+        epochs=whole(epochs, "epochs"),
+        batch_size=whole(batch_size, "batch size"),
+        grad_accum=whole(grad_accum, "gradient accumulation"),
+        learning_rate=float(learning_rate or 0),
+        max_audio_seconds=float(max_audio_seconds or 0),
+        save_every=whole(save_every, "save every"),
+        eval_every=eval_steps,
+        seed=whole(seed, "seed"),
         keep_checkpoints=keep_checkpoints,
     )
 
@@ -87,8 +112,10 @@ def status_markdown(st: RunStatus | None, tiny: bool = False) -> str:
         + (f" · GPU memory {st.gpu_memory_gib:.1f} GiB" if st.gpu_memory_gib is not None else ""),
     ]
     if st.status == "crashed":
-        lines.append("The training process died without finishing (killed, out of RAM, machine restarted). "
-                     "**Resume** continues from the last checkpoint.")
+        lines.append(
+            "The training process died without finishing (killed, out of RAM, machine restarted). "
+            "**Resume** continues from the last checkpoint."
+        )
     if st.error:
         lines.append(f"**Error:** {st.error}")
     if tiny:
@@ -115,8 +142,15 @@ def plot_frame(engines, run_id: str | None) -> pd.DataFrame | None:
 def runs_frame(engines) -> pd.DataFrame:
     """The runs table."""
     rows = [
-        [r.run_id, r.status, r.dataset, r.settings, _fmt_loss(r.best_eval_loss), _fmt_seconds(r.duration_seconds),
-         r.step]
+        [
+            r.run_id,
+            r.status,
+            r.dataset,
+            r.settings,
+            _fmt_loss(r.best_eval_loss),
+            _fmt_seconds(r.duration_seconds),
+            r.step,
+        ]
         for r in engines.training.list_runs()
     ]
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
@@ -130,7 +164,8 @@ def checkpoint_choices(engines, run_id: str | None) -> list[tuple[str, str]]:
     for info in reversed(engines.training.checkpoint_info(run_id)):
         eval_loss = info.get("eval_loss")
         label = f"{info['path'].name} — step {info['step']}, epoch {info.get('epoch', '?')}" + (
-            f", eval loss {eval_loss:.4f}" if eval_loss is not None else "")
+            f", eval loss {eval_loss:.4f}" if eval_loss is not None else ""
+        )
         choices.append((label, info["path"].name))
     return choices
 
@@ -163,8 +198,10 @@ def suggestion_markdown(engines, base: str | None, batch_size: float | None, max
         where = "Training runs on the **CPU**: fine for the tiny model, far too slow for real XTTS (use a GPU)."
     else:
         where = f"Suggested batch size for the free GPU memory: **{suggested}** (an estimate)."
-    return (f"{where} With XTTS v2, batch {batch} and {audio:g} s clips need about **{estimate:.0f} GiB** of GPU "
-            "memory (upper-bound estimate; gradient accumulation costs none).")
+    return (
+        f"{where} With XTTS v2, batch {batch} and {audio:g} s clips need about **{estimate:.0f} GiB** of GPU "
+        "memory (upper-bound estimate; gradient accumulation costs none)."
+    )
 
 
 def start(engines, *values: Any) -> str:
@@ -205,15 +242,28 @@ def _live(engines, run_id: str | None, signature: dict | None = None, force: boo
     count = sum(1 for _ in runs_dir.iterdir()) if runs_dir.is_dir() else 0
     metrics_file = training.run_dir(run_id) / METRICS_FILE if run_id else None
     size = metrics_file.stat().st_size if metrics_file is not None and metrics_file.is_file() else 0
-    new = {"run": run_id, "status": st.status if st else None, "runs": count, "checkpoints": st.checkpoints if st else 0,
-           "metrics": size, "datasets": training.list_datasets()}
+    new = {
+        "run": run_id,
+        "status": st.status if st else None,
+        "runs": count,
+        "checkpoints": st.checkpoints if st else 0,
+        "metrics": size,
+        "datasets": training.list_datasets(),
+    }
     old = signature if isinstance(signature, dict) else {}
     runs_changed = force or any(new[k] != old.get(k) for k in ("run", "status", "runs", "checkpoints"))
     plot_changed = force or any(new[k] != old.get(k) for k in ("run", "metrics"))
     datasets = gr.update(choices=new["datasets"]) if new["datasets"] != old.get("datasets") else gr.update()
     tiny = bool(getattr(engines.settings, "tiny_models", False))
-    return (run_id, status_markdown(st, tiny), plot_frame(engines, run_id) if plot_changed else gr.update(),
-            st.log_tail if st else "", runs_frame(engines) if runs_changed else gr.update(), new, datasets)
+    return (
+        run_id,
+        status_markdown(st, tiny),
+        plot_frame(engines, run_id) if plot_changed else gr.update(),
+        st.log_tail if st else "",
+        runs_frame(engines) if runs_changed else gr.update(),
+        new,
+        datasets,
+    )
 
 
 @guarded
@@ -312,11 +362,23 @@ def build(engines) -> None:
         "Export writes a model folder that the TTS and Eval tabs list."
     )
     with gr.Row():
-        dataset = gr.Dropdown(datasets, value=datasets[0] if datasets else None, label="Dataset", elem_id="tr-dataset",
-                              allow_custom_value=False, scale=3)
+        dataset = gr.Dropdown(
+            datasets,
+            value=datasets[0] if datasets else None,
+            label="Dataset",
+            elem_id="tr-dataset",
+            allow_custom_value=False,
+            scale=3,
+        )
         refresh_lists = gr.Button("↻", elem_id="tr-refresh", scale=0, min_width=40)
-        base = gr.Dropdown(bases, value=default_base, label="Base model", elem_id="tr-base", scale=3,
-                           info="XTTS v2, or a fine-tuned model to continue training that voice")
+        base = gr.Dropdown(
+            bases,
+            value=default_base,
+            label="Base model",
+            elem_id="tr-base",
+            scale=3,
+            info="XTTS v2, or a fine-tuned model to continue training that voice",
+        )
         preset = gr.Radio(list(PRESETS), value="standard", label="Preset", elem_id="tr-preset", scale=3)
     with gr.Row():
         epochs = gr.Number(defaults[0], label="Epochs", precision=0, minimum=1, elem_id="tr-epochs")
@@ -326,8 +388,9 @@ def build(engines) -> None:
     with gr.Row():
         max_audio = gr.Number(defaults[4], label="Max audio length (s)", minimum=1, elem_id="tr-max-audio")
         save_every = gr.Number(defaults[5], label="Save every (steps)", precision=0, minimum=1, elem_id="tr-save-every")
-        eval_every = gr.Number(defaults[6], label="Eval every (steps; 0 = each epoch)", precision=0, minimum=0,
-                               elem_id="tr-eval-every")
+        eval_every = gr.Number(
+            defaults[6], label="Eval every (steps; 0 = each epoch)", precision=0, minimum=0, elem_id="tr-eval-every"
+        )
         seed = gr.Number(defaults[7], label="Seed", precision=0, elem_id="tr-seed")
     suggestion = gr.Markdown(suggestion_markdown(engines, default_base, defaults[1], defaults[4]), elem_id="tr-suggest")
     with gr.Row():
@@ -338,10 +401,25 @@ def build(engines) -> None:
     view_run = gr.State(None)  # the run the live view shows
     signature = gr.State(None)  # what the runs table was last built from
     status = gr.Markdown(status_markdown(None), elem_id="tr-status")
-    plot = gr.LinePlot(None, x="step", y="loss", color="series", title="Loss",
-                       x_title="step", y_title="loss", height=300, elem_id="tr-loss-plot")
-    log_box = gr.Textbox(label="Log (last lines of train.log)", lines=12, max_lines=12, autoscroll=True,
-                         interactive=False, elem_id="tr-log")
+    plot = gr.LinePlot(
+        None,
+        x="step",
+        y="loss",
+        color="series",
+        title="Loss",
+        x_title="step",
+        y_title="loss",
+        height=300,
+        elem_id="tr-loss-plot",
+    )
+    log_box = gr.Textbox(
+        label="Log (last lines of train.log)",
+        lines=12,
+        max_lines=12,
+        autoscroll=True,
+        interactive=False,
+        elem_id="tr-log",
+    )
 
     gr.Markdown("### Runs")
     runs = gr.Dataframe(runs_frame(engines), headers=RUN_COLUMNS, interactive=False, wrap=True, elem_id="tr-runs")
@@ -349,41 +427,65 @@ def build(engines) -> None:
     selected_note = gr.Markdown("Click a run to export or delete it.", elem_id="tr-selected")
     with gr.Row():
         checkpoint = gr.Dropdown([(BEST, BEST)], value=BEST, label="Checkpoint", elem_id="tr-checkpoint", scale=3)
-        export_name = gr.Textbox(label="Model name", placeholder="e.g. my-voice (empty = <dataset>-step<N>)",
-                                 elem_id="tr-export-name", scale=3)
+        export_name = gr.Textbox(
+            label="Model name",
+            placeholder="e.g. my-voice (empty = <dataset>-step<N>)",
+            elem_id="tr-export-name",
+            scale=3,
+        )
         export_btn = gr.Button("Export model", variant="primary", elem_id="tr-export", scale=1)
     export_note = gr.Markdown(elem_id="tr-export-result")
     with gr.Row():
-        confirm = gr.Checkbox(False, label="Yes, delete the selected run and its checkpoints", elem_id="tr-delete-confirm")
+        confirm = gr.Checkbox(
+            False, label="Yes, delete the selected run and its checkpoints", elem_id="tr-delete-confirm"
+        )
         delete_btn = gr.Button("Delete run", variant="stop", elem_id="tr-delete")
 
     fields = [dataset, base, epochs, batch, accum, lr, max_audio, save_every, eval_every, seed]
     live_outputs = [view_run, status, plot, log_box, runs, signature, dataset]
 
-    preset.change(preset_callback, inputs=preset, outputs=[epochs, batch, accum, lr, max_audio, save_every,
-                                                           eval_every, seed], show_progress="hidden")
+    preset.change(
+        preset_callback,
+        inputs=preset,
+        outputs=[epochs, batch, accum, lr, max_audio, save_every, eval_every, seed],
+        show_progress="hidden",
+    )
     for trigger in (base.change, batch.change, max_audio.change):
-        trigger(lambda b, n, a: suggestion_markdown(engines, b, n, a), inputs=[base, batch, max_audio],
-                outputs=suggestion, show_progress="hidden")
+        trigger(
+            lambda b, n, a: suggestion_markdown(engines, b, n, a),
+            inputs=[base, batch, max_audio],
+            outputs=suggestion,
+            show_progress="hidden",
+        )
 
     def refresh_choices(current_dataset: str | None, current_base: str | None):
         names = training.list_datasets()
         choices, _ = _base_choices(engines)
         values = [v for _, v in choices]
-        return (gr.update(choices=names, value=current_dataset if current_dataset in names else
-                          (names[0] if names else None)),
-                gr.update(choices=choices, value=current_base if current_base in values else default_base))
+        return (
+            gr.update(
+                choices=names, value=current_dataset if current_dataset in names else (names[0] if names else None)
+            ),
+            gr.update(choices=choices, value=current_base if current_base in values else default_base),
+        )
 
-    refresh_lists.click(guarded(refresh_choices), inputs=[dataset, base], outputs=[dataset, base],
-                        show_progress="hidden")
+    refresh_lists.click(
+        guarded(refresh_choices), inputs=[dataset, base], outputs=[dataset, base], show_progress="hidden"
+    )
     start_btn.click(lambda *v: start_callback(engines, *v), inputs=fields, outputs=live_outputs, api_name="train_start")
     stop_btn.click(lambda r: stop_callback(engines, r), inputs=view_run, outputs=live_outputs, api_name="train_stop")
-    resume_btn.click(lambda r: resume_callback(engines, r), inputs=view_run, outputs=live_outputs,
-                     api_name="train_resume")
+    resume_btn.click(
+        lambda r: resume_callback(engines, r), inputs=view_run, outputs=live_outputs, api_name="train_resume"
+    )
 
     timer = gr.Timer(REFRESH_SECONDS)
-    timer.tick(lambda r, s: refresh_callback(engines, r, s), inputs=[view_run, signature], outputs=live_outputs,
-               show_progress="hidden", queue=False)
+    timer.tick(
+        lambda r, s: refresh_callback(engines, r, s),
+        inputs=[view_run, signature],
+        outputs=live_outputs,
+        show_progress="hidden",
+        queue=False,
+    )
     root = gr.context.Context.root_block
     if root is not None:  # on page load (and browser refresh) show the running or latest run at once
         root.load(lambda: refresh_callback(engines, None, None), outputs=live_outputs, show_progress="hidden")
@@ -392,11 +494,28 @@ def build(engines) -> None:
         return select_callback(engines, table, evt)
 
     runs.select(on_select, inputs=runs, outputs=[selected, selected_note, checkpoint, *live_outputs])
-    export_btn.click(lambda r, c, n: export_callback(engines, r, c, n), inputs=[selected, checkpoint, export_name],
-                     outputs=export_note, api_name="train_export")
-    delete_btn.click(lambda r, c: delete_callback(engines, r, c), inputs=[selected, confirm],
-                     outputs=[selected, selected_note, checkpoint, confirm, runs])
+    export_btn.click(
+        lambda r, c, n: export_callback(engines, r, c, n),
+        inputs=[selected, checkpoint, export_name],
+        outputs=export_note,
+        api_name="train_export",
+    )
+    delete_btn.click(
+        lambda r, c: delete_callback(engines, r, c),
+        inputs=[selected, confirm],
+        outputs=[selected, selected_note, checkpoint, confirm, runs],
+    )
 
 
-__all__ = ["build", "build_options", "preset_values", "status_markdown", "plot_frame", "runs_frame",
-           "checkpoint_choices", "export", "delete", "start"]
+__all__ = [
+    "build",
+    "build_options",
+    "preset_values",
+    "status_markdown",
+    "plot_frame",
+    "runs_frame",
+    "checkpoint_choices",
+    "export",
+    "delete",
+    "start",
+]

@@ -77,8 +77,10 @@ def system_info(engines) -> str:
         lines.append(f"- **Device**: `{device}` (setting: `{settings.device}`)")
         memory = gpu_memory(device) if device.startswith("cuda") else None
         if memory:
-            lines.append(f"- **GPU**: {memory['name']}: {memory['free_gib']:.1f} GiB free of {memory['total_gib']:.1f} "
-                         f"GiB, {memory['allocated_gib']:.1f} GiB held by this app")
+            lines.append(
+                f"- **GPU**: {memory['name']}: {memory['free_gib']:.1f} GiB free of {memory['total_gib']:.1f} "
+                f"GiB, {memory['allocated_gib']:.1f} GiB held by this app"
+            )
         elif device == "cpu":
             lines.append("- **GPU**: none in use (CPU mode: fine for the tiny models, slow for real ones)")
     mode = "on (tiny random models: audio is noise, text is gibberish)" if settings.tiny_models else "off"
@@ -94,8 +96,10 @@ def system_info(engines) -> str:
             continue
         model = _loaded(status)
         load = status.get("load_seconds")
-        lines.append(f"| {name} | {f'`{model}`' if model else '(none)'} | {status.get('device') or ''} | "
-                     f"{f'{load:.1f} s' if model and load is not None else ''} |")
+        lines.append(
+            f"| {name} | {f'`{model}`' if model else '(none)'} | {status.get('device') or ''} | "
+            f"{f'{load:.1f} s' if model and load is not None else ''} |"
+        )
     if not statuses:
         lines.append("| (no engines) | | | |")
     return "\n".join(lines)
@@ -143,5 +147,10 @@ def build(engines) -> None:
         unload = gr.Button("Unload all models", size="sm", variant="stop", elem_id="system-unload")
     refresh.click(lambda: refresh_callback(engines), outputs=info, api_visibility="private")
     # Queued behind model work (same concurrency id), so it never pulls a model out from under a running job.
-    unload.click(lambda: unload_callback(engines), outputs=info, api_name="system_unload",
-                 concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1)
+    unload.click(
+        lambda: unload_callback(engines),
+        outputs=info,
+        api_name="system_unload",
+        concurrency_id=GPU_CONCURRENCY_ID,
+        concurrency_limit=1,
+    )

@@ -25,6 +25,9 @@ NONE = "(none)"  # dropdown entry meaning "no saved voice" / "no built-in speake
 # ---------------------------------------------------------------- plain functions (no gradio)
 
 
+TINY_DEFAULT_TOKENS = 64  # ~3 s of audio per sentence (about 21.5 tokens per second)
+
+
 def char_counter(text: str | None, limit: int) -> str:
     """The live counter under the text box."""
     count = len((text or "").strip())
@@ -43,16 +46,32 @@ def collect_references(engines, files: Any, recording: str | None, voice: str | 
     return refs
 
 
-def build_options(language: str, temperature: float, top_k: float, top_p: float, repetition_penalty: float,
-                  length_penalty: float, speed: float, seed: float | None, split_sentences: bool,
-                  max_audio_tokens: float | None) -> TTSOptions:
+def build_options(
+    language: str,
+    temperature: float,
+    top_k: float,
+    top_p: float,
+    repetition_penalty: float,
+    length_penalty: float,
+    speed: float,
+    seed: float | None,
+    split_sentences: bool,
+    max_audio_tokens: float | None,
+) -> TTSOptions:
     """UI values -> TTSOptions (seed -1/empty = random, max tokens 0/empty = no cap)."""
     seed_value = None if seed is None or seed == "" or int(seed) < 0 else int(seed)
     tokens = None if not max_audio_tokens or int(max_audio_tokens) <= 0 else int(max_audio_tokens)
     return TTSOptions(
-        language=language, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
-        repetition_penalty=float(repetition_penalty), length_penalty=float(length_penalty), speed=float(speed),
-        seed=seed_value, split_sentences=bool(split_sentences), max_audio_tokens=tokens,
+        language=language,
+        temperature=float(temperature),
+        top_k=int(top_k),
+        top_p=float(top_p),
+        repetition_penalty=float(repetition_penalty),
+        length_penalty=float(length_penalty),
+        speed=float(speed),
+        seed=seed_value,
+        split_sentences=bool(split_sentences),
+        max_audio_tokens=tokens,
     )
 
 
@@ -73,11 +92,26 @@ def stats_markdown(result: TTSResult) -> str:
     return table
 
 
-def generate(engines, text: str, language: str, files: Any, recording: str | None, voice: str | None,
-             speaker: str | None, model_id: str | None, temperature: float, top_k: float, top_p: float,
-             repetition_penalty: float, length_penalty: float, speed: float, seed: float | None,
-             split_sentences: bool, max_audio_tokens: float | None = None,
-             progress=None) -> tuple[str, list[str], str, list[str]]:
+def generate(
+    engines,
+    text: str,
+    language: str,
+    files: Any,
+    recording: str | None,
+    voice: str | None,
+    speaker: str | None,
+    model_id: str | None,
+    temperature: float,
+    top_k: float,
+    top_p: float,
+    repetition_penalty: float,
+    length_penalty: float,
+    speed: float,
+    seed: float | None,
+    split_sentences: bool,
+    max_audio_tokens: float | None = None,
+    progress=None,
+) -> tuple[str, list[str], str, list[str]]:
     """Run one synthesis from UI values.
 
     Returns:
@@ -86,15 +120,34 @@ def generate(engines, text: str, language: str, files: Any, recording: str | Non
     Raises:
         InputError and the other engine errors (the callback turns them into gr.Error).
     """
-    options = build_options(language, temperature, top_k, top_p, repetition_penalty, length_penalty, speed, seed,
-                            split_sentences, max_audio_tokens)
+    options = build_options(
+        language,
+        temperature,
+        top_k,
+        top_p,
+        repetition_penalty,
+        length_penalty,
+        speed,
+        seed,
+        split_sentences,
+        max_audio_tokens,
+    )
     references = collect_references(engines, files, recording, voice)
     chosen_speaker = speaker if speaker and speaker != NONE else None
     if references and chosen_speaker:
-        raise InputError(f"Both reference clips and the built-in speaker {chosen_speaker!r} are selected: "
-                         f"clear the clips or set the speaker to {NONE}.")
-    result = engines.tts.synthesize(text, model_id=model_id or None, reference=references, speaker=chosen_speaker,
-                                    options=options, save=True, progress=progress)
+        raise InputError(
+            f"Both reference clips and the built-in speaker {chosen_speaker!r} are selected: "
+            f"clear the clips or set the speaker to {NONE}."
+        )
+    result = engines.tts.synthesize(
+        text,
+        model_id=model_id or None,
+        reference=references,
+        speaker=chosen_speaker,
+        options=options,
+        save=True,
+        progress=progress,
+    )
     files_out = [str(p) for p in (result.path, result.sidecar) if p is not None]
     return str(result.path), files_out, stats_markdown(result), list(result.notices)
 
@@ -175,81 +228,188 @@ def build(engines) -> None:
             counter = gr.Markdown(char_counter("", limit), elem_id="tts-counter")
             with gr.Row():
                 language = gr.Dropdown(languages, value=settings.language, label="Language", elem_id="tts-language")
-                model = gr.Dropdown(model_choices, value=default_model, label="Model", elem_id="tts-model",
-                                    scale=2)
+                model = gr.Dropdown(model_choices, value=default_model, label="Model", elem_id="tts-model", scale=2)
                 refresh_models = gr.Button("Refresh models", size="sm", elem_id="tts-refresh-models")
             with gr.Accordion("Generation settings", open=False, elem_id="tts-settings"):
                 with gr.Row():
-                    temperature = _slider("temperature", "Temperature", settings.temperature, 0.05,
-                                          "Lower = steadier, flatter; higher = livelier, riskier")
+                    temperature = _slider(
+                        "temperature",
+                        "Temperature",
+                        settings.temperature,
+                        0.05,
+                        "Lower = steadier, flatter; higher = livelier, riskier",
+                    )
                     top_k = _slider("top_k", "Top-k", settings.top_k, 1)
                     top_p = _slider("top_p", "Top-p", settings.top_p, 0.05)
                 with gr.Row():
-                    repetition_penalty = _slider("repetition_penalty", "Repetition penalty",
-                                                 settings.repetition_penalty, 0.5)
-                    length_penalty = _slider("length_penalty", "Length penalty", settings.length_penalty, 0.5,
-                                             "Only matters with beam search")
+                    repetition_penalty = _slider(
+                        "repetition_penalty", "Repetition penalty", settings.repetition_penalty, 0.5
+                    )
+                    length_penalty = _slider(
+                        "length_penalty",
+                        "Length penalty",
+                        settings.length_penalty,
+                        0.5,
+                        "Only matters with beam search",
+                    )
                     speed = _slider("speed", "Speed", settings.speed, 0.05)
                 with gr.Row():
                     seed = gr.Number(settings.seed, label="Seed (-1 = random)", precision=0, elem_id="tts-seed")
-                    split = gr.Checkbox(settings.split_sentences, label="Split into sentences",
-                                        info="One generation per sentence, joined with a short pause",
-                                        elem_id="tts-split")
-                    max_tokens = gr.Number(0, label="Max audio tokens per sentence (0 = no cap)", precision=0,
-                                           minimum=0, elem_id="tts-max-tokens")
+                    split = gr.Checkbox(
+                        settings.split_sentences,
+                        label="Split into sentences",
+                        info="One generation per sentence, joined with a short pause",
+                        elem_id="tts-split",
+                    )
+                    max_tokens = gr.Number(
+                        # Tiny mode: a random GPT never stops on its own, so cap it at ~3 s of noise.
+                        TINY_DEFAULT_TOKENS if settings.tiny_models else 0,
+                        label="Max audio tokens per sentence (0 = no cap)",
+                        precision=0,
+                        minimum=0,
+                        elem_id="tts-max-tokens",
+                    )
             generate_btn = gr.Button("Generate", variant="primary", elem_id="tts-generate")
         with gr.Column(scale=2):
-            gr.Markdown("**Voice**: upload or record 3-10 s of clean speech, pick a saved voice, "
-                        "or choose a built-in speaker.")
-            ref_files = gr.File(label="Reference clips (WAV, MP3, FLAC, OGG, M4A)", file_count="multiple",
-                                file_types=["audio"], type="filepath", elem_id="tts-reference")
-            recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Record or upload a clip",
-                                 elem_id="tts-record")
+            gr.Markdown(
+                "**Voice**: upload or record 3-10 s of clean speech, pick a saved voice, or choose a built-in speaker."
+            )
+            ref_files = gr.File(
+                label="Reference clips (WAV, MP3, FLAC, OGG, M4A)",
+                file_count="multiple",
+                file_types=["audio"],
+                type="filepath",
+                elem_id="tts-reference",
+            )
+            recording = gr.Audio(
+                sources=["microphone", "upload"], type="filepath", label="Record or upload a clip", elem_id="tts-record"
+            )
             with gr.Row():
-                voice = gr.Dropdown([NONE, *tts.list_voices()], value=NONE, label="Saved voice",
-                                    elem_id="tts-voice", scale=3)
+                voice = gr.Dropdown(
+                    [NONE, *tts.list_voices()], value=NONE, label="Saved voice", elem_id="tts-voice", scale=3
+                )
                 refresh_voices = gr.Button("Refresh", size="sm", elem_id="tts-refresh-voices")
             with gr.Row():
-                voice_name = gr.Textbox(label="Save clips as voice", placeholder="voice name", elem_id="tts-voice-name",
-                                        scale=3)
+                voice_name = gr.Textbox(
+                    label="Save clips as voice", placeholder="voice name", elem_id="tts-voice-name", scale=3
+                )
                 save_voice_btn = gr.Button("Save as voice", size="sm", elem_id="tts-save-voice")
             with gr.Row():
-                speaker = gr.Dropdown([NONE, *initial_speakers], value=NONE, label="Built-in speaker",
-                                      elem_id="tts-speaker", scale=3)
+                speaker = gr.Dropdown(
+                    [NONE, *initial_speakers], value=NONE, label="Built-in speaker", elem_id="tts-speaker", scale=3
+                )
                 refresh_speakers = gr.Button("Refresh", size="sm", elem_id="tts-refresh-speakers")
 
     with gr.Row():
         with gr.Column(scale=3):
-            audio_out = gr.Audio(label="Output", type="filepath", autoplay=False, interactive=False,
-                                 buttons=["download"], elem_id="tts-audio")
+            audio_out = gr.Audio(
+                label="Output",
+                type="filepath",
+                autoplay=False,
+                interactive=False,
+                buttons=["download"],
+                elem_id="tts-audio",
+            )
         with gr.Column(scale=2):
-            files_out = gr.File(label="WAV + JSON (all parameters)", file_count="multiple", interactive=False,
-                                elem_id="tts-files")
+            files_out = gr.File(
+                label="WAV + JSON (all parameters)", file_count="multiple", interactive=False, elem_id="tts-files"
+            )
             stats = gr.Markdown(elem_id="tts-stats")
 
-    text.change(lambda t: char_counter(t, limit), inputs=text, outputs=counter, show_progress="hidden",
-                queue=False, trigger_mode="always_last", api_visibility="private")
-    refresh_models.click(lambda cur: refresh_models_callback(engines, cur), inputs=model, outputs=model,
-                         api_visibility="private")
-    model.change(lambda m, cur: speakers_callback(engines, m, cur), inputs=[model, speaker], outputs=speaker,
-                 api_visibility="private")
-    refresh_speakers.click(lambda m, cur: speakers_callback(engines, m, cur), inputs=[model, speaker],
-                           outputs=speaker, api_visibility="private")
-    refresh_voices.click(lambda cur: refresh_voices_callback(engines, cur), inputs=voice, outputs=voice,
-                         api_visibility="private")
-    save_voice_btn.click(lambda n, f, r: save_voice_callback(engines, n, f, r), inputs=[voice_name, ref_files, recording],
-                         outputs=[voice, voice_name], api_visibility="private")
+    text.change(
+        lambda t: char_counter(t, limit),
+        inputs=text,
+        outputs=counter,
+        show_progress="hidden",
+        queue=False,
+        trigger_mode="always_last",
+        api_visibility="private",
+    )
+    refresh_models.click(
+        lambda cur: refresh_models_callback(engines, cur), inputs=model, outputs=model, api_visibility="private"
+    )
+    model.change(
+        lambda m, cur: speakers_callback(engines, m, cur),
+        inputs=[model, speaker],
+        outputs=speaker,
+        api_visibility="private",
+    )
+    refresh_speakers.click(
+        lambda m, cur: speakers_callback(engines, m, cur),
+        inputs=[model, speaker],
+        outputs=speaker,
+        api_visibility="private",
+    )
+    refresh_voices.click(
+        lambda cur: refresh_voices_callback(engines, cur), inputs=voice, outputs=voice, api_visibility="private"
+    )
+    save_voice_btn.click(
+        lambda n, f, r: save_voice_callback(engines, n, f, r),
+        inputs=[voice_name, ref_files, recording],
+        outputs=[voice, voice_name],
+        api_visibility="private",
+    )
 
-    def _generate(text_v, language_v, files_v, recording_v, voice_v, speaker_v, model_v, temperature_v, top_k_v,
-                  top_p_v, rep_v, len_v, speed_v, seed_v, split_v, tokens_v, progress=gr.Progress(track_tqdm=True)):
-        return generate_callback(engines, text_v, language_v, files_v, recording_v, voice_v, speaker_v, model_v,
-                                 temperature_v, top_k_v, top_p_v, rep_v, len_v, speed_v, seed_v, split_v, tokens_v,
-                                 progress=progress)
+    def _generate(
+        text_v,
+        language_v,
+        files_v,
+        recording_v,
+        voice_v,
+        speaker_v,
+        model_v,
+        temperature_v,
+        top_k_v,
+        top_p_v,
+        rep_v,
+        len_v,
+        speed_v,
+        seed_v,
+        split_v,
+        tokens_v,
+        progress=gr.Progress(track_tqdm=True),
+    ):
+        return generate_callback(
+            engines,
+            text_v,
+            language_v,
+            files_v,
+            recording_v,
+            voice_v,
+            speaker_v,
+            model_v,
+            temperature_v,
+            top_k_v,
+            top_p_v,
+            rep_v,
+            len_v,
+            speed_v,
+            seed_v,
+            split_v,
+            tokens_v,
+            progress=progress,
+        )
 
     generate_btn.click(
         _generate,
-        inputs=[text, language, ref_files, recording, voice, speaker, model, temperature, top_k, top_p,
-                repetition_penalty, length_penalty, speed, seed, split, max_tokens],
+        inputs=[
+            text,
+            language,
+            ref_files,
+            recording,
+            voice,
+            speaker,
+            model,
+            temperature,
+            top_k,
+            top_p,
+            repetition_penalty,
+            length_penalty,
+            speed,
+            seed,
+            split,
+            max_tokens,
+        ],
         outputs=[audio_out, files_out, stats],
         api_name="tts_generate",
         concurrency_id=GPU_CONCURRENCY_ID,

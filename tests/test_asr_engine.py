@@ -70,6 +70,7 @@ def _same(seq: Transcript, bat: Transcript) -> None:
 
 # ----- decoding files -----
 
+
 @pytest.mark.parametrize("fmt", ["wav", "mp3", "flac", "ogg", "m4a"])
 def test_transcribes_every_format(asr, speak, fmt):
     wav = speak("Hello world, this is a test of the speech recognizer.", "en", name=f"fmt-{fmt}")
@@ -104,6 +105,7 @@ def test_jfk_flac(asr, shared_data, tmp_path):
 
 
 # ----- options -----
+
 
 def test_language_forced_and_auto(asr, sentence):
     forced = asr.transcribe_file(sentence, ASROptions(language="de"))
@@ -151,14 +153,21 @@ def test_option_validation():
 
 # ----- writers -----
 
+
 def _hand_transcript() -> Transcript:
     segments = [
         Segment(0.0, 1.5, " First line."),
         Segment(1.5, 3.25, " Second --> line."),
         Segment(3723.004, 3725.5, " After an hour."),
     ]
-    return Transcript(text="First line. Second --> line. After an hour.", language="en", segments=segments,
-                      audio_seconds=3726.0, seconds=1.0, rtf=1 / 3726)
+    return Transcript(
+        text="First line. Second --> line. After an hour.",
+        language="en",
+        segments=segments,
+        audio_seconds=3726.0,
+        seconds=1.0,
+        rtf=1 / 3726,
+    )
 
 
 def test_srt_format():
@@ -189,8 +198,14 @@ def test_vtt_txt_json_formats():
 
 def test_word_level_subtitles():
     words = [Word(0.0, 0.4, " Hello", 0.9), Word(0.5, 1.0, " there.", 0.8)]
-    t = Transcript(text="Hello there.", language="en", segments=[Segment(0.0, 1.0, " Hello there.", words)],
-                   audio_seconds=1.0, seconds=0.1, rtf=0.1)
+    t = Transcript(
+        text="Hello there.",
+        language="en",
+        segments=[Segment(0.0, 1.0, " Hello there.", words)],
+        audio_seconds=1.0,
+        seconds=0.1,
+        rtf=0.1,
+    )
     assert "00:00:00,000 --> 00:00:01,000\nHello there." in to_srt(t)
     assert json.loads(to_json(t))["segments"][0]["words"][1]["word"] == " there."
 
@@ -207,6 +222,7 @@ def test_save_outputs_from_real_transcript(asr, sentence, tmp_path):
 
 
 # ----- silence and bad input -----
+
 
 def test_silence_gives_empty_text_and_notice(asr, tmp_path):
     path = save_wav(tmp_path / "quiet.wav", np.zeros(SR * 2, np.float32), SR)
@@ -261,6 +277,7 @@ def test_not_audio_and_empty_files(asr, tmp_path):
 
 
 # ----- models -----
+
 
 def test_missing_size_offline(settings, tiny_models, tmp_path, sentence, monkeypatch):
     cache = tmp_path / "whisper-cache"
@@ -325,6 +342,7 @@ def test_tiny_id_needs_tiny_mode(settings, sentence):
 
 # ----- batching -----
 
+
 def test_batch_equals_sequential_ljspeech(asr, shared_data):
     with open(shared_data / "ljspeech" / "metadata.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh, delimiter="|"))
@@ -340,11 +358,17 @@ def test_batch_equals_sequential_ljspeech(asr, shared_data):
 
 
 def test_batch_equals_sequential_rendered(asr, speak):
-    texts = [("Good morning, how are you today?", "en"), ("Le chat dort sur le canapé.", "fr"),
-             ("Das Wetter ist heute sehr schön.", "de"), ("Yes.", "en")]
+    texts = [
+        ("Good morning, how are you today?", "en"),
+        ("Le chat dort sur le canapé.", "fr"),
+        ("Das Wetter ist heute sehr schön.", "de"),
+        ("Yes.", "en"),
+    ]
     clips = [_clip(speak(text, lang)) for text, lang in texts]
-    for options in (ASROptions(language="en", segment_timestamps=False),
-                    ASROptions(language=None, task="translate", segment_timestamps=False)):
+    for options in (
+        ASROptions(language="en", segment_timestamps=False),
+        ASROptions(language=None, task="translate", segment_timestamps=False),
+    ):
         sequential = [asr.transcribe_array(c, options) for c in clips]
         batched = asr.transcribe_batch(clips, options, batch_size=16)
         for seq, bat in zip(sequential, batched, strict=True):
@@ -395,6 +419,7 @@ def test_batch_equals_sequential_on_cuda(settings, tiny_models, speak):
 
 
 # ----- real weights -----
+
 
 def _words(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())

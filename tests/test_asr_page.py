@@ -19,8 +19,17 @@ from engines.audio import save_wav
 from pages import asr as page
 from pages.common import GPU_CONCURRENCY_ID
 
-ELEM_IDS = ["asr-upload", "asr-mic", "asr-model", "asr-language", "asr-transcribe", "asr-text", "asr-segments",
-            "asr-files", "asr-stats"]
+ELEM_IDS = [
+    "asr-upload",
+    "asr-mic",
+    "asr-model",
+    "asr-language",
+    "asr-transcribe",
+    "asr-text",
+    "asr-segments",
+    "asr-files",
+    "asr-stats",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +45,10 @@ def asr_engines(tmp_path_factory, tiny_models) -> Engines:
 
 @pytest.fixture(scope="module")
 def clips(speak) -> list[Path]:
-    return [speak("Good morning, this is the first file.", name="first"),
-            speak("And here is the second file, as an MP3.", fmt="mp3", name="second")]
+    return [
+        speak("Good morning, this is the first file.", name="first"),
+        speak("And here is the second file, as an MP3.", fmt="mp3", name="second"),
+    ]
 
 
 def values(files=None, recording=None, model="tiny-random", language="en", task="transcribe", words=False, beam=0):
@@ -99,8 +110,9 @@ def test_errors_are_clean_messages(asr_engines, tmp_path):
     bad.write_text("nope")
     message = gr_error(lambda: page.transcribe_callback(asr_engines, *values(files=[str(empty), str(bad)])))
     assert "No file could be transcribed" in message and "empty.m4a" in message and "bad.flac" in message
-    assert "Unknown task" in gr_error(lambda: page.transcribe_callback(
-        asr_engines, *values(files=[str(bad)], task="summarize")))
+    assert "Unknown task" in gr_error(
+        lambda: page.transcribe_callback(asr_engines, *values(files=[str(bad)], task="summarize"))
+    )
 
 
 def test_missing_weights_message(asr_engines, clips, tmp_path, monkeypatch):
@@ -146,13 +158,14 @@ def test_gradio_client_calls_asr_transcribe(asr_engines, clips):
     with gr.Blocks() as demo:
         page.build(asr_engines)
     demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True,
-                            allowed_paths=[str(asr_engines.settings.workspace_dir)])
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, quiet=True, allowed_paths=[str(asr_engines.settings.workspace_dir)]
+    )
     try:
         client = Client(url, verbose=False)
         text, language, segments, files, stats = client.predict(
-            [handle_file(str(clips[0]))], None, "tiny-random", "en", "transcribe", False, 0,
-            api_name="/asr_transcribe")
+            [handle_file(str(clips[0]))], None, "tiny-random", "en", "transcribe", False, 0, api_name="/asr_transcribe"
+        )
     finally:
         demo.close()
     assert text and language == "English (en)"

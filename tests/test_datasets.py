@@ -49,9 +49,14 @@ def load_coqui(root: Path, language: str) -> tuple[list[dict], list[dict]]:
     from TTS.tts.configs.shared_configs import BaseTTSConfig
     from TTS.tts.datasets import load_tts_samples
 
-    dataset = BaseDatasetConfig(formatter="coqui", dataset_name=root.name, path=str(root),
-                                meta_file_train="metadata_train.csv", meta_file_val="metadata_eval.csv",
-                                language=language)
+    dataset = BaseDatasetConfig(
+        formatter="coqui",
+        dataset_name=root.name,
+        path=str(root),
+        meta_file_train="metadata_train.csv",
+        meta_file_val="metadata_eval.csv",
+        language=language,
+    )
     return load_tts_samples(BaseTTSConfig(datasets=[dataset]), eval_split=True)
 
 
@@ -75,8 +80,25 @@ def no_progress(*_a, **_k) -> None:
 
 
 def stereo_44k_flac(src: Path, out: Path) -> Path:
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", str(src), "-ac", "2", "-ar", "44100",
-                    "-c:a", "flac", str(out)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-y",
+            "-v",
+            "error",
+            "-i",
+            str(src),
+            "-ac",
+            "2",
+            "-ar",
+            "44100",
+            "-c:a",
+            "flac",
+            str(out),
+        ],
+        check=True,
+    )
     return out
 
 
@@ -164,7 +186,9 @@ def test_split_is_per_speaker_seeded_and_never_empty() -> None:
     assert sum(split[f"b{i}.wav"] == "eval" for i in range(4)) == 1
     assert split == assign_split(clips, 0.15, seed=7)
     assert split != assign_split(clips, 0.15, seed=8)
-    assert list(assign_split({"x.wav": {"speaker": "a"}, "y.wav": {"speaker": "b"}}, 0.15, 1).values()).count("eval") == 1
+    assert (
+        list(assign_split({"x.wav": {"speaker": "a"}, "y.wav": {"speaker": "b"}}, 0.15, 1).values()).count("eval") == 1
+    )
 
 
 def test_transcripts_formats(tmp_path) -> None:
@@ -215,7 +239,9 @@ def test_ljspeech_build(ds, shared_data, tmp_path) -> None:
     for stem, text in supplied.items():
         row = table[f"{stem}.wav"]
         assert row.text == text and row.speaker == "linda"
-        assert row.duration == pytest.approx(sf.info(str(shared_data / "ljspeech" / "wavs" / f"{stem}.wav")).duration, abs=0.01)
+        assert row.duration == pytest.approx(
+            sf.info(str(shared_data / "ljspeech" / "wavs" / f"{stem}.wav")).duration, abs=0.01
+        )
     assert sorted(report.transcripts_missing) == sorted(w.name for w in wavs if w.stem not in supplied)
     assert report.transcripts_extra == []
 
@@ -261,8 +287,15 @@ def test_rendered_speech_formats_and_transcripts(ds, rendered, speak, tmp_path) 
     no_row = speak("This one has no transcript row.", "en", "wav", name="orphan")
     rows = [(p.name, text) for text, p in rendered.items()] + [("ghost.wav", "Nobody recorded this.")]
     transcripts = write_list(tmp_path / "list.txt", rows)
-    report = ds.build("formats", [*rendered.values(), no_row], "en", transcripts=transcripts,
-                      options=DatasetOptions(speaker="narrator"), progress=no_progress, log=quiet_log()[1])
+    report = ds.build(
+        "formats",
+        [*rendered.values(), no_row],
+        "en",
+        transcripts=transcripts,
+        options=DatasetOptions(speaker="narrator"),
+        progress=no_progress,
+        log=quiet_log()[1],
+    )
     assert report.transcripts_missing == ["orphan.wav"]
     assert report.transcripts_extra == ["line 6: ghost.wav"]
     kept = {f.source: f for f in report.files if f.transcript == "supplied"}
@@ -325,8 +358,9 @@ def test_mixed_audio_and_non_audio(ds, speak, tmp_path) -> None:
     fake = tmp_path / "fake.mp3"
     fake.write_bytes(os.urandom(4000))
     transcripts = write_list(tmp_path / "t.txt", [("good.wav", SENTENCES[0])])
-    report = ds.build("mixed", [good, notes, fake], "en", transcripts=transcripts, progress=no_progress,
-                      log=quiet_log()[1])
+    report = ds.build(
+        "mixed", [good, notes, fake], "en", transcripts=transcripts, progress=no_progress, log=quiet_log()[1]
+    )
     rows = {f.source: f for f in report.files}
     assert rows["good.wav"].status == "kept"
     for name in ("notes.txt", "fake.mp3"):
@@ -354,8 +388,15 @@ def test_clobber_refused_unless_overwrite(ds, speak, tmp_path) -> None:
     ds.build("voice", [a], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
     with pytest.raises(InputError, match="already exists"):
         ds.build("voice", [b], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
-    report = ds.build("voice", [b], "en", transcripts=t, options=DatasetOptions(overwrite=True), progress=no_progress,
-                      log=quiet_log()[1])
+    report = ds.build(
+        "voice",
+        [b],
+        "en",
+        transcripts=t,
+        options=DatasetOptions(overwrite=True),
+        progress=no_progress,
+        log=quiet_log()[1],
+    )
     assert [r.clip for r in ds.load_table("voice")] == ["b.wav"] and report.clips == 1
     for bad in ["../x", "/tmp/x", "a/b", ""]:
         with pytest.raises(InputError):
@@ -368,10 +409,11 @@ def test_quality_flags_and_recut(ds, speak, tmp_path) -> None:
     short = speak("Short clip here.", "en", "wav", name="short")
     loop = speak("The cat sat on the mat.", "en", "wav", name="loop")
     assert sf.info(str(long_audio)).duration > 11.0
-    t = write_list(tmp_path / "t.txt", [("long.wav", LONG_TEXT), ("short.wav", LONG_TEXT),
-                                        ("loop.wav", "the cat the cat the cat the cat sat")])
-    report = ds.build("flags", [long_audio, short, loop], "en", transcripts=t, progress=no_progress,
-                      log=quiet_log()[1])
+    t = write_list(
+        tmp_path / "t.txt",
+        [("long.wav", LONG_TEXT), ("short.wav", LONG_TEXT), ("loop.wav", "the cat the cat the cat the cat sat")],
+    )
+    report = ds.build("flags", [long_audio, short, loop], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
     assert report.flagged == 3
     flags = {r.clip: r.flags for r in ds.load_table("flags")}
     assert "> 11 s: the trainer drops it (re-cut)" in flags["long.wav"]
@@ -411,10 +453,12 @@ def test_edit_table_rewrites_csv_and_removes_wav(ds, speak, tmp_path) -> None:
     assert again.reused == 4 and {r.clip: r.text for r in ds.load_table("edit")}[rows[0].clip] == "A corrected text."
     assert gone not in {r.clip for r in ds.load_table("edit")}
 
-    for bad, match in [([{"clip": "nope.wav", "text": "x"}], "not in dataset"),
-                       ([{"clip": rows[0].clip, "text": "  "}], "empty"),
-                       ([{"clip": rows[0].clip, "text": "a|b"}], r"'\|'"),
-                       ([], "Every row")]:
+    for bad, match in [
+        ([{"clip": "nope.wav", "text": "x"}], "not in dataset"),
+        ([{"clip": rows[0].clip, "text": "  "}], "empty"),
+        ([{"clip": rows[0].clip, "text": "a|b"}], r"'\|'"),
+        ([], "Every row"),
+    ]:
         with pytest.raises(InputError, match=match):
             ds.save_table("edit", bad)
 
@@ -463,10 +507,19 @@ def test_zip_with_speaker_folders_and_unsafe_entries(ds, speak, tmp_path) -> Non
         zf.writestr("readme.txt", "hello")
         zf.writestr("__MACOSX/._alice0.wav", b"junk")
     t = write_list(tmp_path / "t.txt", list(texts.items()))
-    report = ds.build("zipped", [archive], "en", transcripts=t, options=DatasetOptions(speaker_from_folder=True),
-                      progress=no_progress, log=quiet_log()[1])
+    report = ds.build(
+        "zipped",
+        [archive],
+        "en",
+        transcripts=t,
+        options=DatasetOptions(speaker_from_folder=True),
+        progress=no_progress,
+        log=quiet_log()[1],
+    )
     rows = {f.source: f for f in report.files}
-    assert rows["upload.zip/../evil.wav"].reason == "unsafe path" and rows["upload.zip//abs.wav"].reason == "unsafe path"
+    assert (
+        rows["upload.zip/../evil.wav"].reason == "unsafe path" and rows["upload.zip//abs.wav"].reason == "unsafe path"
+    )
     assert rows["upload.zip/readme.txt"].reason == "not audio"
     assert rows["upload.zip/copies/same-as-bob2.wav"].reason == "duplicate"
     assert not (tmp_path.parent / "evil.wav").exists()
@@ -513,7 +566,9 @@ def test_validate_flags_mismatches_and_choices(ds, speak, tmp_path) -> None:
         assert "ASR mismatch" not in row.flags
         row = ds.apply_choice("val", first, "edit", "Edited by hand.")
         assert row.text == "Edited by hand."
-        written = read_csv(ds.dataset_dir("val") / "metadata_train.csv") + read_csv(ds.dataset_dir("val") / "metadata_eval.csv")
+        written = read_csv(ds.dataset_dir("val") / "metadata_train.csv") + read_csv(
+            ds.dataset_dir("val") / "metadata_eval.csv"
+        )
         assert {r["audio_file"]: r["text"] for r in written}[f"wavs/{first}"] == "Edited by hand."
         if info[first]["asr_text"]:
             assert ds.apply_choice("val", first, "asr").text == info[first]["asr_text"]

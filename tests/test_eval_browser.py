@@ -9,8 +9,14 @@ import pytest
 from tests.browser_helpers import launched_app, tiny_settings
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.mark.browser
@@ -37,7 +43,8 @@ def test_run_eval_from_the_tab_and_open_the_report(tmp_path, tiny_models, artifa
             progress = tab.locator("#ev-progress").inner_text()
             assert "2/2 utterances" in progress and "plumbing" in progress
             tab.locator("#ev-summary").get_by_text("tiny / Tiny Alice").locator("visible=true").first.wait_for(
-                timeout=30_000)
+                timeout=30_000
+            )
             tab.screenshot(path=str(artifacts / "eval-tab.png"), full_page=True)
 
             reports = list((settings.workspace_dir / "reports").iterdir())
@@ -59,6 +66,7 @@ def test_run_eval_from_the_tab_and_open_the_report(tmp_path, tiny_models, artifa
 
             tab.get_by_role("tab", name="Results").click()
             assert reports[0].name in tab.locator("#ev-runs").inner_text() or tab.locator(
-                "#ev-runs input").input_value().startswith(reports[0].name)
+                "#ev-runs input"
+            ).input_value().startswith(reports[0].name)
         finally:
             browser.close()

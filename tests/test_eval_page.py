@@ -24,18 +24,59 @@ def eng(tmp_path_factory, tiny_models) -> Engines:
     (workspace / "tiny-models").mkdir(parents=True)
     for item in (tiny_models.xtts_dir, tiny_models.whisper_path):
         (workspace / "tiny-models" / item.name).symlink_to(item, target_is_directory=item.is_dir())
-    settings = load_settings({"workspace": workspace, "datasets_dir": root / "datasets", "tiny_models": True,
-                              "device": "cpu"}, env={})
+    settings = load_settings(
+        {"workspace": workspace, "datasets_dir": root / "datasets", "tiny_models": True, "device": "cpu"}, env={}
+    )
     return Engines.create(settings)
 
 
-def ui_values(set_spec="builtin:en", upload=None, language="en", max_sentences=2, models=("tiny",),
-              voices=("speaker:Tiny Alice", "speaker:Tiny Bob"), voice_files=None, repeats=1, seed=5,
-              temperature=0.85, top_k=50, top_p=0.85, rep=2.0, length=1.0, speed=1.0, tokens=TOKENS,
-              asr_model="tiny-random", beam=0, batch=8, ground_truth=True, name="page") -> list:
+def ui_values(
+    set_spec="builtin:en",
+    upload=None,
+    language="en",
+    max_sentences=2,
+    models=("tiny",),
+    voices=("speaker:Tiny Alice", "speaker:Tiny Bob"),
+    voice_files=None,
+    repeats=1,
+    seed=5,
+    temperature=0.85,
+    top_k=50,
+    top_p=0.85,
+    rep=2.0,
+    length=1.0,
+    speed=1.0,
+    tokens=TOKENS,
+    asr_model="tiny-random",
+    beam=0,
+    batch=8,
+    ground_truth=True,
+    name="page",
+) -> list:
     """The Run button's inputs, in the order the page wires them."""
-    return [set_spec, upload, language, max_sentences, list(models), list(voices), voice_files, repeats, seed,
-            temperature, top_k, top_p, rep, length, speed, tokens, asr_model, beam, batch, ground_truth, name]
+    return [
+        set_spec,
+        upload,
+        language,
+        max_sentences,
+        list(models),
+        list(voices),
+        voice_files,
+        repeats,
+        seed,
+        temperature,
+        top_k,
+        top_p,
+        rep,
+        length,
+        speed,
+        tokens,
+        asr_model,
+        beam,
+        batch,
+        ground_truth,
+        name,
+    ]
 
 
 def gr_error(call) -> str:
@@ -56,8 +97,17 @@ def test_layout_has_the_ids_the_browser_test_uses(eng):
     with gr.Blocks() as demo:
         page.build(eng)
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
-    for elem_id in ("ev-set", "ev-models", "ev-voice", "ev-run", "ev-stop", "ev-progress", "ev-summary",
-                    "ev-report-link", "ev-runs"):
+    for elem_id in (
+        "ev-set",
+        "ev-models",
+        "ev-voice",
+        "ev-run",
+        "ev-stop",
+        "ev-progress",
+        "ev-summary",
+        "ev-report-link",
+        "ev-runs",
+    ):
         assert elem_id in ids, elem_id
     fns = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name}
     assert fns["eval_run"].concurrency_id == "gpu" and fns["eval_run"].concurrency_limit == 1
@@ -103,11 +153,15 @@ def test_run_streams_progress_and_ends_with_summary_and_link(eng, page_run):
 def test_errors_reach_the_user_as_messages(eng, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("id,words\n1,hello\n", encoding="utf-8")
-    assert "no 'text' column" in gr_error(lambda: page.run_callback(eng, *ui_values(set_spec=page.UPLOAD,
-                                                                                     upload=str(bad))))
+    assert "no 'text' column" in gr_error(
+        lambda: page.run_callback(eng, *ui_values(set_spec=page.UPLOAD, upload=str(bad)))
+    )
     assert "not found" in gr_error(lambda: page.run_callback(eng, *ui_values(models=("missing-model",))))
-    assert "Pick a training run" in gr_error(lambda: page.rank_callback(
-        eng, None, "builtin:en", None, "en", 2, ["speaker:Tiny Alice"], None, TOKENS, None, 0, False))
+    assert "Pick a training run" in gr_error(
+        lambda: page.rank_callback(
+            eng, None, "builtin:en", None, "en", 2, ["speaker:Tiny Alice"], None, TOKENS, None, 0, False
+        )
+    )
     assert "Pick two runs" in gr_error(lambda: page.compare_callback(eng, None, None))
     assert page.stop_callback(eng) == "Nothing is running."
 
@@ -138,7 +192,8 @@ def test_compare_and_paired_callbacks(eng, page_run):
 def test_listening_test_callbacks(eng, page_run):
     run_id = page.run_choices(eng)[0][1]
     state, text, clip1, clip2, pos, summary = page.start_listening_callback(
-        eng, run_id, "tiny / Tiny Alice", "tiny / Tiny Bob", "ab+mos", 5)
+        eng, run_id, "tiny / Tiny Alice", "tiny / Tiny Bob", "ab+mos", 5
+    )
     assert state["index"] == 0 and "Trial 1 of 2" in pos and "Sentence" in text
     assert Path(clip1).is_file() and Path(clip2).is_file() and clip1 != clip2
     assert "better" in gr_error(lambda: page.answer_callback(eng, state, None, 3, 3))
@@ -163,8 +218,11 @@ def test_rank_checkpoints_from_the_tab_and_export_best(request, tmp_path_factory
     eng = Engines.create(trained["settings"])
     run_id = trained["run_id"]
     assert [v for _, v in page.training_run_choices(eng)] == [run_id]
-    updates = list(page.rank_callback(eng, run_id, "builtin:en", None, "en", 1, ["speaker:Tiny Alice"], None,
-                                      TOKENS, None, 0, False))
+    updates = list(
+        page.rank_callback(
+            eng, run_id, "builtin:en", None, "en", 1, ["speaker:Tiny Alice"], None, TOKENS, None, 0, False
+        )
+    )
     progress, table, plot, link, eval_run = updates[-1]
     assert "Finished" in progress and "report.html" in link and "<img" in plot
     assert len(table) == len(eng.training.checkpoints(run_id)) and list(table["rank"]) == list(range(1, len(table) + 1))

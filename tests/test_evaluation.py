@@ -51,8 +51,15 @@ def ev_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ev_settings(ev_root, tiny_models):
     _link_tiny(ev_root / "workspace", tiny_models)
-    return load_settings({"workspace": ev_root / "workspace", "datasets_dir": ev_root / "datasets",
-                          "tiny_models": True, "device": "cpu"}, env={})
+    return load_settings(
+        {
+            "workspace": ev_root / "workspace",
+            "datasets_dir": ev_root / "datasets",
+            "tiny_models": True,
+            "device": "cpu",
+        },
+        env={},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -99,15 +106,23 @@ def dataset(ev_settings, recordings) -> Path:
 
 @pytest.fixture(scope="module")
 def voice_clip(speak) -> Path:
-    return speak("Printing, in the only sense with which we are at present concerned, differs from most arts.",
-                 name="eval-ref")
+    return speak(
+        "Printing, in the only sense with which we are at present concerned, differs from most arts.", name="eval-ref"
+    )
 
 
 @pytest.fixture(scope="module")
 def full_run(eng, dataset, voice_clip):
     """One run: 3 sentences with real recordings x 2 systems (a built-in speaker and a reference clip)."""
-    config = EvalConfig(sentences="dataset:lj", models=("tiny",), voices=("speaker:Tiny Alice", str(voice_clip)),
-                        seed=7, asr_batch_size=8, name="loop", **FAST)
+    config = EvalConfig(
+        sentences="dataset:lj",
+        models=("tiny",),
+        voices=("speaker:Tiny Alice", str(voice_clip)),
+        seed=7,
+        asr_batch_size=8,
+        name="loop",
+        **FAST,
+    )
     updates = []
     final = eng.evaluation.run(config, progress=lambda f, desc="": updates.append((f, desc)))
     return {"final": final, "config": config, "updates": updates}
@@ -144,7 +159,8 @@ def test_loop_writes_every_file_and_row(full_run):
             assert r["rtf"] == "" and r["sim"] == "" and r["gen_seconds"] == ""
         else:
             assert _f(r["gen_seconds"]) > 0 and _f(r["rtf"]) == pytest.approx(
-                _f(r["gen_seconds"]) / _f(r["audio_seconds"]), rel=1e-3)
+                _f(r["gen_seconds"]) / _f(r["audio_seconds"]), rel=1e-3
+            )
             assert -1.0 <= _f(r["sim"]) <= 1.0 and r["sim_encoder"].startswith("xtts-speaker-encoder")
             assert r["seed"] == "7"
     # Progress was reported along the way and ended at 100 %.
@@ -289,8 +305,16 @@ def test_listening_test_round_trip(eng, full_run):
 
 def test_stop_after_k_then_resume_finishes_without_redoing(eng, tmp_path):
     ev = eng.evaluation
-    config = EvalConfig(sentences="builtin:en", max_sentences=4, models=("tiny",), voices=("speaker:Tiny Bob",),
-                        asr_batch_size=2, ground_truth=False, name="stopme", **FAST)
+    config = EvalConfig(
+        sentences="builtin:en",
+        max_sentences=4,
+        models=("tiny",),
+        voices=("speaker:Tiny Bob",),
+        asr_batch_size=2,
+        ground_truth=False,
+        name="stopme",
+        **FAST,
+    )
     last = None
     for p in ev.iter_run(config):
         last = p
@@ -328,13 +352,27 @@ def test_stop_after_k_then_resume_finishes_without_redoing(eng, tmp_path):
 
 
 def test_headless_command_writes_the_same_report(eng, ev_settings, ev_root):
-    config = {"sentences": "builtin:en", "max_sentences": 2, "models": ["tiny"], "voices": ["speaker:Tiny Bob"],
-              "ground_truth": False, "seed": 11, **FAST}
+    config = {
+        "sentences": "builtin:en",
+        "max_sentences": 2,
+        "models": ["tiny"],
+        "voices": ["speaker:Tiny Bob"],
+        "ground_truth": False,
+        "seed": 11,
+        **FAST,
+    }
     cfg_path = ev_root / "eval.json"
     cfg_path.write_text(json.dumps(config), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("XTTSLAB_")}
-    common = ["--workspace", str(ev_settings.workspace_dir), "--datasets-dir", str(ev_settings.path("datasets_dir")),
-              "--tiny-models", "--device", "cpu"]
+    common = [
+        "--workspace",
+        str(ev_settings.workspace_dir),
+        "--datasets-dir",
+        str(ev_settings.path("datasets_dir")),
+        "--tiny-models",
+        "--device",
+        "cpu",
+    ]
     cmd = [sys.executable, "-m", "engines.evaluation", "--config", str(cfg_path), "--run-id", "headless", *common]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -354,8 +392,14 @@ def test_headless_command_writes_the_same_report(eng, ev_settings, ev_root):
 
     bad = ev_root / "bad.json"
     bad.write_text(json.dumps({"sentences": "builtin:en", "voices": ["speaker:Tiny Bob"], "colour": "red"}))
-    proc = subprocess.run([sys.executable, "-m", "engines.evaluation", "--config", str(bad), *common], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engines.evaluation", "--config", str(bad), *common],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "Unknown eval config key" in proc.stderr
 
 
@@ -416,16 +460,20 @@ def test_sentence_in_a_language_the_model_lacks(eng, tmp_path, tiny_models):
     cfg["languages"] = ["en"]
     write_text(folder / "config.json", json.dumps(cfg))
     with pytest.raises(InputError, match="does not speak ru") as err:
-        eng.evaluation.plan(EvalConfig(sentences="builtin:ru", models=("tiny-en-only",), voices=("speaker:Tiny Alice",)))
+        eng.evaluation.plan(
+            EvalConfig(sentences="builtin:ru", models=("tiny-en-only",), voices=("speaker:Tiny Alice",))
+        )
     assert "It speaks: en" in str(err.value)
-    assert eng.evaluation.plan(EvalConfig(sentences="builtin:en", models=("tiny-en-only",),
-                                          voices=("speaker:Tiny Alice",)))[1]
+    assert eng.evaluation.plan(
+        EvalConfig(sentences="builtin:en", models=("tiny-en-only",), voices=("speaker:Tiny Alice",))
+    )[1]
 
 
 def test_unknown_model_is_refused(eng):
     with pytest.raises(MissingWeightsError, match="not found"):
-        eng.evaluation.plan(EvalConfig(sentences="builtin:en", models=("no-such-model",),
-                                       voices=("speaker:Tiny Alice",)))
+        eng.evaluation.plan(
+            EvalConfig(sentences="builtin:en", models=("no-such-model",), voices=("speaker:Tiny Alice",))
+        )
 
 
 def test_reference_voice_that_is_not_audio(eng, tmp_path):
@@ -447,8 +495,9 @@ def test_empty_asr_text_scores_wer_one_and_keeps_the_row(eng, ev_settings, tmp_p
     silent = tmp_path / "silence.wav"
     save_wav(silent, np.zeros(int(1.5 * 22050), np.float32), 22050)
     make_dataset(ev_settings.path("datasets_dir"), "silent", [(silent, "Hello there, my friend.")])
-    final = eng.evaluation.run(EvalConfig(sentences="dataset:silent", models=("tiny",),
-                                          voices=("speaker:Tiny Alice",), name="silent", **FAST))
+    final = eng.evaluation.run(
+        EvalConfig(sentences="dataset:silent", models=("tiny",), voices=("speaker:Tiny Alice",), name="silent", **FAST)
+    )
     rows = read_results(final.folder / "results.csv")
     gt = next(r for r in rows if r["system"] == GROUND_TRUTH)
     assert gt["hyp_text"] == "" and gt["asr_notice"]  # Whisper was told it is silence: nothing decoded

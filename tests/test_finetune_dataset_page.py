@@ -12,18 +12,43 @@ import pytest
 
 from pages import finetune
 
-TEXTS = ["The quick brown fox jumps over the lazy dog.", "She sells sea shells by the sea shore.",
-         "Every morning the baker opens his shop early."]
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "She sells sea shells by the sea shore.",
+    "Every morning the baker opens his shop early.",
+]
 ELEM_IDS = ["ft-upload", "ft-name", "ft-language", "ft-build", "ft-report", "ft-table", "ft-save", "ft-datasets"]
-DEFAULTS = dict(model_id="tiny-random", speaker="", speaker_from_folder=False, overwrite=False, min_clip=1.0,
-                max_clip=11.0, silence_db=-50.0, pad_ms=150, eval_share=0.15)
+DEFAULTS = dict(
+    model_id="tiny-random",
+    speaker="",
+    speaker_from_folder=False,
+    overwrite=False,
+    min_clip=1.0,
+    max_clip=11.0,
+    silence_db=-50.0,
+    pad_ms=150,
+    eval_share=0.15,
+)
 
 
 def call_build(cb, files, folder, transcripts, name, language="en", **changes):
     v = {**DEFAULTS, **changes}
-    return cb["build"](files, folder, transcripts, name, language, v["model_id"], v["speaker"],
-                       v["speaker_from_folder"], v["overwrite"], v["min_clip"], v["max_clip"], v["silence_db"],
-                       v["pad_ms"], v["eval_share"])
+    return cb["build"](
+        files,
+        folder,
+        transcripts,
+        name,
+        language,
+        v["model_id"],
+        v["speaker"],
+        v["speaker_from_folder"],
+        v["overwrite"],
+        v["min_clip"],
+        v["max_clip"],
+        v["silence_db"],
+        v["pad_ms"],
+        v["eval_share"],
+    )
 
 
 @pytest.fixture()
@@ -88,8 +113,9 @@ def test_build_review_edit_delete(engines, recordings) -> None:
     folder, transcripts = recordings
     with pytest.raises(gr.Error, match="file name = speaker"):
         call_build(cb, None, str(folder), str(transcripts), "voices", speaker="= nobody")
-    report, summary, review_pick, datasets, _ = call_build(cb, None, str(folder), str(transcripts), "voices",
-                                                           speaker_from_folder=True, speaker="rec2.wav = carl")
+    report, summary, review_pick, datasets, _ = call_build(
+        cb, None, str(folder), str(transcripts), "voices", speaker_from_folder=True, speaker="rec2.wav = carl"
+    )
     assert isinstance(report, pd.DataFrame) and list(report.columns) == finetune.REPORT_COLUMNS
     by_source = report.set_index("source")
     assert by_source.loc["notes.md", "status"] == "skipped"

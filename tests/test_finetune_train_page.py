@@ -16,8 +16,21 @@ from engines.training import PRESETS, TrainingEngine
 from pages import finetune_train as page
 from tests.test_training import ESPEAK_SENTENCES, get_trained_run, make_dataset, make_settings
 
-ELEM_IDS = {"tr-dataset", "tr-base", "tr-preset", "tr-epochs", "tr-start", "tr-stop", "tr-resume", "tr-status",
-            "tr-loss-plot", "tr-log", "tr-runs", "tr-export", "tr-export-name"}
+ELEM_IDS = {
+    "tr-dataset",
+    "tr-base",
+    "tr-preset",
+    "tr-epochs",
+    "tr-start",
+    "tr-stop",
+    "tr-resume",
+    "tr-status",
+    "tr-loss-plot",
+    "tr-log",
+    "tr-runs",
+    "tr-export",
+    "tr-export-name",
+}
 
 
 def engines_for(settings, tiny_models, training: TrainingEngine | None = None) -> Engines:
@@ -44,8 +57,18 @@ def fresh_engines(tmp_path, tiny_models) -> Engines:
 
 def form(dataset: str | None, **changes) -> list:
     """The Start button's inputs, in the page's order (tiny base, 1 epoch, batch 2 unless changed)."""
-    values = {"dataset": dataset, "base": "tiny", "epochs": 1, "batch_size": 2, "grad_accum": 1,
-              "learning_rate": 5e-4, "max_audio_seconds": 11.0, "save_every": 100, "eval_every": 0, "seed": 1}
+    values = {
+        "dataset": dataset,
+        "base": "tiny",
+        "epochs": 1,
+        "batch_size": 2,
+        "grad_accum": 1,
+        "learning_rate": 5e-4,
+        "max_audio_seconds": 11.0,
+        "save_every": 100,
+        "eval_every": 0,
+        "seed": 1,
+    }
     values.update(changes)
     return list(values.values())
 
@@ -105,7 +128,8 @@ def test_live_view_of_a_finished_run_and_export(trained, trained_engines):
 
     table = page.runs_frame(trained_engines)
     selected, note, checkpoint, *_ = page.select_callback(
-        trained_engines, table, gr.SelectData(None, {"index": [0, 1], "value": "finished", "selected": True}))
+        trained_engines, table, gr.SelectData(None, {"index": [0, 1], "value": "finished", "selected": True})
+    )
     assert selected == run_id and run_id in note
     labels = [label for label, _ in checkpoint["choices"]]
     assert labels[0] == page.BEST and any("eval loss" in label for label in labels[1:])
@@ -152,9 +176,17 @@ def test_browser_shows_run_plot_and_exports(trained, trained_engines, artifacts)
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True)
     try:
         with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             tab = browser.new_page(viewport={"width": 1280, "height": 1600})
             tab.goto(url)
             status = tab.locator("#tr-status")

@@ -27,13 +27,19 @@ from engines.metrics import (
 
 def test_wer_hand_computed_counts():
     # "bravo" -> "brave" is a substitution, "echo" is deleted, "india" is inserted: (1 + 1 + 1) / 8.
-    s = score("Alpha, bravo, Charlie, delta, echo, foxtrot, golf, hotel.",
-              "alpha brave charlie delta foxtrot golf hotel india", "en")
+    s = score(
+        "Alpha, bravo, Charlie, delta, echo, foxtrot, golf, hotel.",
+        "alpha brave charlie delta foxtrot golf hotel india",
+        "en",
+    )
     assert (s.words.substitutions, s.words.deletions, s.words.insertions) == (1, 1, 1)
     assert s.words.ref_len == 8 and s.words.hits == 6
     assert s.wer == pytest.approx(3 / 8)
-    assert s.wer == pytest.approx(jiwer.wer("alpha bravo charlie delta echo foxtrot golf hotel",
-                                            "alpha brave charlie delta foxtrot golf hotel india"))
+    assert s.wer == pytest.approx(
+        jiwer.wer(
+            "alpha bravo charlie delta echo foxtrot golf hotel", "alpha brave charlie delta foxtrot golf hotel india"
+        )
+    )
 
 
 def test_empty_hypothesis_is_wer_one_with_all_deletions():
@@ -68,7 +74,11 @@ def test_word_and_char_counts_match_jiwer(ref, hyp):
     s = score(ref, hyp, "en")
     out = jiwer.process_words(ref, hyp)
     assert (s.words.hits, s.words.substitutions, s.words.deletions, s.words.insertions) == (
-        out.hits, out.substitutions, out.deletions, out.insertions)
+        out.hits,
+        out.substitutions,
+        out.deletions,
+        out.insertions,
+    )
     assert s.wer == pytest.approx(out.wer)
     assert s.cer == pytest.approx(jiwer.cer(ref, hyp))
 

@@ -55,8 +55,9 @@ def source_clips(request: pytest.FixtureRequest) -> list[tuple[Path, str]]:
     return [(root / r["audio_file"], r["text"].strip()) for r in rows[:8]]
 
 
-def make_dataset(datasets_dir: Path, name: str, clips: list[tuple[Path, str]], n_eval: int = 2,
-                 language: str = "en") -> Path:
+def make_dataset(
+    datasets_dir: Path, name: str, clips: list[tuple[Path, str]], n_eval: int = 2, language: str = "en"
+) -> Path:
     """A coqui-format dataset (22.05 kHz mono wavs, metadata_train/eval.csv, dataset.json); the two
     shortest clips go to evaluation, so evaluation is quick."""
     folder = datasets_dir / name
@@ -86,8 +87,16 @@ def make_settings(root: Path, tiny_models):
         link = workspace / "tiny-models" / item.name
         if not link.exists():
             link.symlink_to(item, target_is_directory=item.is_dir())
-    return load_settings({"workspace": workspace, "datasets_dir": root / "datasets", "tiny_models": True,
-                          "device": "cpu", "xtts_cache_dir": root / "xtts-cache"}, env={})
+    return load_settings(
+        {
+            "workspace": workspace,
+            "datasets_dir": root / "datasets",
+            "tiny_models": True,
+            "device": "cpu",
+            "xtts_cache_dir": root / "xtts-cache",
+        },
+        env={},
+    )
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.5):
@@ -115,22 +124,40 @@ def get_trained_run(request: pytest.FixtureRequest, tmp_path_factory, tiny_model
     settings = make_settings(root, tiny_models)
     make_dataset(settings.path("datasets_dir"), "voice", source_clips(request))
     engine = TrainingEngine(settings, tiny=tiny_models)
-    options = TrainOptions(dataset="voice", base_model="tiny", epochs=3, batch_size=2, grad_accum=1,
-                           learning_rate=5e-4, save_every=2, seed=1, keep_checkpoints=3)
+    options = TrainOptions(
+        dataset="voice",
+        base_model="tiny",
+        epochs=3,
+        batch_size=2,
+        grad_accum=1,
+        learning_rate=5e-4,
+        save_every=2,
+        seed=1,
+        keep_checkpoints=3,
+    )
     run_id = engine.start(options)
     probes: dict[str, object] = {"in_use_running": engine.in_use("voice"), "active": engine.active_run()}
     restarted = TrainingEngine(settings, tiny=tiny_models)  # another app session: it knows only run.json + pid
     probes["restarted_sees"] = restarted.active_run()
-    for name, call in (("second_start", lambda: engine.start(options)), ("delete", lambda: engine.delete_run(run_id)),
-                       ("restarted_start", lambda: restarted.start(options))):
+    for name, call in (
+        ("second_start", lambda: engine.start(options)),
+        ("delete", lambda: engine.delete_run(run_id)),
+        ("restarted_start", lambda: restarted.start(options)),
+    ):
         try:
             call()
             probes[name] = None
         except Exception as exc:  # noqa: BLE001 - the test asserts on what was raised
             probes[name] = exc
     status = wait_done(engine, run_id)
-    trained = {"settings": settings, "engine": engine, "run_id": run_id, "status": status, "options": options,
-               "probes": probes}
+    trained = {
+        "settings": settings,
+        "engine": engine,
+        "run_id": run_id,
+        "status": status,
+        "options": options,
+        "probes": probes,
+    }
     request.config._xtts_lab_trained_run = trained
     return trained
 
@@ -161,18 +188,21 @@ def test_presets_fill_every_setting_and_validate(engine, tmp_path):
     assert engine.suggest_batch_size("cpu") is None
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"batch_size": 0}, "batch size"),
-    ({"epochs": 0}, "epochs"),
-    ({"grad_accum": 0}, "gradient accumulation"),
-    ({"learning_rate": 0.0}, "learning rate"),
-    ({"max_audio_seconds": 0.5}, "max audio"),
-    ({"eval_every": 0}, "eval-every"),
-    ({"dataset": "../x"}, "Invalid dataset name"),
-    ({"dataset": "/tmp/x"}, "Invalid dataset name"),
-    ({"dataset": "missing"}, "not found"),
-    ({"max_audio_seconds": 30.0}, "more than this base model's GPT holds"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"batch_size": 0}, "batch size"),
+        ({"epochs": 0}, "epochs"),
+        ({"grad_accum": 0}, "gradient accumulation"),
+        ({"learning_rate": 0.0}, "learning rate"),
+        ({"max_audio_seconds": 0.5}, "max audio"),
+        ({"eval_every": 0}, "eval-every"),
+        ({"dataset": "../x"}, "Invalid dataset name"),
+        ({"dataset": "/tmp/x"}, "Invalid dataset name"),
+        ({"dataset": "missing"}, "not found"),
+        ({"max_audio_seconds": 30.0}, "more than this base model's GPT holds"),
+    ],
+)
 def test_bad_options_are_refused_before_spawning(engine, change, message, speak):
     make_dataset(engine.datasets_dir, "ok", [(speak(t), t) for t in ESPEAK_SENTENCES[:3]], n_eval=1)
     options = TrainOptions(**{**{"dataset": "ok", "base_model": "tiny"}, **change})
@@ -197,8 +227,9 @@ def test_dataset_without_clips_is_refused(engine):
 
 
 def test_dataset_language_must_be_an_xtts_language(engine, speak):
-    make_dataset(engine.datasets_dir, "klingon", [(speak(t), t) for t in ESPEAK_SENTENCES[:3]], n_eval=1,
-                 language="tlh")
+    make_dataset(
+        engine.datasets_dir, "klingon", [(speak(t), t) for t in ESPEAK_SENTENCES[:3]], n_eval=1, language="tlh"
+    )
     with pytest.raises(InputError, match="no valid language"):
         engine.start(TrainOptions(dataset="klingon", base_model="tiny"))
 
@@ -307,7 +338,8 @@ def test_export_loads_strictly_and_synthesizes(trained, tiny_models):
     out = engine.export(run_id, name="voice-export")
     assert out == engine.models_dir / "voice-export"
     assert {"config.json", "model.pth", "vocab.json", "speakers_xtts.pth", "reference.wav", "export.json"} <= {
-        p.name for p in out.iterdir()}
+        p.name for p in out.iterdir()
+    }
     meta = json.loads((out / "export.json").read_text())
     best = engine.best_checkpoint(run_id)
     assert meta["run"] == run_id and meta["checkpoint"] == best.name and meta["eval_loss"] is not None
@@ -321,8 +353,10 @@ def test_export_loads_strictly_and_synthesizes(trained, tiny_models):
     key = "gpt.text_head.weight"
     assert torch.equal(state["model"][key], trained_gpt["xtts." + key])  # the fine-tuned GPT...
     assert not torch.equal(state["model"][key], base[key])  # ...not the base's
-    assert torch.equal(state["model"]["hifigan_decoder.waveform_decoder.conv_pre.weight"],
-                       base["hifigan_decoder.waveform_decoder.conv_pre.weight"])  # frozen parts from the base
+    assert torch.equal(
+        state["model"]["hifigan_decoder.waveform_decoder.conv_pre.weight"],
+        base["hifigan_decoder.waveform_decoder.conv_pre.weight"],
+    )  # frozen parts from the base
 
     config = XttsConfig()
     config.load_json(str(out / "config.json"))
@@ -339,9 +373,10 @@ def test_export_loads_strictly_and_synthesizes(trained, tiny_models):
         import threading
 
         tts = TTSEngine(trained["settings"], threading.RLock(), tiny=tiny_models)
-        assert ("voice-export" in [mid for _, mid in tts.list_models()])
-        result = tts.synthesize("Hello there.", model_id="voice-export", options=TTSOptions(max_audio_tokens=20),
-                                save=False)
+        assert "voice-export" in [mid for _, mid in tts.list_models()]
+        result = tts.synthesize(
+            "Hello there.", model_id="voice-export", options=TTSOptions(max_audio_tokens=20), save=False
+        )
         assert result.audio.size > 0 and result.sample_rate == 24000
         tts.unload()
 
@@ -367,14 +402,24 @@ def test_kill_mid_epoch_then_stop_then_resume(engine, request, speak):
     """SIGKILL mid-epoch -> crashed -> resume continues the step count from the last checkpoint;
     stop() -> stopped with a checkpoint -> resume; the run finishes with exactly the planned steps."""
     make_dataset(engine.datasets_dir, "faults", source_clips(request))
-    options = TrainOptions(dataset="faults", base_model="tiny", epochs=2, batch_size=1, learning_rate=5e-4,
-                           save_every=2, keep_checkpoints=10)
+    options = TrainOptions(
+        dataset="faults",
+        base_model="tiny",
+        epochs=2,
+        batch_size=1,
+        learning_rate=5e-4,
+        save_every=2,
+        keep_checkpoints=10,
+    )
     run_id = engine.start(options)
     run_dir = engine.run_dir(run_id)
 
     def train_steps(session: int | None = None) -> list[int]:
-        return [r["step"] for r in read_metrics(run_dir)
-                if r.get("kind") == "train" and (session is None or r.get("session") == session)]
+        return [
+            r["step"]
+            for r in read_metrics(run_dir)
+            if r.get("kind") == "train" and (session is None or r.get("session") == session)
+        ]
 
     # Kill right after step 3 (checkpoint_2 exists, the next is due at step 4): step 3's work is lost.
     wait_for(lambda: 3 in train_steps(), 300, "step 3", interval=0.1)

@@ -28,8 +28,9 @@ SAMPLES_PER_TOKEN = 1024  # XTTS v2 decoder: one GPT code = 1024 samples at 24 k
 @pytest.fixture(scope="module")
 def tts_settings(tmp_path_factory, tiny_models):
     root = tmp_path_factory.mktemp("tts-engine")
-    return load_settings({"workspace": root / "workspace", "samples_dir": root / "samples", "tiny_models": True,
-                          "device": "cpu"}, env={})
+    return load_settings(
+        {"workspace": root / "workspace", "samples_dir": root / "samples", "tiny_models": True, "device": "cpu"}, env={}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,9 @@ def engine(tts_settings, tiny_models) -> TTSEngine:
 
 @pytest.fixture(scope="module")
 def ref(speak) -> Path:
-    return speak("Printing, in the only sense with which we are at present concerned, differs from most arts.",
-                 name="tts-ref")
+    return speak(
+        "Printing, in the only sense with which we are at present concerned, differs from most arts.", name="tts-ref"
+    )
 
 
 def with_settings(engine: TTSEngine, monkeypatch: pytest.MonkeyPatch, **changes) -> None:
@@ -72,9 +74,15 @@ def test_reference_synthesis_writes_wav_and_sidecar(engine, ref):
     assert sidecar["text"] == "Hello there, how are you today?"
     assert sidecar["language"] == "en" and sidecar["model_id"] == "tiny" and sidecar["speaker"] is None
     seconds = sf.info(ref).duration
-    assert sidecar["references"] == [{"name": ref.name, "seconds": pytest.approx(seconds, abs=0.01), "trimmed": False,
-                                      "used_seconds": pytest.approx(min(seconds, 10.0), abs=0.01),
-                                      "sha256": file_sha256(ref)}]
+    assert sidecar["references"] == [
+        {
+            "name": ref.name,
+            "seconds": pytest.approx(seconds, abs=0.01),
+            "trimmed": False,
+            "used_seconds": pytest.approx(min(seconds, 10.0), abs=0.01),
+            "sha256": file_sha256(ref),
+        }
+    ]
     assert sidecar["options"] == dataclasses.asdict(FAST)
     assert sidecar["seed_used"] == FAST.seed and sidecar["file"] == result.path.name
     assert sidecar["timings"]["gen_seconds"] == pytest.approx(result.gen_seconds, abs=1e-3)
@@ -84,8 +92,12 @@ def test_reference_synthesis_writes_wav_and_sidecar(engine, ref):
 
 
 def test_max_audio_tokens_caps_each_sentence(engine):
-    result = engine.synthesize("One short sentence to speak.", speaker="Tiny Alice",
-                               options=dataclasses.replace(FAST, max_audio_tokens=8), save=False)
+    result = engine.synthesize(
+        "One short sentence to speak.",
+        speaker="Tiny Alice",
+        options=dataclasses.replace(FAST, max_audio_tokens=8),
+        save=False,
+    )
     assert 0 < len(result.audio) <= (8 + 2) * SAMPLES_PER_TOKEN
 
 
@@ -117,7 +129,11 @@ def test_latents_cache_hits_on_same_files_and_misses_on_others(engine, speak, mo
     other = engine.synthesize("Cache me.", reference=[two], options=FAST, save=False)
     both = engine.synthesize("Cache me.", reference=[one, two], options=FAST, save=False)
     assert (first.latents_cached, again.latents_cached, other.latents_cached, both.latents_cached) == (
-        False, True, False, False)
+        False,
+        True,
+        False,
+        False,
+    )
     assert engine.status()["latent_cache_entries"] == 3
 
     # Bounded: with room for one entry the oldest voice is evicted.
@@ -134,14 +150,19 @@ def test_sentence_splitting_makes_longer_audio(engine):
     split = engine.synthesize(three, speaker="Tiny Alice", options=FAST, save=False)
     assert len(single.chunks) == 1 and len(split.chunks) == 3
     assert split.audio_seconds > single.audio_seconds + 0.4  # two more sentences and two pauses
-    packed = engine.synthesize(three, speaker="Tiny Alice", options=dataclasses.replace(FAST, split_sentences=False),
-                               save=False)
+    packed = engine.synthesize(
+        three, speaker="Tiny Alice", options=dataclasses.replace(FAST, split_sentences=False), save=False
+    )
     assert packed.chunks == [three]
 
 
 def test_language_other_than_english(engine):
-    result = engine.synthesize("Guten Tag, wie geht es Ihnen heute?", speaker="Tiny Alice",
-                               options=dataclasses.replace(FAST, language="de"), save=False)
+    result = engine.synthesize(
+        "Guten Tag, wie geht es Ihnen heute?",
+        speaker="Tiny Alice",
+        options=dataclasses.replace(FAST, language="de"),
+        save=False,
+    )
     assert len(result.audio) > 0
 
 
@@ -168,8 +189,9 @@ def test_finetuned_model_dir_is_listed_synthesizes_and_switch_unloads(engine, ti
     assert ("my-finetune (workspace/models)", "my-finetune") in engine.list_models()
     assert [mid for _, mid in engine.list_models()][:2] == ["tiny", "xtts_v2"]
 
-    result = engine.synthesize("A fine-tuned voice.", model_id="my-finetune", speaker="Tiny Bob", options=FAST,
-                               save=False)
+    result = engine.synthesize(
+        "A fine-tuned voice.", model_id="my-finetune", speaker="Tiny Bob", options=FAST, save=False
+    )
     assert result.model_id == "my-finetune" and len(result.audio) > 0
     assert engine.holder.loaded.key == "my-finetune" and engine.status()["loaded_model"] == "my-finetune"
     gc.collect()
@@ -257,10 +279,15 @@ def test_unsupported_language_names_the_allowed_ones(engine):
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"temperature": 0.0}, "temperature must be between"), ({"top_p": 1.5}, "top_p must be between"),
-     ({"speed": 5.0}, "speed must be between 0.5 and 2"), ({"top_k": 0}, "top_k must be between"),
-     ({"repetition_penalty": float("nan")}, "repetition_penalty must be a number"), ({"seed": -3}, "seed must be"),
-     ({"max_audio_tokens": 0}, "max_audio_tokens must be between")],
+    [
+        ({"temperature": 0.0}, "temperature must be between"),
+        ({"top_p": 1.5}, "top_p must be between"),
+        ({"speed": 5.0}, "speed must be between 0.5 and 2"),
+        ({"top_k": 0}, "top_k must be between"),
+        ({"repetition_penalty": float("nan")}, "repetition_penalty must be a number"),
+        ({"seed": -3}, "seed must be"),
+        ({"max_audio_tokens": 0}, "max_audio_tokens must be between"),
+    ],
 )
 def test_option_ranges(engine, change, message):
     with pytest.raises(InputError, match=message):
@@ -340,8 +367,9 @@ def test_long_reference_is_trimmed_with_notice(engine, ref, monkeypatch):
 
 
 def test_jfk_flac_reference(engine, shared_data):
-    result = engine.synthesize("And so, my fellow Americans.", reference=[shared_data / "whisper" / "jfk.flac"],
-                               options=FAST, save=False)
+    result = engine.synthesize(
+        "And so, my fellow Americans.", reference=[shared_data / "whisper" / "jfk.flac"], options=FAST, save=False
+    )
     assert len(result.audio) > 0
 
 
@@ -432,8 +460,12 @@ def test_real_xtts_v2(tts_settings, ref, tiny_models):
     if eng.find_base_model() is None:
         pytest.skip("XTTS v2 weights are not on this machine")
     assert len(eng.speakers("xtts_v2")) > 10
-    result = eng.synthesize("This is a test of the real model.", model_id="xtts_v2", reference=[ref],
-                            options=TTSOptions(max_audio_tokens=250))
+    result = eng.synthesize(
+        "This is a test of the real model.",
+        model_id="xtts_v2",
+        reference=[ref],
+        options=TTSOptions(max_audio_tokens=250),
+    )
     assert result.sample_rate == 24000 and 0.5 < result.audio_seconds < 15
     emb = eng.speaker_embedding(result.path)
     assert emb.shape == (512,)

@@ -23,8 +23,9 @@ TOKENS = 12  # GPT audio tokens per sentence, keeps the tiny model quick
 def tts_engines(tmp_path_factory, tiny_models) -> Engines:
     """An engine set holding only the TTS engine (the other tabs are not under test here)."""
     root = tmp_path_factory.mktemp("tts-page")
-    settings = load_settings({"workspace": root / "workspace", "samples_dir": root / "samples", "tiny_models": True,
-                              "device": "cpu"}, env={})
+    settings = load_settings(
+        {"workspace": root / "workspace", "samples_dir": root / "samples", "tiny_models": True, "device": "cpu"}, env={}
+    )
     engines = Engines(settings=settings)
     engines.extra["tiny"] = tiny_models
     engines.tts = TTSEngine(settings, engines.gpu_lock, tiny=tiny_models)
@@ -36,12 +37,43 @@ def ref(speak) -> Path:
     return speak("The quick brown fox jumps over the lazy dog, twice in a row.", name="page-ref")
 
 
-def values(text="Hello from the page.", language="en", files=None, recording=None, voice=page.NONE,
-           speaker=page.NONE, model="tiny", temperature=0.85, top_k=50, top_p=0.85, repetition_penalty=2.0,
-           length_penalty=1.0, speed=1.0, seed=1234, split=True, tokens=TOKENS) -> list:
+def values(
+    text="Hello from the page.",
+    language="en",
+    files=None,
+    recording=None,
+    voice=page.NONE,
+    speaker=page.NONE,
+    model="tiny",
+    temperature=0.85,
+    top_k=50,
+    top_p=0.85,
+    repetition_penalty=2.0,
+    length_penalty=1.0,
+    speed=1.0,
+    seed=1234,
+    split=True,
+    tokens=TOKENS,
+) -> list:
     """The Generate button's inputs, in the order the page wires them."""
-    return [text, language, files, recording, voice, speaker, model, temperature, top_k, top_p, repetition_penalty,
-            length_penalty, speed, seed, split, tokens]
+    return [
+        text,
+        language,
+        files,
+        recording,
+        voice,
+        speaker,
+        model,
+        temperature,
+        top_k,
+        top_p,
+        repetition_penalty,
+        length_penalty,
+        speed,
+        seed,
+        split,
+        tokens,
+    ]
 
 
 def gr_error(call) -> str:
@@ -81,7 +113,13 @@ def test_generate_callback_builtin_speaker_and_random_seed(tts_engines):
 
 def test_options_mapping():
     opts = page.build_options("de", 0.5, 10.0, 0.9, 3.0, 1.0, 1.2, -1, False, 0)
-    assert (opts.language, opts.top_k, opts.seed, opts.split_sentences, opts.max_audio_tokens) == ("de", 10, None, False, None)
+    assert (opts.language, opts.top_k, opts.seed, opts.split_sentences, opts.max_audio_tokens) == (
+        "de",
+        10,
+        None,
+        False,
+        None,
+    )
     assert page.build_options("en", 0.5, 10, 0.9, 3.0, 1.0, 1.0, 42.0, True, 30).seed == 42
 
 
@@ -102,8 +140,9 @@ def test_generate_callback_errors(tts_engines, kwargs, message):
 
 def test_generate_callback_text_over_limit(tts_engines):
     limit = tts_engines.settings.max_text_chars
-    message = gr_error(lambda: page.generate_callback(tts_engines, *values(text="a" * (limit + 5),
-                                                                          speaker="Tiny Alice")))
+    message = gr_error(
+        lambda: page.generate_callback(tts_engines, *values(text="a" * (limit + 5), speaker="Tiny Alice"))
+    )
     assert f"the limit is {limit}" in message
 
 
@@ -111,10 +150,13 @@ def test_generate_callback_bad_audio(tts_engines, tmp_path, ref):
     fake = tmp_path / "song.wav"
     fake.write_bytes(b"RIFF....WAVEfmt definitely not audio" * 10)
     assert "song.wav is not a readable audio file" in gr_error(
-        lambda: page.generate_callback(tts_engines, *values(files=[str(fake)])))
+        lambda: page.generate_callback(tts_engines, *values(files=[str(fake)]))
+    )
     silent = tmp_path / "quiet.wav"
     sf.write(silent, np.zeros(48000, dtype=np.float32), 16000)
-    assert "quiet.wav is silent" in gr_error(lambda: page.generate_callback(tts_engines, *values(recording=str(silent))))
+    assert "quiet.wav is silent" in gr_error(
+        lambda: page.generate_callback(tts_engines, *values(recording=str(silent)))
+    )
     clash = gr_error(lambda: page.generate_callback(tts_engines, *values(files=[str(ref)], speaker="Tiny Bob")))
     assert "Both reference clips and the built-in speaker 'Tiny Bob' are selected" in clash
 
@@ -144,8 +186,16 @@ def test_build_has_elem_ids_and_named_api(tts_engines):
     with gr.Blocks() as demo:
         page.build(tts_engines)
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
-    assert {"tts-text", "tts-language", "tts-reference", "tts-speaker", "tts-model", "tts-generate", "tts-audio",
-            "tts-stats"} <= ids
+    assert {
+        "tts-text",
+        "tts-language",
+        "tts-reference",
+        "tts-speaker",
+        "tts-model",
+        "tts-generate",
+        "tts-audio",
+        "tts-stats",
+    } <= ids
     generate = next(fn for fn in demo.fns.values() if fn.api_name == "tts_generate")
     assert generate.concurrency_id == "gpu" and generate.concurrency_limit == 1
 
@@ -156,7 +206,9 @@ def test_gradio_client_calls_tts_generate(tts_engines, ref):
     with gr.Blocks() as demo:
         page.build(tts_engines)
     demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, allowed_paths=[str(tts_engines.settings.workspace_dir)])
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, quiet=True, allowed_paths=[str(tts_engines.settings.workspace_dir)]
+    )
     try:
         client = Client(url, verbose=False)
         audio, files, stats = client.predict(*values(files=[handle_file(str(ref))]), api_name="/tts_generate")
