@@ -127,7 +127,10 @@ def plot_frame(engines, run_id: str | None) -> pd.DataFrame | None:
     """Train and eval loss against the global step, for gr.LinePlot (columns step, loss, series).
 
     None when there is nothing to plot: Gradio 6's LinePlot draws no lines after it once held an empty
-    DataFrame, while None clears it cleanly.
+    DataFrame, while None clears it cleanly. Both series are always present: the plot fixes its colours
+    when it first draws and later swaps only the data, so eval loss, first logged at an epoch end, would
+    otherwise be drawn without a colour (invisible); a series with no value yet gets one row with a NaN
+    loss, which draws nothing.
     """
     if not run_id:
         return None
@@ -136,7 +139,11 @@ def plot_frame(engines, run_id: str | None) -> pd.DataFrame | None:
         return None
     out = frame[["step", "loss", "kind"]].rename(columns={"kind": "series"}).dropna(subset=["loss"])
     out["series"] = out["series"].map({"train": "train loss", "eval": "eval loss"})
-    return out.reset_index(drop=True) if not out.empty else None
+    if out.empty:
+        return None
+    missing = [name for name in ("train loss", "eval loss") if name not in set(out["series"])]
+    placeholder = pd.DataFrame({"step": out["step"].iloc[0], "loss": float("nan"), "series": missing})
+    return pd.concat([out, placeholder], ignore_index=True) if missing else out.reset_index(drop=True)
 
 
 def runs_frame(engines) -> pd.DataFrame:
