@@ -350,45 +350,8 @@ def build(engines) -> None:
         api_visibility="private",
     )
 
-    def _generate(
-        text_v,
-        language_v,
-        files_v,
-        recording_v,
-        voice_v,
-        speaker_v,
-        model_v,
-        temperature_v,
-        top_k_v,
-        top_p_v,
-        rep_v,
-        len_v,
-        speed_v,
-        seed_v,
-        split_v,
-        tokens_v,
-        progress=gr.Progress(track_tqdm=True),
-    ):
-        return generate_callback(
-            engines,
-            text_v,
-            language_v,
-            files_v,
-            recording_v,
-            voice_v,
-            speaker_v,
-            model_v,
-            temperature_v,
-            top_k_v,
-            top_p_v,
-            rep_v,
-            len_v,
-            speed_v,
-            seed_v,
-            split_v,
-            tokens_v,
-            progress=progress,
-        )
+    def _generate(*values, progress=gr.Progress(track_tqdm=True)):
+        return generate_callback(engines, *values, progress=progress)
 
     generate_btn.click(
         _generate,
