@@ -106,3 +106,30 @@ def artifacts() -> Path:
 
 def replace_settings(settings, **changes):
     return dataclasses.replace(settings, **changes)
+
+
+# Known English sentences for rendered fixtures when ../shared/data is absent.
+ENGLISH_SENTENCES = [
+    "Printing differs from most arts and crafts.",
+    "Ask not what your country can do for you.",
+    "One two three four five six seven eight nine ten.",
+    "The sun was shining on the sea, shining with all his might.",
+    "She sells sea shells by the sea shore.",
+    "A journey of a thousand miles begins with a single step.",
+    "All that glitters is not gold.",
+    "The quick brown fox jumps over the lazy dog.",
+]
+
+
+def transcribed_clips(request: pytest.FixtureRequest, n: int = 8, prefix: str = "clip") -> list[tuple[Path, str]]:
+    """n (wav, text) pairs: the transcribed LJSpeech clips when ../shared/data exists, else espeak-ng speech."""
+    try:
+        shared = request.getfixturevalue("shared_data")
+    except pytest.skip.Exception:
+        speak = request.getfixturevalue("speak")
+        return [(speak(text, "en", name=f"{prefix}{i}"), text) for i, text in enumerate(ENGLISH_SENTENCES[:n])]
+    root = shared / "ljspeech"
+    lines = (root / "metadata.csv").read_text(encoding="utf-8").splitlines()[1:]  # header: audio_file|text|...
+    # split, not csv: LJSpeech texts hold bare quotes
+    rows = [line.split("|") for line in lines if line.strip()]
+    return [(root / cells[0], cells[1].strip()) for cells in rows if len(cells) > 1 and cells[1].strip()][:n]

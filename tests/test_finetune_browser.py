@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, launched_app, tiny_settings
+from tests.conftest import transcribed_clips
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -25,30 +26,6 @@ TRAIN_TIMEOUT_S = 240.0  # worker start (imports torch and coqui) plus the tiny 
 # 3 steps an epoch (7 train clips, batch 2) of well under a second each: 4 epochs keep the run going over
 # several 2 s refreshes of the page, so the plot is seen growing while the status says RUNNING.
 EPOCHS = 4
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Printing differs from most arts and crafts.",
-    "Ask not what your country can do for you.",
-    "One two three four five six seven eight nine ten.",
-    "The sun was shining on the sea, shining with all his might.",
-    "She sells sea shells by the sea shore.",
-    "A journey of a thousand miles begins with a single step.",
-    "All that glitters is not gold.",
-]
-
-
-def source_clips(request: pytest.FixtureRequest) -> list[tuple[Path, str]]:
-    """8 (wav, text) pairs: the transcribed LJSpeech clips when ../shared/data exists, else espeak-ng speech."""
-    try:
-        shared = request.getfixturevalue("shared_data")
-    except pytest.skip.Exception:
-        speak = request.getfixturevalue("speak")
-        return [(speak(text, "en", name=f"e2e{i}"), text) for i, text in enumerate(SENTENCES)]
-    root = shared / "ljspeech"
-    lines = (root / "metadata.csv").read_text(encoding="utf-8").splitlines()[1:]  # header: audio_file|text|...
-    # split, not csv: LJSpeech texts hold bare quotes
-    rows = [line.split("|") for line in lines if line.strip()]
-    return [(root / cells[0], cells[1].strip()) for cells in rows if len(cells) > 1 and cells[1].strip()][:8]
 
 
 def pick(tab, elem_id: str, option: str) -> None:
@@ -99,7 +76,7 @@ def test_finetune_tab_end_to_end(request, tmp_path, tiny_models, artifacts) -> N
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
-    clips = source_clips(request)
+    clips = transcribed_clips(request, prefix="e2e")
     assert len(clips) == 8
     transcripts = tmp_path / "transcripts.txt"
     transcripts.write_text("".join(f"{wav.name}|{text}\n" for wav, text in clips), encoding="utf-8")

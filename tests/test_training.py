@@ -5,7 +5,6 @@ The tiny model's losses measure plumbing (the optimizer and checkpoints work), n
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -28,31 +27,10 @@ from engines.training import (
     read_metrics,
     read_run,
 )
+from tests.conftest import ENGLISH_SENTENCES, transcribed_clips
 
 # Plain words only: the tiny tokenizer knows few characters (the worker drops clips with unknown ones).
-ESPEAK_SENTENCES = [
-    "the quick brown fox jumps over the lazy dog.",
-    "printing differs from most arts and crafts.",
-    "ask not what your country can do for you.",
-    "one two three four five six seven eight nine ten.",
-    "the sun was shining on the sea, shining with all his might.",
-    "she sells sea shells by the sea shore.",
-    "a journey of a thousand miles begins with a single step.",
-    "all that glitters is not gold.",
-]
-
-
-def source_clips(request: pytest.FixtureRequest) -> list[tuple[Path, str]]:
-    """8 (wav, transcript) pairs: the transcribed LJSpeech clips when ../shared/data exists, else espeak-ng."""
-    try:
-        shared = request.getfixturevalue("shared_data")
-    except pytest.skip.Exception:
-        speak = request.getfixturevalue("speak")
-        return [(speak(text, "en"), text) for text in ESPEAK_SENTENCES]
-    root = shared / "ljspeech"
-    with open(root / "metadata.csv", newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh, delimiter="|") if (r.get("text") or "").strip()]
-    return [(root / r["audio_file"], r["text"].strip()) for r in rows[:8]]
+ESPEAK_SENTENCES = ENGLISH_SENTENCES  # other test modules import this name
 
 
 def make_dataset(
@@ -122,7 +100,7 @@ def get_trained_run(request: pytest.FixtureRequest, tmp_path_factory, tiny_model
         return cached
     root = tmp_path_factory.mktemp("trained")
     settings = make_settings(root, tiny_models)
-    make_dataset(settings.path("datasets_dir"), "voice", source_clips(request))
+    make_dataset(settings.path("datasets_dir"), "voice", transcribed_clips(request))
     engine = TrainingEngine(settings, tiny=tiny_models)
     options = TrainOptions(
         dataset="voice",
@@ -401,7 +379,7 @@ def test_export_loads_strictly_and_synthesizes(trained, tiny_models):
 def test_kill_mid_epoch_then_stop_then_resume(engine, request, speak):
     """SIGKILL mid-epoch -> crashed -> resume continues the step count from the last checkpoint;
     stop() -> stopped with a checkpoint -> resume; the run finishes with exactly the planned steps."""
-    make_dataset(engine.datasets_dir, "faults", source_clips(request))
+    make_dataset(engine.datasets_dir, "faults", transcribed_clips(request))
     options = TrainOptions(
         dataset="faults",
         base_model="tiny",
