@@ -1,5 +1,6 @@
 # XTTS Lab: `make run` starts the app, `make test` runs the test suite.
-# Both create .venv (Python 3.11) on first use and reinstall only when a requirements file changes.
+# Both create .venv (Python 3.11) on first use and install the exact versions of requirements*.lock,
+# reinstalling only when a lock changes. `make lock` regenerates the locks from requirements*.txt.
 
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -32,7 +33,7 @@ define ensure_debs
 	fi
 endef
 
-.PHONY: run tiny test lint format bench clean-venv run-deps test-deps
+.PHONY: run tiny test lint format bench lock clean-venv run-deps test-deps
 
 run: $(VENV)/.installed run-deps
 	$(PY) main_launcher.py $(ARGS)
@@ -59,14 +60,31 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# Stamp files: pip runs again only when a requirements file is newer than the last install.
-$(VENV)/.installed: requirements.txt | $(VENV)/bin/python
-	$(PY) -m pip install -r requirements.txt
+# Stamp files: pip runs again only when a lock is newer than the last install. The locks pin every
+# transitive package; requirements*.txt are the hand-edited direct dependencies they are made from.
+$(VENV)/.installed: requirements.lock | $(VENV)/bin/python
+	$(PY) -m pip install -r requirements.lock
+	$(PY) -m pip check
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
-	$(PY) -m pip install -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements.lock requirements-dev.lock | $(VENV)/bin/python
+	$(PY) -m pip install -r requirements-dev.lock
+	$(PY) -m pip check
 	touch $(VENV)/.installed $@
+
+# uv only resolves the locks; pip installs them (it honours the machine's pip configuration).
+UV_VERSION := 0.13.9
+UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --python-version 3.11 --universal
+
+# `make lock` re-resolves after an edit of requirements*.txt, keeping every locked version it can;
+# `make lock ARGS="-P transformers==5.23.1"` upgrades one package, `ARGS=--upgrade` all of them.
+
+lock: | $(VENV)/bin/python
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(UV_COMPILE) $(ARGS) requirements.txt -o requirements.lock
+	$(UV_COMPILE) $(ARGS) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
+	@echo "Locks written; run make test to install and check them."
+
 
 run-deps:
 	$(call ensure_debs,$(RUN_DEBS),ffmpeg)

@@ -47,6 +47,7 @@ def build_app(
     import gradio as gr
 
     from engines import Engines
+    from engines.provenance import drift_message, version_drift
     from pages import asr, finetune, system, tts
     from pages import eval as eval_page
 
@@ -61,6 +62,9 @@ def build_app(
         gr.Markdown(f"# {TITLE}\nClone a voice, transcribe, fine-tune and measure, in one place.")
         if settings.tiny_models:
             gr.Markdown(TINY_BANNER, elem_id="tiny-banner")
+        drift = drift_message(version_drift())
+        if drift:
+            gr.Markdown(f"**Warning**: {drift}", elem_id="version-warning")
         with gr.Tab("TTS", id="tts"):
             tts.build(engines)
         with gr.Tab("ASR", id="asr"):
@@ -200,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(parse_args(argv))
+    from engines.provenance import warn_on_drift
+
+    warn_on_drift()
     kwargs = launch_kwargs(settings)
     demo = build_app(settings)
     demo.launch(**kwargs)

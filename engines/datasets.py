@@ -27,7 +27,6 @@ import re
 import shutil
 import tempfile
 import threading
-import tomllib
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -39,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from config import ROOT, XTTS_LANGUAGES, Settings
+from config import XTTS_LANGUAGES, Settings
 from engines.audio import (
     AUDIO_EXTENSIONS,
     clipped_fraction,
@@ -54,6 +53,7 @@ from engines.audio import (
     write_text,
 )
 from engines.errors import AudioError, BusyError, InputError
+from engines.provenance import app_version, utc_now
 from engines.segment import (
     Piece,
     clean_text,
@@ -479,18 +479,6 @@ def match_transcripts(
 # ----- helpers -----
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@functools.lru_cache(maxsize=1)
-def app_version() -> str:
-    try:
-        return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return "unknown"
-
-
 def _safe_stem(name: str) -> str:
     stem = re.sub(r"[^\w.-]+", "_", PurePosixPath(name).stem, flags=re.UNICODE).strip("._")
     return stem[:60] or "audio"
@@ -795,12 +783,12 @@ class DatasetEngine:
         todo = [p for p in plans if not (p[4] and p[4].get("key") == p[1])]
 
         if meta is None or todo or meta.get("status") != "ready":
-            meta = meta or {"format": FORMAT_VERSION, "name": name, "created": _now(), "clips": {}}
+            meta = meta or {"format": FORMAT_VERSION, "name": name, "created": utc_now(), "clips": {}}
             meta.update(
                 {
                     "language": language,
                     "status": "building",
-                    "updated": _now(),
+                    "updated": utc_now(),
                     "inputs": [{"source": s.name, "sha256": s.sha256} for s in unique],
                 }
             )
@@ -1032,7 +1020,7 @@ class DatasetEngine:
             "seconds": 0.0,
             "clips": [],
             "dropped": {},
-            "finished": _now(),
+            "finished": utc_now(),
         }
         try:
             raw, sr = load_audio(source.path, max_mb=self.settings.max_upload_mb)
@@ -1191,7 +1179,7 @@ class DatasetEngine:
         if {k: v for k, v in current.items() if k not in strip} != json.loads(
             json.dumps({k: v for k, v in meta.items() if k not in strip}, default=str)
         ):
-            meta["updated"] = _now()
+            meta["updated"] = utc_now()
             write_json(root / "dataset.json", meta)
         wanted = set(meta["clips"])
         for wav in (root / "wavs").iterdir():
@@ -1561,7 +1549,7 @@ class DatasetEngine:
                     entry["cer"] = round(text_cer(entry["text"], entry["asr_text"]), 4)
                     entry.pop("choice", None)
             meta.setdefault("settings", {})["cer_threshold"] = threshold
-            meta["validation"] = {"model_id": model_id, "threshold": threshold, "time": _now()}
+            meta["validation"] = {"model_id": model_id, "threshold": threshold, "time": utc_now()}
             self._write(root, meta)
             progress(1.0, "Validation done")
             mismatches = sorted(

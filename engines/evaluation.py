@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import importlib.metadata
 import io
 import json
 import logging
@@ -33,7 +32,6 @@ import math
 import random
 import re
 import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -44,10 +42,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from config import ROOT, XTTS_LANGUAGES, Settings
+from config import XTTS_LANGUAGES, Settings
 from engines import metrics
 from engines.audio import load_audio, resample, save_wav, write_json, write_text
 from engines.errors import BusyError, InputError, LabError
+from engines.provenance import git_commit, utc_now, versions
 
 if TYPE_CHECKING:
     from engines import Engines
@@ -540,32 +539,9 @@ def slug(text: str, max_len: int = 48) -> str:
     return out[:max_len].rstrip("-.") or "x"
 
 
-def _now() -> str:
-    return datetime.now().isoformat(timespec="seconds")
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
-
-
 def library_versions() -> dict[str, str]:
-    """App and library versions for provenance."""
-    from engines.tts import versions
-
-    out = dict(versions())
-    for dist in ("openai-whisper", "jiwer", "librosa", "soundfile", "matplotlib"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    out["git_commit"] = _git_commit() or "unknown"
-    return out
+    """App and library versions for provenance, with the checkout's commit."""
+    return {**versions(), "git_commit": git_commit() or "unknown"}
 
 
 # --------------------------------------------------------------------------- summary
@@ -1113,7 +1089,7 @@ class EvalEngine:
             sentence_set = read_sentences(folder / "sentences.csv", config.sentences)
             systems = self._saved_systems(folder, saved)
             run_id = folder.name
-            created = saved.get("created", _now())
+            created = saved.get("created", utc_now())
             refs = saved.get("references", {})
         else:
             sentence_set, systems = self.plan(config)
@@ -1123,7 +1099,7 @@ class EvalEngine:
             if (folder / "config.json").exists():
                 raise InputError(f"Run {run_id!r} already exists; resume it or pick another id.")
             folder.mkdir(parents=True, exist_ok=True)
-            created = _now()
+            created = utc_now()
             write_sentences(folder / "sentences.csv", sentence_set)
             refs = self._copy_references(folder, systems)
         self._current = run_id
@@ -1170,7 +1146,7 @@ class EvalEngine:
         def status(st: str, message: str = "") -> RunProgress:
             write_json(
                 folder / "status.json",
-                {"state": st, "done": state["done"], "total": total, "updated": _now(), "message": message},
+                {"state": st, "done": state["done"], "total": total, "updated": utc_now(), "message": message},
             )
             return RunProgress(run_id, folder, state["done"], total, st, message)
 
@@ -1524,7 +1500,7 @@ class EvalEngine:
         summary = {
             "run_id": meta["run_id"],
             "created": meta["created"],
-            "updated": _now(),
+            "updated": utc_now(),
             "state": state,
             "complete": state == "done",
             "n_rows": len(rows),
@@ -1761,7 +1737,7 @@ class EvalEngine:
             {
                 "run_id": run_id,
                 "test_id": folder.name,
-                "created": _now(),
+                "created": utc_now(),
                 "mode": mode,
                 "seed": seed,
                 "system_a": system_a,
@@ -1836,7 +1812,7 @@ class EvalEngine:
             "system2": trial["system2"],
             "mos1": float(mos1) if mos1 is not None else None,
             "mos2": float(mos2) if mos2 is not None else None,
-            "time": _now(),
+            "time": utc_now(),
         }
         answers = [
             a

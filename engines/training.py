@@ -43,6 +43,7 @@ from typing import Any
 from config import ROOT, XTTS_LANGUAGES, Settings
 from engines.audio import write_json
 from engines.errors import BusyError, InputError, LabError, MissingWeightsError
+from engines.provenance import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -234,10 +235,6 @@ class RunSummary:
     step: int  # steps done
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
-
-
 def check_name(name: str, what: str) -> str:
     """Validate a folder name (dataset, model, run): no separators, no ``..``, not absolute.
 
@@ -284,7 +281,7 @@ def update_run(run_dir: Path, **changes: Any) -> dict[str, Any]:
     with _file_lock(run_dir / ".run.lock"):
         info = read_run(run_dir)
         info.update(changes)
-        info["updated"] = _now()
+        info["updated"] = utc_now()
         write_json(run_dir / RUN_FILE, info)
         return info
 
@@ -768,8 +765,8 @@ class TrainingEngine:
             info = {
                 "id": run_id,
                 "status": RUNNING,
-                "created": _now(),
-                "started": _now(),
+                "created": utc_now(),
+                "started": utc_now(),
                 "ended": None,
                 "options": asdict(options),
                 "dataset": options.dataset,
@@ -825,7 +822,7 @@ class TrainingEngine:
         with _file_lock(run_dir / ".run.lock"):
             current = read_run(run_dir)
         if current.get("status") == RUNNING:  # killed before it could say so itself
-            update_run(run_dir, status=STOPPED, ended=_now())
+            update_run(run_dir, status=STOPPED, ended=utc_now())
         return self.status(run_id)
 
     def _wait_exit(self, run_id: str, pid: int, timeout: float) -> bool:
@@ -868,7 +865,7 @@ class TrainingEngine:
             files = checkpoint_files(run_dir)
             resumes = [
                 *info.get("resumes", []),
-                {"time": _now(), "after": status, "checkpoint": files[-1].name if files else None},
+                {"time": utc_now(), "after": status, "checkpoint": files[-1].name if files else None},
             ]
             update_run(run_dir, status=RUNNING, error=None, ended=None, pid=None, resumes=resumes)
             pid = self._spawn(run_id, run_dir, info.get("device", "cpu"))
@@ -1158,7 +1155,7 @@ class TrainingEngine:
                         "base_model": base.model_id,
                         "training_assets": str(base.dvae.parent),
                         "reference": reference.name if reference else None,
-                        "exported": _now(),
+                        "exported": utc_now(),
                     },
                 )
                 if target.exists():

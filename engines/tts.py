@@ -11,18 +11,14 @@ Runs without the UI::
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 import logging
 import os
-import platform
 import random
 import re
 import shutil
 import tempfile
 import threading
 import time
-import tomllib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from config import ROOT, XTTS_BASE_MODEL, XTTS_LANGUAGES, Settings, resolve_path
+from config import XTTS_BASE_MODEL, XTTS_LANGUAGES, Settings, resolve_path
 from engines.audio import (
     AUDIO_EXTENSIONS,
     file_sha256,
@@ -46,6 +42,7 @@ from engines.audio import (
 from engines.device import oom_guard, resolve_device
 from engines.errors import AudioError, InputError, LabError, MissingWeightsError
 from engines.holder import ModelHolder
+from engines.provenance import versions
 from engines.textsplit import DEFAULT_CHAR_LIMIT, split_text
 
 if TYPE_CHECKING:
@@ -267,22 +264,6 @@ def slugify(text: str, max_len: int = 40) -> str:
         pass
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug[:max_len].rstrip("-") or "tts"
-
-
-@functools.lru_cache(maxsize=1)
-def versions() -> dict[str, str]:
-    """App and library versions, for sidecars."""
-    out = {"python": platform.python_version()}
-    try:
-        out["xtts_lab"] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        out["xtts_lab"] = "unknown"
-    for dist in ("coqui-tts", "torch", "transformers", "numpy"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
 
 
 class TTSEngine:

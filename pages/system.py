@@ -5,13 +5,12 @@ UI only: the buttons call plain functions (``system_info``, ``unload_all``) that
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import platform
 from typing import Any
 
 import gradio as gr
 
+from engines.provenance import drift_message, version_drift
 from pages.common import GPU_CONCURRENCY_ID, guarded, notify
 
 log = logging.getLogger(__name__)
@@ -20,26 +19,14 @@ log = logging.getLogger(__name__)
 ENGINE_NAMES = ("tts", "asr")
 
 
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def versions() -> dict[str, str]:
-    """Versions of the libraries that matter for bug reports."""
+    """Versions of the libraries that matter for bug reports, with torch's CUDA build."""
     from engines.device import torch_versions
+    from engines.provenance import versions as library_versions
 
-    torch_info = torch_versions()
-    return {
-        "python": platform.python_version(),
-        "torch": torch_info["torch"],
-        "CUDA (torch build)": torch_info["cuda"],
-        "openai-whisper": _version("openai-whisper"),
-        "coqui-tts": _version("coqui-tts"),
-        "gradio": _version("gradio"),
-    }
+    out = dict(library_versions())
+    out["CUDA (torch build)"] = torch_versions()["cuda"]
+    return out
 
 
 def engine_statuses(engines) -> dict[str, dict[str, Any]]:
@@ -86,6 +73,9 @@ def system_info(engines) -> str:
     mode = "on (tiny random models: audio is noise, text is gibberish)" if settings.tiny_models else "off"
     lines.append(f"- **Tiny-model mode**: {mode}")
     lines.append(f"- **Workspace**: `{settings.workspace_dir}`")
+    drift = drift_message(version_drift())
+    if drift:
+        lines.append(f"- **Warning**: {drift}")
     lines.append("- **Versions**: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
 
     lines += ["", "| Engine | Loaded model | Device | Load time |", "|---|---|---|---|"]
