@@ -41,8 +41,10 @@ from pathlib import Path
 from typing import Any
 
 from config import ROOT, XTTS_LANGUAGES, Settings
+from engines import models
 from engines.audio import write_json
 from engines.errors import BusyError, InputError, LabError, MissingWeightsError
+from engines.models import BASE_ID, MODEL_FILES, TINY_ID, TRAINING_ASSETS, TRAINING_FILES
 from engines.provenance import utc_now
 
 log = logging.getLogger(__name__)
@@ -55,10 +57,6 @@ CHECKPOINT_DIR = "checkpoints"
 INDEX_FILE = "index.json"
 CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)\.pth$")
 TRAINED_PREFIX = "xtts.gpt."  # the only weights GPTTrainer's optimizer updates
-XTTS_V2_DIRNAME = "tts_models--multilingual--multi-dataset--xtts_v2"  # coqui ModelManager's folder name
-XTTS_V2_HF_REPO = "tts-hub/XTTS-v2"  # where coqui 0.28's ModelManager downloads XTTS v2 from
-BASE_FILES = ("model.pth", "config.json", "vocab.json", "dvae.pth", "mel_stats.pth")
-TRAINING_ASSETS = ("dvae.pth", "mel_stats.pth")  # needed to train, not to synthesize
 SAMPLE_RATE = 22050  # GPTTrainer's input rate (XTTS audio.sample_rate)
 CODE_STRIDE = 1024  # audio samples per GPT audio token (XTTS gpt_code_stride_len)
 RUNNING, FINISHED, FAILED, STOPPED, CRASHED = "running", "finished", "failed", "stopped", "crashed"
@@ -482,8 +480,8 @@ class TrainingEngine:
 
     def base_models(self) -> list[tuple[str, str]]:
         """(label, model id) choices for the base: the tiny or XTTS v2 base, then workspace/models/*."""
-        choices = [("Tiny XTTS (random weights)", "tiny")] if self.settings.tiny_models else []
-        choices.append(("XTTS v2 (coqui base)", "xtts_v2"))
+        choices = [("Tiny XTTS (random weights)", TINY_ID)] if self.settings.tiny_models else []
+        choices.append(("XTTS v2 (coqui base)", BASE_ID))
         if self.models_dir.is_dir():
             for folder in sorted(self.models_dir.iterdir()):
                 if (folder / "model.pth").is_file() and (folder / "config.json").is_file():
@@ -491,26 +489,11 @@ class TrainingEngine:
         return choices
 
     def default_base(self) -> str:
-        return "tiny" if self.settings.tiny_models else "xtts_v2"
+        return TINY_ID if self.settings.tiny_models else BASE_ID
 
     def xtts_base_candidates(self) -> list[Path]:
-        """Folders that may hold XTTS v2, in search order (the TTS engine's, then coqui's own places)."""
-        found = None
-        if self._tts is not None and hasattr(self._tts, "find_base_model"):
-            with contextlib.suppress(Exception):  # the TTS engine's search never downloads
-                found = self._tts.find_base_model()
-        if self.settings.xtts_cache_dir is not None:
-            root = self.settings.path("xtts_cache_dir")
-            folders, hf_cache = [root, root / "tts" / XTTS_V2_DIRNAME], root / "hf"
-        else:
-            from trainer.io import get_user_data_dir  # the function coqui's ModelManager uses
-
-            folders, hf_cache = [get_user_data_dir("tts") / XTTS_V2_DIRNAME], None
-        with contextlib.suppress(Exception):  # coqui 0.28 downloads through the Hugging Face cache
-            from huggingface_hub import snapshot_download
-
-            folders.append(Path(snapshot_download(XTTS_V2_HF_REPO, cache_dir=hf_cache, local_files_only=True)))
-        return list(dict.fromkeys([found, *folders] if found else folders))
+        """Folders that may hold XTTS v2, in search order (the model catalogue's)."""
+        return models.base_search(self.settings).candidates()
 
     def xtts_base_dir(self) -> Path:
         """The XTTS v2 folder to fine-tune from: the first candidate with model.pth, else the first candidate."""
@@ -544,13 +527,13 @@ class TrainingEngine:
             MissingWeightsError: files missing, naming the folder and the files.
         """
         model_id = (model_id or "").strip() or self.default_base()
-        if model_id == "tiny":
+        if model_id == TINY_ID:
             if not self.settings.tiny_models:
                 raise InputError("The 'tiny' base exists only in tiny-model mode (--tiny-models).")
             folder = self._tiny_dir()
-        elif model_id == "xtts_v2":
+        elif model_id == BASE_ID:
             folder = self.xtts_base_dir()
-            missing = [name for name in BASE_FILES if not (folder / name).is_file()]
+            missing = models.missing_files(folder, TRAINING_FILES)
             if missing:
                 searched = ", ".join(str(c) for c in self.xtts_base_candidates())
                 raise MissingWeightsError(
@@ -564,7 +547,7 @@ class TrainingEngine:
             folder = path if path.is_absolute() else self.models_dir / check_name(model_id, "model")
             if not folder.is_dir():
                 raise InputError(f"Base model {model_id!r} not found (looked in {folder}).")
-        missing = [name for name in ("model.pth", "config.json", "vocab.json") if not (folder / name).is_file()]
+        missing = models.missing_files(folder, MODEL_FILES)
         if missing:
             raise MissingWeightsError(
                 f"Model folder {folder} lacks {', '.join(missing)}; it cannot be a fine-tuning base."
@@ -589,7 +572,7 @@ class TrainingEngine:
             recorded = json.loads((folder / "export.json").read_text(encoding="utf-8")).get("training_assets")
             if recorded:
                 candidates.append(Path(recorded))
-        if model_id not in ("tiny", "xtts_v2"):
+        if model_id not in (TINY_ID, BASE_ID):
             candidates.append(self._tiny_dir() if self.settings.tiny_models else self.xtts_base_dir())
         for candidate in candidates:
             if all((candidate / name).is_file() for name in TRAINING_ASSETS):

@@ -12,7 +12,6 @@ Runs without the UI::
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 import shutil
@@ -29,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from config import XTTS_BASE_MODEL, XTTS_LANGUAGES, Settings, resolve_path
+from config import XTTS_LANGUAGES, Settings
+from engines import models
 from engines.audio import (
     AUDIO_EXTENSIONS,
     file_sha256,
@@ -42,6 +42,7 @@ from engines.audio import (
 from engines.device import oom_guard, resolve_device
 from engines.errors import AudioError, InputError, LabError, MissingWeightsError
 from engines.holder import ModelHolder
+from engines.models import BASE_ID, MODEL_FILES, TINY_ID
 from engines.provenance import versions
 from engines.textsplit import DEFAULT_CHAR_LIMIT, split_text
 
@@ -53,12 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _logger = log  # for methods whose `log` parameter (a callable from the caller) shadows the module logger
 
-BASE_ID = "xtts_v2"  # coqui's base model, downloaded by coqui's ModelManager
-TINY_ID = "tiny"  # the tiny random model (tiny mode only)
-BASE_FILES = ("config.json", "model.pth", "vocab.json", "speakers_xtts.pth")
-MODEL_DIR_FILES = ("config.json", "model.pth", "vocab.json")  # speakers_xtts.pth is optional in our dirs
-BASE_FOLDER_NAME = XTTS_BASE_MODEL.replace("/", "--")  # coqui's folder name for the model
-BASE_HF_REPO = "tts-hub/XTTS-v2"  # where coqui 0.28's ModelManager fetches it from
 COND_SR = 22050  # XTTS computes conditioning at 22.05 kHz
 PAUSE_SECONDS = 0.2  # silence between sentences
 MIN_EMBED_SECONDS = 0.1  # the speaker encoder needs a few frames
@@ -292,103 +287,24 @@ class TTSEngine:
 
     def list_models(self) -> list[tuple[str, str]]:
         """(label, model_id) for the model picker; workspace/models is re-scanned on each call."""
-        models: list[tuple[str, str]] = []
+        choices: list[tuple[str, str]] = []
         if self.tiny is not None:
-            models.append(("Tiny random model (noise; for testing)", TINY_ID))
+            choices.append(("Tiny random model (noise; for testing)", TINY_ID))
         base_here = self.find_base_model() is not None
-        models.append(("XTTS v2 base" + ("" if base_here else " (downloads ~1.9 GB on first use)"), BASE_ID))
+        choices.append(("XTTS v2 base" + ("" if base_here else " (downloads ~1.9 GB on first use)"), BASE_ID))
         if self.models_dir.is_dir():
             for folder in sorted(self.models_dir.iterdir(), key=lambda p: p.name.lower()):
-                if folder.is_dir() and not folder.name.startswith(".") and not self._missing(folder, MODEL_DIR_FILES):
-                    models.append((f"{folder.name} (workspace/models)", folder.name))
-        return models
-
-    @staticmethod
-    def _missing(folder: Path, files: Sequence[str]) -> list[str]:
-        return [name for name in files if not (folder / name).is_file()]
-
-    def _base_search(self) -> tuple[list[Path], Path | None, Path]:
-        """(plain folders to look in, HF cache dir or None for the default, coqui's output prefix)."""
-        if self.settings.xtts_cache_dir is not None:
-            root = resolve_path(self.settings.xtts_cache_dir)
-            return [root, root / "tts" / BASE_FOLDER_NAME], root / "hf", root
-        from trainer.io import get_user_data_dir
-
-        prefix = get_user_data_dir("tts")
-        return [prefix / BASE_FOLDER_NAME], None, prefix.parent
-
-    def _base_searched_text(self) -> str:
-        folders, hf_cache, _ = self._base_search()
-        if hf_cache is None:
-            from huggingface_hub import constants
-
-            hf_cache = Path(constants.HF_HUB_CACHE)
-        return ", ".join(str(p) for p in [*folders, hf_cache / f"models--{BASE_HF_REPO.replace('/', '--')}"])
+                if (
+                    folder.is_dir()
+                    and not folder.name.startswith(".")
+                    and not models.missing_files(folder, MODEL_FILES)
+                ):
+                    choices.append((f"{folder.name} (workspace/models)", folder.name))
+        return choices
 
     def find_base_model(self) -> Path | None:
         """The folder holding XTTS v2's files, when already on this machine (never downloads)."""
-        folders, hf_cache, _ = self._base_search()
-        for folder in folders:
-            if folder.is_dir() and not self._missing(folder, BASE_FILES):
-                return folder
-        try:
-            from huggingface_hub import snapshot_download
-
-            snapshot = Path(snapshot_download(BASE_HF_REPO, cache_dir=hf_cache, local_files_only=True))
-        except Exception:  # noqa: BLE001 - not cached (or a broken cache): the caller downloads or reports
-            return None
-        return snapshot if not self._missing(snapshot, BASE_FILES) else None
-
-    def _download_base(self, progress: ProgressFn, log_fn: LogFn) -> Path:
-        """Fetch XTTS v2 through coqui's ModelManager; every failure becomes MissingWeightsError."""
-        folders, hf_cache, prefix = self._base_search()
-        expected = ", ".join(BASE_FILES)
-        how = (
-            f"To get them: connect to the internet with COQUI_TOS_AGREED=1 set (accepting Coqui's CPML licence, "
-            f"https://coqui.ai/cpml) and try again, or copy an XTTS v2 model folder ({expected}) to "
-            f"{self.models_dir}/<name> and pick it in the model list."
-        )
-        tos_file = prefix / "tts" / BASE_FOLDER_NAME / "tos_agreed.txt"
-        if os.environ.get("COQUI_TOS_AGREED") != "1" and not tos_file.is_file():
-            # coqui would otherwise prompt on stdin, which blocks a server.
-            raise MissingWeightsError(
-                f"XTTS v2 weights are not on this machine (searched {self._base_searched_text()} for {expected}). "
-                f"Downloading them requires accepting Coqui's CPML licence. {how}"
-            )
-        from TTS.utils.manage import ModelManager
-
-        class _Manager(ModelManager):
-            def _download_hf_model(self, model_item: dict) -> Path:  # honour xtts_cache_dir for the HF cache
-                from huggingface_hub import snapshot_download
-
-                return Path(
-                    snapshot_download(
-                        model_item["repo_id"],
-                        allow_patterns=model_item.get("allow"),
-                        ignore_patterns=model_item.get("ignore"),
-                        cache_dir=hf_cache,
-                    )
-                )
-
-        manager_cls = ModelManager if hf_cache is None else _Manager
-        log_fn("Downloading XTTS v2 (~1.9 GB, first use only)...")
-        progress(0.0, desc="Downloading XTTS v2 (~1.9 GB, first use only)")
-        try:
-            manager = manager_cls(
-                output_prefix=None if self.settings.xtts_cache_dir is None else prefix, progress_bar=True
-            )
-            _, config_path, _ = manager.download_model(XTTS_BASE_MODEL)
-        except Exception as exc:  # noqa: BLE001 - offline, refused licence, hub down: all mean "no weights"
-            _logger.warning("XTTS v2 download failed: %s", exc)
-            raise MissingWeightsError(
-                f"Could not download XTTS v2 ({type(exc).__name__}: {_first_line(exc)}). Searched "
-                f"{self._base_searched_text()} for {expected}. {how}"
-            ) from exc
-        folder = Path(config_path).parent
-        missing = self._missing(folder, BASE_FILES)
-        if missing:
-            raise MissingWeightsError(f"The XTTS v2 download in {folder} lacks {', '.join(missing)}. {how}")
-        return folder
+        return models.find_base_model(self.settings)
 
     def model_dir(
         self,
@@ -413,20 +329,20 @@ class TTSEngine:
             found = self.find_base_model()
             if found is not None or not download:
                 return found
-            return self._download_base(progress or _noop_progress, log_fn or log.info)
+            return models.download_base(self.settings, self.models_dir, progress or _noop_progress, log_fn or log.info)
         path = Path(model_id).expanduser()
         folder = path if path.is_absolute() else self.models_dir / model_id
         if not folder.is_dir():
             names = [mid for _, mid in self.list_models()]
             raise MissingWeightsError(
                 f"Model folder {folder} not found. A model id is {', '.join(repr(n) for n in names)}, "
-                f"or a folder holding {', '.join(MODEL_DIR_FILES)}."
+                f"or a folder holding {', '.join(MODEL_FILES)}."
             )
-        missing = self._missing(folder, MODEL_DIR_FILES)
+        missing = models.missing_files(folder, MODEL_FILES)
         if missing:
             raise MissingWeightsError(
                 f"Model folder {folder} is missing {', '.join(missing)} (an XTTS model folder holds "
-                f"{', '.join(MODEL_DIR_FILES)} and optionally speakers_xtts.pth). Copy the missing files in, "
+                f"{', '.join(MODEL_FILES)} and optionally speakers_xtts.pth). Copy the missing files in, "
                 "or re-export the model from the Finetune tab."
             )
         return folder
@@ -988,11 +904,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return (lines[0] if lines else "no details")[:limit]
 
 
 def _log_info(message: str) -> None:
