@@ -3,6 +3,10 @@
 Precedence, highest first: command-line flag > environment variable (``XTTSLAB_<FIELD>``, e.g.
 ``XTTSLAB_DEVICE=cpu``) > ``my_config.py`` (``OVERRIDES``) > the defaults below.
 Relative paths are resolved against the project root.
+
+Generation settings (temperature, top-k, ...) are one ``engines.options.TTSOptions`` in
+``Settings.generation``; they are overridden by their own names (``"temperature": 0.7`` in OVERRIDES,
+``XTTSLAB_TEMPERATURE=0.7``) or as a whole (``"generation": {"temperature": 0.7}``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+
+from engines.options import TTSOptions
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +90,8 @@ class Settings:
     xtts_cache_dir: Path | None = None  # where coqui downloads models; None = coqui's default
     whisper_cache_dir: Path | None = None  # where whisper downloads; None = ~/.cache/whisper
 
-    # --- generation defaults (XttsConfig's own defaults) ---
-    language: str = "en"
-    temperature: float = 0.85
-    top_k: int = 50
-    top_p: float = 0.85
-    repetition_penalty: float = 2.0
-    length_penalty: float = 1.0
-    speed: float = 1.0
-    seed: int = 1234
-    split_sentences: bool = True
+    # --- generation defaults: engines.options.TTSOptions is their one definition ---
+    generation: TTSOptions = TTSOptions()
 
     # --- limits ---
     max_text_chars: int = 2000  # TTS input limit per request
@@ -102,6 +100,12 @@ class Settings:
     max_upload_mb: int = 500  # per uploaded file
     max_asr_seconds: float = 4 * 3600.0  # longest audio the ASR tab accepts
     latent_cache_size: int = 64  # speaker latents kept in memory (per model, per voice)
+
+    def __getattr__(self, name: str) -> Any:
+        # Old flat names (settings.temperature, settings.language) read the generation settings.
+        if name in GENERATION_FIELDS:
+            return getattr(self.generation, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def path(self, name: str) -> Path | None:
         """Absolute form of a path setting (relative paths are under the project root).
@@ -126,6 +130,9 @@ class Settings:
         return folder
 
 
+GENERATION_FIELDS = frozenset(f.name for f in fields(TTSOptions))
+
+
 def resolve_path(value: Path | str) -> Path:
     """``~`` expanded; a relative path is taken under the project root, not the current directory."""
     path = Path(value).expanduser()
@@ -137,6 +144,11 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
     if value is None:
         return None
     text_hint = str(hint)
+    if text_hint.endswith(" | None") and "Path" not in text_hint:
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        text_hint = text_hint[: -len(" | None")]
+        hint = {"int": int, "float": float, "str": str, "bool": bool}.get(text_hint, hint)
     if hint is bool or text_hint == "bool":
         if isinstance(value, bool):
             return value
@@ -191,29 +203,60 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
     """
     env = os.environ if env is None else env
     hints = get_type_hints(Settings)
-    known = {f.name for f in fields(Settings)}
+    generation_hints = get_type_hints(TTSOptions)
+    known = {f.name for f in fields(Settings)} - {"generation"}
+    names = known | GENERATION_FIELDS
     merged: dict[str, Any] = {}
+    generation: dict[str, Any] = {}
     # A typo in an environment variable would otherwise be silently ignored.
     for key in env:
-        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() not in known:
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() not in names:
             log.warning("Ignoring %s: no setting named %r", key, key[len(ENV_PREFIX) :].lower())
     layers = [
         _my_config_overrides(),
-        {f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(Settings) if ENV_PREFIX + f.name.upper() in env},
+        {name: env[ENV_PREFIX + name.upper()] for name in sorted(names) if ENV_PREFIX + name.upper() in env},
         {k: v for k, v in (cli or {}).items() if v is not None},
     ]
     for layer in layers:
         for key, value in layer.items():
-            if key not in known:
-                raise ValueError(f"Unknown setting {key!r}; known settings: {', '.join(sorted(known))}")
+            if key == "generation":
+                generation.update(_generation_values(value))
+                continue
+            if key not in names:
+                raise ValueError(
+                    f"Unknown setting {key!r}; known settings: {', '.join(sorted(names | {'generation'}))}"
+                )
             try:
-                merged[key] = _convert(key, hints[key], value)
+                if key in GENERATION_FIELDS:
+                    generation[key] = _convert(key, generation_hints[key], value)
+                else:
+                    merged[key] = _convert(key, hints[key], value)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"Setting {key!r}: {exc}") from exc
+    merged["generation"] = dataclasses.replace(TTSOptions(), **generation)
     return dataclasses.replace(Settings(), **merged)
 
 
+def _generation_values(value: Any) -> dict[str, Any]:
+    """A ``generation`` override (a TTSOptions or a dict of its fields) as converted field values."""
+    if isinstance(value, TTSOptions):
+        return dataclasses.asdict(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"Setting 'generation': expected a dict of {', '.join(sorted(GENERATION_FIELDS))}")
+    hints = get_type_hints(TTSOptions)
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in GENERATION_FIELDS:
+            raise ValueError(f"Unknown generation setting {key!r}; known: {', '.join(sorted(GENERATION_FIELDS))}")
+        try:
+            out[key] = _convert(key, hints[key], item)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Setting 'generation.{key}': {exc}") from exc
+    return out
+
+
 __all__ = [
+    "GENERATION_FIELDS",
     "ROOT",
     "Settings",
     "XTTS_BASE_MODEL",

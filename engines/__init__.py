@@ -9,9 +9,10 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from config import Settings
+if TYPE_CHECKING:  # config imports engines.options: a runtime import here would be a cycle
+    from config import Settings
 
 log = logging.getLogger(__name__)
 

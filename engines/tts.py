@@ -43,6 +43,7 @@ from engines.device import oom_guard, resolve_device
 from engines.errors import AudioError, InputError, LabError, MissingWeightsError
 from engines.holder import ModelHolder
 from engines.models import BASE_ID, MODEL_FILES, TINY_ID
+from engines.options import OPTION_RANGES, TTSOptions
 from engines.provenance import versions
 from engines.textsplit import DEFAULT_CHAR_LIMIT, split_text
 
@@ -59,17 +60,6 @@ PAUSE_SECONDS = 0.2  # silence between sentences
 MIN_EMBED_SECONDS = 0.1  # the speaker encoder needs a few frames
 REFERENCE_NAME = "reference.wav"  # a model dir may ship its own voice
 
-# Allowed ranges of the numeric options (inclusive); pages build their sliders from these.
-OPTION_RANGES: dict[str, tuple[float, float]] = {
-    "temperature": (0.05, 2.0),
-    "top_k": (1, 500),
-    "top_p": (0.05, 1.0),
-    "repetition_penalty": (1.0, 20.0),
-    "length_penalty": (-10.0, 10.0),
-    "speed": (0.5, 2.0),
-    "seed": (0, 2**32 - 1),
-    "max_audio_tokens": (1, 100_000),
-}
 # Language aliases users type; XTTS itself names Mandarin "zh-cn".
 LANGUAGE_ALIASES = {"zh": "zh-cn", "zh-CN": "zh-cn", "cn": "zh-cn"}
 # Extra packages some languages need for text normalisation (coqui-tts extras): code -> (modules, install hint).
@@ -81,22 +71,6 @@ _VOICE_NAME = re.compile(r"^[\w][\w .,'()-]{0,63}$")
 
 ProgressFn = Callable[..., Any]
 LogFn = Callable[[str], Any]
-
-
-@dataclass(frozen=True)
-class TTSOptions:
-    """Generation settings for one request (XttsConfig's own defaults)."""
-
-    language: str = "en"  # one of XTTS_LANGUAGES ("zh" is accepted for "zh-cn")
-    temperature: float = 0.85  # sampling temperature of the GPT; lower = steadier, flatter
-    top_k: int = 50  # sample from the k most likely audio tokens
-    top_p: float = 0.85  # nucleus sampling mass
-    repetition_penalty: float = 2.0  # discourages loops and long "uhhh"s
-    length_penalty: float = 1.0  # only matters for beam search (kept for completeness)
-    speed: float = 1.0  # time-stretch of the GPT latents; 1.0 = as generated
-    seed: int | None = 1234  # same seed + same input = same audio; None = a fresh random seed
-    split_sentences: bool = True  # one generation per sentence (long sentences are wrapped anyway)
-    max_audio_tokens: int | None = None  # cap on GPT audio tokens per sentence (benchmarks, tiny mode)
 
 
 @dataclass
@@ -531,7 +505,7 @@ class TTSEngine:
         model_id: str | None = None,
         reference: list[Path] | None = None,
         speaker: str | None = None,
-        options: TTSOptions = TTSOptions(),
+        options: TTSOptions | None = None,
         save: bool = True,
         progress: ProgressFn | None = None,
         log: LogFn | None = None,
@@ -543,7 +517,7 @@ class TTSEngine:
             model_id: see ``load``; None = default_model().
             reference: clips of the target voice, any format/rate/channels; several are averaged.
             speaker: a built-in speaker (``speakers()``) instead of reference clips.
-            options: generation settings (seeded: same seed, same audio).
+            options: generation settings (seeded: same seed, same audio); None = ``settings.generation``.
             save: write workspace/outputs/tts/<timestamp>_<slug>.wav and a JSON sidecar.
             progress: ``progress(fraction, desc=...)`` callable.
             log: receives status lines.
@@ -556,6 +530,7 @@ class TTSEngine:
             MissingWeightsError: the model's files are missing.
             GPUOutOfMemoryError: the GPU ran out of memory.
         """
+        options = options or self.settings.generation
         progress = progress or _noop_progress
         log_fn = log or _log_info
         model_id = (model_id or self.default_model()).strip()

@@ -133,3 +133,40 @@ def test_workspace_sub_creates_folders(my_config, tmp_path):
 def test_settings_are_frozen():
     with pytest.raises(AttributeError):
         Settings().port = 1  # type: ignore[misc]
+
+
+def test_generation_settings_have_one_definition(my_config):
+    from engines.options import TTSOptions
+
+    my_config(temperature=0.6, generation={"top_k": 20})
+    s = load_settings(env={"XTTSLAB_SPEED": "1.25", "XTTSLAB_SEED": "none", "XTTSLAB_MAX_AUDIO_TOKENS": "16"})
+    assert s.generation == TTSOptions(temperature=0.6, top_k=20, speed=1.25, seed=None, max_audio_tokens=16)
+    assert Settings().generation == TTSOptions()  # the defaults are TTSOptions' own
+    assert (s.temperature, s.language) == (0.6, "en")  # old flat names still read
+
+
+def test_generation_overrides_are_checked(my_config):
+    my_config(generation={"temprature": 0.5})
+    with pytest.raises(ValueError, match="temprature"):
+        load_settings(env={})
+    my_config()
+    with pytest.raises(ValueError, match="top_k"):
+        load_settings(env={"XTTSLAB_TOP_K": "many"})
+
+
+def test_generation_override_reaches_tts_engine_default(tmp_path, tiny_models, speak):
+    import json
+
+    from engines import Engines
+
+    workspace = tmp_path / "ws"
+    (workspace / "tiny-models").mkdir(parents=True)
+    for item in (tiny_models.xtts_dir, tiny_models.whisper_path):
+        (workspace / "tiny-models" / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    s = load_settings(
+        {"workspace": workspace, "tiny_models": True, "device": "cpu"},
+        env={"XTTSLAB_TEMPERATURE": "0.55", "XTTSLAB_MAX_AUDIO_TOKENS": "8", "XTTSLAB_SEED": "7"},
+    )
+    result = Engines.create(s).tts.synthesize("Hello there.", reference=[speak("Hello there, my friend.")])
+    options = json.loads(result.sidecar.read_text())["options"]
+    assert (options["temperature"], options["max_audio_tokens"], options["seed"]) == (0.55, 8, 7)
