@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from engines.errors import LabError
+from engines.options import OPTION_RANGES, TTSOptions
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +75,92 @@ def notify(message: str) -> None:
 def warn(message: str) -> None:
     log.warning("%s", message)
     gr.Warning(message)
+
+
+# ----- generation settings: one widget set for every page, built from OPTION_RANGES -----
+
+# name -> (label, slider step, info); the order is the layout order, three per row.
+_SLIDERS: dict[str, tuple[str, float, str | None]] = {
+    "temperature": ("Temperature", 0.05, "Lower = steadier, flatter; higher = livelier, riskier"),
+    "top_k": ("Top-k", 1, None),
+    "top_p": ("Top-p", 0.05, None),
+    "repetition_penalty": ("Repetition penalty", 0.5, None),
+    "length_penalty": ("Length penalty", 0.5, "Only matters with beam search"),
+    "speed": ("Speed", 0.05, None),
+}
+GENERATION_INPUTS = (*_SLIDERS, "seed", "split_sentences", "max_audio_tokens")
+
+
+def generation_controls(
+    defaults: TTSOptions, prefix: str, *, max_tokens_default: int = 0, split: bool = True
+) -> dict[str, gr.components.Component]:
+    """Lay out the generation-setting widgets (inside the caller's container).
+
+    Args:
+        defaults: the values shown first (``settings.generation``).
+        prefix: elem_id prefix, e.g. ``"tts"`` -> ``tts-temperature``.
+        max_tokens_default: the "max audio tokens" box's start value (0 = no cap).
+        split: show the "split into sentences" checkbox.
+
+    Returns:
+        name -> component, for ``GENERATION_INPUTS`` (without ``split_sentences`` when ``split`` is False).
+    """
+    out: dict[str, gr.components.Component] = {}
+    names = list(_SLIDERS)
+    for row in range(0, len(names), 3):
+        with gr.Row():
+            for name in names[row : row + 3]:
+                label, step, info = _SLIDERS[name]
+                low, high = OPTION_RANGES[name]
+                out[name] = gr.Slider(
+                    low,
+                    high,
+                    value=getattr(defaults, name),
+                    step=step,
+                    label=label,
+                    info=info,
+                    elem_id=f"{prefix}-{name.replace('_', '-')}",
+                )
+    with gr.Row():
+        out["seed"] = gr.Number(
+            -1 if defaults.seed is None else defaults.seed,
+            label="Seed (-1 = random)",
+            precision=0,
+            elem_id=f"{prefix}-seed",
+        )
+        if split:
+            out["split_sentences"] = gr.Checkbox(
+                defaults.split_sentences,
+                label="Split into sentences",
+                info="One generation per sentence, joined with a short pause",
+                elem_id=f"{prefix}-split",
+            )
+        out["max_audio_tokens"] = gr.Number(
+            max_tokens_default,
+            label="Max audio tokens per sentence (0 = no cap)",
+            precision=0,
+            minimum=0,
+            elem_id=f"{prefix}-max-tokens",
+        )
+    return out
+
+
+def generation_options(values: Mapping[str, Any], language: str, defaults: TTSOptions = TTSOptions()) -> TTSOptions:
+    """UI values (by name) -> TTSOptions; seed -1/empty = random, max tokens 0/empty = no cap.
+
+    Names missing from ``values`` keep ``defaults``; ranges are checked by the engine.
+    """
+    seed = values.get("seed", defaults.seed)
+    tokens = values.get("max_audio_tokens", defaults.max_audio_tokens)
+    return TTSOptions(
+        language=language,
+        temperature=float(values.get("temperature", defaults.temperature)),
+        top_k=int(values.get("top_k", defaults.top_k)),
+        top_p=float(values.get("top_p", defaults.top_p)),
+        repetition_penalty=float(values.get("repetition_penalty", defaults.repetition_penalty)),
+        length_penalty=float(values.get("length_penalty", defaults.length_penalty)),
+        speed=float(values.get("speed", defaults.speed)),
+        seed=None if seed is None or seed == "" or int(seed) < 0 else int(seed),
+        split_sentences=bool(values.get("split_sentences", defaults.split_sentences)),
+        max_audio_tokens=None if not tokens or int(tokens) <= 0 else int(tokens),
+    )

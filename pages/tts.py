@@ -14,8 +14,17 @@ import gradio as gr
 
 from config import XTTS_LANGUAGES
 from engines.errors import InputError
-from engines.tts import OPTION_RANGES, TINY_ID, TTSOptions, TTSResult
-from pages.common import GPU_CONCURRENCY_ID, file_paths, guarded, notify, warn
+from engines.tts import TINY_ID, TTSOptions, TTSResult
+from pages.common import (
+    GENERATION_INPUTS,
+    GPU_CONCURRENCY_ID,
+    file_paths,
+    generation_controls,
+    generation_options,
+    guarded,
+    notify,
+    warn,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +67,10 @@ def build_options(
     split_sentences: bool,
     max_audio_tokens: float | None,
 ) -> TTSOptions:
-    """UI values -> TTSOptions (seed -1/empty = random, max tokens 0/empty = no cap)."""
-    seed_value = None if seed is None or seed == "" or int(seed) < 0 else int(seed)
-    tokens = None if not max_audio_tokens or int(max_audio_tokens) <= 0 else int(max_audio_tokens)
-    return TTSOptions(
-        language=language,
-        temperature=float(temperature),
-        top_k=int(top_k),
-        top_p=float(top_p),
-        repetition_penalty=float(repetition_penalty),
-        length_penalty=float(length_penalty),
-        speed=float(speed),
-        seed=seed_value,
-        split_sentences=bool(split_sentences),
-        max_audio_tokens=tokens,
-    )
+    """UI values in the Generate button's order -> TTSOptions (see ``pages.common.generation_options``)."""
+    values = dict(zip(GENERATION_INPUTS, (temperature, top_k, top_p, repetition_penalty, length_penalty, speed)))
+    values.update(seed=seed, split_sentences=split_sentences, max_audio_tokens=max_audio_tokens)
+    return generation_options(values, language)
 
 
 def stats_markdown(result: TTSResult) -> str:
@@ -201,11 +199,6 @@ def speakers_callback(engines, model_id: str | None, current: str | None):
 # ---------------------------------------------------------------- layout
 
 
-def _slider(name: str, label: str, value: float, step: float, info: str | None = None) -> gr.Slider:
-    low, high = OPTION_RANGES[name]
-    return gr.Slider(low, high, value=value, step=step, label=label, info=info, elem_id=f"tts-{name.replace('_', '-')}")
-
-
 def build(engines) -> None:
     """Lay out the TTS tab and wire it to ``engines.tts``."""
     settings = engines.settings
@@ -227,48 +220,16 @@ def build(engines) -> None:
             text = gr.Textbox(label="Text", lines=6, placeholder="What should the voice say?", elem_id="tts-text")
             counter = gr.Markdown(char_counter("", limit), elem_id="tts-counter")
             with gr.Row():
-                language = gr.Dropdown(languages, value=settings.language, label="Language", elem_id="tts-language")
+                language = gr.Dropdown(
+                    languages, value=settings.generation.language, label="Language", elem_id="tts-language"
+                )
                 model = gr.Dropdown(model_choices, value=default_model, label="Model", elem_id="tts-model", scale=2)
                 refresh_models = gr.Button("Refresh models", size="sm", elem_id="tts-refresh-models")
             with gr.Accordion("Generation settings", open=False, elem_id="tts-settings"):
-                with gr.Row():
-                    temperature = _slider(
-                        "temperature",
-                        "Temperature",
-                        settings.temperature,
-                        0.05,
-                        "Lower = steadier, flatter; higher = livelier, riskier",
-                    )
-                    top_k = _slider("top_k", "Top-k", settings.top_k, 1)
-                    top_p = _slider("top_p", "Top-p", settings.top_p, 0.05)
-                with gr.Row():
-                    repetition_penalty = _slider(
-                        "repetition_penalty", "Repetition penalty", settings.repetition_penalty, 0.5
-                    )
-                    length_penalty = _slider(
-                        "length_penalty",
-                        "Length penalty",
-                        settings.length_penalty,
-                        0.5,
-                        "Only matters with beam search",
-                    )
-                    speed = _slider("speed", "Speed", settings.speed, 0.05)
-                with gr.Row():
-                    seed = gr.Number(settings.seed, label="Seed (-1 = random)", precision=0, elem_id="tts-seed")
-                    split = gr.Checkbox(
-                        settings.split_sentences,
-                        label="Split into sentences",
-                        info="One generation per sentence, joined with a short pause",
-                        elem_id="tts-split",
-                    )
-                    max_tokens = gr.Number(
-                        # Tiny mode: a random GPT never stops on its own, so cap it at ~3 s of noise.
-                        TINY_DEFAULT_TOKENS if settings.tiny_models else 0,
-                        label="Max audio tokens per sentence (0 = no cap)",
-                        precision=0,
-                        minimum=0,
-                        elem_id="tts-max-tokens",
-                    )
+                # Tiny mode: a random GPT never stops on its own, so cap it at ~3 s of noise.
+                controls = generation_controls(
+                    settings.generation, "tts", max_tokens_default=TINY_DEFAULT_TOKENS if settings.tiny_models else 0
+                )
             generate_btn = gr.Button("Generate", variant="primary", elem_id="tts-generate")
         with gr.Column(scale=2):
             gr.Markdown(
@@ -363,15 +324,7 @@ def build(engines) -> None:
             voice,
             speaker,
             model,
-            temperature,
-            top_k,
-            top_p,
-            repetition_penalty,
-            length_penalty,
-            speed,
-            seed,
-            split,
-            max_tokens,
+            *(controls[name] for name in GENERATION_INPUTS),
         ],
         outputs=[audio_out, files_out, stats],
         api_name="tts_generate",
