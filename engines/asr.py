@@ -5,11 +5,20 @@
     engine = ASREngine(load_settings(), threading.RLock())
     t = engine.transcribe_file("talk.m4a", ASROptions(language="en"))
     save_outputs(t, Path("out"), "talk")      # talk.txt / .srt / .vtt / .json
+
+Before Whisper hears anything, a voice-activity detector (``engines.vad``) finds where speech is: audio
+without speech is never decoded (Whisper hallucinates "Thank you." on silence and noise), and long
+stretches without speech are skipped (``clip_timestamps``), so times stay those of the original file.
+Each 30 s window is decoded with Whisper's temperature fallback, and a window whose text is still a
+repetition loop afterwards is dropped with a notice.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import dataclasses
+import gzip
 import io
 import json
 import logging
@@ -18,7 +27,7 @@ import re
 import threading
 import time
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +39,9 @@ from engines.audio import load_audio, rms_dbfs, write_text
 from engines.device import oom_guard, resolve_device
 from engines.errors import AudioError, InputError, LabError, MissingWeightsError
 from engines.holder import ModelHolder
+from engines.segment import COMPRESSION_LIMIT, repetition_loop
 from engines.tiny import TinyModels
+from engines.vad import DIGITAL_SILENCE_DBFS, SpeechRegion, peak_dbfs, speech_regions
 
 if TYPE_CHECKING:
     import torch
@@ -41,23 +52,37 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000  # Whisper's input rate
 TINY_MODEL_ID = "tiny-random"
 TASKS = ("transcribe", "translate")
+MULTILINGUAL_VOCAB = 51865  # whisper's Whisper.is_multilingual: n_vocab >= this (English-only models: 51864)
 
-# Whisper's own defaults for "this 30 s window holds no speech" (transcribe(no_speech_threshold=0.6,
-# logprob_threshold=-1.0)). The sequential path hands them to whisper.transcribe, the batched path
-# applies the same rule to each decode result, so both drop the same windows.
+# Whisper's own defaults (transcribe(no_speech_threshold=0.6, logprob_threshold=-1.0,
+# compression_ratio_threshold=2.4) and the CLI's --temperature_increment_on_fallback 0.2). The sequential
+# path hands them to whisper.transcribe, the batched path applies the same rules to each decode result, so
+# both drop the same windows and redo the same ones.
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
+COMPRESSION_RATIO_THRESHOLD = COMPRESSION_LIMIT  # 2.4: above it a window's text is a repetition loop
+TEMPERATURE_INCREMENT = 0.2
 
-# Energy check before decoding: a silent or perfectly steady signal (hiss, hum, a tone) makes Whisper
-# hallucinate ("Thank you.", "Subtitles by ..."), so it is never decoded. Speech swings its level by
-# 20-40 dB between syllables and pauses; steady noise stays within a few dB.
-SILENCE_DBFS = -50.0  # whole-signal RMS below this = silence
-STEADY_SPREAD_DB = 3.0  # 90th - 10th percentile of 30 ms frame levels below this = steady noise
+# A window whose text still repeats an n-gram this often in a row after the fallback is a loop. Higher than
+# segment.repetition_loop's 3 (a dataset flag): real speech says "no, no, no", and here the window is dropped.
+LOOP_REPEATS = 4
+
+# Where speech is decides what Whisper hears (engines.vad). Each detected region gets this much context on
+# both sides (Silero trims soft onsets, more so under noise); regions closer than MIN_SKIP_SECONDS are decoded
+# together (Whisper copes with pauses inside a window); longer stretches without speech are never decoded.
+SPEECH_PAD_SECONDS = 1.0
+MIN_SKIP_SECONDS = 4.0
+# Only describes what the detector rejected (the detector decides): steady noise keeps the levels of its 30 ms
+# frames within a few dB (white ~1 dB, pink ~6 dB, hum 0 dB); speech swings 20-40 dB.
+STEADY_SPREAD_DB = 10.0
 _FRAME = 480  # 30 ms at 16 kHz
 
 # The tiny random model never emits end-of-text, so every window would run to Whisper's 224-token limit of
 # gibberish; capping it keeps tiny-mode runs (tests, UI checks, the eval loop) fast. Real models are not capped.
+# Its gibberish also fails every quality rule (improbable tokens, repeated n-grams), so for it a window is
+# decoded once, at the first temperature, and never dropped as a loop: tiny mode tests plumbing, not quality.
 TINY_MAX_TOKENS = 32
+REAL_MIN_WIDTH = 384  # text-decoder width of Whisper tiny; narrower models are random test models
 
 OOM_ADVICE = "Pick a smaller Whisper model, a smaller beam or batch, or unload the TTS model (System panel)."
 
@@ -70,10 +95,16 @@ class ASROptions:
     task: str = "transcribe"  # or "translate" (to English)
     word_timestamps: bool = False  # per-word start/end via cross-attention alignment
     beam_size: int | None = None  # None = greedy; beam search only applies at temperature 0
-    temperature: float = 0.0  # one value, no fallback ladder: reruns give the same text
+    temperature: float = 0.0  # the first temperature of the fallback ladder
+    # Whisper's fallback: a window whose text loops (compression ratio > 2.4) or is improbable (average
+    # log-probability < -1) is decoded again at temperature + increment, ... up to 1.0; None = one temperature
+    temperature_increment: float | None = TEMPERATURE_INCREMENT
+    seed: int = 0  # seeds the fallback's sampled reruns: the same audio always gives the same text
     segment_timestamps: bool = True  # False = text-only decoding, one segment per 30 s window
     # (what transcribe_batch does for clips under 30 s; set False to compare with it exactly)
     max_tokens: int | None = None  # cap on decoded tokens per 30 s window (benchmarks, tiny mode); None = 224
+    vad: bool = True  # decode only where the voice-activity detector hears speech; False = all of it
+    # (digital silence excepted; Whisper may then hallucinate words on noise)
 
 
 @dataclass
@@ -86,12 +117,14 @@ class Word:
 
 @dataclass
 class Segment:
-    start: float  # seconds
+    start: float  # seconds from the start of the audio (skipped stretches included)
     end: float
     text: str
     words: list[Word] | None = None  # only with word_timestamps
     avg_logprob: float | None = None  # mean token log-probability of the window it came from (confidence)
     no_speech_prob: float | None = None  # Whisper's probability that its window holds no speech
+    temperature: float | None = None  # the fallback temperature its window was decoded at (0 = first try)
+    compression_ratio: float | None = None  # of its window's text (over 2.4 = a loop)
 
 
 @dataclass
@@ -102,8 +135,30 @@ class Transcript:
     audio_seconds: float
     seconds: float  # processing time, model loading excluded
     rtf: float  # seconds / audio_seconds (below 1 = faster than real time)
-    notice: str | None = None  # e.g. why the text is empty
+    notice: str | None = None  # e.g. why the text is empty, or what was dropped as a repetition loop
     source: str | None = None  # file name or caller's label
+
+
+@dataclass(frozen=True)
+class SpeechCheck:
+    """What the voice-activity check before decoding found, and what Whisper will hear."""
+
+    audio_seconds: float
+    regions: tuple[SpeechRegion, ...]  # where the detector heard speech (empty with vad=False)
+    spans: tuple[tuple[float, float], ...]  # (start, end) seconds to decode: regions padded and merged
+    reason: str | None = None  # why nothing is decoded (then spans is empty); None = there is speech
+
+    @property
+    def whole(self) -> bool:
+        """True when the whole audio is decoded (nothing worth skipping)."""
+        return self.spans == ((0.0, self.audio_seconds),)
+
+    @property
+    def clip_timestamps(self) -> list[float] | None:
+        """The spans as whisper.transcribe's ``clip_timestamps`` (start, end, ...), or None for the whole audio."""
+        if self.whole or not self.spans:
+            return None
+        return [t for span in self.spans for t in span]
 
 
 @dataclass
@@ -111,6 +166,8 @@ class _Pending:
     """A short clip on its way through the batched path."""
 
     index: int
+    audio: np.ndarray
+    speech: SpeechCheck
     audio_seconds: float
     detect_mel: torch.Tensor  # first 30 s of the padded mel, as whisper.transcribe detects language on
     decode_mel: torch.Tensor  # content frames zero-padded to 30 s, as whisper.transcribe decodes
@@ -169,39 +226,131 @@ def check_options(options: ASROptions) -> ASROptions:
         raise InputError(f"Beam size must be between 1 and 16 (or empty for greedy), got {options.beam_size}.")
     if not 0.0 <= float(options.temperature) <= 1.0:
         raise InputError(f"Temperature must be between 0 and 1, got {options.temperature}.")
+    increment = options.temperature_increment
+    if increment is not None and not 0.0 < float(increment) <= 1.0:
+        raise InputError(
+            f"temperature_increment must be above 0 and at most 1 (or None for no fallback), got {increment}."
+        )
     if options.max_tokens is not None and not 1 <= int(options.max_tokens) <= 224:
         raise InputError(f"max_tokens must be between 1 and 224 (Whisper's window limit), got {options.max_tokens}.")
     beam = None if options.beam_size is None else int(options.beam_size)
     return dataclasses.replace(
-        options, language=normalize_language(options.language), beam_size=beam, temperature=float(options.temperature)
+        options,
+        language=normalize_language(options.language),
+        beam_size=beam,
+        temperature=float(options.temperature),
+        temperature_increment=None if increment is None else float(increment),
+        seed=int(options.seed),
     )
 
 
-def no_speech_reason(audio: np.ndarray) -> str | None:
-    """Energy check before decoding: why this audio holds no speech, or None when it may.
+def temperatures(options: ASROptions) -> tuple[float, ...]:
+    """The fallback ladder: ``temperature``, then ``+ temperature_increment`` ... up to 1.0 (whisper's CLI rule)."""
+    if options.temperature_increment is None:
+        return (float(options.temperature),)
+    ladder = np.arange(options.temperature, 1.0 + 1e-6, options.temperature_increment)
+    return tuple(round(float(t), 6) for t in ladder)
 
-    Args:
-        audio: mono samples at 16 kHz.
 
-    Returns:
-        A short reason ("it is silent (-inf dBFS)", ...) or None.
-    """
-    level = rms_dbfs(audio)
-    if level < SILENCE_DBFS:
-        return f"it is silent ({level:.0f} dBFS)"
-    n = len(audio) // _FRAME
-    if n >= 4:
-        frames = audio[: n * _FRAME].astype(np.float64).reshape(n, _FRAME)
-        frame_db = 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
-        spread = float(np.percentile(frame_db, 90) - np.percentile(frame_db, 10))
-        if spread < STEADY_SPREAD_DB:
-            return f"its level never changes (spread {spread:.1f} dB), like steady noise or hum"
-    return None
+def needs_fallback(compression_ratio: float, avg_logprob: float, no_speech_prob: float) -> bool:
+    """Whisper's rule (transcribe.decode_with_fallback) for decoding a window again at the next temperature:
+    its text loops or is improbable, unless the window is judged speechless."""
+    failed = compression_ratio > COMPRESSION_RATIO_THRESHOLD or avg_logprob < LOGPROB_THRESHOLD
+    return failed and not (no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD)
 
 
 def window_is_silent(no_speech_prob: float, avg_logprob: float) -> bool:
     """Whisper's rule for a window without speech: no-speech likely and the decoded text improbable."""
     return no_speech_prob > NO_SPEECH_THRESHOLD and not avg_logprob > LOGPROB_THRESHOLD
+
+
+def loop_reason(text: str, compression_ratio: float | None = None) -> str | None:
+    """Why a window's decoded text is a repetition loop (the fallback could not fix it), or None.
+
+    Args:
+        text: all the text Whisper decoded from one 30 s window.
+        compression_ratio: Whisper's gzip ratio of that text, when known (else computed from ``text``).
+
+    Returns:
+        A short description ('"the next one" repeated 15 times in a row', ...) or None.
+    """
+    if compression_ratio is not None and compression_ratio > COMPRESSION_RATIO_THRESHOLD:
+        return f"its text compresses {compression_ratio:.1f}x (over {COMPRESSION_RATIO_THRESHOLD}), a repetition loop"
+    return repetition_loop(text, min_repeats=LOOP_REPEATS)
+
+
+def _frame_levels(audio: np.ndarray) -> np.ndarray:
+    """Levels (dB) of 30 ms frames."""
+    n = len(audio) // _FRAME
+    frames = audio[: n * _FRAME].astype(np.float64).reshape(n, _FRAME)
+    return 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
+
+
+def _describe_non_speech(audio: np.ndarray) -> str:
+    """What the detector rejected, in words: steady noise keeps its 30 ms frame levels within a few dB."""
+    levels = _frame_levels(audio)
+    level = f"{rms_dbfs(audio):.0f} dBFS"
+    if levels.size < 4:
+        return f"a sound too short to judge ({level})"
+    low, high = (float(v) for v in np.percentile(levels, [10, 90]))
+    if high - low < STEADY_SPREAD_DB and low > DIGITAL_SILENCE_DBFS:
+        return f"steady noise or hum ({level}, level spread {high - low:.1f} dB)"
+    return f"noise, clicks or other sounds ({level})"
+
+
+def _spans(regions: list[SpeechRegion], audio_seconds: float) -> tuple[tuple[float, float], ...]:
+    """Regions padded by SPEECH_PAD_SECONDS, merged across gaps under MIN_SKIP_SECONDS, snapped to the ends."""
+    spans: list[list[float]] = []
+    for region in regions:
+        start = max(0.0, region.start - SPEECH_PAD_SECONDS)
+        end = min(audio_seconds, region.end + SPEECH_PAD_SECONDS)
+        if spans and start - spans[-1][1] < MIN_SKIP_SECONDS:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    if spans and spans[0][0] < MIN_SKIP_SECONDS:
+        spans[0][0] = 0.0
+    if spans and audio_seconds - spans[-1][1] < MIN_SKIP_SECONDS:
+        spans[-1][1] = audio_seconds
+    return tuple((a, b) for a, b in spans)
+
+
+def check_speech(audio_16k: np.ndarray, vad: bool = True) -> SpeechCheck:
+    """Find where the audio holds speech (Silero VAD, level-independent) and what Whisper should decode.
+
+    Args:
+        audio_16k: mono float samples at 16 kHz.
+        vad: False = decode everything that is not digital silence (no detector).
+
+    Returns:
+        The check: detected regions, the spans to decode, or the reason nothing should be.
+    """
+    audio = np.asarray(audio_16k, dtype=np.float32)
+    audio_seconds = len(audio) / SAMPLE_RATE
+    peak = peak_dbfs(audio)
+    if peak < DIGITAL_SILENCE_DBFS:
+        return SpeechCheck(audio_seconds, (), (), f"it is silent (peak {peak:.0f} dBFS)")
+    if not vad:
+        return SpeechCheck(audio_seconds, (), ((0.0, audio_seconds),))
+    regions = speech_regions(audio)
+    if not regions:
+        if audio_seconds < 0.1:
+            return SpeechCheck(audio_seconds, (), (), f"it is too short to hold speech ({audio_seconds:.2f} s)")
+        reason = f"the voice-activity detector heard no voice in it, only {_describe_non_speech(audio)}"
+        return SpeechCheck(audio_seconds, (), (), reason)
+    return SpeechCheck(audio_seconds, tuple(regions), _spans(regions, audio_seconds))
+
+
+def no_speech_reason(audio: np.ndarray) -> str | None:
+    """Why this audio holds no speech (voice-activity check before decoding), or None when it does.
+
+    Args:
+        audio: mono samples at 16 kHz, any level.
+
+    Returns:
+        A short reason ("it is silent (peak -inf dBFS)", "the voice-activity detector heard no voice ...") or None.
+    """
+    return check_speech(audio).reason
 
 
 def _as_mono(audio: np.ndarray, source: str | None) -> np.ndarray:
@@ -232,6 +381,101 @@ def _empty(audio_seconds: float, seconds: float, language: str | None, notice: s
 
 def _label(source: str | None) -> str:
     return source or "the audio"
+
+
+def alignment_heads_dump(heads: Any, n_layers: int, n_heads: int) -> bytes:
+    """Alignment heads in whisper's own form (base85 of the gzipped bool mask), from any way a checkpoint stores them.
+
+    Args:
+        heads: that dump itself (bytes or str, as whisper._ALIGNMENT_HEADS and our converter store it), a bool
+            mask of shape (text layers, text heads) (tensor, sparse or not, array, nested list), or integer
+            [[layer, head], ...] pairs (as Hugging Face and CTranslate2 configs list them).
+        n_layers, n_heads: the model's ``dims.n_text_layer`` and ``dims.n_text_head``.
+
+    Returns:
+        Bytes for ``Whisper.set_alignment_heads``.
+
+    Raises:
+        ValueError: the value fits none of these shapes.
+    """
+    if isinstance(heads, str):
+        heads = heads.encode("ascii")
+    if isinstance(heads, bytes | bytearray):
+        mask = np.frombuffer(gzip.decompress(base64.b85decode(bytes(heads))), dtype=bool)
+        if mask.size != n_layers * n_heads:
+            raise ValueError(f"alignment_heads holds {mask.size} flags; the model has {n_layers}x{n_heads} heads")
+        return bytes(heads)
+    array = np.asarray(heads.detach().cpu().to_dense() if hasattr(heads, "to_dense") else heads)
+    if array.dtype == bool and array.shape == (n_layers, n_heads):
+        mask = array
+    elif array.ndim == 2 and array.shape[1] == 2 and array.dtype.kind in "iu":
+        mask = np.zeros((n_layers, n_heads), dtype=bool)
+        for layer, head in array.tolist():
+            if not (0 <= layer < n_layers and 0 <= head < n_heads):
+                raise ValueError(f"alignment head ({layer}, {head}) is outside the model's {n_layers}x{n_heads} heads")
+            mask[layer, head] = True
+    else:
+        raise ValueError(
+            f"alignment_heads of shape {array.shape}: expected whisper's dump (bytes), a {n_layers}x{n_heads} "
+            "bool mask or [[layer, head], ...] pairs"
+        )
+    return base64.b85encode(gzip.compress(np.ascontiguousarray(mask).tobytes()))
+
+
+def _load_checkpoint(path: str, device: str) -> whisper.Whisper:
+    """whisper.load_model for a local file, plus the checkpoint's ``alignment_heads`` when it has them.
+
+    whisper.load_model applies alignment heads only for the sizes it knows; for a file it leaves its fallback
+    (every head of the upper half of the decoder) instead of the heads chosen for the model.
+    """
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    dims = ModelDimensions(**checkpoint["dims"])
+    model = Whisper(dims)
+    model.load_state_dict(checkpoint["model_state_dict"])
+    heads = checkpoint.get("alignment_heads")
+    if heads is not None:
+        model.set_alignment_heads(alignment_heads_dump(heads, dims.n_text_layer, dims.n_text_head))
+        log.info("Applied the alignment heads stored in %s", path)
+    return model.to(device)
+
+
+def _checkpoint_dims(path: str) -> dict[str, int] | None:
+    """A checkpoint's ``dims`` without reading its weights (memory-mapped), or None when that is not possible."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        return dict(checkpoint["dims"])
+    except Exception:  # noqa: BLE001 - legacy (non-zip) files cannot be mapped; the caller loads the model instead
+        return None
+
+
+def _quality_rules(model: whisper.Whisper) -> bool:
+    """Whether the fallback ladder and the loop guard apply: to every real Whisper, not to a random test model.
+
+    Whisper tiny, the smallest real model, is 384 wide; the project's tiny random model (under any name or
+    path) is 64 wide.
+    """
+    return model.dims.n_text_state >= REAL_MIN_WIDTH
+
+
+@contextlib.contextmanager
+def _seeded(model: whisper.Whisper, seed: int) -> Iterator[None]:
+    """Seed torch for the fallback's sampling without disturbing anyone else's random state."""
+    import torch
+
+    devices = [model.device.index or 0] if model.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(max(0.0, seconds), 60.0)
+    return f"{int(minutes)}:{secs:04.1f}"
 
 
 class ASREngine:
@@ -310,7 +554,10 @@ class ASREngine:
 
         target = self._checkpoint(model_id)
         try:
-            model = whisper.load_model(target, device=device, download_root=str(self.cache_dir))
+            if model_id in WHISPER_SIZES:  # whisper applies the size's own alignment heads
+                model = whisper.load_model(target, device=device, download_root=str(self.cache_dir))
+            else:
+                model = _load_checkpoint(target, device)
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             raise MissingWeightsError(self._missing_message(model_id, f"the download failed ({exc})")) from exc
         except RuntimeError as exc:
@@ -392,15 +639,58 @@ class ASREngine:
     def _fp16(self, model: whisper.Whisper) -> bool:
         return model.device.type == "cuda"
 
-    def _check_model(self, model: whisper.Whisper, options: ASROptions) -> None:
-        if not model.is_multilingual:
-            if options.language not in (None, "en"):
-                raise InputError(
-                    f"This is an English-only Whisper model; it cannot transcribe {options.language!r}. "
-                    "Pick a multilingual model (without .en)."
-                )
-            if options.task == "translate":
-                raise InputError("English-only Whisper models cannot translate; pick a multilingual model.")
+    def _is_multilingual(self, model_id: str) -> bool:
+        if model_id in WHISPER_SIZES:
+            return not model_id.endswith(".en")
+        loaded, model = self.holder.loaded, self.holder.model
+        if loaded is not None and model is not None and loaded.key == model_id:
+            return bool(model.is_multilingual)
+        dims = _checkpoint_dims(self._checkpoint(model_id))
+        if dims is not None and "n_vocab" in dims:
+            return int(dims["n_vocab"]) >= MULTILINGUAL_VOCAB
+        return bool(self.load(model_id).is_multilingual)
+
+    def check_language(self, model_id: str | None, language: str | None, task: str = "transcribe") -> str | None:
+        """Check, without decoding anything, that the model can transcribe (or translate) this language.
+
+        English-only Whisper models (the ``*.en`` sizes, or a checkpoint without the multilingual vocabulary)
+        turn any speech into English words: nonsense for another language. Sizes are judged by their name, a
+        checkpoint file by its dimensions (read without loading the weights when the file allows it).
+
+        Args:
+            model_id: Whisper model id (None = default).
+            language: the language asked for (None/"auto" = detect; English-only models assume English).
+            task: "transcribe" or "translate".
+
+        Returns:
+            The Whisper language code (None for auto-detect).
+
+        Raises:
+            InputError: an unknown language, or an English-only model asked for another language or to
+                translate (the message names the model, the language and what to pick instead).
+            MissingWeightsError: a checkpoint path that does not exist.
+        """
+        code = normalize_language(language)
+        if code in (None, "en") and task != "translate":
+            return code
+        model_id = model_id or self.default_model()
+        if self._is_multilingual(model_id):
+            return code
+        name = model_id if model_id in WHISPER_SIZES or model_id == TINY_MODEL_ID else Path(model_id).name
+        if model_id in WHISPER_SIZES:
+            instead = f"'{model_id.removesuffix('.en')}' (the same size without '.en')"
+        else:
+            instead = "a size without '.en', such as 'small' or 'medium'"
+        if task == "translate":
+            raise InputError(
+                f"Whisper model {name!r} is English-only and cannot translate. "
+                f"Pick a multilingual Whisper model instead: {instead}."
+            )
+        language_name = whisper_languages().get(code or "", code or "").title()
+        raise InputError(
+            f"Whisper model {name!r} is English-only: it cannot transcribe {language_name} ({code}). Pick a "
+            f"multilingual Whisper model instead: {instead}; or set the language to English (en) or auto."
+        )
 
     def transcribe_file(
         self, path: str | Path, options: ASROptions = ASROptions(), model_id: str | None = None
@@ -413,13 +703,16 @@ class ASREngine:
             model_id: Whisper model id (None = default).
 
         Returns:
-            The transcript; ``notice`` explains an empty text (no speech).
+            The transcript; ``notice`` explains an empty text (no speech) or a dropped repetition loop.
 
         Raises:
             AudioError: not audio, empty, too short (< min_audio_seconds) or too long (> max_asr_seconds).
+            InputError: bad options, or an English-only model asked for another language.
             MissingWeightsError: the model's weights are missing.
         """
         path = Path(path)
+        options = check_options(options)
+        self.check_language(model_id, options.language, options.task)  # before decoding a long file
         audio, _ = load_audio(path, sr=SAMPLE_RATE, max_mb=self.settings.max_upload_mb)
         seconds = len(audio) / SAMPLE_RATE
         if seconds < self.settings.min_audio_seconds:
@@ -443,13 +736,16 @@ class ASREngine:
     ) -> Transcript:
         """Transcribe mono 16 kHz samples with whisper.transcribe (any length; 30 s windows).
 
-        Silence and steady noise are caught before decoding; windows Whisper itself judges speechless
-        (no-speech probability > 0.6 with average log-probability <= -1) are dropped. Either way the text is
-        empty and ``notice`` says why, instead of hallucinated words.
+        Only speech reaches Whisper: audio where the voice-activity detector hears none (silence, dither,
+        steady noise, hum, clicks) gives empty text, and stretches without speech longer than a few seconds
+        are skipped (times stay those of the original audio). Each window is decoded with Whisper's
+        temperature fallback (seeded: reruns give the same text); a window that is still a repetition loop
+        is dropped; windows Whisper itself judges speechless (no-speech probability > 0.6 with average
+        log-probability <= -1) are dropped. ``notice`` says what was dropped and why.
 
         Args:
             audio_16k: float32 samples at 16 kHz.
-            options: decoding options (one temperature, no fallback; no conditioning on previous text).
+            options: decoding options (no conditioning on previous text).
             model_id: Whisper model id (None = default).
             source: a label for messages (file name).
 
@@ -457,52 +753,82 @@ class ASREngine:
             The transcript with segments (and words when asked).
 
         Raises:
-            AudioError: no samples. InputError: bad options. MissingWeightsError: weights missing.
+            AudioError: no samples. InputError: bad options, or an English-only model asked for another
+            language. MissingWeightsError: weights missing.
         """
-        import whisper
-
         options = check_options(options)
         audio = _as_mono(audio_16k, source)
-        audio_seconds = len(audio) / SAMPLE_RATE
+        self.check_language(model_id, options.language, options.task)
         model = self.load(model_id)
-        self._check_model(model, options)
         start = time.perf_counter()
-        reason = no_speech_reason(audio)
-        if reason:
+        speech = check_speech(audio, vad=options.vad)
+        return self._transcribe(model, model_id, audio, options, speech, source, start)
+
+    def _transcribe(
+        self,
+        model: whisper.Whisper,
+        model_id: str | None,
+        audio: np.ndarray,
+        options: ASROptions,
+        speech: SpeechCheck,
+        source: str | None,
+        start: float,
+    ) -> Transcript:
+        import whisper
+
+        audio_seconds = len(audio) / SAMPLE_RATE
+        if speech.reason:
             return _empty(
                 audio_seconds,
                 time.perf_counter() - start,
                 options.language,
-                f"No speech detected in {_label(source)}: {reason}. Nothing was transcribed.",
+                f"No speech detected in {_label(source)}: {speech.reason}. Nothing was transcribed.",
                 source,
             )
+        rules = _quality_rules(model)
+        language = options.language
+        if language is None and model.is_multilingual and not speech.whole:
+            # whisper.transcribe detects on the first 30 s of the file, which may hold no speech at all
+            language = self._detect_language(model, audio, speech.spans[0][0])
         decode = {
-            "language": options.language,
+            "language": language,
             "task": options.task,
             "fp16": self._fp16(model),
             "without_timestamps": not options.segment_timestamps,
             "suppress_tokens": _suppress_tokens(model, options.segment_timestamps),
             "sample_len": self._sample_len(model_id, options),
         }
-        if options.beam_size is not None and options.temperature == 0:
+        if options.beam_size is not None:  # whisper.transcribe drops it for temperatures above 0
             decode["beam_size"] = options.beam_size
-        with self.gpu_lock, oom_guard("Whisper transcription", OOM_ADVICE):
+        with self.gpu_lock, oom_guard("Whisper transcription", OOM_ADVICE), _seeded(model, options.seed):
             result = whisper.transcribe(
                 model,
                 audio,
                 verbose=None,
-                temperature=options.temperature,
+                temperature=temperatures(options) if rules else options.temperature,
+                compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+                logprob_threshold=LOGPROB_THRESHOLD,
+                no_speech_threshold=NO_SPEECH_THRESHOLD,
                 condition_on_previous_text=False,
                 word_timestamps=options.word_timestamps,
-                no_speech_threshold=NO_SPEECH_THRESHOLD,
-                logprob_threshold=LOGPROB_THRESHOLD,
+                clip_timestamps=speech.clip_timestamps or "0",
                 **decode,
             )
         seconds = time.perf_counter() - start
-        segments = [_segment(s) for s in result["segments"] if s["text"].strip()]
+        if rules:
+            segments, loops = _drop_loops(result["segments"])
+        else:
+            segments, loops = [_segment(r) for r in result["segments"] if r["text"].strip()], ""
         text = "".join(s.text for s in segments).strip()
         notice = None
-        if not text:
+        if loops and not text:
+            notice = (
+                f"No speech transcribed in {_label(source)}: what Whisper decoded was a repetition loop "
+                f"({loops}) and was dropped."
+            )
+        elif loops:
+            notice = f"Dropped a repetition loop Whisper decoded in {_label(source)} ({loops})."
+        elif not text:
             notice = (
                 f"No speech detected in {_label(source)}: Whisper found no words in any 30 s window. "
                 "Nothing was transcribed."
@@ -518,6 +844,18 @@ class ASREngine:
             source=source,
         )
 
+    def _detect_language(self, model: whisper.Whisper, audio: np.ndarray, start_seconds: float) -> str:
+        """Whisper's language detection on the 30 s from where speech starts."""
+        import torch
+        from whisper.audio import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
+
+        first = int(start_seconds * SAMPLE_RATE)
+        mel = log_mel_spectrogram(audio[first : first + N_SAMPLES], model.dims.n_mels, padding=N_SAMPLES)
+        dtype = torch.float16 if self._fp16(model) else torch.float32
+        with self.gpu_lock, oom_guard("Whisper language detection", OOM_ADVICE), torch.no_grad():
+            _, probs = model.detect_language(pad_or_trim(mel, N_FRAMES).to(model.device).to(dtype))
+        return max(probs, key=probs.get)
+
     def transcribe_batch(
         self,
         clips_16k: list[np.ndarray],
@@ -528,11 +866,14 @@ class ASREngine:
         """Transcribe many clips, decoding the ones under 30 s together in batches (whisper.decode).
 
         For a clip under 30 s the result equals, text and language, what
-        ``transcribe_array(clip, replace(options, segment_timestamps=False))`` returns: the same log-mel
-        (content frames zero-padded to 30 s, exactly as whisper.transcribe slices it), language detected on
-        the same first 30 s of the padded mel, the same DecodingOptions (text only, no prompt) and the
-        same no-speech rule. With temperature 0 that is the same greedy/beam search, only batched.
-        Clips over 30 s, and every clip when word timestamps are asked for, go through
+        ``transcribe_array(clip, replace(options, segment_timestamps=False))`` returns: the same voice-activity
+        check, the same log-mel (content frames zero-padded to 30 s, exactly as whisper.transcribe slices it),
+        language detected on the same first 30 s of the padded mel, the same DecodingOptions (text only, no
+        prompt), the same no-speech and loop rules. The batch is decoded at temperature 0; a clip whose result
+        fails Whisper's fallback thresholds (compression ratio > 2.4, average log-probability < -1) is redone
+        through ``transcribe_array``'s path, which climbs the same seeded ladder. Short clips with stretches
+        without speech to skip (and all of them when the first temperature is above 0) are decoded alone,
+        text-only. Clips over 30 s, and every clip when word timestamps are asked for, go through
         ``transcribe_array`` with ``options`` as given. Beam search (beam_size > 1) still shares language
         detection but decodes clip by clip: whisper's batched beam search is broken (openai/whisper#2197).
 
@@ -544,10 +885,11 @@ class ASREngine:
 
         Returns:
             One transcript per clip, in input order. For batched clips ``seconds`` is the batch's time
-            divided by its clip count (language detection and decoding alike), so their sum is the wall time.
+            divided by its clip count (language detection and decoding alike), plus any redo of its own.
 
         Raises:
-            AudioError: a clip with no samples. InputError: bad options or batch size.
+            AudioError: a clip with no samples. InputError: bad options or batch size, or an English-only
+            model asked for another language.
         """
         import torch
         from whisper.audio import HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
@@ -557,37 +899,44 @@ class ASREngine:
         if batch_size < 1:
             raise InputError(f"Batch size must be at least 1, got {batch_size}.")
         clips = [_as_mono(clip, f"Clip {i}") for i, clip in enumerate(clips_16k)]
+        self.check_language(model_id, options.language, options.task)
         model = self.load(model_id)
-        self._check_model(model, options)
         fp16 = self._fp16(model)
         dtype = torch.float16 if fp16 else torch.float32
+        text_only = dataclasses.replace(options, segment_timestamps=False)
+        rules = _quality_rules(model)
+        fallback = rules and len(temperatures(options)) > 1
         results: list[Transcript | None] = [None] * len(clips)
         pending: list[_Pending] = []
         for i, audio in enumerate(clips):
             audio_seconds = len(audio) / SAMPLE_RATE
-            source = f"clip {i}"
             start = time.perf_counter()
-            reason = no_speech_reason(audio)
-            if reason:
+            speech = check_speech(audio, vad=options.vad)
+            if speech.reason:
                 results[i] = _empty(
                     audio_seconds,
                     time.perf_counter() - start,
                     options.language,
-                    f"No speech detected in {source}: {reason}. Nothing was transcribed.",
+                    f"No speech detected in clip {i}: {speech.reason}. Nothing was transcribed.",
                     None,
                 )
                 continue
             if options.word_timestamps or len(audio) > N_SAMPLES + HOP_LENGTH:
-                results[i] = self.transcribe_array(audio, options, model_id)
+                results[i] = self._transcribe(model, model_id, audio, options, speech, None, start)
+                continue
+            if options.temperature > 0 or not speech.whole:  # short, but not one greedy window: text-only, alone
+                results[i] = self._transcribe(model, model_id, audio, text_only, speech, None, start)
                 continue
             mel = log_mel_spectrogram(audio, model.dims.n_mels, padding=N_SAMPLES)
-            content_frames = mel.shape[-1] - N_FRAMES
-            if content_frames > N_FRAMES:  # more than one window: whisper.transcribe would seek on
-                results[i] = self.transcribe_array(audio, options, model_id)
+            if mel.shape[-1] - N_FRAMES > N_FRAMES:  # more than one window: whisper.transcribe would seek on
+                results[i] = self._transcribe(model, model_id, audio, options, speech, None, start)
                 continue
+            content_frames = mel.shape[-1] - N_FRAMES
             pending.append(
                 _Pending(
                     index=i,
+                    audio=audio,
+                    speech=speech,
                     audio_seconds=audio_seconds,
                     detect_mel=pad_or_trim(mel, N_FRAMES),
                     decode_mel=pad_or_trim(mel[:, :content_frames], N_FRAMES),
@@ -613,16 +962,17 @@ class ASREngine:
         by_language: dict[str, list[_Pending]] = {}
         for item in pending:
             by_language.setdefault(item.language, []).append(item)
-        beam = options.beam_size if options.temperature == 0 else None
+        beam = options.beam_size
         # whisper's decode() breaks on beam search over a batch (cross-attention cache not repeated per beam,
         # openai/whisper#2197), so beams > 1 decode one clip per call.
         decode_size = 1 if beam is not None and beam > 1 else batch_size
+        redo: list[_Pending] = []
         for language, items in by_language.items():
             decoding = DecodingOptions(
                 language=language,
                 task=options.task,
                 beam_size=beam,
-                temperature=options.temperature,
+                temperature=0.0,
                 fp16=fp16,
                 without_timestamps=True,
                 suppress_tokens=_suppress_tokens(model, False),
@@ -636,7 +986,18 @@ class ASREngine:
                 share = (time.perf_counter() - start) / len(chunk)
                 for item, res in zip(chunk, decoded):
                     item.seconds += share
-                    results[item.index] = _batch_transcript(item, res, tokenizer_for(model, language, options.task))
+                    if fallback and needs_fallback(res.compression_ratio, res.avg_logprob, res.no_speech_prob):
+                        redo.append(item)  # whisper.transcribe would climb the temperature ladder here
+                    else:
+                        tokenizer = tokenizer_for(model, language, options.task)
+                        results[item.index] = _batch_transcript(item, res, tokenizer, rules)
+        for item in redo:
+            start = time.perf_counter()
+            again = dataclasses.replace(text_only, language=item.language)
+            t = self._transcribe(model, model_id, item.audio, again, item.speech, None, start)
+            t.seconds += item.seconds
+            t.rtf = t.seconds / t.audio_seconds
+            results[item.index] = t
         return [r for r in results if r is not None]
 
 
@@ -659,7 +1020,7 @@ def _suppress_tokens(model: whisper.Whisper, timestamps: bool) -> list[int]:
     return [-1, tokenizer_for(model, None, "transcribe").no_timestamps]
 
 
-def _batch_transcript(item: _Pending, res: Any, tokenizer: Any) -> Transcript:
+def _batch_transcript(item: _Pending, res: Any, tokenizer: Any, loop_guard: bool = True) -> Transcript:
     """A decode result as a Transcript, built the way whisper.transcribe builds its text-only segment."""
     source = f"clip {item.index}"
     if window_is_silent(res.no_speech_prob, res.avg_logprob):
@@ -671,6 +1032,16 @@ def _batch_transcript(item: _Pending, res: Any, tokenizer: Any) -> Transcript:
             None,
         )
     text = tokenizer.decode([t for t in res.tokens if t < tokenizer.eot])  # as whisper.transcribe's new_segment
+    loop = loop_reason(text, res.compression_ratio) if loop_guard else None
+    if loop:
+        return _empty(
+            item.audio_seconds,
+            item.seconds,
+            item.language,
+            f"No speech transcribed in {source}: what Whisper decoded was a repetition loop "
+            f"(0:00.0-{_clock(item.duration)}: {loop}) and was dropped.",
+            None,
+        )
     if not text.strip():
         return _empty(
             item.audio_seconds,
@@ -680,7 +1051,13 @@ def _batch_transcript(item: _Pending, res: Any, tokenizer: Any) -> Transcript:
             None,
         )
     segment = Segment(
-        0.0, item.duration, text, avg_logprob=float(res.avg_logprob), no_speech_prob=float(res.no_speech_prob)
+        0.0,
+        item.duration,
+        text,
+        avg_logprob=float(res.avg_logprob),
+        no_speech_prob=float(res.no_speech_prob),
+        temperature=float(res.temperature),
+        compression_ratio=float(res.compression_ratio),
     )
     return Transcript(
         text=text.strip(),
@@ -707,21 +1084,43 @@ def _segment(raw: dict[str, Any]) -> Segment:
         words,
         avg_logprob=float(raw["avg_logprob"]),
         no_speech_prob=float(raw["no_speech_prob"]),
+        temperature=float(raw["temperature"]),
+        compression_ratio=float(raw["compression_ratio"]),
     )
+
+
+def _drop_loops(raw_segments: list[dict[str, Any]]) -> tuple[list[Segment], str]:
+    """whisper.transcribe's segments without the windows whose text is still a repetition loop.
+
+    Returns:
+        The kept (non-empty) segments, and a description of each dropped window ("" when none was).
+    """
+    windows: dict[int, list[dict[str, Any]]] = {}
+    for raw in raw_segments:  # segments of one 30 s window share its seek (and its compression ratio)
+        windows.setdefault(int(raw["seek"]), []).append(raw)
+    kept: list[Segment] = []
+    dropped: list[str] = []
+    for raws in windows.values():
+        reason = loop_reason("".join(r["text"] for r in raws), max(float(r["compression_ratio"]) for r in raws))
+        if reason:
+            dropped.append(f"{_clock(raws[0]['start'])}-{_clock(raws[-1]['end'])}: {reason}")
+            log.info("Dropped a repetition loop: %s", dropped[-1])
+            continue
+        kept.extend(_segment(r) for r in raws if r["text"].strip())
+    return kept, "; ".join(dropped)
 
 
 # ----- writers -----
 
 
 def _whisper_result(t: Transcript) -> dict[str, Any]:
-    """The transcript in whisper.transcribe's result shape, for whisper.utils' writers."""
-    with_words = any(s.words for s in t.segments)
-    segments = []
-    for i, s in enumerate(t.segments):
-        seg: dict[str, Any] = {"id": i, "start": s.start, "end": s.end, "text": s.text}
-        if with_words:  # the writers switch to word mode when the first segment has "words"
-            seg["words"] = [dataclasses.asdict(w) for w in (s.words or [])]
-        segments.append(seg)
+    """The transcript in whisper.transcribe's result shape, for whisper.utils' writers.
+
+    Words are left out on purpose: given them, the writers switch to word mode, which drops a segment
+    without words and does not escape "-->" in the text. Cues are the segments either way (whisper sets a
+    segment's times to its first and last word's).
+    """
+    segments = [{"id": i, "start": s.start, "end": s.end, "text": s.text} for i, s in enumerate(t.segments)]
     return {"text": t.text, "segments": segments, "language": t.language}
 
 
@@ -795,12 +1194,18 @@ __all__ = [
     "ASREngine",
     "ASROptions",
     "Segment",
+    "SpeechCheck",
     "Transcript",
     "Word",
+    "alignment_heads_dump",
     "check_options",
+    "check_speech",
+    "loop_reason",
+    "needs_fallback",
     "no_speech_reason",
     "normalize_language",
     "save_outputs",
+    "temperatures",
     "to_json",
     "to_srt",
     "to_txt",

@@ -23,10 +23,15 @@ from engines.asr import (
     Segment,
     Transcript,
     Word,
+    alignment_heads_dump,
     check_options,
+    check_speech,
+    loop_reason,
+    needs_fallback,
     no_speech_reason,
     normalize_language,
     save_outputs,
+    temperatures,
     to_json,
     to_srt,
     to_txt,
@@ -149,6 +154,24 @@ def test_option_validation():
         check_options(ASROptions(beam_size=0))
     with pytest.raises(InputError, match="Temperature"):
         check_options(ASROptions(temperature=3.0))
+    with pytest.raises(InputError, match="temperature_increment"):
+        check_options(ASROptions(temperature_increment=0.0))
+
+
+def test_fallback_ladder_and_loop_rules():
+    assert temperatures(ASROptions()) == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # whisper's default ladder
+    assert temperatures(ASROptions(temperature_increment=None)) == (0.0,)
+    assert temperatures(ASROptions(temperature=0.5)) == (0.5, 0.7, 0.9)
+    assert needs_fallback(2.5, -0.2, 0.0)  # too repetitive
+    assert needs_fallback(1.2, -1.2, 0.1)  # too improbable
+    assert not needs_fallback(1.2, -1.2, 0.9)  # speechless: skipped, not redone
+    assert not needs_fallback(1.6, -0.3, 0.9)
+    loop = " I'm going to go to the next one." * 15
+    assert "compresses" in loop_reason(loop, 11.5)
+    assert loop_reason(loop) is not None  # the ratio is computed when not given
+    assert "repeated 5 times" in loop_reason("the the the the the end")
+    assert loop_reason("No, no, no, that is not what I said.") is None  # real speech repeats a little
+    assert loop_reason("And so my fellow Americans, ask not what your country can do for you.", 1.3) is None
 
 
 # ----- writers -----
@@ -208,6 +231,11 @@ def test_word_level_subtitles():
     )
     assert "00:00:00,000 --> 00:00:01,000\nHello there." in to_srt(t)
     assert json.loads(to_json(t))["segments"][0]["words"][1]["word"] == " there."
+    # A segment without words keeps its cue, and the cue arrow is escaped, words or not.
+    t.segments.append(Segment(1.0, 2.0, " A --> B."))
+    t.segments.append(Segment(2.0, 3.0, " Last.", [Word(2.0, 3.0, " Last.", 0.9)]))
+    assert to_srt(t).count(" --> ") == 3 and "\nA -> B.\n" in to_srt(t)
+    assert "\n00:02.000 --> 00:03.000\nLast.\n" in to_vtt(t)
 
 
 def test_save_outputs_from_real_transcript(asr, sentence, tmp_path):
@@ -235,6 +263,50 @@ def test_steady_noise_gives_empty_text_and_notice(asr, tmp_path):
     noise = 0.1 * np.random.default_rng(0).standard_normal(SR * 3).astype(np.float32)
     t = asr.transcribe_file(save_wav(tmp_path / "hiss.wav", noise, SR))
     assert t.text == "" and "steady noise" in t.notice
+
+
+def test_noise_and_clicks_are_judged_by_the_detector(tmp_path):
+    rng = np.random.default_rng(1)
+    clicks = np.zeros(SR * 4, np.float32)
+    clicks[:: SR // 3] = 0.5
+    assert "steady noise" in no_speech_reason(0.001 * rng.standard_normal(SR * 3).astype(np.float32))
+    assert "clicks" in no_speech_reason(clicks)
+    assert "silent" in no_speech_reason((rng.integers(-1, 2, SR * 3) / 32768).astype(np.float32))  # dither
+    assert check_speech(np.zeros(SR, np.float32), vad=False).reason  # digital silence is never decoded
+    assert check_speech(clicks, vad=False).spans == ((0.0, 4.0),)  # vad=False: everything else is
+
+
+def test_speech_check_skips_long_silences_only(speak):
+    speech = _clip(speak("The quick brown fox jumps over the lazy dog.", "en", name="fox-sparse"))
+    seconds = len(speech) / SR
+    short = check_speech(np.concatenate([np.zeros(SR, np.float32), speech]))
+    assert short.whole and short.clip_timestamps is None  # a 1 s lead-in is no reason to cut
+    audio = np.concatenate([np.zeros(20 * SR, np.float32), speech, np.zeros(40 * SR, np.float32), speech])
+    check = check_speech(audio)
+    assert check.reason is None and not check.whole
+    assert len(check.spans) == 2
+    (a0, a1), (b0, b1) = check.spans
+    assert 18.5 < a0 < 20.0 and 20.0 + seconds <= a1 < 22.0 + seconds
+    assert b1 == pytest.approx(len(audio) / SR)
+    assert check.clip_timestamps == [a0, a1, b0, b1]
+    assert [r.start for r in check.regions] == sorted(r.start for r in check.regions)
+    louder = check_speech(audio * 0.001)  # -60 dB: the detector does not care about the level
+    assert louder.spans == check.spans
+
+
+def test_sparse_speech_keeps_original_times(asr, speak):
+    speech = _clip(speak("Good morning, how are you today?", "en", name="sparse"))
+    audio = np.concatenate([np.zeros(45 * SR, np.float32), speech, np.zeros(30 * SR, np.float32)])
+    t = asr.transcribe_array(audio, ASROptions(language="en", word_timestamps=True))
+    assert t.audio_seconds == pytest.approx(len(audio) / SR)
+    span = check_speech(audio).spans[0]
+    assert t.segments and all(span[0] <= s.start <= s.end <= span[1] + 0.05 for s in t.segments)
+    # The batched path decodes such a clip alone, text-only: the same as transcribe_array text-only.
+    short = np.concatenate([np.zeros(12 * SR, np.float32), speech, np.zeros(8 * SR, np.float32)])
+    text_only = ASROptions(language="en", segment_timestamps=False)
+    seq = asr.transcribe_array(short, text_only)
+    assert seq.segments[0].start >= 10.0
+    _same(seq, asr.transcribe_batch([short], text_only)[0])
 
 
 def test_speech_is_not_mistaken_for_silence(speak, shared_data):
@@ -330,6 +402,68 @@ def test_list_models_and_switch_unloads(asr, settings, tiny_models, sentence):
     assert status["loaded_model"] == "my-whisper" and status["device"] == "cpu"
     assert asr.unload() is True and asr.status()["loaded_model"] is None
     assert asr.unload() is False
+
+
+def _tiny_checkpoint(tiny_models, path: Path, **extra) -> Path:
+    import torch
+
+    checkpoint = torch.load(tiny_models.whisper_path, map_location="cpu", weights_only=True)
+    torch.save({**checkpoint, **extra}, path)
+    return path
+
+
+def test_checkpoint_alignment_heads_are_applied(asr, tiny_models, tmp_path):
+    import torch
+
+    plain = asr.load(str(tiny_models.whisper_path))
+    assert plain.alignment_heads.to_dense().tolist() == [[True, True]]  # whisper's fallback: the upper half
+    mask = [[False, True]]  # 1 text layer x 2 heads
+    dump = alignment_heads_dump(mask, 1, 2)
+    for i, stored in enumerate([dump, dump.decode(), torch.tensor(mask), [[0, 1]], torch.tensor(mask).to_sparse()]):
+        path = _tiny_checkpoint(tiny_models, tmp_path / f"heads{i}.pt", alignment_heads=stored)
+        model = asr.load(str(path))
+        assert model.alignment_heads.to_dense().tolist() == mask, type(stored)
+    bad = _tiny_checkpoint(tiny_models, tmp_path / "bad-heads.pt", alignment_heads=[[3, 0]])
+    with pytest.raises(InputError, match="bad-heads.pt.*alignment head"):
+        asr.load(str(bad))
+    with pytest.raises(ValueError, match="shape"):
+        alignment_heads_dump(np.ones((3, 3), bool), 1, 2)
+
+
+def test_english_only_models_refuse_other_languages(asr, settings, tiny_models, sentence, tmp_path, monkeypatch):
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("check_language must not download or load a size")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_download)
+    with pytest.raises(InputError) as info:
+        asr.check_language("tiny.en", "fr")
+    message = str(info.value)
+    assert "'tiny.en' is English-only" in message and "French (fr)" in message and "'tiny'" in message
+    with pytest.raises(InputError, match="cannot translate"):
+        asr.check_language("base.en", None, task="translate")
+    assert asr.check_language("small", "fr") == "fr" and asr.check_language("tiny.en", "English") == "en"
+    assert asr.check_language("medium.en", "auto") is None
+    assert asr.check_language(None, "zh-cn") == "zh"  # the tiny model has the multilingual vocabulary
+    assert asr.holder.loaded is None
+
+    dims = ModelDimensions(80, 1500, 64, 2, 1, 51864, 448, 64, 2, 1)  # 51864 tokens: English-only
+    english = tmp_path / "my-english.pt"
+    torch.save({"dims": dims.__dict__, "model_state_dict": Whisper(dims).state_dict()}, english)
+    with pytest.raises(InputError, match=r"'my-english.pt' is English-only: it cannot transcribe German \(de\)"):
+        asr.check_language(str(english), "de")
+    assert asr.holder.loaded is None  # decided from the checkpoint's dims, without loading it
+    clip = _clip(sentence)
+    for call in (
+        lambda: asr.transcribe_array(clip, ASROptions(language="de"), model_id=str(english)),
+        lambda: asr.transcribe_batch([clip], ASROptions(language="de"), model_id=str(english)),
+        lambda: asr.transcribe_file(sentence, ASROptions(language="de"), model_id=str(english)),
+    ):
+        with pytest.raises(InputError, match="without '.en'"):
+            call()
+    assert asr.holder.loaded is None
 
 
 def test_tiny_id_needs_tiny_mode(settings, sentence):
