@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -31,7 +32,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -62,6 +63,7 @@ from engines.segment import (
     plan_clips,
     plan_recut,
     repetition_loop,
+    speech_spans,
     split_text,
     text_cer,
 )
@@ -70,7 +72,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 22050  # XTTS trains on 22.05 kHz audio
 ASR_RATE = 16000  # Whisper's input rate
-FORMAT_VERSION = 1  # bump when the processing changes, so finished files are redone
+FORMAT_VERSION = 2  # bump when the processing changes, so finished files are redone (2: VAD cuts, per-clip ASR)
 ZIP_EXPANSION = 4  # a zip may unpack to at most max_upload_mb x this (zip-bomb guard)
 MAX_ZIP_ENTRIES = 20000
 MAX_TRANSCRIPTS_MB = 50
@@ -81,12 +83,23 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
 NO_INPUT = "No input files: upload audio files (WAV, MP3, FLAC, OGG, M4A) or a zip of them, or give a server folder."
 DROP_REASONS = ("no transcript", "too short", "too long", "silent", "clipped")
+# Mismatch threshold, measured with the real Whisper tiny.en (tests/test_datasets_real.py): clean clips
+# re-transcribe at CER <= 0.042 against LJSpeech's human transcripts and <= 0.063 against the known text
+# of Piper readings; one wrong word in ten (the issue's real mismatch) is CER ~0.19. 0.12 sits between
+# the two with room on both sides (bigger Whisper models err less, so it only gets safer). A short clip
+# with one misheard word can still cross it: a flag to review, never a deletion.
+CER_THRESHOLD = 0.12
 CHOICES = ("keep", "asr", "edit")
 
 # transcripts files: header names we recognise (first match wins)
 _FILE_COLUMNS = ("audio_file", "file", "filename", "file_name", "path", "wav", "wav_file", "audio", "id", "name")
-_TEXT_COLUMNS = ("text", "transcription", "transcript", "normalized_text", "sentence")
+# The spoken form wins (numbers and abbreviations written out, what the speaker said): these names
+# first, then the raw text. A headerless LJSpeech file follows the same rule (its third column).
+_SPOKEN_COLUMNS = ("normalized_text", "normalized", "transcription")
+_RAW_COLUMNS = ("text", "transcript", "sentence")
+_TEXT_COLUMNS = _SPOKEN_COLUMNS + _RAW_COLUMNS
 _SPEAKER_COLUMNS = ("speaker_name", "speaker")
+SILENCE_FLOOR_DB = -70.0  # default silence_db: under it a file is digital silence or dither
 
 
 # ----- options and results -----
@@ -99,7 +112,7 @@ class DatasetOptions:
     model_id: str | None = None  # Whisper model for files without a transcript (None = the ASR default)
     min_clip: float = 1.0  # seconds; shorter cut clips are dropped
     max_clip: float = 11.0  # seconds, padding included; longer segments are split at pauses
-    silence_db: float = -50.0  # dBFS of the original recording: quieter files/clips count as silent
+    silence_db: float = SILENCE_FLOOR_DB  # RMS dBFS floor: quieter files are silent; above it the VAD decides
     pad_ms: int = 150  # context kept before and after the speech of each clip
     eval_share: float = 0.15  # share of each speaker's clips held out for evaluation
     speaker: str = ""  # speaker name for the speaker column ("" = the dataset name)
@@ -108,7 +121,7 @@ class DatasetOptions:
     max_clipped: float = 0.001  # share of full-scale samples above which a clip counts as clipped
     trainer_max_seconds: float = 11.0  # the trainer's max audio length: longer clips are flagged
     trainer_max_text: int = 200  # the trainer's max text length: longer texts are flagged
-    cer_threshold: float = 0.3  # validation: a re-transcription further than this is a mismatch
+    cer_threshold: float = CER_THRESHOLD  # validation: a re-transcription further than this is a mismatch
     overwrite: bool = False  # replace an existing dataset of this name
     seed: int = 1234  # eval split
 
@@ -207,7 +220,8 @@ class DatasetSummary:
     language: str
     created: str
     speakers: list[str]
-    status: str  # "ready", "incomplete" (a build stopped; re-run it to resume) or "external"
+    status: str  # "ready", "incomplete" (a build stopped; re-run it to resume), "failed" (see info()["error"];
+    # re-run or delete it) or "external"
 
 
 @dataclass
@@ -334,7 +348,7 @@ def check_options(options: DatasetOptions) -> DatasetOptions:
     if not 1.0 <= o.max_clip <= 30.0:
         raise InputError(f"Max clip must be between 1 and 30 s (got {o.max_clip:g}).")
     if not -100.0 <= o.silence_db <= 0.0:
-        raise InputError(f"Silence threshold must be between -100 and 0 dBFS (got {o.silence_db:g}).")
+        raise InputError(f"Silence floor must be between -100 and 0 dBFS (got {o.silence_db:g}).")
     if not 0 <= o.pad_ms <= 1000:
         raise InputError(f"Padding must be between 0 and 1000 ms (got {o.pad_ms}).")
     if not 0.0 < o.eval_share <= 0.5:
@@ -369,9 +383,16 @@ def parse_transcripts(path: str | Path) -> tuple[list[TranscriptRow], list[str]]
     """Read a transcripts file.
 
     Accepted forms (pipe-separated; tab or comma also work for two-column lists):
-    ``file|text`` lines; LJSpeech ``id|text|normalized`` (the normalized text is used); or a file
-    with a header naming its columns, like coqui's ``audio_file|text|speaker_name`` (quoted fields as
-    the csv module writes them).
+    ``file|text`` lines; LJSpeech ``id|text|normalized``; or a file with a header naming its columns,
+    like coqui's ``audio_file|text|speaker_name`` (quoted fields as the csv module writes them).
+
+    One rule picks the text when a row holds two: the spoken form wins (numbers and abbreviations
+    written out, "fourteen fifty-five" rather than "1455"), because that is what the speaker said and
+    what the model learns to say. Headerless, that is LJSpeech's third column; with a header, the first
+    of ``normalized_text``, ``normalized``, ``transcription`` present, then ``text``, ``transcript``,
+    ``sentence``. A row whose spoken-form cell is empty falls back to the raw text. A speaker column
+    (``speaker_name`` or ``speaker``) is read here; whether the build trusts it is decided there
+    (see ``speaker_column_rule``).
 
     Args:
         path: the transcripts file (UTF-8).
@@ -407,14 +428,14 @@ def parse_transcripts(path: str | Path) -> tuple[list[TranscriptRow], list[str]]
         reader = csv.reader(io.StringIO("\n".join(line for _, line in lines)), delimiter=delim)
         header = [c.strip().lower() for c in next(reader)]
         file_col = header.index(next(c for c in _FILE_COLUMNS if c in header))
-        text_col = header.index(next(c for c in _TEXT_COLUMNS if c in header))
+        text_cols = [header.index(c) for c in _TEXT_COLUMNS if c in header]  # spoken form first
         spk_name = next((c for c in _SPEAKER_COLUMNS if c in header), None)
         spk_col = header.index(spk_name) if spk_name else None
         for (number, _), cells in zip(lines[1:], reader):
-            if len(cells) <= max(file_col, text_col):
+            if len(cells) <= file_col or all(c >= len(cells) for c in text_cols):
                 problems.append(f"line {number}: {len(cells)} column(s), expected {len(header)}")
                 continue
-            text = clean_text(cells[text_col])
+            text = next((clean_text(cells[c]) for c in text_cols if c < len(cells) and clean_text(cells[c])), "")
             speaker = clean_text(cells[spk_col]) if spk_col is not None and spk_col < len(cells) else None
             if not cells[file_col].strip() or not text:
                 problems.append(f"line {number}: no file or no text")
@@ -430,7 +451,7 @@ def parse_transcripts(path: str | Path) -> tuple[list[TranscriptRow], list[str]]
             if len(cells) < 2:
                 problems.append(f"line {number}: no '{delim}' between file and text")
                 continue
-            text = cells[2] if len(cells) >= 3 and cells[2].strip() else cells[1]
+            text = cells[2] if len(cells) >= 3 and cells[2].strip() else cells[1]  # the spoken form wins
             text = clean_text(text)
             if not cells[0].strip() or not text:
                 problems.append(f"line {number}: no file or no text")
@@ -518,8 +539,15 @@ def runs_using(settings: Settings, name: str) -> bool:
 
 
 def assign_split(clips: Mapping[str, Mapping[str, Any]], share: float, seed: int) -> dict[str, str]:
-    """Train/eval per clip: per speaker, ``share`` of the clips (at least one when a speaker has two or
-    more) go to eval, chosen by a seeded hash so the choice is stable when clips are added.
+    """Train/eval per clip: ``share`` of all clips go to eval, spread over the speakers.
+
+    The eval count is ``round(share x clips)`` (at least one, never all), shared out in proportion to
+    each speaker's clips (largest remainders first; a one-clip speaker can only give its whole clip).
+    Every speaker with two clips or more keeps one eval clip even when that goes over the count (a
+    speaker the eval set never hears is not evaluated): with many such small speakers the share grows,
+    which is why a transcripts file's speaker column must pass ``speaker_column_rule`` to be used.
+    Within a speaker the clips are taken in a seeded hash order, so the choice is stable when clips
+    are added.
 
     Returns:
         {clip: "train" | "eval"}; at least one eval clip whenever there are two clips or more.
@@ -529,18 +557,50 @@ def assign_split(clips: Mapping[str, Mapping[str, Any]], share: float, seed: int
         return hashlib.sha1(f"{seed}:{clip}".encode()).hexdigest()
 
     split = {clip: "train" for clip in clips}
+    if len(split) < 2:
+        return split
     by_speaker: dict[str, list[str]] = {}
     for clip, entry in clips.items():
         by_speaker.setdefault(str(entry.get("speaker", "")), []).append(clip)
-    for names in by_speaker.values():
-        if len(names) < 2:
-            continue
-        k = min(len(names) - 1, max(1, round(share * len(names))))
-        for clip in sorted(names, key=rank)[:k]:
+    total = min(len(split) - 1, max(1, round(share * len(split))))
+    quota = {spk: share * len(names) for spk, names in by_speaker.items()}
+    count = {spk: (max(1, int(quota[spk])) if len(names) >= 2 else 0) for spk, names in by_speaker.items()}
+    # the rest of the count by largest remainder; a one-clip speaker may give its clip, others keep one
+    for spk in sorted(by_speaker, key=lambda k: (-(quota[k] - int(quota[k])), rank(min(by_speaker[k], key=rank)))):
+        if sum(count.values()) >= total:
+            break
+        if count[spk] < max(1, len(by_speaker[spk]) - 1):
+            count[spk] += 1
+    for spk, names in by_speaker.items():
+        for clip in sorted(names, key=rank)[: count[spk]]:
             split[clip] = "eval"
-    if len(split) >= 2 and "eval" not in split.values():  # only one-clip speakers: hold one out anyway
-        split[min(split, key=rank)] = "eval"
     return split
+
+
+def speaker_column_rule(speakers: Sequence[str], share: float) -> str | None:
+    """Whether a transcripts file's speaker column is trusted; None = yes, else why not.
+
+    A speaker column is used when it names one speaker, or when every speaker it names has at least
+    ``ceil(1 / share)`` clips (7 at the default 0.15): then each speaker's own eval clip fits inside
+    the eval share. A column of many names with a clip or two each (LJSpeech-style chunk ids, one
+    name per recording session) is not a speaker list; trusting it would hold out a clip per name.
+
+    Args:
+        speakers: the speaker cell of every matched row (one per clip).
+        share: the eval share.
+    """
+    counts = Counter(s for s in speakers if s)
+    if len(counts) < 2:
+        return None
+    need = math.ceil(1.0 / share - 1e-9)
+    few = sorted(k for k, v in counts.items() if v < need)
+    if not few:
+        return None
+    return (
+        f"The transcripts file's speaker column names {len(counts)} speakers, {len(few)} of them with fewer "
+        f"than {need} clips ({', '.join(few[:5])}{' ...' if len(few) > 5 else ''}); that is not a speaker list "
+        "a fine-tune can use, so it was ignored"
+    )
 
 
 def _counter_add(target: dict[str, int], source: Mapping[str, int]) -> None:
@@ -749,6 +809,20 @@ class DatasetEngine:
                 "missing": report.transcripts_missing,
                 "extra": report.transcripts_extra,
             }
+            distrust = speaker_column_rule([r.speaker or "" for r in rows.values()], options.eval_share)
+            if distrust:
+                fallback = clean_text(options.speaker) or name
+                report.notices.append(
+                    f"{distrust}: clips take the speaker of their upload or folder settings (default {fallback!r}). "
+                    "Set a speaker per upload, or use speaker folders, to keep real speakers apart."
+                )
+                log(report.notices[-1])
+                rows = {k: replace(r, speaker=None) for k, r in rows.items()}
+                transcripts_info["speaker_column"] = "ignored"
+
+        model_id = options.model_id or self.asr.default_model()
+        if any(s.sha256 not in rows for s in unique):  # Whisper will hear these files
+            self._check_asr_language(model_id, language)
 
         meta = _read_json(root / "dataset.json") if root.is_dir() else None
         # a folder without metadata or clips (a build killed before its first write) is free to use
@@ -772,7 +846,6 @@ class DatasetEngine:
         (root / "wavs").mkdir(parents=True, exist_ok=True)
         (root / ".manifest").mkdir(exist_ok=True)
 
-        model_id = options.model_id or self.asr.default_model()
         plans: list[tuple[_Source, str, TranscriptRow | None, str, dict[str, Any] | None]] = []
         for source in unique:
             row = rows.get(source.sha256)
@@ -792,8 +865,70 @@ class DatasetEngine:
                     "inputs": [{"source": s.name, "sha256": s.sha256} for s in unique],
                 }
             )
+            meta.pop("error", None)
             write_json(root / "dataset.json", meta)
+            # clips are about to change: no metadata CSV may describe a half-built dataset (training
+            # lists folders by their metadata_train.csv); the finished build writes them again
+            for split in ("train", "eval"):
+                (root / f"metadata_{split}.csv").unlink(missing_ok=True)
 
+        try:
+            manifests, processed = self._process_all(root, plans, language, options, model_id, progress, log, report)
+            progress(1.0, "Writing metadata")
+            for m in manifests.values():
+                _counter_add(report.dropped, m.get("dropped", {}))
+            meta = self._assemble(root, meta, unique, manifests, processed, options, language, model_id)
+            # stored per-file report: the same on every run (no "already prepared" wording)
+            meta["files"] = [asdict(f) for f in early_rows] + [
+                asdict(_file_report(manifests[s.sha256])) for s in unique
+            ]
+            meta["dropped"] = report.dropped
+            if transcripts_info is not None:
+                meta["transcripts"] = transcripts_info
+            clips = meta["clips"]
+            if not clips:
+                why = Counter(f.reason for f in report.files if f.status == "skipped")
+                raise _NoClips(
+                    f"No clips could be kept from {len(report.files)} file(s): "
+                    + ", ".join(f"{k} {v}" for k, v in why.most_common())
+                    + (
+                        ". Clips dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items()))
+                        if report.dropped
+                        else ""
+                    )
+                    + ". Upload recordings with audible speech (and a transcripts file, or a Whisper model that "
+                    "hears it)."
+                )
+            self._write(root, meta)
+        except Exception as exc:
+            self._failed(root, meta, created_now, exc)
+            raise
+        report.clips = len(clips)
+        report.seconds = float(sum(c["duration"] for c in clips.values()))
+        report.train_clips = sum(c.get("split") == "train" for c in clips.values())
+        report.eval_clips = report.clips - report.train_clips
+        limits = _limits(meta)
+        report.flagged = sum(bool(self._flags(c, limits, language)) for c in clips.values())
+        if report.minutes < MIN_MINUTES:
+            report.notices.append(
+                f"Only {report.minutes:.1f} min of speech: a fine-tune wants at least "
+                f"{MIN_MINUTES:g} min (10+ min is better)."
+            )
+        log(report.summary())
+        return report
+
+    def _process_all(
+        self,
+        root: Path,
+        plans: list[tuple[_Source, str, TranscriptRow | None, str, dict[str, Any] | None]],
+        language: str,
+        options: DatasetOptions,
+        model_id: str,
+        progress: Callable[..., Any],
+        log: Callable[[str], Any],
+        report: DatasetReport,
+    ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """Every source through ``_process`` (or reused from its manifest); one manifest written per file."""
         processed: set[str] = set()
         manifests: dict[str, dict[str, Any]] = {}
         total = max(1, len(plans))
@@ -816,45 +951,34 @@ class DatasetEngine:
             file_report = _file_report(manifest)
             report.files.append(file_report)
             log(f"{source.name}: {file_report.status}" + (f" ({file_report.detail})" if file_report.detail else ""))
+        return manifests, processed
 
-        progress(1.0, "Writing metadata")
-        for m in manifests.values():
-            _counter_add(report.dropped, m.get("dropped", {}))
-        meta = self._assemble(root, meta, unique, manifests, processed, options, language, model_id)
-        # stored per-file report: the same on every run (no "already prepared" wording)
-        meta["files"] = [asdict(f) for f in early_rows] + [asdict(_file_report(manifests[s.sha256])) for s in unique]
-        meta["dropped"] = report.dropped
-        if transcripts_info is not None:
-            meta["transcripts"] = transcripts_info
-        clips = meta["clips"]
-        report.clips = len(clips)
-        report.seconds = float(sum(c["duration"] for c in clips.values()))
-        report.train_clips = sum(c.get("split") == "train" for c in clips.values())
-        report.eval_clips = report.clips - report.train_clips
-        limits = _limits(meta)
-        report.flagged = sum(bool(self._flags(c, limits, language)) for c in clips.values())
-        if not clips:
-            if created_now:
-                shutil.rmtree(root, ignore_errors=True)
-            why = Counter(f.reason for f in report.files if f.status == "skipped")
-            raise InputError(
-                f"No clips could be kept from {len(report.files)} file(s): "
-                + ", ".join(f"{k} {v}" for k, v in why.most_common())
-                + (
-                    ". Clips dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items()))
-                    if report.dropped
-                    else ""
-                )
-                + ". Upload recordings with audible speech (and a transcripts file, or a Whisper model that hears it)."
-            )
-        self._write(root, meta)
-        if report.minutes < MIN_MINUTES:
-            report.notices.append(
-                f"Only {report.minutes:.1f} min of speech: a fine-tune wants at least "
-                f"{MIN_MINUTES:g} min (10+ min is better)."
-            )
-        log(report.summary())
-        return report
+    def _failed(self, root: Path, meta: dict[str, Any], created_now: bool, exc: Exception) -> None:
+        """A build that raised: no half dataset is left looking usable.
+
+        A dataset this build created is removed when no file finished (or none gave a clip). Otherwise
+        dataset.json says "failed" with the error (the list shows it; a re-run resumes from the finished
+        files, Delete removes it) and no metadata CSV exists (removed when the build started changing clips).
+        """
+        finished = any((root / ".manifest").glob("*.json"))
+        if created_now and (not finished or isinstance(exc, _NoClips)):
+            shutil.rmtree(root, ignore_errors=True)
+            return
+        meta = dict(meta)
+        meta.update({"status": "failed", "error": str(exc) or type(exc).__name__, "updated": utc_now()})
+        try:
+            write_json(root / "dataset.json", meta)
+        except OSError:  # the disk that failed the build may fail this too: the status stays "building"
+            log.warning("Could not mark dataset %s as failed", root.name, exc_info=True)
+
+    def _check_asr_language(self, model_id: str, language: str) -> None:
+        """Whisper must be able to hear ``language`` (an English-only model cannot): checked before anything
+        is created or re-transcribed. ``ASREngine.check_language`` owns the rule (no decoding).
+
+        Raises:
+            InputError: naming the model, the language and what to pick instead.
+        """
+        self.asr.check_language(model_id, language)
 
     def _expand(
         self, paths: list[Path], staging: Path, options: DatasetOptions, report: DatasetReport
@@ -1005,9 +1129,12 @@ class DatasetEngine:
         row: TranscriptRow | None,
         speaker: str,
     ) -> dict[str, Any]:
-        """One source file -> clips on disk; returns its manifest (report, clips, dropped counts)."""
-        from engines.asr import ASROptions
+        """One source file -> clips on disk; returns its manifest (report, clips, dropped counts).
 
+        Silence is the VAD's call (level-independent), with ``silence_db`` only as a floor for digital
+        silence. Cuts go in the VAD's pauses (``speech_spans`` + ``plan_clips``); each kept clip is then
+        transcribed on its own. Files with a transcripts row are kept whole with their text.
+        """
         m: dict[str, Any] = {
             "sha256": source.sha256,
             "source": source.name,
@@ -1030,56 +1157,59 @@ class DatasetEngine:
         seconds = len(raw) / sr
         m["seconds"] = round(seconds, 3)
         audio = resample(raw, sr, SAMPLE_RATE)
+        whole = row is not None
+        pad = options.pad_ms / 1000.0
+        max_span = options.max_clip - 2 * min(pad, options.max_clip / 4)
+        # the VAD decides where (and whether) there is speech, at any level; the floor only catches
+        # digital silence and dither, where there is nothing for a detector to judge
         if is_silent(audio, options.silence_db):
+            spans = []
+        else:  # a file kept whole only needs to hold speech: no second look for pauses inside it
+            spans = speech_spans(resample(raw, sr, ASR_RATE), float("inf") if whole else max_span)
+        if not spans:
+            level = rms_dbfs(audio)
             m.update(
                 reason="silent",
-                detail=f"level {rms_dbfs(audio):.0f} dBFS is under the silence threshold ({options.silence_db:g} dBFS)",
+                detail=(
+                    f"level {level:.0f} dBFS is under the silence floor ({options.silence_db:g} dBFS)"
+                    if level < options.silence_db
+                    else f"no speech found (voice activity detection; level {level:.0f} dBFS)"
+                ),
             )
             return m
         normalized = normalize_loudness(audio)
-        whole = row is not None
         if whole:
             pieces = [Piece(0.0, seconds, row.text, 0.0, seconds)]
         else:
-            # Whisper hears the recording as it is (one resampling from the source, the same signal the
-            # ASR tab would transcribe); the loudness-normalized audio is what the clips are cut from.
-            transcript = self.asr.transcribe_array(
-                resample(raw, sr, ASR_RATE),
-                ASROptions(language=language, word_timestamps=True),
-                model_id=model_id,
-                source=source.name,
-            )
-            if not transcript.text.strip():
-                m.update(
-                    reason="no transcript",
-                    detail=transcript.notice or "Whisper returned no text",
-                    dropped={"no transcript": 1},
-                )
-                return m
             pieces = plan_clips(
-                transcript.segments,
+                spans,
                 seconds,
                 min_clip=options.min_clip,
                 max_clip=options.max_clip,
-                pad=options.pad_ms / 1000.0,
+                pad=pad,
                 language=language,
             )
         dropped: Counter[str] = Counter()
+        unsplit: list[str] = []
         for k, piece in enumerate(pieces):
             a, b = int(round(piece.start * SAMPLE_RATE)), int(round(piece.end * SAMPLE_RATE))
             duration = (b - a) / SAMPLE_RATE
-            text = clean_text(piece.text)
             reason = None
-            if not text:
-                reason = "no transcript"
+            if not whole and (not piece.fits or duration > options.max_clip + 1e-6):
+                reason = "too long"  # speech with no pause to cut at: never shipped cut mid-speech
+                unsplit.append(f"{piece.speech_start:.1f}-{piece.speech_end:.1f} s")
             elif not whole and duration < options.min_clip:
                 reason = "too short"
-            elif not whole and duration > options.max_clip + 1e-6:
-                reason = "too long"
-            elif b - a == 0 or is_silent(audio[a:b], options.silence_db):
+            elif b - a == 0:
                 reason = "silent"
             elif clipped_fraction(raw[int(piece.start * sr) : int(piece.end * sr)]) > options.max_clipped:
                 reason = "clipped"
+            text = clean_text(piece.text)
+            if reason is None and not whole:
+                # each clip is transcribed on its own: its text is what its audio says, nothing from a neighbour
+                text = self._transcribe_clip(normalized[a:b], language, model_id, f"{source.name} {piece.start:.1f} s")
+            if reason is None and not text:
+                reason = "no transcript"
             if reason:
                 dropped[reason] += 1
                 continue
@@ -1104,14 +1234,36 @@ class DatasetEngine:
                     "notes": notes,
                 }
             )
+        if unsplit:
+            m["unsplit"] = unsplit
         m["dropped"] = dict(dropped)
         drops = ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
+        if unsplit:
+            drops += f" (speech over {options.max_clip:g} s without a pause at {', '.join(unsplit[:3])})"
         if m["clips"]:
             m.update(status="kept", detail=f"{len(m['clips'])} clip(s)" + (f"; dropped: {drops}" if drops else ""))
         else:
             main = dropped.most_common(1)[0][0] if dropped else "no clips"
             m.update(reason=main, detail=f"no clip kept (dropped: {drops or 'none planned'})")
         return m
+
+    def _transcribe_clip(self, audio: np.ndarray, language: str | None, model_id: str, label: str) -> str:
+        """What Whisper hears in one clip (22.05 kHz samples): the one decode the build and validate share.
+
+        Timestamp decoding, as ``transcribe_array`` does by default (and with whatever fallback it applies):
+        the batched text-only decode validation used before was reported to stop early on tiny.en, dropping
+        a clip's last words (a false mismatch); one decode for both means a clip built from Whisper's text
+        re-transcribes to that text.
+        """
+        from engines.asr import ASROptions
+
+        transcript = self.asr.transcribe_array(
+            resample(audio, SAMPLE_RATE, ASR_RATE),
+            ASROptions(language=language or None),
+            model_id=model_id,
+            source=label,
+        )
+        return clean_text(transcript.text)
 
     def _assemble(
         self,
@@ -1501,29 +1653,30 @@ class DatasetEngine:
         cer_threshold: float | None = None,
         progress: Callable[..., Any] | None = None,
         log: Callable[[str], Any] | None = None,
-        batch_size: int = 16,
     ) -> ValidationReport:
         """Re-transcribe every clip and flag texts the ASR disagrees with (CER over the threshold).
 
-        The result is stored per clip (shown in the flags column until the user picks keep / take ASR /
-        edit with ``apply_choice``).
+        Each clip is decoded the way the build transcribes one (``_transcribe_clip``: timestamp decoding,
+        clip by clip, not the batched text-only decode, reported to stop early on tiny.en). The CER is
+        ``segment.text_cer``: the evaluation's normalizer (``engines.metrics.normalize``), so "1455" and
+        "fourteen fifty-five" agree. The result is stored per clip (shown in the flags column until the
+        user picks keep / take ASR / edit with ``apply_choice``).
 
         Args:
             name: the dataset.
             model_id: Whisper model (None = the one the dataset was built with, else the ASR default).
-            cer_threshold: mismatch above this character error rate (None = the dataset's setting).
+            cer_threshold: mismatch above this character error rate (None = the dataset's setting;
+                ``CER_THRESHOLD`` for new datasets).
             progress: ``progress(fraction, desc)``.
             log: ``log(message)``.
-            batch_size: clips per batched Whisper decode.
 
         Returns:
             The mismatches, worst first.
 
         Raises:
-            InputError: no dataset, bad threshold. BusyError: the dataset is busy.
+            InputError: no dataset, bad threshold, a Whisper model that cannot hear the dataset's
+                language. BusyError: the dataset is busy.
         """
-        from engines.asr import ASROptions
-
         name = check_name(name)
         progress = progress or (lambda *_a, **_k: None)
         log = log or print
@@ -1534,20 +1687,18 @@ class DatasetEngine:
             if not 0.0 < threshold <= 1.0:
                 raise InputError(f"The mismatch threshold (CER) must be above 0 and at most 1 (got {threshold:g}).")
             model_id = model_id or meta.get("settings", {}).get("model_id") or self.asr.default_model()
+            language = meta.get("language") or None
+            if language:
+                self._check_asr_language(model_id, language)
             clips = list(meta["clips"].items())
             started = datetime.now(UTC)
-            chunk = 64  # clips held in memory at once
-            for i in range(0, len(clips), chunk):
-                part = clips[i : i + chunk]
-                progress(i / max(1, len(clips)), f"Re-transcribing clips {i + 1}-{i + len(part)} of {len(clips)}")
-                arrays = [load_audio(root / "wavs" / clip, sr=ASR_RATE)[0] for clip, _ in part]
-                results = self.asr.transcribe_batch(
-                    arrays, ASROptions(language=meta.get("language") or None), model_id=model_id, batch_size=batch_size
-                )
-                for (_clip, entry), result in zip(part, results):
-                    entry["asr_text"] = clean_text(result.text)
-                    entry["cer"] = round(text_cer(entry["text"], entry["asr_text"]), 4)
-                    entry.pop("choice", None)
+            for i, (clip, entry) in enumerate(clips):
+                if i % 8 == 0:
+                    progress(i / max(1, len(clips)), f"Re-transcribing clip {i + 1} of {len(clips)}")
+                audio = load_audio(root / "wavs" / clip, sr=SAMPLE_RATE)[0]
+                entry["asr_text"] = self._transcribe_clip(audio, language, model_id, clip)
+                entry["cer"] = round(text_cer(entry["text"], entry["asr_text"], language), 4)
+                entry.pop("choice", None)
             meta.setdefault("settings", {})["cer_threshold"] = threshold
             meta["validation"] = {"model_id": model_id, "threshold": threshold, "time": utc_now()}
             self._write(root, meta)
@@ -1610,6 +1761,10 @@ class DatasetEngine:
 
 class _ZipTooLarge(Exception):
     """Internal: a zip unpacked past its limit."""
+
+
+class _NoClips(InputError):
+    """Internal: a build that kept no clip (the user's message; the dataset it created is removed)."""
 
 
 def _assign_bases(sources: list[_Source]) -> None:

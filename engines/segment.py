@@ -1,7 +1,13 @@
 """Where to cut long recordings into training clips, and text checks on the clips.
 
-Pure functions over Whisper's segments/words and plain sample arrays, so they are testable
-without a model. ``engines.datasets`` uses them; nothing here touches files.
+Cuts go only where the audio pauses: ``speech_spans`` asks the voice-activity detector
+(``engines.vad``, level-independent) where the speech is, and ``plan_clips`` groups those spans
+into clips, cutting only in the gaps between them. Whisper's segment edges are contiguous and its
+word times can be zero-length or seconds long, so neither decides a cut here; each planned clip is
+transcribed on its own afterwards (``engines.datasets``), so its text is what its audio says.
+
+Apart from ``speech_spans`` (which runs the VAD) these are pure functions over time spans, texts and
+sample arrays, testable without a model. Nothing here touches files.
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MAX_MERGE_GAP = 1.0  # seconds: never merge two segments across a longer pause (silence inside a clip)
+SHORT_PAUSE = 0.3  # seconds: a gap shorter than this is a pause inside a sentence (commas, breaths)
+SHORT_PAUSE_COST = 1.5  # cutting at a short pause costs more than one extra clip: only when nothing else fits
+SENTENCE_PAUSE = 0.6  # seconds: a gap this long almost always ends a sentence; shorter ones cost a little
+TOO_SHORT_COST = 3.0  # a planned clip under min_clip is dropped later: merge it with a neighbour when possible
+WORD_SPAN = (0.02, 2.0)  # seconds: Whisper word times outside this are alignment failures, never cut beside them
 PUNCT_BONUS = 0.15  # seconds added to a pause after a comma etc. when choosing where to split
 SENTENCE_BONUS = 0.3  # ... and after a full stop, question or exclamation mark
 COMPRESSION_LIMIT = 2.4  # whisper's compression_ratio_threshold: above it the text is a loop
@@ -36,6 +47,19 @@ class TimedWord:
     end: float
     text: str  # with Whisper's leading space
 
+    @property
+    def plausible(self) -> bool:
+        """Whisper's alignment gives zero-length and multi-second "words" when it fails: not evidence."""
+        return WORD_SPAN[0] <= self.end - self.start <= WORD_SPAN[1]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of speech in a recording (seconds), e.g. a VAD region."""
+
+    start: float
+    end: float
+
 
 @dataclass
 class Piece:
@@ -43,10 +67,11 @@ class Piece:
 
     start: float  # seconds, padding included
     end: float
-    text: str
-    speech_start: float  # first word (or segment) start, before padding
+    text: str  # "" for spans without text (VAD regions): the caller transcribes the clip
+    speech_start: float  # first span (or word) start, before padding
     speech_end: float
     words: list[TimedWord] = field(default_factory=list)
+    fits: bool = True  # False: speech longer than max_clip with no pause to cut at (drop it, never ship it)
 
     @property
     def duration(self) -> float:
@@ -78,8 +103,9 @@ def _sanitize(segments: Sequence, audio_seconds: float) -> list[_Unit]:
     units: list[_Unit] = []
     last = 0.0
     for seg in segments:
-        text = clean_text(getattr(seg, "text", "") or "")
-        if not text:
+        raw = getattr(seg, "text", None)
+        text = clean_text(raw or "")
+        if raw is not None and not text:  # a Whisper segment without words; spans have no text attribute
             continue
         start = min(max(float(seg.start), last), audio_seconds)
         end = min(max(float(seg.end), start), audio_seconds)
@@ -105,20 +131,38 @@ def _words_text(words: Sequence[TimedWord]) -> str:
 
 
 def _split_words(words: list[TimedWord], max_span: float, min_clip: float) -> list[list[TimedWord]]:
-    """Split a word run at its biggest pauses (a bonus after punctuation) until each part fits."""
+    """Split a word run at its biggest pauses (a bonus after punctuation) until each part fits.
+
+    Only a gap between two plausibly timed words (``WORD_SPAN``) is a candidate: next to a zero-length
+    or multi-second "word" nobody knows where the audio of either word is. No candidate: the run stays
+    whole (too long; the caller drops it).
+    """
     if len(words) < 2 or words[-1].end - words[0].start <= max_span:
         return [words]
     best_k, best_score, best_both = None, -1.0, False
     for k in range(1, len(words)):
+        if not (words[k - 1].plausible and words[k].plausible):
+            continue
         gap = words[k].start - words[k - 1].end
         prev = words[k - 1].text.strip()
         score = gap + (SENTENCE_BONUS if _SENTENCE_END.search(prev) else PUNCT_BONUS if _CLAUSE_END.search(prev) else 0)
         both = (words[k - 1].end - words[0].start >= min_clip) and (words[-1].end - words[k].start >= min_clip)
         # a cut that leaves both sides long enough beats a bigger pause that leaves a crumb
-        if (both, score) > (best_both, best_score):
+        if best_k is None or (both, score) > (best_both, best_score):
             best_k, best_score, best_both = k, score, both
-    assert best_k is not None
+    if best_k is None:
+        return [words]
     return _split_words(words[:best_k], max_span, min_clip) + _split_words(words[best_k:], max_span, min_clip)
+
+
+def _cut_cost(gap: float) -> float:
+    """What a cut at a pause of ``gap`` seconds costs, in clips: long pauses (sentence ends) are free."""
+    if gap < SHORT_PAUSE:
+        return SHORT_PAUSE_COST
+    # falls from SHORT_PAUSE_COST at 0.3 s to nothing at 0.6 s: a 0.45 s pause is cut when that saves
+    # a clip, a 0.35 s one hardly ever; the last term breaks ties toward longer pauses
+    slope = SHORT_PAUSE_COST / (SENTENCE_PAUSE - SHORT_PAUSE)
+    return slope * max(0.0, SENTENCE_PAUSE - gap) - 0.05 * min(gap, 1.0)
 
 
 def plan_clips(
@@ -130,18 +174,24 @@ def plan_clips(
     pad: float = 0.15,
     language: str | None = None,
 ) -> list[Piece]:
-    """Plan clips from a Whisper transcript: merge adjacent segments, split long ones at pauses, pad.
+    """Plan clips from stretches of speech: group adjacent ones into clips, cutting only in the gaps.
 
-    Segments longer than ``max_clip`` are split between words at the biggest pause (a full stop or
-    comma makes a pause count more). Adjacent segments are merged while the clip stays within
-    ``max_clip`` and the pause between them is under ``MAX_MERGE_GAP``. Each clip gets ``pad``
-    seconds of context on both sides, never reaching into the neighbouring clip's speech.
-    Clips are not filtered here: the caller drops the too short/long ones with a reason.
+    The input spans are the speech (VAD regions from ``speech_spans``, or Whisper segments); every cut
+    falls in a gap between two of them, never inside one. Groups are chosen for the fewest clips, each
+    within ``max_clip`` with its padding, never across a pause over ``MAX_MERGE_GAP``, preferring cuts at
+    long pauses: one under ``SHORT_PAUSE`` (inside a sentence) is taken only when no cut at a longer
+    pause fits, one under ``SENTENCE_PAUSE`` at a cost that falls with its length (``_cut_cost``), and a
+    clip under ``min_clip`` only when it cannot join a neighbour. A span with words (Whisper) longer
+    than ``max_clip`` is split between plausibly timed words at the biggest pause; any other span that
+    long stays whole with ``fits=False``. Each clip gets ``pad`` seconds of context on both sides (less
+    when that is what keeps it within ``max_clip``), never past the middle of the gap to its neighbour.
+    Clips are not filtered here: the caller drops the too short / too long ones with a reason.
 
     Args:
-        segments: objects with ``start``, ``end``, ``text`` and optional ``words`` (``start``, ``end``, ``word``).
+        segments: objects with ``start`` and ``end`` (seconds), optional ``text`` and optional ``words``
+            (``start``, ``end``, ``word``). A segment whose ``text`` is empty is ignored.
         audio_seconds: length of the recording.
-        min_clip: shortest clip wanted (a split prefers cuts that keep both sides at least this long).
+        min_clip: shortest clip wanted.
         max_clip: longest clip allowed, padding included.
         pad: seconds of context added before and after the speech.
         language: XTTS language code (Chinese/Japanese texts are joined without spaces).
@@ -158,26 +208,94 @@ def plan_clips(
                 units.append(_Unit(part[0].start, part[-1].end, _words_text(part), part))
         else:
             units.append(unit)
+    if not units:
+        return []
 
-    merged: list[_Unit] = []
-    for unit in units:
-        if merged:
-            cur = merged[-1]
-            if unit.end - cur.start <= max_span and unit.start - cur.end <= MAX_MERGE_GAP:
-                merged[-1] = _Unit(
-                    cur.start, unit.end, join_texts([cur.text, unit.text], language), cur.words + unit.words
-                )
+    n = len(units)
+    gaps = [units[i + 1].start - units[i].end for i in range(n - 1)]
+
+    def cost(i: int, j: int) -> float | None:
+        """Cost of one clip holding units i..j (None: not allowed)."""
+        span = units[j].end - units[i].start
+        if i < j and (span > max_span or any(g > MAX_MERGE_GAP for g in gaps[i:j])):
+            return None
+        value = 1.0
+        if j < n - 1:  # the cut after this clip
+            value += _cut_cost(gaps[j])
+        if span + 2 * pad < min_clip:
+            value += TOO_SHORT_COST
+        return value
+
+    # best[j]: cheapest plan for units[:j]; a clip ends at every j, so every unit is in exactly one clip
+    best = [0.0] + [float("inf")] * n
+    back = [0] * (n + 1)
+    for j in range(n):
+        for i in range(j, -1, -1):
+            c = cost(i, j)
+            if c is None:
+                if units[j].end - units[i].start > max_span:
+                    break  # longer groups only get longer
                 continue
-        merged.append(unit)
+            if best[i] + c < best[j + 1] - 1e-9:
+                best[j + 1], back[j + 1] = best[i] + c, i
+    groups: list[tuple[int, int]] = []
+    j = n
+    while j > 0:
+        groups.append((back[j], j - 1))
+        j = back[j]
+    groups.reverse()
 
     pieces: list[Piece] = []
-    for i, unit in enumerate(merged):
-        lo = 0.0 if i == 0 else (merged[i - 1].end + unit.start) / 2
-        hi = audio_seconds if i == len(merged) - 1 else (unit.end + merged[i + 1].start) / 2
-        start = max(lo, unit.start - pad, 0.0)
-        end = min(hi, unit.end + pad, audio_seconds)
-        pieces.append(Piece(start, end, unit.text, unit.start, unit.end, unit.words))
+    for k, (i, j) in enumerate(groups):
+        first, last = units[i], units[j]
+        span = last.end - first.start
+        words = [w for u in units[i : j + 1] for w in u.words]
+        text = join_texts([u.text for u in units[i : j + 1]], language)
+        room = max(0.0, min(pad, (max_clip - span) / 2))  # a span that barely fits gets less padding
+        lo = 0.0 if k == 0 else (units[groups[k - 1][1]].end + first.start) / 2
+        hi = audio_seconds if k == len(groups) - 1 else (last.end + units[groups[k + 1][0]].start) / 2
+        start = max(lo, first.start - room, 0.0)
+        end = min(hi, last.end + room, audio_seconds)
+        pieces.append(Piece(start, end, text, first.start, last.end, words, fits=span <= max_clip))
     return pieces
+
+
+# ----- where the speech is (voice-activity detection) -----
+
+CUT_VAD_SILENCE_MS = 150  # a VAD gap this long is a pause a clip may end in
+CUT_VAD_PAD_MS = 30  # Silero trims word edges tightly: keep a little around each region
+FINE_VAD_SILENCE_MS = 60  # second look inside a stretch too long for one clip: shorter pauses count
+
+
+def speech_spans(audio_16k: np.ndarray, max_span: float, sr: int = 16000) -> list[Span]:
+    """Where the speech is, as spans whose gaps are real pauses (voice-activity detection).
+
+    Silero VAD (``engines.vad``) judges each window by what it sounds like, whatever the level, so a
+    quiet recording is not "silence" and a noisy pause is not "speech". A span longer than
+    ``max_span`` gets a second, finer look for the shorter pauses inside it (a breath, a comma); what
+    is still too long has no pause to cut at.
+
+    Args:
+        audio_16k: mono samples at 16 kHz (any level).
+        max_span: the longest speech a clip can hold (seconds).
+        sr: the sample rate of ``audio_16k`` (the VAD's 16 kHz).
+
+    Returns:
+        The spans in time order (empty when there is no speech).
+    """
+    from engines.vad import VadOptions, speech_regions
+
+    coarse = speech_regions(audio_16k, VadOptions(min_silence_ms=CUT_VAD_SILENCE_MS, pad_ms=CUT_VAD_PAD_MS))
+    spans: list[Span] = []
+    for region in coarse:
+        if region.duration <= max_span:
+            spans.append(Span(region.start, region.end))
+            continue
+        a, b = int(region.start * sr), int(region.end * sr)
+        fine = speech_regions(audio_16k[a:b], VadOptions(min_silence_ms=FINE_VAD_SILENCE_MS, pad_ms=10))
+        parts = [Span(region.start + r.start, region.start + r.end) for r in fine]
+        spans.extend(parts if len(parts) > 1 else [Span(region.start, region.end)])
+    return spans
 
 
 # ----- pauses in plain audio (re-cutting a clip without word timings) -----
@@ -324,37 +442,39 @@ def repetition_loop(text: str, min_repeats: int = 3, max_n: int = 8) -> str | No
     return None
 
 
-def normalize_for_cer(text: str) -> str:
-    """Lowercase, punctuation removed, whitespace collapsed: what a transcript comparison should ignore."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(" " if unicodedata.category(c).startswith(("P", "S")) else c for c in text)
-    return re.sub(r"\s+", " ", text).strip()
+def text_cer(reference: str, hypothesis: str, language: str | None) -> float:
+    """Character error rate of ``hypothesis`` against ``reference``, scored as the evaluation scores it.
 
+    Both texts go through ``engines.metrics.normalize`` (Whisper's English normalizer for English, so
+    "1455" and "fourteen fifty-five" are the same text; the basic normalizer elsewhere; characters
+    for zh/ja/ko): one normalizer for datasets and evaluation.
 
-def text_cer(reference: str, hypothesis: str) -> float:
-    """Character error rate of ``hypothesis`` against ``reference`` after normalization (1.0 for an empty hypothesis)."""
-    ref, hyp = normalize_for_cer(reference), normalize_for_cer(hypothesis)
+    Returns:
+        The CER (0.0 when both are empty after normalization, 1.0 for an empty hypothesis).
+    """
+    from engines.metrics import char_counts, normalize
+
+    ref, hyp = normalize(reference, language), normalize(hypothesis, language)
     if not ref:
         return 0.0 if not hyp else 1.0
     if not hyp:
         return 1.0
-    import jiwer
-
-    return float(jiwer.cer(ref, hyp))
+    return float(char_counts(ref, hyp).rate)
 
 
 __all__ = [
     "Piece",
+    "Span",
     "TimedWord",
     "clean_text",
     "compression_ratio",
     "find_pauses",
     "frame_levels",
     "join_texts",
-    "normalize_for_cer",
     "plan_clips",
     "plan_recut",
     "repetition_loop",
+    "speech_spans",
     "split_text",
     "text_cer",
 ]

@@ -484,7 +484,13 @@ def build_dataset_tab(engines) -> None:
                 d = DatasetOptions()
                 min_clip = gr.Number(d.min_clip, label="Min clip (s)", minimum=0.3, elem_id="ft-min-clip")
                 max_clip = gr.Number(d.max_clip, label="Max clip (s)", minimum=1, maximum=30, elem_id="ft-max-clip")
-                silence = gr.Number(d.silence_db, label="Silence threshold (dBFS)", maximum=0, elem_id="ft-silence")
+                silence = gr.Number(
+                    d.silence_db,
+                    label="Silence floor (dBFS)",
+                    info="Files quieter than this are silent; above it, speech detection (VAD) decides.",
+                    maximum=0,
+                    elem_id="ft-silence",
+                )
                 pad = gr.Number(d.pad_ms, label="Padding (ms)", minimum=0, maximum=1000, precision=0, elem_id="ft-pad")
                 share = gr.Slider(0.05, 0.5, value=d.eval_share, step=0.01, label="Eval share", elem_id="ft-eval-share")
             build_btn = gr.Button("Build dataset", variant="primary", elem_id="ft-build")

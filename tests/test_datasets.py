@@ -554,7 +554,7 @@ def test_validate_flags_mismatches_and_choices(ds, speak, tmp_path) -> None:
     assert report.checked == 3
     info = ds.info("val")["clips"]
     for entry in info.values():
-        assert entry["cer"] == pytest.approx(text_cer(entry["text"], entry["asr_text"]), abs=1e-3)
+        assert entry["cer"] == pytest.approx(text_cer(entry["text"], entry["asr_text"], "en"), abs=1e-3)
     flagged = {m.clip for m in report.mismatches}
     assert flagged == {c for c, e in info.items() if e["cer"] > 0.3}
     table = {r.clip: r for r in ds.load_table("val")}
@@ -577,3 +577,95 @@ def test_validate_flags_mismatches_and_choices(ds, speak, tmp_path) -> None:
                 ds.apply_choice("val", first, "asr")
     with pytest.raises(InputError):
         ds.apply_choice("val", sorted(table)[0], "maybe")
+
+
+# ----------------------------------------------------------------- one rule for text and speaker columns
+
+
+def test_spoken_form_column_wins_with_or_without_header(tmp_path) -> None:
+    """LJSpeech headerless picks the third (normalized) column; a header picks transcription/normalized_text."""
+    headerless = tmp_path / "lj.csv"
+    headerless.write_text("LJ7|of about 1455,|of about fourteen fifty-five,\n", encoding="utf-8")
+    headered = tmp_path / "meta.csv"
+    headered.write_text(
+        "audio_file|text|transcription|speaker_name\n"
+        "wavs/LJ7.wav|of about 1455,|of about fourteen fifty-five,|ljspeech-3\n"
+        "wavs/LJ8.wav|has never been surpassed.||ljspeech-3\n",
+        encoding="utf-8",
+    )
+    (row,), _ = parse_transcripts(headerless)
+    rows, problems = parse_transcripts(headered)
+    assert row.text == rows[0].text == "of about fourteen fifty-five,"
+    assert rows[1].text == "has never been surpassed." and not problems  # empty spoken cell: the raw text
+    swapped = tmp_path / "swapped.csv"
+    swapped.write_text("file|normalized_text|text\nx.wav|sixteen dollars|$16\n", encoding="utf-8")
+    assert parse_transcripts(swapped)[0][0].text == "sixteen dollars"
+
+
+def test_speaker_column_trust_and_eval_share() -> None:
+    from engines.datasets import speaker_column_rule
+
+    # LJSpeech-style chunk names: 4 "speakers" with 2 clips each are not speakers
+    assert speaker_column_rule([f"ljspeech-{i // 2}" for i in range(8)], 0.15)
+    # one name, or names with enough clips each (ceil(1 / 0.15) = 7), are trusted
+    assert speaker_column_rule(["linda"] * 3, 0.15) is None
+    assert speaker_column_rule(["a"] * 7 + ["b"] * 9, 0.15) is None
+    assert speaker_column_rule(["a"] * 7 + ["b"] * 6, 0.15)
+    # the eval share holds whatever the speaker column says (one eval clip per speaker at most adds one)
+    for speakers in ([f"s{i}" for i in range(40)], [f"s{i // 2}" for i in range(40)], ["a"] * 20 + ["b"] * 20):
+        clips = {f"c{i}.wav": {"speaker": s} for i, s in enumerate(speakers)}
+        split = assign_split(clips, 0.15, seed=3)
+        evals = [c for c, v in split.items() if v == "eval"]
+        per_speaker = {clips[c]["speaker"] for c in evals}
+        if len(set(speakers)) == 2:
+            assert len(evals) == 6 and per_speaker == {"a", "b"}
+        elif len(set(speakers)) == 40:  # one-clip speakers: the share is taken across them
+            assert len(evals) == 6
+    # 2-clip speakers each want their one eval clip: that is why such a column is not trusted
+    split = assign_split({f"c{i}.wav": {"speaker": f"s{i // 2}"} for i in range(8)}, 0.15, seed=3)
+    assert list(split.values()).count("eval") == 4
+
+
+def test_untrusted_speaker_column_is_ignored_with_a_notice(ds, speak, tmp_path) -> None:
+    files = [speak(t, "en", "wav", name=f"sp{i}") for i, t in enumerate(SENTENCES[:4])]
+    meta = tmp_path / "metadata.csv"
+    meta.write_text(
+        "audio_file|text|speaker_name\n"
+        + "".join(f"{f.name}|{t}|chunk-{i // 2}\n" for i, (f, t) in enumerate(zip(files, SENTENCES))),
+        encoding="utf-8",
+    )
+    report = ds.build("spk", files, "en", transcripts=meta, progress=no_progress, log=quiet_log()[1])
+    assert any("speaker column" in n and "ignored" in n for n in report.notices)
+    assert ds.stats("spk").speakers == {"spk": 4} and report.eval_clips == 1
+
+
+# ----------------------------------------------------------------- failed builds
+
+
+def test_failed_build_leaves_no_half_dataset(engines, speak, tmp_path, monkeypatch) -> None:
+    from engines.errors import LabError
+
+    ds = engines.datasets
+    a = speak(SENTENCES[0], "en", "wav", name="fa")
+    b = speak(SENTENCES[1], "en", "wav", name="fb")
+    t = write_list(tmp_path / "t.txt", [("fa.wav", SENTENCES[0])])  # fb goes through Whisper
+
+    def broken(*_a, **_k):
+        raise LabError("Whisper fell over")
+
+    monkeypatch.setattr(engines.asr, "transcribe_array", broken)
+    # the first file fails: nothing finished, nothing left behind
+    with pytest.raises(LabError, match="fell over"):
+        ds.build("fail1", [b, a], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+    assert not ds.dataset_dir("fail1").exists()
+    # a later file fails: the dataset says "failed", has no metadata CSV (training cannot pick it) and can go
+    with pytest.raises(LabError, match="fell over"):
+        ds.build("fail2", [a, b], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+    root = ds.dataset_dir("fail2")
+    assert [(d.name, d.status) for d in ds.list_datasets()] == [("fail2", "failed")]
+    assert "fell over" in ds.info("fail2")["error"]
+    assert not (root / "metadata_train.csv").exists() and "fail2" not in engines.training.list_datasets()
+    monkeypatch.undo()  # fixed: a re-run resumes from the finished file
+    report = ds.build("fail2", [a, b], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+    assert report.reused == 1 and ds.info("fail2")["status"] == "ready" and "error" not in ds.info("fail2")
+    ds.delete("fail2", confirm=True)
