@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench.common import FALLBACK_SENTENCES, SHARED_LJ, Row, clips
 from config import load_settings
+from engines.options import TTSOptions
 
 TOKENS = 60  # about 2.8 s of audio per utterance
 
@@ -61,7 +62,7 @@ def run() -> list[Row]:
             models=("tiny",),
             voices=(f"speaker:{speaker}",),
             repeats=2,
-            max_audio_tokens=TOKENS,
+            generation=TTSOptions(max_audio_tokens=TOKENS),
             asr_model="tiny-random",
             beam_size=None,
             bootstrap=200,

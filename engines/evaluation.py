@@ -43,9 +43,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from config import XTTS_LANGUAGES, Settings
-from engines import metrics
+from engines import metrics, report
 from engines.audio import load_audio, resample, save_wav, write_json, write_text
 from engines.errors import BusyError, InputError, LabError
+from engines.options import TTSOptions
 from engines.provenance import git_commit, utc_now, versions
 
 if TYPE_CHECKING:
@@ -57,10 +58,12 @@ GROUND_TRUTH = "ground truth"  # the system name of rows that score real recordi
 ASR_SR = 16000
 BATCH_MAX_SECONDS = 30.0  # Whisper's window: shorter clips are decoded in batches
 RUN_STATES = ("running", "stopped", "failed", "done")
-TINY_NOTE = (
-    "Tiny random models were used: the audio is noise and the transcripts are gibberish. These numbers measure "
-    "the plumbing (that every step runs and is scored), not speech quality."
-)
+# What a system's numbers rest on: each row records whether its TTS and its ASR had trained or random weights
+# (results.csv columns tts_weights / asr_weights; "" = no TTS, the ground-truth recordings).
+RANDOM = "random"  # tiny random-weight models (tiny mode, or a model fine-tuned from one)
+REAL = "real"  # trained weights
+TINY_GPT_CHANNELS = 256  # an XTTS GPT narrower than this is a toy (the tiny model or one fine-tuned from it)
+TINY_WHISPER_STATE = 256  # likewise for a Whisper checkpoint's audio width (the real tiny is 384)
 
 ProgressFn = Callable[..., Any]
 LogFn = Callable[[str], Any]
@@ -80,15 +83,8 @@ class EvalConfig:
     max_sentences: int | None = None  # evaluate the first N sentences only
     repeats: int = 1  # syntheses per sentence and system (seed + repeat index each)
     seed: int = 1234  # generation seed (utterance seed = seed + repeat) and bootstrap seed
-    # generation settings (XttsConfig defaults)
-    temperature: float = 0.85
-    top_k: int = 50
-    top_p: float = 0.85
-    repetition_penalty: float = 2.0
-    length_penalty: float = 1.0
-    speed: float = 1.0
-    split_sentences: bool = True
-    max_audio_tokens: int | None = None  # cap on GPT audio tokens per sentence (tiny/benchmark runs)
+    # sampling settings of every system (language and seed are set per utterance); None = settings.generation
+    generation: TTSOptions | None = None
     # ASR
     asr_model: str | None = None  # Whisper size or checkpoint; None = the ASR engine's default
     beam_size: int | None = 5  # None = greedy
@@ -101,12 +97,27 @@ class EvalConfig:
     training_run: str | None = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EvalConfig:
+    def from_dict(cls, data: dict[str, Any], defaults: TTSOptions | None = None) -> EvalConfig:
         """Build from JSON-like data (lists become tuples; unknown keys are an error).
+
+        Generation settings come as ``"generation": {...}`` or by their own names at the top level (as older
+        run folders store them); either way they start from ``defaults`` (the app's ``settings.generation``).
 
         Raises:
             InputError: an unknown key or a missing ``sentences``.
         """
+        data = dict(data)
+        flat = {k: data.pop(k) for k in list(data) if k in _GENERATION_KEYS}
+        nested = data.pop("generation", None)
+        if nested is not None and not isinstance(nested, dict | TTSOptions):
+            raise InputError("The eval config's 'generation' must be an object of generation settings.")
+        given = {**(asdict(nested) if isinstance(nested, TTSOptions) else nested or {}), **flat}
+        given = {k: v for k, v in given.items() if k not in ("language", "seed")}  # set per utterance
+        bad = sorted(set(given) - _GENERATION_KEYS)
+        if bad:
+            raise InputError(
+                f"Unknown generation setting(s): {', '.join(bad)}. Known: {', '.join(sorted(_GENERATION_KEYS))}."
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -123,26 +134,23 @@ class EvalConfig:
                 values[key] = tuple(str(v) for v in values[key] or ())
         if "checkpoints" in values:
             values["checkpoints"] = tuple((str(a), str(b)) for a, b in values["checkpoints"] or ())
+        if given or defaults is not None:
+            values["generation"] = dataclasses.replace(defaults or TTSOptions(), **given)
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def tts_options(self, language: str, repeat: int) -> Any:
-        from engines.tts import TTSOptions
+    def with_defaults(self, defaults: TTSOptions) -> EvalConfig:
+        """This config with ``generation`` filled in from ``defaults`` when it has none."""
+        return self if self.generation is not None else dataclasses.replace(self, generation=defaults)
 
-        return TTSOptions(
-            language=language,
-            temperature=self.temperature,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            repetition_penalty=self.repetition_penalty,
-            length_penalty=self.length_penalty,
-            speed=self.speed,
-            seed=self.seed + repeat,
-            split_sentences=self.split_sentences,
-            max_audio_tokens=self.max_audio_tokens,
-        )
+    def tts_options(self, language: str, repeat: int) -> TTSOptions:
+        """The options of one utterance: the run's generation settings, its language, seed + repeat."""
+        return dataclasses.replace(self.generation or TTSOptions(), language=language, seed=self.seed + repeat)
+
+
+_GENERATION_KEYS = frozenset(f.name for f in dataclasses.fields(TTSOptions))
 
 
 @dataclass(frozen=True)
@@ -279,6 +287,8 @@ RESULT_COLUMNS: tuple[tuple[str, type], ...] = (
     ("trailing_silence_s", float),
     ("clipped_fraction", float),
     ("tts_notices", str),
+    ("tts_weights", str),  # "random" / "real"; "" for ground truth (no TTS)
+    ("asr_weights", str),  # "random" / "real"
 )
 COLUMN_NAMES = tuple(name for name, _ in RESULT_COLUMNS)
 
@@ -704,6 +714,7 @@ def summarize(rows: Sequence[dict], systems: Sequence[str], n_boot: int = 1000, 
         block["model"] = sys_rows[0]["model"]
         block["voice"] = sys_rows[0]["voice"]
         block["checkpoint"] = sys_rows[0]["checkpoint"]
+        block["weights"] = _weights_of(sys_rows)
         out["systems"][name] = block
     tts_systems = [s for s in present if s != GROUND_TRUTH]
     pairs = [(a, b) for i, a in enumerate(tts_systems) for b in tts_systems[i + 1 :]]
@@ -712,6 +723,20 @@ def summarize(rows: Sequence[dict], systems: Sequence[str], n_boot: int = 1000, 
     out["paired"] = [paired_comparison(rows, a, b, n_boot, seed) for a, b in pairs]
     out["ranking"] = rank_systems(out["systems"])
     return out
+
+
+def _weights_of(rows: Sequence[dict]) -> dict[str, Any]:
+    """What a system's numbers rest on: ``{"tts": "random"|"real"|None (no TTS), "asr": ..., "random": bool}``.
+
+    A kind counts as random when any of its rows had random weights.
+    """
+
+    def kind(column: str) -> str | None:
+        values = {r.get(column) or "" for r in rows}
+        return RANDOM if RANDOM in values else REAL if REAL in values else None
+
+    tts, asr = kind("tts_weights"), kind("asr_weights")
+    return {"tts": tts, "asr": asr, "random": RANDOM in (tts, asr)}
 
 
 def rank_systems(blocks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -748,6 +773,17 @@ def rank_systems(blocks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- engine
+
+
+def _whisper_dims(path: Path) -> dict[str, Any] | None:
+    """The ``dims`` of a Whisper checkpoint file, read memory-mapped (no weights loaded); None if unreadable."""
+    try:
+        import torch
+
+        dims = torch.load(path, map_location="cpu", mmap=True, weights_only=True).get("dims")
+    except Exception:  # noqa: BLE001 - not a readable checkpoint: the ASR engine says so when it loads it
+        return None
+    return dims if isinstance(dims, dict) else None
 
 
 def _last(updates: Iterator[RunProgress]) -> RunProgress:
@@ -903,6 +939,7 @@ class EvalEngine:
         Raises:
             InputError / AudioError / MissingWeightsError: with a message naming what is wrong.
         """
+        config = config.with_defaults(self.settings.generation)
         if config.repeats < 1 or config.repeats > 100:
             raise InputError(f"Repeats must be between 1 and 100, got {config.repeats}.")
         if config.asr_batch_size < 1:
@@ -910,7 +947,64 @@ class EvalEngine:
         if config.bootstrap < 100:
             raise InputError(f"Bootstrap resamples must be at least 100, got {config.bootstrap}.")
         sentence_set = load_sentences(config.sentences, self.settings, config.language, config.max_sentences)
-        return sentence_set, self._plan_systems(config, sentence_set)
+        self._plan_asr(config, sentence_set)
+        systems = self._plan_systems(config, sentence_set)
+        self._plan_requests(config, sentence_set, systems)
+        if config.ground_truth:
+            missing = [s for s in sentence_set.sentences if s.audio and not Path(s.audio).is_file()]
+            if missing:
+                raise InputError(
+                    f"{len(missing)} recording(s) of {sentence_set.name} are missing ({', '.join(s.audio or '' for s in missing[:3])}"
+                    f"{'...' if len(missing) > 3 else ''}). Restore them, or untick 'Score the real recordings too' "
+                    "(config key ground_truth)."
+                )
+        return sentence_set, systems
+
+    def _plan_asr(self, config: EvalConfig, sentence_set: SentenceSet) -> None:
+        """The ASR options and model must handle every language of the set (checked without decoding anything).
+
+        Raises:
+            InputError: bad ASR options, or an English-only Whisper with sentences in another language.
+            MissingWeightsError: a Whisper checkpoint path that does not exist (for non-English sets).
+        """
+        from engines.asr import ASROptions, check_options
+
+        asr_model = config.asr_model or self.engines.asr.default_model()
+        for lang in sentence_set.languages:
+            check_options(ASROptions(language=lang, beam_size=config.beam_size, temperature=0.0))
+            try:
+                self.engines.asr.check_language(asr_model, lang)
+            except InputError as exc:
+                ids = [s.id for s in sentence_set.sentences if s.language == lang]
+                reason = "it is English-only" if "English-only" in str(exc) else str(exc).rstrip(".")
+                raise InputError(
+                    f"ASR model {self._model_label(asr_model)!r} cannot transcribe the "
+                    f"{XTTS_LANGUAGES.get(lang, lang)} ({lang}) sentences of {sentence_set.name} "
+                    f"({', '.join(ids[:3])}{'...' if len(ids) > 3 else ''}): {reason}. Pick a multilingual Whisper "
+                    "model (a size without '.en', e.g. 'small' or 'medium') under 'ASR and statistics' (config key "
+                    "asr_model), or English sentences."
+                ) from exc
+
+    def _plan_requests(self, config: EvalConfig, sentence_set: SentenceSet, systems: list[System]) -> None:
+        """Every synthesis request passes the TTS engine's own guard: option ranges, seeds, text length, the
+        language's text packages."""
+        from engines.tts import check_request
+
+        voice = systems[0].voice
+        kwargs: dict[str, Any] = {
+            "reference": [Path(f) for f in voice.files] or None,
+            "speaker": voice.speaker,
+            "max_chars": self.settings.max_text_chars,
+        }
+        last = max(config.repeats - 1, 0)  # the highest seed used is seed + repeats - 1
+        for lang in sentence_set.languages:
+            check_request("a", config.tts_options(lang, 0), **kwargs)
+            check_request("a", config.tts_options(lang, last), **kwargs)
+        for s in sentence_set.sentences:
+            try:
+                check_request(s.text, config.tts_options(s.language, 0), **kwargs)
+            except InputError as exc:
+                raise InputError(f"Sentence {s.id!r}: {exc}") from None
 
     def _plan_systems(self, config: EvalConfig, sentence_set: SentenceSet) -> list[System]:
         models = list(
@@ -965,24 +1059,35 @@ class EvalEngine:
             run_id, n = f"{base}-{n}", n + 1
         return run_id
 
-    def _is_tiny(self, config: dict[str, Any], systems: Sequence[dict]) -> bool:
-        from engines.asr import TINY_MODEL_ID
+    def tts_weights(self, model_id: str) -> str:
+        """``"random"`` for the tiny model or a model folder with a toy-sized GPT (e.g. fine-tuned from the tiny
+        model), else ``"real"``."""
         from engines.tts import TINY_ID
 
-        asr = config.get("asr_model") or self.engines.asr.default_model()
-        if asr == TINY_MODEL_ID:
-            return True
-        for s in systems:
-            if s["model_id"] == TINY_ID:
-                return True
-            try:  # a model folder with a toy-sized GPT (e.g. a checkpoint fine-tuned from the tiny model)
-                folder = self.engines.tts.model_dir(s["model_id"])
-                args = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_args", {})
-            except (LabError, OSError, TypeError, json.JSONDecodeError):
-                continue
-            if int(args.get("gpt_n_model_channels") or 1024) < 256:
-                return True
-        return False
+        if model_id == TINY_ID:
+            return RANDOM
+        try:
+            folder = self.engines.tts.model_dir(model_id)
+            args = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_args", {})
+        except (LabError, OSError, TypeError, AttributeError, json.JSONDecodeError):
+            return REAL
+        return RANDOM if int(args.get("gpt_n_model_channels") or 1024) < TINY_GPT_CHANNELS else REAL
+
+    def asr_weights(self, asr_model: str) -> str:
+        """``"random"`` for the tiny random Whisper (by id, by its file, or a checkpoint of toy width), else
+        ``"real"``. Reads only the checkpoint's header (memory-mapped), never its weights."""
+        from engines.asr import TINY_MODEL_ID
+
+        if asr_model == TINY_MODEL_ID:
+            return RANDOM
+        path = Path(asr_model).expanduser()
+        if not path.is_file():
+            return REAL  # a Whisper size name: OpenAI's trained weights
+        tiny = getattr(self.engines.asr, "tiny", None)
+        if tiny is not None and path.resolve() == Path(tiny.whisper_path).resolve():
+            return RANDOM
+        dims = _whisper_dims(path)
+        return RANDOM if dims and int(dims.get("n_audio_state") or 1024) < TINY_WHISPER_STATE else REAL
 
     def _provenance(self, config: EvalConfig, systems: list[System], asr_model: str) -> dict[str, Any]:
         from engines.device import gpu_memory, resolve_device
@@ -1043,7 +1148,7 @@ class EvalEngine:
         """Like ``resume``, yielding progress after every batch."""
         folder = self.run_dir(run_id)
         saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        config = EvalConfig.from_dict(saved["config"])
+        config = EvalConfig.from_dict(saved["config"], self.settings.generation)
         yield from self.iter_run(config, run_id=folder.name, progress=progress, log_fn=log_fn, resume=True)
 
     def iter_run(
@@ -1075,6 +1180,7 @@ class EvalEngine:
             raise BusyError(f"An evaluation is already running ({self._current}); stop it or wait for it to finish.")
         try:
             self._stop.clear()
+            config = config.with_defaults(self.settings.generation)  # recorded in config.json as used
             yield from self._iter_run(config, run_id, progress or (lambda *a, **k: None), log_fn or log.info, resume)
         finally:
             self._current = None
@@ -1092,6 +1198,7 @@ class EvalEngine:
             created = saved.get("created", utc_now())
             refs = saved.get("references", {})
         else:
+            saved = {}
             sentence_set, systems = self.plan(config)
             run_id = run_id or self._new_run_id(config.name)
             folder = self.reports_dir / slug(run_id, 120)
@@ -1103,7 +1210,9 @@ class EvalEngine:
             write_sentences(folder / "sentences.csv", sentence_set)
             refs = self._copy_references(folder, systems)
         self._current = run_id
-        asr_model = config.asr_model or self.engines.asr.default_model()
+        # A resumed run keeps the ASR it started with, even if the default changed since (e.g. tiny mode off).
+        saved_asr = (saved.get("provenance") or {}).get("asr_model") if resume else None
+        asr_model = config.asr_model or saved_asr or self.engines.asr.default_model()
         system_dicts = [
             {
                 "name": s.name,
@@ -1115,9 +1224,12 @@ class EvalEngine:
                 "voice_kind": s.voice.kind,
                 "voice_display": s.voice.display,
                 "checkpoint": s.checkpoint,
+                "tts_weights": self.tts_weights(s.model_id),
             }
             for s in systems
         ]
+        asr_weights = self.asr_weights(asr_model)
+        tts_weights = {d["name"]: d["tts_weights"] for d in system_dicts}
         provenance = self._provenance(config, systems, asr_model)
         meta = {
             "run_id": run_id,
@@ -1129,7 +1241,9 @@ class EvalEngine:
             "has_recordings": sentence_set.has_audio,
             "references": refs,
             "provenance": provenance,
-            "tiny": self._is_tiny(config.to_dict(), system_dicts),
+            "asr_weights": asr_weights,
+            # any number of this run rests on a random-weight model (summary.json says which, per system)
+            "tiny": asr_weights == RANDOM or any(d["tts_weights"] == RANDOM for d in system_dicts),
         }
         write_json(folder / "config.json", meta)
 
@@ -1173,7 +1287,7 @@ class EvalEngine:
                     break
                 chunk = pending_gt[start : start + config.asr_batch_size]
                 progress(state["done"] / max(total, 1), desc=f"Ground truth: transcribing {len(chunk)} recording(s)")
-                commit(self._score_ground_truth(folder, chunk, asr_model, asr_opts_by_lang))
+                commit(self._score_ground_truth(folder, chunk, asr_model, asr_opts_by_lang, asr_weights))
                 yield status("running", f"ground truth {state['done']}/{total}")
 
             for system in systems:
@@ -1203,7 +1317,16 @@ class EvalEngine:
                         )
                         batch.append(self._synthesize(folder, system, sentence, rep, config))
                     if batch:
-                        commit(self._score_batch(batch, system, asr_model, asr_opts_by_lang, ref_emb))
+                        commit(
+                            self._score_batch(
+                                batch,
+                                system,
+                                asr_model,
+                                asr_opts_by_lang,
+                                ref_emb,
+                                (tts_weights[system.name], asr_weights),
+                            )
+                        )
                         yield status("running", f"{system.name} {state['done']}/{total}")
         except Exception as exc:
             final = status("failed", f"{type(exc).__name__}: {exc}")
@@ -1271,7 +1394,7 @@ class EvalEngine:
             reference=[Path(f) for f in system.voice.files] or None,
             speaker=system.voice.speaker,
             save=False,
-            options=dataclasses.replace(options, max_audio_tokens=min(config.max_audio_tokens or 64, 64)),
+            options=dataclasses.replace(options, max_audio_tokens=min(options.max_audio_tokens or 64, 64)),
         )
 
     def _reference_embedding(self, system: System) -> np.ndarray | None:
@@ -1358,6 +1481,7 @@ class EvalEngine:
         sim_encoder: str,
         seed: int | None,
         notices: list[str],
+        weights: tuple[str, str],
     ) -> dict:
         hyp = (transcript.text or "").strip()
         s = metrics.score(sentence.text, hyp, sentence.language)
@@ -1411,10 +1535,12 @@ class EvalEngine:
             "trailing_silence_s": flags.trailing_silence_s,
             "clipped_fraction": flags.clipped_fraction,
             "tts_notices": " | ".join(notices),
+            "tts_weights": weights[0],
+            "asr_weights": weights[1],
         }
 
     def _score_ground_truth(
-        self, folder: Path, chunk: list[Sentence], asr_model: str, options: dict[str, Any]
+        self, folder: Path, chunk: list[Sentence], asr_model: str, options: dict[str, Any], asr_weights: str
     ) -> list[dict]:
         clips, natives, files = [], [], []
         for s in chunk:
@@ -1447,12 +1573,19 @@ class EvalEngine:
                 sim_encoder="",
                 seed=None,
                 notices=[],
+                weights=("", asr_weights),  # real recordings: no TTS
             )
             for s, t, (a, sr), f in zip(chunk, transcripts, natives, files)
         ]
 
     def _score_batch(
-        self, batch: list[dict], system: System, asr_model: str, options: dict[str, Any], ref_emb: np.ndarray | None
+        self,
+        batch: list[dict],
+        system: System,
+        asr_model: str,
+        options: dict[str, Any],
+        ref_emb: np.ndarray | None,
+        weights: tuple[str, str],
     ) -> list[dict]:
         clips = [resample(b["audio"], b["sr"], ASR_SR) for b in batch]
         transcripts = self._transcribe(clips, [b["sentence"].language for b in batch], asr_model, options, len(batch))
@@ -1484,6 +1617,7 @@ class EvalEngine:
                     sim_encoder=encoder if sim is not None else "",
                     seed=b["seed"],
                     notices=b["notices"],
+                    weights=weights,
                 )
             )
         return rows
@@ -1492,8 +1626,7 @@ class EvalEngine:
         self, folder: Path, meta: dict[str, Any], rows: list[dict], config: EvalConfig, state: str
     ) -> dict[str, Any]:
         """summary.json and report.html from the rows (what results.csv holds)."""
-        from engines import report
-
+        rows = self._fill_weights(meta, rows)
         order = ([GROUND_TRUTH] if any(r["system"] == GROUND_TRUTH for r in rows) else []) + [
             s["name"] for s in meta["systems"]
         ]
@@ -1506,8 +1639,6 @@ class EvalEngine:
             "n_rows": len(rows),
             "seed": config.seed,
             "bootstrap": config.bootstrap,
-            "tiny": meta["tiny"],
-            "note": TINY_NOTE if meta["tiny"] else "",
             "config": meta["config"],
             "systems_config": meta["systems"],
             "provenance": meta["provenance"],
@@ -1516,9 +1647,32 @@ class EvalEngine:
             "training_run": config.training_run,
             **summarize(rows, order, config.bootstrap, config.seed),
         }
+        blocks = summary["systems"]
+        # "tiny" (kept for readers of older summaries): some number here rests on a random-weight model;
+        # "random_systems" and each system's "weights" say which numbers, "note" says it in words.
+        summary["tiny"] = any(b["weights"]["random"] for b in blocks.values()) if blocks else bool(meta.get("tiny"))
+        summary["random_systems"] = [name for name, b in blocks.items() if b["weights"]["random"]]
+        summary["note"] = report.random_note(blocks) if blocks else ""
         write_json(folder / "summary.json", summary)
         report.write_report(folder, summary, rows, meta)
         return summary
+
+    def _fill_weights(self, meta: dict[str, Any], rows: list[dict]) -> list[dict]:
+        """Rows of runs recorded before results.csv had tts_weights/asr_weights get them from the run's models."""
+        if all(r.get("asr_weights") for r in rows):
+            return rows
+        asr = meta.get("asr_weights") or self.asr_weights((meta.get("provenance") or {}).get("asr_model") or "")
+        tts = {d["name"]: d.get("tts_weights") or self.tts_weights(d["model_id"]) for d in meta.get("systems", [])}
+        return [
+            r
+            if r.get("asr_weights")
+            else {
+                **r,
+                "asr_weights": asr,
+                "tts_weights": "" if r["system"] == GROUND_TRUTH else tts.get(r["system"], ""),
+            }
+            for r in rows
+        ]
 
     def rebuild_report(self, run_id: str) -> Path:
         """Recompute summary.json and report.html from results.csv (e.g. after a code update)."""
@@ -1526,7 +1680,13 @@ class EvalEngine:
         meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         status = json.loads((folder / "status.json").read_text(encoding="utf-8"))
         rows = read_results(folder / "results.csv")
-        self._write_outputs(folder, meta, rows, EvalConfig.from_dict(meta["config"]), status.get("state", "stopped"))
+        self._write_outputs(
+            folder,
+            meta,
+            rows,
+            EvalConfig.from_dict(meta["config"], self.settings.generation),
+            status.get("state", "stopped"),
+        )
         return folder / "report.html"
 
     # ------------------------------------------------------------------ comparison
@@ -1923,7 +2083,8 @@ def main(argv: list[str] | None = None) -> int:
             final = evaluation.resume(args.resume, progress=show, log_fn=print)
         else:
             data = json.loads(Path(args.config).read_text(encoding="utf-8"))
-            final = evaluation.run(EvalConfig.from_dict(data), run_id=args.run_id, progress=show, log_fn=print)
+            config = EvalConfig.from_dict(data, settings.generation)
+            final = evaluation.run(config, run_id=args.run_id, progress=show, log_fn=print)
     except (LabError, json.JSONDecodeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -73,6 +73,48 @@ def _val(est: dict[str, Any] | None, digits: int = 3, ci: bool = True) -> str:
     return text
 
 
+# --------------------------------------------------------------------------- which numbers rest on random models
+
+
+def weights_label(weights: dict[str, Any] | None) -> str:
+    """What one system's numbers rest on, e.g. ``TTS random · ASR real`` or ``recordings · ASR real``.
+
+    Args:
+        weights: a summary system block's ``weights`` (``{"tts", "asr", "random"}``); None for old summaries.
+    """
+    if not weights:
+        return "unknown"
+    tts = weights.get("tts")
+    return f"{'TTS ' + tts if tts else 'recordings'} · ASR {weights.get('asr') or 'unknown'}"
+
+
+def random_note(systems: dict[str, dict[str, Any]]) -> str:
+    """The warning for a run with random-weight models: which systems, which of their models, and what that
+    means; "" when every number rests on trained models.
+
+    Args:
+        systems: summary.json's ``systems`` (each block with ``weights``).
+    """
+    random = {n: b.get("weights") or {} for n, b in systems.items() if (b.get("weights") or {}).get("random")}
+    if not random:
+        return ""
+    effects = []
+    if any(w.get("tts") == "random" for w in random.values()):
+        effects.append("the random TTS speaks noise")
+    if any(w.get("asr") == "random" for w in random.values()):
+        effects.append("the random ASR writes gibberish")
+    listed = "; ".join(f"{name} ({weights_label(w)})" for name, w in random.items())
+    effect = " and ".join(effects) or "random weights were used"
+    text = (
+        f"Tiny random models were used for {listed}. {effect[0].upper()}{effect[1:]}, so these numbers measure "
+        "the plumbing (that every step runs and is scored), not speech quality."
+    )
+    real = [f"{name} ({weights_label(b.get('weights'))})" for name, b in systems.items() if name not in random]
+    if real:
+        text += f" Real measurements (trained models only): {'; '.join(real)}."
+    return text
+
+
 # --------------------------------------------------------------------------- tables shared with the page
 
 
@@ -84,6 +126,7 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "system": name,
+                "models": weights_label(b.get("weights")),
                 "n": b["n"],
                 "headline": b["headline"].upper(),
                 "WER (corpus)": _pct(b["wer"]["corpus"]),
@@ -108,7 +151,7 @@ def summary_table_text(summary: dict[str, Any]) -> str:
     rows = summary_rows(summary)
     if not rows:
         return "(no results)"
-    cols = ["system", "n", "WER (corpus)", "CER (corpus)", "RTF mean ± std", "SIM"]
+    cols = ["system", "models", "n", "WER (corpus)", "CER (corpus)", "RTF mean ± std", "SIM"]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
     lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in cols) for r in rows]
@@ -287,7 +330,7 @@ def plot_ranking(summary: dict[str, Any]) -> str | None:
 # --------------------------------------------------------------------------- the page
 
 
-def _table(rows: list[dict[str, Any]], numeric: Sequence[str] = ()) -> str:
+def _table(rows: list[dict[str, Any]], numeric: Sequence[str] = (), table_id: str = "") -> str:
     if not rows:
         return '<p class="muted">Nothing to show.</p>'
     cols = list(rows[0])
@@ -296,7 +339,8 @@ def _table(rows: list[dict[str, Any]], numeric: Sequence[str] = ()) -> str:
         "<tr>" + "".join(f'<td class="{"num" if c in numeric else ""}">{_esc(r.get(c))}</td>' for c in cols) + "</tr>"
         for r in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    ident = f' id="{_esc(table_id)}"' if table_id else ""
+    return f"<table{ident}><tr>{head}</tr>{body}</table>"
 
 
 def _provenance_html(summary: dict[str, Any]) -> str:
@@ -320,7 +364,7 @@ def _provenance_html(summary: dict[str, Any]) -> str:
         (
             "generation",
             ", ".join(
-                f"{k}={cfg.get(k)}"
+                f"{k}={(cfg.get('generation') or cfg).get(k) if k != 'repeats' else cfg.get(k)}"
                 for k in (
                     "temperature",
                     "top_k",
@@ -340,10 +384,17 @@ def _provenance_html(summary: dict[str, Any]) -> str:
     return "<table>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items) + "</table>"
 
 
+def _row_weights(row: dict[str, Any]) -> str:
+    """weights_label of one results row (rows of old runs have no weights columns)."""
+    if not row.get("asr_weights"):
+        return "unknown"
+    return weights_label({"tts": row.get("tts_weights") or None, "asr": row["asr_weights"]})
+
+
 def _utterance_html(rows: Sequence[dict[str, Any]], systems: Sequence[str]) -> str:
     order = {s: i for i, s in enumerate(systems)}
     parts = [
-        "<table><tr><th>system</th><th>sentence</th><th>audio</th><th>WER</th><th>CER</th><th>S/D/I</th>"
+        "<table id='utterances-table'><tr><th>system</th><th>models</th><th>sentence</th><th>audio</th><th>WER</th><th>CER</th><th>S/D/I</th>"
         "<th>dur (s)</th><th>RTF</th><th>SIM</th><th>flags</th><th>alignment</th></tr>"
     ]
     for r in sorted(rows, key=lambda r: (r["sentence_id"], order.get(r["system"], 99), r["repeat"])):
@@ -354,7 +405,7 @@ def _utterance_html(rows: Sequence[dict[str, Any]], systems: Sequence[str]) -> s
         audio = f'<audio controls preload="none" src="{_esc(r["audio_file"])}"></audio>' if r.get("audio_file") else ""
         rep = f" r{r['repeat']}" if r["repeat"] else ""
         parts.append(
-            f"<tr><td>{_esc(r['system'])}</td><td>{_esc(r['sentence_id'])}{rep}</td><td>{audio}</td>"
+            f"<tr><td>{_esc(r['system'])}</td><td>{_esc(_row_weights(r))}</td><td>{_esc(r['sentence_id'])}{rep}</td><td>{audio}</td>"
             f'<td class="num">{_num(r["wer"] * 100 if r["wer"] is not None else None, 1)}%</td>'
             f'<td class="num">{_num(r["cer"] * 100 if r["cer"] is not None else None, 1)}%</td>'
             f'<td class="num">{sdi}</td><td class="num">{_num(r["audio_seconds"], 2)}</td>'
@@ -390,7 +441,7 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
     name = (summary.get("config") or {}).get("name")
     state = summary.get("state")
     parts.append(
-        f"<p class='muted'>{_esc(name) + ' · ' if name else ''}{summary.get('n_rows')} utterances · "
+        f"<p class='muted' id='run-line'>{_esc(name) + ' · ' if name else ''}{summary.get('n_rows')} utterances · "
         f"state: {_esc(state)}"
         f"{' (partial: resume the run to finish it)' if state != 'done' else ''}</p>"
     )
@@ -404,7 +455,7 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
         "speaker embeddings (reference voice vs generated audio). RTF = generation time / audio duration, "
         "warm-up call excluded.</p>"
     )
-    parts.append(_table(summary_rows(summary)))
+    parts.append(_table(summary_rows(summary), table_id="summary-table"))
     if GROUND_TRUTH in systems:
         parts.append(
             "<p class='muted'>The <b>ground truth</b> row is the same ASR run on the real recordings: "
@@ -416,7 +467,7 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
             f"<h2>Checkpoint ranking</h2><p class='muted'>Training run {_esc(summary['training_run'])}; "
             "best first by corpus error, then SIM.</p>"
         )
-        parts.append(_table(ranking_rows(summary)))
+        parts.append(_table(ranking_rows(summary), table_id="ranking-table"))
         img = plot_ranking(summary)
         if img:
             parts.append(f"<img class='plot' alt='ranking' src='{img}'>")
@@ -428,7 +479,7 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
             "(paired bootstrap); a negative WER difference means A makes fewer errors. "
             "P(A better) = share of resamples in which A wins.</p>"
         )
-        parts.append(_table(paired))
+        parts.append(_table(paired, table_id="paired-table"))
 
     parts.append("<h2>Plots</h2>")
     for img in (plot_error_distribution(rows, systems), plot_rtf_vs_duration(rows, tts_systems)):
@@ -436,9 +487,9 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
             parts.append(f"<img class='plot' src='{img}'>")
 
     parts.append("<h2>By language</h2>")
-    parts.append(_table(breakdown_rows(summary, "by_language")))
+    parts.append(_table(breakdown_rows(summary, "by_language"), table_id="by-language-table"))
     parts.append("<h2>By sentence length</h2>")
-    parts.append(_table(breakdown_rows(summary, "by_length")))
+    parts.append(_table(breakdown_rows(summary, "by_length"), table_id="by-length-table"))
 
     refs = meta.get("references") or {}
     if refs:

@@ -92,7 +92,7 @@ GENERATION_INPUTS = (*_SLIDERS, "seed", "split_sentences", "max_audio_tokens")
 
 
 def generation_controls(
-    defaults: TTSOptions, prefix: str, *, max_tokens_default: int = 0, split: bool = True
+    defaults: TTSOptions, prefix: str, *, max_tokens_default: int = 0, split: bool = True, seed: bool = True
 ) -> dict[str, gr.components.Component]:
     """Lay out the generation-setting widgets (inside the caller's container).
 
@@ -101,9 +101,10 @@ def generation_controls(
         prefix: elem_id prefix, e.g. ``"tts"`` -> ``tts-temperature``.
         max_tokens_default: the "max audio tokens" box's start value (0 = no cap).
         split: show the "split into sentences" checkbox.
+        seed: show the seed box (-1 = random); a page with its own seed rule passes False.
 
     Returns:
-        name -> component, for ``GENERATION_INPUTS`` (without ``split_sentences`` when ``split`` is False).
+        name -> component, for ``GENERATION_INPUTS`` (less the boxes switched off).
     """
     out: dict[str, gr.components.Component] = {}
     names = list(_SLIDERS)
@@ -122,12 +123,13 @@ def generation_controls(
                     elem_id=f"{prefix}-{name.replace('_', '-')}",
                 )
     with gr.Row():
-        out["seed"] = gr.Number(
-            -1 if defaults.seed is None else defaults.seed,
-            label="Seed (-1 = random)",
-            precision=0,
-            elem_id=f"{prefix}-seed",
-        )
+        if seed:
+            out["seed"] = gr.Number(
+                -1 if defaults.seed is None else defaults.seed,
+                label="Seed (-1 = random)",
+                precision=0,
+                elem_id=f"{prefix}-seed",
+            )
         if split:
             out["split_sentences"] = gr.Checkbox(
                 defaults.split_sentences,
@@ -164,3 +166,19 @@ def generation_options(values: Mapping[str, Any], language: str, defaults: TTSOp
         split_sentences=bool(values.get("split_sentences", defaults.split_sentences)),
         max_audio_tokens=None if not tokens or int(tokens) <= 0 else int(tokens),
     )
+
+
+class Form:
+    """The named input components of one event: Gradio gets them as a list (the API's positional order),
+    the callback gets their values as a dict by name, so no callback repeats a 20-name parameter list."""
+
+    def __init__(self, **components: gr.components.Component) -> None:
+        self.components = components
+
+    @property
+    def inputs(self) -> list[gr.components.Component]:
+        return list(self.components.values())
+
+    def values(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        """Positional event values -> {name: value}."""
+        return dict(zip(self.components, args, strict=True))

@@ -10,7 +10,7 @@ import html
 import logging
 import math
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,17 @@ from config import XTTS_LANGUAGES
 from engines import report
 from engines.errors import InputError, LabError
 from engines.evaluation import GROUND_TRUTH, EvalConfig, RunProgress, sentence_set_choices
-from pages.common import GPU_CONCURRENCY_ID, file_paths, guarded, notify
+from engines.options import TTSOptions
+from pages.common import (
+    GENERATION_INPUTS,
+    GPU_CONCURRENCY_ID,
+    Form,
+    file_paths,
+    generation_controls,
+    generation_options,
+    guarded,
+    notify,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,66 +71,41 @@ def _opt_int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
-def build_config(
-    set_spec: str | None,
-    upload: Any,
-    language: str | None,
-    max_sentences: Any,
-    models: Any,
-    voices: Any,
-    voice_files: Any,
-    repeats: Any,
-    seed: Any,
-    temperature: float,
-    top_k: Any,
-    top_p: float,
-    repetition_penalty: float,
-    length_penalty: float,
-    speed: float,
-    max_tokens: Any,
-    asr_model: str | None,
-    beam_size: Any,
-    batch_size: Any,
-    ground_truth: bool,
-    name: str | None,
-) -> EvalConfig:
-    """UI values -> EvalConfig.
+def build_config(values: Mapping[str, Any], defaults: TTSOptions = TTSOptions()) -> EvalConfig:
+    """UI values by name (the Run form's names; missing generation values keep ``defaults``) -> EvalConfig.
 
     Raises:
         InputError: no sentence set, an upload choice without a file, no voice.
     """
+    set_spec = values.get("set_spec")
     if not set_spec:
         raise InputError("Pick a sentence set.")
     if set_spec == UPLOAD:
-        uploaded = [str(p) for p in file_paths(upload)]
+        uploaded = [str(p) for p in file_paths(values.get("upload"))]
         if not uploaded:
             raise InputError("Upload a CSV (with a 'text' column) or a TXT file (one sentence per line) first.")
         set_spec = uploaded[0]
+    models, voices = values.get("models"), values.get("voices")
     model_ids = tuple(m for m in (models if isinstance(models, list | tuple) else [models] if models else []) if m)
     voice_specs = [v for v in (voices if isinstance(voices, list | tuple) else [voices] if voices else []) if v]
-    voice_specs += [str(p) for p in file_paths(voice_files)]
+    voice_specs += [str(p) for p in file_paths(values.get("voice_files"))]
     if not voice_specs:
         raise InputError("Pick at least one reference voice: a saved voice, a built-in speaker, or upload a clip.")
+    seed = values.get("seed")
     return EvalConfig(
         sentences=set_spec,
         models=model_ids,
         voices=tuple(voice_specs),
-        language=language or None,
-        max_sentences=_opt_int(max_sentences),
-        repeats=int(repeats or 1),
-        seed=int(seed if seed is not None else 1234),
-        temperature=float(temperature),
-        top_k=int(top_k),
-        top_p=float(top_p),
-        repetition_penalty=float(repetition_penalty),
-        length_penalty=float(length_penalty),
-        speed=float(speed),
-        max_audio_tokens=_opt_int(max_tokens),
-        asr_model=asr_model or None,
-        beam_size=_opt_int(beam_size),
-        asr_batch_size=int(batch_size or 16),
-        ground_truth=bool(ground_truth),
-        name=(name or "").strip(),
+        language=values.get("language") or None,
+        max_sentences=_opt_int(values.get("max_sentences")),
+        repeats=int(values.get("repeats") or 1),
+        seed=int(seed if seed is not None else defaults.seed if defaults.seed is not None else 1234),
+        generation=generation_options(values, defaults.language, defaults),
+        asr_model=values.get("asr_model") or None,
+        beam_size=_opt_int(values.get("beam_size")),
+        asr_batch_size=int(values.get("batch_size") or 16),
+        ground_truth=bool(values.get("ground_truth", True)),
+        name=(values.get("name") or "").strip(),
     )
 
 
@@ -339,8 +324,8 @@ def _summary_ready(p: RunProgress) -> tuple[str, Any, str, list[str]]:
 
 
 @guarded
-def run_callback(engines, *values: Any, progress=None) -> Iterator[tuple]:
-    config = build_config(*values)
+def run_callback(engines, values: Mapping[str, Any], progress=None) -> Iterator[tuple]:
+    config = build_config(values, engines.settings.generation)
     for p in engines.evaluation.iter_run(config, progress=progress):
         yield _summary_ready(p)
 
@@ -419,46 +404,16 @@ def paired_callback(engines, run_id, system_a, system_b) -> pd.DataFrame:
 
 
 @guarded
-def rank_callback(
-    engines,
-    training_run,
-    set_spec,
-    upload,
-    language,
-    max_sentences,
-    voices,
-    voice_files,
-    max_tokens,
-    asr_model,
-    beam_size,
-    include_base,
-    progress=None,
-) -> Iterator[tuple]:
+def rank_callback(engines, values: Mapping[str, Any], progress=None) -> Iterator[tuple]:
+    """Rank a training run's checkpoints: ``values`` by name (``RANK_INPUTS``); generation = settings."""
+    training_run = values.get("training_run")
     if not training_run:
         raise InputError("Pick a training run from the Finetune tab.")
     base = build_config(
-        set_spec,
-        upload,
-        language,
-        max_sentences,
-        [],
-        voices,
-        voice_files,
-        1,
-        1234,
-        0.85,
-        50,
-        0.85,
-        2.0,
-        1.0,
-        1.0,
-        max_tokens,
-        asr_model,
-        beam_size,
-        16,
-        True,
-        f"checkpoints-{training_run}",
+        {**values, "models": [], "repeats": 1, "batch_size": 16, "name": f"checkpoints-{training_run}"},
+        engines.settings.generation,
     )
+    include_base = values.get("include_base")
     include = engines.tts.default_model() if include_base else None
     for p in engines.evaluation.iter_rank_checkpoints(
         training_run, base, include_base_model=include, progress=progress
@@ -559,7 +514,7 @@ def build(engines) -> None:
                     with gr.Row():
                         language = gr.Dropdown(
                             languages,
-                            value=settings.language,
+                            value=settings.generation.language,
                             elem_id="ev-language",
                             label="Language (for sets that name none, e.g. TXT)",
                         )
@@ -587,27 +542,18 @@ def build(engines) -> None:
                             scale=2,
                         )
                     with gr.Accordion("Generation settings", open=False, elem_id="ev-gen-settings"):
-                        with gr.Row():
-                            temperature = gr.Slider(0.05, 2.0, settings.temperature, step=0.05, label="Temperature")
-                            top_k = gr.Slider(1, 500, settings.top_k, step=1, label="Top-k")
-                            top_p = gr.Slider(0.05, 1.0, settings.top_p, step=0.05, label="Top-p")
-                        with gr.Row():
-                            rep_pen = gr.Slider(
-                                1.0, 20.0, settings.repetition_penalty, step=0.5, label="Repetition penalty"
-                            )
-                            len_pen = gr.Slider(-10.0, 10.0, settings.length_penalty, step=0.5, label="Length penalty")
-                            speed = gr.Slider(0.5, 2.0, settings.speed, step=0.05, label="Speed")
+                        controls = generation_controls(
+                            settings.generation, "ev", max_tokens_default=24 if tiny else 0, split=False, seed=False
+                        )
                         with gr.Row():
                             repeats = gr.Number(
                                 1, label="Repeats per sentence", precision=0, minimum=1, elem_id="ev-repeats"
                             )
-                            seed = gr.Number(settings.seed, label="Seed", precision=0, elem_id="ev-seed")
-                            max_tokens = gr.Number(
-                                24 if tiny else 0,
+                            seed = gr.Number(
+                                settings.generation.seed if settings.generation.seed is not None else 1234,
+                                label="Seed (utterance seed = seed + repeat)",
                                 precision=0,
-                                minimum=0,
-                                elem_id="ev-max-tokens",
-                                label="Max audio tokens per sentence (0 = no cap)",
+                                elem_id="ev-seed",
                             )
                     with gr.Accordion("ASR and statistics", open=False, elem_id="ev-asr-settings"):
                         with gr.Row():
@@ -754,36 +700,31 @@ def build(engines) -> None:
         outputs=voices,
         api_visibility="private",
     )
-    run_inputs = [
-        set_dd,
-        upload,
-        language,
-        max_sentences,
-        models,
-        voices,
-        voice_files,
-        repeats,
-        seed,
-        temperature,
-        top_k,
-        top_p,
-        rep_pen,
-        len_pen,
-        speed,
-        max_tokens,
-        asr_model,
-        beam,
-        batch,
-        ground_truth,
-        run_name,
-    ]
+    # The API's positional order is this order (unchanged for script users).
+    run_form = Form(
+        set_spec=set_dd,
+        upload=upload,
+        language=language,
+        max_sentences=max_sentences,
+        models=models,
+        voices=voices,
+        voice_files=voice_files,
+        repeats=repeats,
+        seed=seed,
+        **{name: controls[name] for name in GENERATION_INPUTS if name in controls},
+        asr_model=asr_model,
+        beam_size=beam,
+        batch_size=batch,
+        ground_truth=ground_truth,
+        name=run_name,
+    )
 
     def _run(*values, progress=gr.Progress()):
-        yield from run_callback(engines, *values, progress=progress)
+        yield from run_callback(engines, run_form.values(values), progress=progress)
 
     run_event = run_btn.click(
         _run,
-        inputs=run_inputs,
+        inputs=run_form.inputs,
         outputs=[progress_md, summary_df, link_html, files_out],
         api_name="eval_run",
         concurrency_id=GPU_CONCURRENCY_ID,
@@ -849,24 +790,26 @@ def build(engines) -> None:
         lambda: gr.Dropdown(choices=training_run_choices(engines)), outputs=ck_run, api_visibility="private"
     )
 
+    rank_form = Form(
+        training_run=ck_run,
+        set_spec=ck_set,
+        upload=ck_upload,
+        language=language,
+        max_sentences=ck_max,
+        voices=ck_voices,
+        voice_files=ck_voice_files,
+        max_audio_tokens=controls["max_audio_tokens"],
+        asr_model=asr_model,
+        beam_size=beam,
+        include_base=ck_include,
+    )
+
     def _rank(*values, progress=gr.Progress()):
-        yield from rank_callback(engines, *values, progress=progress)
+        yield from rank_callback(engines, rank_form.values(values), progress=progress)
 
     ck_btn.click(
         _rank,
-        inputs=[
-            ck_run,
-            ck_set,
-            ck_upload,
-            language,
-            ck_max,
-            ck_voices,
-            ck_voice_files,
-            max_tokens,
-            asr_model,
-            beam,
-            ck_include,
-        ],
+        inputs=rank_form.inputs,
         outputs=[ck_progress, ck_table, ck_plot, ck_link, ck_run_id],
         api_name="eval_rank_checkpoints",
         concurrency_id=GPU_CONCURRENCY_ID,

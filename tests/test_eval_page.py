@@ -52,31 +52,31 @@ def ui_values(
     batch=8,
     ground_truth=True,
     name="page",
-) -> list:
-    """The Run button's inputs, in the order the page wires them."""
-    return [
-        set_spec,
-        upload,
-        language,
-        max_sentences,
-        list(models),
-        list(voices),
-        voice_files,
-        repeats,
-        seed,
-        temperature,
-        top_k,
-        top_p,
-        rep,
-        length,
-        speed,
-        tokens,
-        asr_model,
-        beam,
-        batch,
-        ground_truth,
-        name,
-    ]
+) -> dict:
+    """The Run button's inputs, by the names the page's form gives them."""
+    return {
+        "set_spec": set_spec,
+        "upload": upload,
+        "language": language,
+        "max_sentences": max_sentences,
+        "models": list(models),
+        "voices": list(voices),
+        "voice_files": voice_files,
+        "repeats": repeats,
+        "seed": seed,
+        "temperature": temperature,
+        "top_k": top_k,
+        "top_p": top_p,
+        "repetition_penalty": rep,
+        "length_penalty": length,
+        "speed": speed,
+        "max_audio_tokens": tokens,
+        "asr_model": asr_model,
+        "beam_size": beam,
+        "batch_size": batch,
+        "ground_truth": ground_truth,
+        "name": name,
+    }
 
 
 def gr_error(call) -> str:
@@ -90,7 +90,7 @@ def gr_error(call) -> str:
 @pytest.fixture(scope="module")
 def page_run(eng):
     """The Run button's generator to the end: every update it streamed."""
-    return list(page.run_callback(eng, *ui_values()))
+    return list(page.run_callback(eng, ui_values()))
 
 
 def test_layout_has_the_ids_the_browser_test_uses(eng):
@@ -121,19 +121,36 @@ def test_choices_list_sets_voices_and_upload(eng):
     assert voices == ["speaker:Tiny Alice", "speaker:Tiny Bob"]
 
 
+def rank_values(training_run, set_spec="builtin:en", max_sentences=2, tokens=TOKENS) -> dict:
+    """The Rank button's inputs, by the names the page's form gives them."""
+    return {
+        "training_run": training_run,
+        "set_spec": set_spec,
+        "upload": None,
+        "language": "en",
+        "max_sentences": max_sentences,
+        "voices": ["speaker:Tiny Alice"],
+        "voice_files": None,
+        "max_audio_tokens": tokens,
+        "asr_model": None,
+        "beam_size": 0,
+        "include_base": False,
+    }
+
+
 def test_build_config_maps_ui_values(eng, tmp_path):
-    cfg = page.build_config(*ui_values(voice_files=[str(tmp_path / "me.wav")], tokens=0, beam=5, max_sentences=0))
+    cfg = page.build_config(ui_values(voice_files=[str(tmp_path / "me.wav")], tokens=0, beam=5, max_sentences=0))
     assert isinstance(cfg, EvalConfig)
     assert cfg.voices == ("speaker:Tiny Alice", "speaker:Tiny Bob", str(tmp_path / "me.wav"))
-    assert cfg.max_audio_tokens is None and cfg.beam_size == 5 and cfg.max_sentences is None
+    assert cfg.generation.max_audio_tokens is None and cfg.beam_size == 5 and cfg.max_sentences is None
     assert cfg.models == ("tiny",) and cfg.seed == 5 and cfg.asr_model == "tiny-random"
     up = tmp_path / "mine.txt"
     up.write_text("One sentence.\n", encoding="utf-8")
-    assert page.build_config(*ui_values(set_spec=page.UPLOAD, upload=str(up))).sentences == str(up)
+    assert page.build_config(ui_values(set_spec=page.UPLOAD, upload=str(up))).sentences == str(up)
     with pytest.raises(Exception, match="Upload a CSV"):
-        page.build_config(*ui_values(set_spec=page.UPLOAD))
+        page.build_config(ui_values(set_spec=page.UPLOAD))
     with pytest.raises(Exception, match="at least one reference voice"):
-        page.build_config(*ui_values(voices=()))
+        page.build_config(ui_values(voices=()))
 
 
 def test_run_streams_progress_and_ends_with_summary_and_link(eng, page_run):
@@ -141,6 +158,7 @@ def test_run_streams_progress_and_ends_with_summary_and_link(eng, page_run):
     progress, table, link, files = page_run[-1]
     assert "Finished" in progress and "4/4 utterances" in progress
     assert "plumbing" in progress  # tiny models: the numbers measure plumbing, not quality
+    assert "tiny / Tiny Alice (TTS random · ASR random)" in progress
     assert isinstance(table, pd.DataFrame) and set(table["system"]) == {"tiny / Tiny Alice", "tiny / Tiny Bob"}
     assert "gradio_api/file=" in link and "report.html" in link
     assert sorted(Path(f).name for f in files) == ["report.html", "results.csv", "summary.json"]
@@ -154,14 +172,10 @@ def test_errors_reach_the_user_as_messages(eng, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("id,words\n1,hello\n", encoding="utf-8")
     assert "no 'text' column" in gr_error(
-        lambda: page.run_callback(eng, *ui_values(set_spec=page.UPLOAD, upload=str(bad)))
+        lambda: page.run_callback(eng, ui_values(set_spec=page.UPLOAD, upload=str(bad)))
     )
-    assert "not found" in gr_error(lambda: page.run_callback(eng, *ui_values(models=("missing-model",))))
-    assert "Pick a training run" in gr_error(
-        lambda: page.rank_callback(
-            eng, None, "builtin:en", None, "en", 2, ["speaker:Tiny Alice"], None, TOKENS, None, 0, False
-        )
-    )
+    assert "not found" in gr_error(lambda: page.run_callback(eng, ui_values(models=("missing-model",))))
+    assert "Pick a training run" in gr_error(lambda: page.rank_callback(eng, rank_values(None)))
     assert "Pick two runs" in gr_error(lambda: page.compare_callback(eng, None, None))
     assert page.stop_callback(eng) == "Nothing is running."
 
@@ -171,6 +185,9 @@ def test_results_view_and_alignment(eng, page_run):
     s, by_lang, by_len, paired, link, files, utts, info = page.run_view_callback(eng, run_id)
     assert set(s["system"]) == {"tiny / Tiny Alice", "tiny / Tiny Bob"} and len(paired) == 1
     assert set(by_lang["group"]) == {"en"} and run_id in info and "report.html" in link
+    # tiny mode: which models each system's numbers rest on, per system and in the note
+    assert set(s["models"]) == {"TTS random · ASR random"}
+    assert "plumbing" in info and all(name in info for name in s["system"])
     keys = [c[1] for c in utts.choices]
     assert len(keys) == 4
     body, audio = page.utterance_callback(eng, run_id, keys[0])
@@ -218,11 +235,7 @@ def test_rank_checkpoints_from_the_tab_and_export_best(request, tmp_path_factory
     eng = Engines.create(trained["settings"])
     run_id = trained["run_id"]
     assert [v for _, v in page.training_run_choices(eng)] == [run_id]
-    updates = list(
-        page.rank_callback(
-            eng, run_id, "builtin:en", None, "en", 1, ["speaker:Tiny Alice"], None, TOKENS, None, 0, False
-        )
-    )
+    updates = list(page.rank_callback(eng, rank_values(run_id, max_sentences=1)))
     progress, table, plot, link, eval_run = updates[-1]
     assert "Finished" in progress and "report.html" in link and "<img" in plot
     assert len(table) == len(eng.training.checkpoints(run_id)) and list(table["rank"]) == list(range(1, len(table) + 1))

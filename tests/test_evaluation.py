@@ -7,12 +7,15 @@ Tiny-model numbers measure plumbing (every step runs and is scored), never speec
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import jiwer
@@ -24,9 +27,15 @@ from config import ROOT, load_settings
 from engines.audio import load_audio, save_wav, write_text
 from engines.errors import AudioError, InputError, MissingWeightsError
 from engines.evaluation import GROUND_TRUTH, EvalConfig, load_sentences, read_results
+from engines.options import TTSOptions
 
 TOKENS = 8  # GPT audio tokens per sentence: ~0.35 s of (noise) audio keeps each synthesis short
-FAST = {"max_audio_tokens": TOKENS, "beam_size": None, "bootstrap": 200}
+FAST = {"generation": TTSOptions(max_audio_tokens=TOKENS), "beam_size": None, "bootstrap": 200}
+FAST_JSON = {
+    "max_audio_tokens": TOKENS,
+    "beam_size": None,
+    "bootstrap": 200,
+}  # flat keys, as eval.json files write them
 
 ESPEAK_SENTENCES = [
     ("in being comparatively modern.", "s1"),
@@ -138,6 +147,223 @@ def _f(text: str) -> float:
     return float(text) if text != "" else float("nan")
 
 
+# ---------------------------------------------------------------- report.html vs summary.json vs results.csv
+
+
+class _Tables(HTMLParser):
+    """Every ``<table id=...>`` of a page as rows of cell texts (a nested table's text stays in its cell)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self._open: list[list[list[str]]] = []  # rows of each open table, innermost last
+        self._cells: list[tuple[list[str], int]] = []  # open cells: (row, index)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            rows: list[list[str]] = []
+            self._open.append(rows)
+            if dict(attrs).get("id"):
+                self.tables[str(dict(attrs)["id"])] = rows
+        elif tag == "tr" and self._open:
+            self._open[-1].append([])
+        elif tag in ("td", "th") and self._open and self._open[-1]:
+            row = self._open[-1][-1]
+            row.append("")
+            self._cells.append((row, len(row) - 1))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self._open:
+            self._open.pop()
+        elif tag in ("td", "th") and self._cells:
+            self._cells.pop()
+
+    def handle_data(self, data: str) -> None:
+        for row, i in self._cells:
+            row[i] += data
+
+
+def report_tables(page: str) -> dict[str, list[dict[str, str]]]:
+    """The report's id'd tables as lists of {header: cell text}."""
+    parser = _Tables()
+    parser.feed(page)
+    return {
+        name: [dict(zip([h.strip() for h in rows[0]], [c.strip() for c in r])) for r in rows[1:]]
+        for name, rows in parser.tables.items()
+        if rows
+    }
+
+
+_NUM = r"[-+]?\d+(?:\.\d+)?"
+
+
+def _shown(text: str) -> list[float]:
+    """The numbers a cell shows, in order ("3.9% [1.4, 6.3]" -> [3.9, 1.4, 6.3]; "n/a" -> [])."""
+    return [float(x) for x in re.findall(_NUM, text.replace("−", "-"))]
+
+
+def _close(shown: float, value: float, digits: int) -> bool:
+    """``shown`` is ``value`` rounded to ``digits`` decimals (half a unit of slack, for rounding)."""
+    return abs(shown - value) <= 0.5 * 10**-digits + 1e-9
+
+
+def _pct_text(est: dict, ci: bool = True) -> str:
+    """How summary.json's estimate must read in the page (independent of engines.report)."""
+    if est["value"] is None:
+        return "n/a"
+    text = f"{est['value'] * 100:.1f}%"
+    return text + (f" [{est['low'] * 100:.1f}, {est['high'] * 100:.1f}]" if ci and est["low"] is not None else "")
+
+
+def _val_text(est: dict, digits: int = 3, ci: bool = True) -> str:
+    if est["value"] is None:
+        return "n/a"
+    text = f"{est['value']:.{digits}f}"
+    return text + (f" [{est['low']:.{digits}f}, {est['high']:.{digits}f}]" if ci and est["low"] is not None else "")
+
+
+def _finite(values) -> list[float]:
+    return [v for v in (_f(x) for x in values) if math.isfinite(v)]
+
+
+def _weights_text(tts: str, asr: str) -> str:
+    return f"{'TTS ' + tts if tts else 'recordings'} · ASR {asr}"
+
+
+def _check_group(cells: dict[str, str], block: dict, mine: list[dict[str, str]], rates: bool = True) -> None:
+    """n, corpus WER/CER, SIM and RTF of one summary or breakdown row: the page shows summary.json's numbers,
+    and they are what results.csv's rows give."""
+    assert int(cells["n"]) == block["n"] == len(mine)
+    for metric, errs, lens in (("wer", "word_errors", "ref_words"), ("cer", "char_errors", "ref_chars")):
+        cell = cells[f"{metric.upper()} (corpus)"]
+        assert cell == _pct_text(block[metric]["corpus"]), (metric, cell)
+        corpus = sum(int(r[errs]) for r in mine) / sum(int(r[lens]) for r in mine)
+        assert _close(_shown(cell)[0], corpus * 100, 1), (metric, cell, corpus)
+        assert block[metric]["corpus"]["value"] == pytest.approx(corpus)
+    sims, rtfs = _finite(r["sim"] for r in mine), _finite(r["rtf"] for r in mine)
+    sim_cell = cells["SIM"]
+    assert sim_cell == _val_text(block["sim"]["mean"])
+    if sims:
+        assert _close(_shown(sim_cell)[0], float(np.mean(sims)), 3)
+    else:
+        assert sim_cell == "n/a"
+    if "RTF" in cells:  # breakdown rows: the mean only
+        assert cells["RTF"] == _val_text(block["rtf"]["mean"], 3, False)
+        assert (_close(_shown(cells["RTF"])[0], float(np.mean(rtfs)), 3)) if rtfs else cells["RTF"] == "n/a"
+
+
+def check_report_agrees(folder: Path) -> dict:
+    """Every number report.html shows (summary, breakdowns, paired comparisons, utterances, counts) equals
+    summary.json's and a recomputation from results.csv (read with the csv module only).
+
+    Returns:
+        summary.json, for further checks.
+    """
+    rows = _csv_rows(folder / "results.csv")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    tables = report_tables(page)
+    line = re.search(r"id='run-line'>(.*?)</p>", page, re.S)
+    assert line and f"{len(rows)} utterances" in line.group(1) and summary["n_rows"] == len(rows)
+
+    by_system: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_system.setdefault(r["system"], []).append(r)
+    shown = tables["summary-table"]
+    assert [c["system"] for c in shown] == list(summary["systems"]) and set(summary["systems"]) == set(by_system)
+    for cells in shown:
+        name = cells["system"]
+        block, mine = summary["systems"][name], by_system[name]
+        _check_group(cells, block, mine)
+        # which models the numbers rest on: per row in results.csv, per system in summary.json and the page
+        tts, asr = {r["tts_weights"] for r in mine}, {r["asr_weights"] for r in mine}
+        assert len(tts) == 1 and len(asr) == 1 and asr <= {"random", "real"} and tts <= {"random", "real", ""}
+        tts_w, asr_w = tts.pop(), asr.pop()
+        assert (tts_w == "") == (name == GROUND_TRUTH)
+        assert block["weights"] == {"tts": tts_w or None, "asr": asr_w, "random": "random" in (tts_w, asr_w)}
+        assert cells["models"] == _weights_text(tts_w, asr_w)
+        assert (name in summary["random_systems"]) == block["weights"]["random"]
+        wers = [_f(r["wer"]) for r in mine]
+        for col, est, value in (
+            ("WER (mean)", block["wer"]["mean"], np.mean(wers)),
+            ("with errors", block["wer"]["any_error"], np.mean([w > 0 for w in wers])),
+            ("CER (mean)", block["cer"]["mean"], np.mean([_f(r["cer"]) for r in mine])),
+        ):
+            assert cells[col] == _pct_text(est) and _close(_shown(cells[col])[0], value * 100, 1), col
+        median, p90 = _shown(cells["WER median / p90"])
+        assert cells["WER median / p90"] == (
+            f"{_pct_text(block['wer']['median'], False)} / {_pct_text(block['wer']['p90'], False)}"
+        )
+        assert _close(median, np.median(wers) * 100, 1) and _close(p90, np.percentile(wers, 90) * 100, 1)
+        rtfs = _finite(r["rtf"] for r in mine)
+        if rtfs:
+            mean, std = _shown(cells["RTF mean ± std"])
+            assert _close(mean, np.mean(rtfs), 3)
+            assert _close(std, np.std(rtfs, ddof=1) if len(rtfs) > 1 else 0.0, 3)
+            p50, p95 = _shown(cells["RTF p50 / p95"])
+            assert _close(p50, np.percentile(rtfs, 50), 3) and _close(p95, np.percentile(rtfs, 95), 3)
+        else:
+            assert cells["RTF mean ± std"] == "n/a" and cells["RTF p50 / p95"] == "n/a / n/a"
+        flags = {
+            k.replace("_", " "): sum(r[f"flag_{k}"] == "1" for r in mine)
+            for k in ("cut_off", "hallucinated_tail", "long_silence", "clipping")
+        }
+        assert cells["flags"] == (", ".join(f"{k} {v}" for k, v in flags.items() if v) or "none")
+        assert {k.replace("_", " "): v for k, v in block["flags"].items()} == flags
+
+    for table, key, column in (
+        ("by-language-table", "by_language", "language"),
+        ("by-length-table", "by_length", "length_bucket"),
+    ):
+        shown = tables[table]
+        expected = {(r["system"], r[column]) for r in rows}
+        assert {(c["system"], c["group"]) for c in shown} == expected and len(shown) == len(expected)
+        for cells in shown:
+            mine = [r for r in by_system[cells["system"]] if r[column] == cells["group"]]
+            _check_group(cells, summary["systems"][cells["system"]][key][cells["group"]], mine)
+
+    paired = tables.get("paired-table", [])
+    assert len(paired) == len(summary["paired"])
+    for cells, p in zip(paired, summary["paired"]):
+        assert (cells["A"], cells["B"]) == (p["a"], p["b"])
+        a = {r["sentence_id"]: r for r in by_system[p["a"]]}
+        b = {r["sentence_id"]: r for r in by_system[p["b"]]}
+        common = sorted(set(a) & set(b))
+        assert int(cells["sentences"]) == p["n"] == len(common)
+        for metric, errs, lens in (("WER", "word_errors", "ref_words"), ("CER", "char_errors", "ref_chars")):
+            total = sum(int(a[s][lens]) for s in common)
+            diff = sum(int(a[s][errs]) - int(b[s][errs]) for s in common) / total
+            value, *_ = _shown(cells[f"{metric} A−B"])
+            assert _close(value, diff * 100, 1) and value == float(f"{p[metric.lower()]['diff']['value'] * 100:+.1f}")
+            assert cells[f"P(A better {metric})"] == f"{p[metric.lower()]['p_a_better']:.2f}"
+        both = [s for s in common if a[s]["sim"] != "" and b[s]["sim"] != ""]
+        if both:
+            diff = np.mean([_f(a[s]["sim"]) for s in both]) - np.mean([_f(b[s]["sim"]) for s in both])
+            assert _close(_shown(cells["SIM A−B"])[0], diff, 3)
+
+    utts = tables["utterances-table"]
+    assert len(utts) == len(rows)
+    shown_by_key = {}
+    for cells in utts:
+        sentence, _, rep = cells["sentence"].partition(" r")
+        shown_by_key[(cells["system"], sentence, int(rep or 0))] = cells
+    assert len(shown_by_key) == len(rows)
+    for r in rows:
+        cells = shown_by_key[(r["system"], r["sentence_id"], int(r["repeat"]))]
+        assert _close(_shown(cells["WER"])[0], _f(r["wer"]) * 100, 1) and _close(
+            _shown(cells["CER"])[0], _f(r["cer"]) * 100, 1
+        )
+        assert cells["S/D/I"] == f"{r['substitutions']}/{r['deletions']}/{r['insertions']}"
+        assert _close(float(cells["dur (s)"]), _f(r["audio_seconds"]), 2)
+        for col, digits in (("RTF", 3), ("SIM", 3)):
+            value = _f(r[col.lower()])
+            assert (_close(float(cells[col]), value, digits)) if math.isfinite(value) else cells[col] == ""
+        assert cells["models"] == _weights_text(r["tts_weights"], r["asr_weights"])
+        for flag in r["flags"].split():
+            assert flag.replace("_", " ") in cells["flags"]
+    return summary
+
+
 # ---------------------------------------------------------------- the whole loop
 
 
@@ -225,7 +451,7 @@ def test_summary_records_provenance(full_run):
     assert "tiny" in prov["tts_models"] and prov["tts_models"]["tiny"]["dir"]
     assert "speaker encoder" in prov["speaker_encoder"]
     assert summary["normalizers_used"] == ["whisper.EnglishTextNormalizer"]
-    assert summary["seed"] == 7 and summary["config"]["max_audio_tokens"] == TOKENS
+    assert summary["seed"] == 7 and summary["config"]["generation"]["max_audio_tokens"] == TOKENS
     assert summary["config"]["voices"] == list(full_run["config"].voices)
     assert summary["tiny"] is True and "plumbing" in summary["note"]
 
@@ -244,6 +470,57 @@ def test_report_is_self_contained_and_shows_the_numbers(full_run):
     assert page.count("data:image/png;base64,") >= 2  # WER distribution and RTF vs duration
     assert 'class="align"' in page and "<style>" in page
     assert "http://" not in page and "https://" not in page  # no external resources
+
+
+def test_report_numbers_agree_with_summary_and_results(full_run):
+    summary = check_report_agrees(full_run["final"].folder)
+    assert len(summary["paired"]) == 1  # the paired table was checked too
+
+
+def test_rows_and_summary_say_which_models_were_random(eng, full_run):
+    folder = full_run["final"].folder
+    rows = _csv_rows(folder / "results.csv")
+    for r in rows:  # tiny mode: tiny XTTS and tiny Whisper, so every row's ASR is random
+        assert r["asr_weights"] == "random"
+        assert r["tts_weights"] == ("" if r["system"] == GROUND_TRUTH else "random")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert summary["systems"][GROUND_TRUTH]["weights"] == {"tts": None, "asr": "random", "random": True}
+    assert summary["systems"]["tiny / eval-ref"]["weights"] == {"tts": "random", "asr": "random", "random": True}
+    assert summary["random_systems"] == list(summary["systems"]) and summary["tiny"] is True
+    for name in summary["systems"]:
+        assert name in summary["note"]
+    assert "random TTS speaks noise" in summary["note"] and "random ASR writes gibberish" in summary["note"]
+    assert "Real measurements" not in summary["note"]  # nothing here rests on trained models only
+    meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert meta["asr_weights"] == "random" and {d["tts_weights"] for d in meta["systems"]} == {"random"}
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert "recordings · ASR random" in page and "TTS random · ASR random" in page
+    assert eng.evaluation.tts_weights("tiny") == "random" and eng.evaluation.asr_weights("tiny-random") == "random"
+    assert eng.evaluation.tts_weights("xtts_v2") == "real" and eng.evaluation.asr_weights("small") == "real"
+    assert eng.evaluation.asr_weights(str(eng.asr.tiny.whisper_path)) == "random"  # by file, not only by id
+
+
+def test_rebuild_fills_the_model_columns_of_an_older_run(eng, full_run):
+    """A run recorded before results.csv had tts_weights/asr_weights still gets per-system weights."""
+    src = full_run["final"].folder
+    old = eng.evaluation.reports_dir / "old-format"
+    shutil.copytree(src, old)
+    meta = json.loads((old / "config.json").read_text(encoding="utf-8"))
+    meta.pop("asr_weights")
+    for d in meta["systems"]:
+        d.pop("tts_weights")
+    write_text(old / "config.json", json.dumps(meta))
+    with open(old / "results.csv", newline="", encoding="utf-8") as fh:
+        table = list(csv.reader(fh))
+    keep = [i for i, col in enumerate(table[0]) if col not in ("tts_weights", "asr_weights")]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([row[i] for i in keep] for row in table)
+    write_text(old / "results.csv", buf.getvalue())
+    eng.evaluation.rebuild_report("old-format")
+    summary = json.loads((old / "summary.json").read_text(encoding="utf-8"))
+    assert summary["systems"][GROUND_TRUTH]["weights"] == {"tts": None, "asr": "random", "random": True}
+    assert summary["systems"]["tiny / Tiny Alice"]["weights"]["tts"] == "random" and summary["tiny"] is True
+    shutil.rmtree(old)
 
 
 def test_compare_runs_and_paired_comparison(eng, full_run):
@@ -303,7 +580,7 @@ def test_listening_test_round_trip(eng, full_run):
 # ---------------------------------------------------------------- stop, crash and resume
 
 
-def test_stop_after_k_then_resume_finishes_without_redoing(eng, tmp_path):
+def test_stop_after_k_then_resume_finishes_without_redoing(eng, tmp_path, monkeypatch):
     ev = eng.evaluation
     config = EvalConfig(
         sentences="builtin:en",
@@ -334,7 +611,11 @@ def test_stop_after_k_then_resume_finishes_without_redoing(eng, tmp_path):
     write_text(folder / "status.json", json.dumps({**status, "state": "running"}))
     assert next(r for r in ev.list_runs() if r.run_id == last.run_id).state == "interrupted"
 
+    # The run keeps the ASR it started with (config asr_model None = the default then), even if the default
+    # changed since (e.g. the app restarted without tiny mode): one run, one ASR.
+    monkeypatch.setattr(eng.asr, "default_model", lambda: "large-v3")
     final = ev.resume(last.run_id)
+    monkeypatch.undo()
     assert final.state == "done" and final.done == final.total == 4
     rows = read_results(folder / "results.csv")
     assert len(rows) == 4 and len({r["key"] for r in rows}) == 4
@@ -344,6 +625,7 @@ def test_stop_after_k_then_resume_finishes_without_redoing(eng, tmp_path):
         assert (folder / old["audio_file"]).stat().st_mtime_ns == mtimes[old["audio_file"]]
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["complete"] is True and summary["systems"]["tiny / Tiny Bob"]["n"] == 4
+    assert summary["provenance"]["asr_model"] == "tiny-random" and {r["asr_weights"] for r in rows} == {"random"}
     with pytest.raises(InputError, match="No eval run"):
         ev.resume("no-such-run")
 
@@ -359,7 +641,7 @@ def test_headless_command_writes_the_same_report(eng, ev_settings, ev_root):
         "voices": ["speaker:Tiny Bob"],
         "ground_truth": False,
         "seed": 11,
-        **FAST,
+        **FAST_JSON,
     }
     cfg_path = ev_root / "eval.json"
     cfg_path.write_text(json.dumps(config), encoding="utf-8")
@@ -521,6 +803,88 @@ def test_bad_config_values(eng, tmp_path):
         load_sentences("dataset:nothing-here", eng.settings)
 
 
+def english_only_whisper(folder: Path) -> Path:
+    """A tiny random Whisper with the English-only vocabulary (like tiny.en), saved as ``tiny-random.en.pt``."""
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    path = folder / "tiny-random.en.pt"
+    if not path.is_file():
+        torch.manual_seed(0)
+        dims = ModelDimensions(
+            n_mels=80,
+            n_audio_ctx=1500,
+            n_audio_state=64,
+            n_audio_head=2,
+            n_audio_layer=1,
+            n_vocab=51864,  # English-only (multilingual models have 51865+)
+            n_text_ctx=448,
+            n_text_state=64,
+            n_text_head=2,
+            n_text_layer=1,
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({"dims": dims.__dict__, "model_state_dict": Whisper(dims).state_dict()}, path)
+    return path
+
+
+def refused_before_any_work(eng, monkeypatch, config: EvalConfig, match: str) -> str:
+    """``run(config)`` raises InputError matching ``match`` before a run folder exists or a word is synthesized."""
+    reports = eng.evaluation.reports_dir
+    before = sorted(p.name for p in reports.iterdir())
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("synthesis started before the config was refused")
+
+    monkeypatch.setattr(eng.tts, "synthesize", no_synthesis)
+    with pytest.raises(InputError, match=match) as err:
+        eng.evaluation.run(config)
+    assert sorted(p.name for p in reports.iterdir()) == before  # no run folder
+    monkeypatch.undo()
+    return str(err.value)
+
+
+def test_english_only_asr_with_other_languages_is_refused_in_plan(eng, monkeypatch):
+    model = english_only_whisper(eng.asr.models_dir)
+    base = {"models": ("tiny",), "voices": ("speaker:Tiny Alice",), "asr_model": str(model), **FAST}
+    for spec, lang in (("builtin:ru", "Russian (ru)"), ("builtin:zh-cn", "(zh-cn)")):
+        message = refused_before_any_work(eng, monkeypatch, EvalConfig(sentences=spec, **base), "English-only")
+        assert "tiny-random.en.pt" in message and lang in message  # which model, which language
+        assert "multilingual Whisper model" in message and "asr_model" in message  # what to pick instead
+    # the same model by its name in workspace/models/whisper, and English sentences are fine
+    by_name = EvalConfig(sentences="builtin:ru", **{**base, "asr_model": "tiny-random.en"})
+    refused_before_any_work(eng, monkeypatch, by_name, "English-only")
+    assert eng.evaluation.plan(EvalConfig(sentences="builtin:en", **base))[1]
+    assert eng.evaluation.asr_weights(str(model)) == "random"  # a toy-width checkpoint under any name
+
+
+def test_plan_checks_every_request_before_synthesis(eng, ev_settings, monkeypatch, tmp_path, recordings):
+    base = {"models": ("tiny",), "voices": ("speaker:Tiny Alice",), **FAST}
+    long = tmp_path / "long.csv"
+    long.write_text("id,text,language\nok,Hello there.,en\nlong," + "word " * 500 + ",en\n", encoding="utf-8")
+    message = refused_before_any_work(eng, monkeypatch, EvalConfig(sentences=str(long), **base), "characters long")
+    assert "Sentence 'long'" in message
+    refused_before_any_work(
+        eng, monkeypatch, EvalConfig(sentences="builtin:en", **{**base, "beam_size": 0}), "Beam size must be between"
+    )
+    refused_before_any_work(
+        eng,
+        monkeypatch,
+        EvalConfig(sentences="builtin:en", **{**base, "generation": TTSOptions(temperature=5.0)}),
+        "temperature must be",
+    )
+    # seed + repeat is each utterance's seed: the last repeat's must be valid too
+    refused_before_any_work(
+        eng, monkeypatch, EvalConfig(sentences="builtin:en", repeats=2, seed=2**32 - 1, **base), "seed must be"
+    )
+    # a dataset whose recording went missing: refused up front when ground truth is asked for
+    folder = make_dataset(ev_settings.path("datasets_dir"), "lost", recordings[:2])
+    (folder / "wavs" / "clip001.wav").unlink()
+    message = refused_before_any_work(eng, monkeypatch, EvalConfig(sentences="dataset:lost", **base), "missing")
+    assert "clip001.wav" in message and "ground_truth" in message
+    assert eng.evaluation.plan(EvalConfig(sentences="dataset:lost", ground_truth=False, **base))[1]
+
+
 # ---------------------------------------------------------------- checkpoint ranking
 
 
@@ -568,3 +932,29 @@ def test_export_best_needs_a_ranking_run(eng, full_run):
         eng.evaluation.export_best(full_run["final"].run_id, "nope")
     with pytest.raises(InputError, match="no saved checkpoints|No training run|not found|Invalid run"):
         eng.evaluation.checkpoint_models("no-such-training-run")
+
+
+def test_generation_settings_come_from_the_app_settings(ev_root, tiny_models):
+    """A my_config / XTTSLAB_* generation override reaches the eval loop (UI and headless), not only the TTS tab."""
+    from engines import Engines
+
+    assert EvalConfig.from_dict({"sentences": "builtin:en"}, TTSOptions(temperature=0.6)).generation.temperature == 0.6
+    flat = EvalConfig.from_dict({"sentences": "builtin:en", "top_k": 9}, TTSOptions(temperature=0.6))
+    assert (flat.generation.temperature, flat.generation.top_k) == (0.6, 9)  # old flat keys still read
+    nested = EvalConfig.from_dict({"sentences": "builtin:en", "generation": {"speed": 1.5}})
+    assert nested.generation == TTSOptions(speed=1.5)
+    with pytest.raises(InputError, match="temprature"):
+        EvalConfig.from_dict({"sentences": "builtin:en", "generation": {"temprature": 1.0}})
+
+    workspace = ev_root / "gen-settings"
+    _link_tiny(workspace, tiny_models)
+    settings = load_settings(
+        {"workspace": workspace, "datasets_dir": ev_root / "datasets", "tiny_models": True, "device": "cpu"},
+        env={"XTTSLAB_TEMPERATURE": "0.6", "XTTSLAB_MAX_AUDIO_TOKENS": str(TOKENS)},
+    )
+    config = EvalConfig(
+        sentences="builtin:en", max_sentences=1, voices=("speaker:Tiny Alice",), ground_truth=False, bootstrap=200
+    )
+    final = Engines.create(settings).evaluation.run(config, run_id="gen-settings")
+    used = json.loads((final.folder / "config.json").read_text(encoding="utf-8"))["config"]["generation"]
+    assert (used["temperature"], used["max_audio_tokens"]) == (0.6, TOKENS)
