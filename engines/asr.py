@@ -27,7 +27,7 @@ import re
 import threading
 import time
 import urllib.error
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,6 +166,8 @@ class _Pending:
     """A short clip on its way through the batched path."""
 
     index: int
+    source: str  # the caller's label, or "clip <index>", for notices
+    label: str | None  # the caller's label only (Transcript.source)
     audio: np.ndarray
     speech: SpeechCheck
     audio_seconds: float
@@ -650,6 +652,21 @@ class ASREngine:
             return int(dims["n_vocab"]) >= MULTILINGUAL_VOCAB
         return bool(self.load(model_id).is_multilingual)
 
+    def random_weights(self, model_id: str | None) -> bool:
+        """Whether a model is a random-weight test model (the tiny one, under any name or path), without
+        loading it: sizes are OpenAI's trained weights; a checkpoint is judged by its width (``REAL_MIN_WIDTH``).
+        """
+        model_id = model_id or self.default_model()
+        if model_id == TINY_MODEL_ID:
+            return True
+        if model_id in WHISPER_SIZES:
+            return False
+        try:
+            dims = _checkpoint_dims(self._checkpoint(model_id))
+        except LabError:
+            return False  # missing: loading it will say so
+        return dims is not None and int(dims.get("n_text_state", REAL_MIN_WIDTH)) < REAL_MIN_WIDTH
+
     def check_language(self, model_id: str | None, language: str | None, task: str = "transcribe") -> str | None:
         """Check, without decoding anything, that the model can transcribe (or translate) this language.
 
@@ -862,6 +879,7 @@ class ASREngine:
         options: ASROptions = ASROptions(),
         model_id: str | None = None,
         batch_size: int = 16,
+        sources: Sequence[str] | None = None,
     ) -> list[Transcript]:
         """Transcribe many clips, decoding the ones under 30 s together in batches (whisper.decode).
 
@@ -882,6 +900,8 @@ class ASREngine:
             options: decoding options; clips of unknown language are grouped by detected language.
             model_id: Whisper model id (None = default).
             batch_size: clips per decode call (lower it when the GPU runs out of memory).
+            sources: a label per clip (file name, sentence id) for notices and ``Transcript.source``;
+                None = "clip <index>".
 
         Returns:
             One transcript per clip, in input order. For batched clips ``seconds`` is the batch's time
@@ -898,7 +918,10 @@ class ASREngine:
         options = check_options(options)
         if batch_size < 1:
             raise InputError(f"Batch size must be at least 1, got {batch_size}.")
-        clips = [_as_mono(clip, f"Clip {i}") for i, clip in enumerate(clips_16k)]
+        if sources is not None and len(sources) != len(clips_16k):
+            raise InputError(f"{len(sources)} labels for {len(clips_16k)} clips.")
+        labels = [str(s) for s in sources] if sources is not None else [f"clip {i}" for i in range(len(clips_16k))]
+        clips = [_as_mono(clip, labels[i] if sources is not None else f"Clip {i}") for i, clip in enumerate(clips_16k)]
         self.check_language(model_id, options.language, options.task)
         model = self.load(model_id)
         fp16 = self._fp16(model)
@@ -917,24 +940,26 @@ class ASREngine:
                     audio_seconds,
                     time.perf_counter() - start,
                     options.language,
-                    f"No speech detected in clip {i}: {speech.reason}. Nothing was transcribed.",
-                    None,
+                    f"No speech detected in {labels[i]}: {speech.reason}. Nothing was transcribed.",
+                    sources and labels[i],
                 )
                 continue
             if options.word_timestamps or len(audio) > N_SAMPLES + HOP_LENGTH:
-                results[i] = self._transcribe(model, model_id, audio, options, speech, None, start)
+                results[i] = self._transcribe(model, model_id, audio, options, speech, sources and labels[i], start)
                 continue
             if options.temperature > 0 or not speech.whole:  # short, but not one greedy window: text-only, alone
-                results[i] = self._transcribe(model, model_id, audio, text_only, speech, None, start)
+                results[i] = self._transcribe(model, model_id, audio, text_only, speech, sources and labels[i], start)
                 continue
             mel = log_mel_spectrogram(audio, model.dims.n_mels, padding=N_SAMPLES)
             if mel.shape[-1] - N_FRAMES > N_FRAMES:  # more than one window: whisper.transcribe would seek on
-                results[i] = self._transcribe(model, model_id, audio, options, speech, None, start)
+                results[i] = self._transcribe(model, model_id, audio, options, speech, sources and labels[i], start)
                 continue
             content_frames = mel.shape[-1] - N_FRAMES
             pending.append(
                 _Pending(
                     index=i,
+                    source=labels[i],
+                    label=sources and labels[i],
                     audio=audio,
                     speech=speech,
                     audio_seconds=audio_seconds,
@@ -1022,14 +1047,14 @@ def _suppress_tokens(model: whisper.Whisper, timestamps: bool) -> list[int]:
 
 def _batch_transcript(item: _Pending, res: Any, tokenizer: Any, loop_guard: bool = True) -> Transcript:
     """A decode result as a Transcript, built the way whisper.transcribe builds its text-only segment."""
-    source = f"clip {item.index}"
+    source = item.source
     if window_is_silent(res.no_speech_prob, res.avg_logprob):
         return _empty(
             item.audio_seconds,
             item.seconds,
             item.language,
             f"No speech detected in {source}: Whisper judged it to hold no speech. Nothing was transcribed.",
-            None,
+            item.label,
         )
     text = tokenizer.decode([t for t in res.tokens if t < tokenizer.eot])  # as whisper.transcribe's new_segment
     loop = loop_reason(text, res.compression_ratio) if loop_guard else None
@@ -1040,7 +1065,7 @@ def _batch_transcript(item: _Pending, res: Any, tokenizer: Any, loop_guard: bool
             item.language,
             f"No speech transcribed in {source}: what Whisper decoded was a repetition loop "
             f"(0:00.0-{_clock(item.duration)}: {loop}) and was dropped.",
-            None,
+            item.label,
         )
     if not text.strip():
         return _empty(
@@ -1048,7 +1073,7 @@ def _batch_transcript(item: _Pending, res: Any, tokenizer: Any, loop_guard: bool
             item.seconds,
             item.language,
             f"No speech detected in {source}: Whisper decoded no words. Nothing was transcribed.",
-            None,
+            item.label,
         )
     segment = Segment(
         0.0,
@@ -1065,6 +1090,7 @@ def _batch_transcript(item: _Pending, res: Any, tokenizer: Any, loop_guard: bool
         segments=[segment],
         audio_seconds=item.audio_seconds,
         seconds=item.seconds,
+        source=item.label,
         rtf=item.seconds / item.audio_seconds,
     )
 

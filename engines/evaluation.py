@@ -63,7 +63,6 @@ RUN_STATES = ("running", "stopped", "failed", "done")
 RANDOM = "random"  # tiny random-weight models (tiny mode, or a model fine-tuned from one)
 REAL = "real"  # trained weights
 TINY_GPT_CHANNELS = 256  # an XTTS GPT narrower than this is a toy (the tiny model or one fine-tuned from it)
-TINY_WHISPER_STATE = 256  # likewise for a Whisper checkpoint's audio width (the real tiny is 384)
 
 ProgressFn = Callable[..., Any]
 LogFn = Callable[[str], Any]
@@ -775,17 +774,6 @@ def rank_systems(blocks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- engine
 
 
-def _whisper_dims(path: Path) -> dict[str, Any] | None:
-    """The ``dims`` of a Whisper checkpoint file, read memory-mapped (no weights loaded); None if unreadable."""
-    try:
-        import torch
-
-        dims = torch.load(path, map_location="cpu", mmap=True, weights_only=True).get("dims")
-    except Exception:  # noqa: BLE001 - not a readable checkpoint: the ASR engine says so when it loads it
-        return None
-    return dims if isinstance(dims, dict) else None
-
-
 def _last(updates: Iterator[RunProgress]) -> RunProgress:
     """Drain a progress iterator and return its final update."""
     final = None
@@ -1074,20 +1062,9 @@ class EvalEngine:
         return RANDOM if int(args.get("gpt_n_model_channels") or 1024) < TINY_GPT_CHANNELS else REAL
 
     def asr_weights(self, asr_model: str) -> str:
-        """``"random"`` for the tiny random Whisper (by id, by its file, or a checkpoint of toy width), else
-        ``"real"``. Reads only the checkpoint's header (memory-mapped), never its weights."""
-        from engines.asr import TINY_MODEL_ID
-
-        if asr_model == TINY_MODEL_ID:
-            return RANDOM
-        path = Path(asr_model).expanduser()
-        if not path.is_file():
-            return REAL  # a Whisper size name: OpenAI's trained weights
-        tiny = getattr(self.engines.asr, "tiny", None)
-        if tiny is not None and path.resolve() == Path(tiny.whisper_path).resolve():
-            return RANDOM
-        dims = _whisper_dims(path)
-        return RANDOM if dims and int(dims.get("n_audio_state") or 1024) < TINY_WHISPER_STATE else REAL
+        """``"random"`` for a random-weight Whisper (the ASR engine's rule: by id or checkpoint width), else
+        ``"real"``. Never loads the weights."""
+        return RANDOM if self.engines.asr.random_weights(asr_model) else REAL
 
     def _provenance(self, config: EvalConfig, systems: list[System], asr_model: str) -> dict[str, Any]:
         from engines.device import gpu_memory, resolve_device
@@ -1447,16 +1424,27 @@ class EvalEngine:
         }
 
     def _transcribe(
-        self, clips: list[np.ndarray], languages: list[str], asr_model: str, options: dict[str, Any], batch_size: int
+        self,
+        clips: list[np.ndarray],
+        languages: list[str],
+        asr_model: str,
+        options: dict[str, Any],
+        batch_size: int,
+        labels: list[str],
     ) -> list[Any]:
-        """Batched Whisper per language (clips over 30 s fall back to sequential decoding inside the engine)."""
+        """Batched Whisper per language (clips over 30 s fall back to sequential decoding inside the engine);
+        ``labels`` name the clips in notices."""
         out: list[Any] = [None] * len(clips)
         by_lang: dict[str, list[int]] = {}
         for i, lang in enumerate(languages):
             by_lang.setdefault(lang, []).append(i)
         for lang, idx in by_lang.items():
             transcripts = self.engines.asr.transcribe_batch(
-                [clips[i] for i in idx], options[lang], model_id=asr_model, batch_size=batch_size
+                [clips[i] for i in idx],
+                options[lang],
+                model_id=asr_model,
+                batch_size=batch_size,
+                sources=[labels[i] for i in idx],
             )
             for i, t in zip(idx, transcripts):
                 out[i] = t
@@ -1554,7 +1542,9 @@ class EvalEngine:
             clips.append(resample(audio, sr, ASR_SR))
             natives.append((audio, sr))
             files.append(rel)
-        transcripts = self._transcribe(clips, [s.language for s in chunk], asr_model, options, len(chunk))
+        transcripts = self._transcribe(
+            clips, [s.language for s in chunk], asr_model, options, len(chunk), [f"recording {s.id}" for s in chunk]
+        )
         return [
             self._row(
                 system=GROUND_TRUTH,
@@ -1588,7 +1578,14 @@ class EvalEngine:
         weights: tuple[str, str],
     ) -> list[dict]:
         clips = [resample(b["audio"], b["sr"], ASR_SR) for b in batch]
-        transcripts = self._transcribe(clips, [b["sentence"].language for b in batch], asr_model, options, len(batch))
+        transcripts = self._transcribe(
+            clips,
+            [b["sentence"].language for b in batch],
+            asr_model,
+            options,
+            len(batch),
+            [f"{system.name} / {b['sentence'].id}" + (f" r{b['repeat']}" if b.get("repeat") else "") for b in batch],
+        )
         rows = []
         encoder = f"xtts-speaker-encoder:{system.model_label}"
         for b, t in zip(batch, transcripts):

@@ -276,6 +276,19 @@ def test_noise_and_clicks_are_judged_by_the_detector(tmp_path):
     assert check_speech(clicks, vad=False).spans == ((0.0, 4.0),)  # vad=False: everything else is
 
 
+def test_batch_notices_name_the_callers_labels(asr, sentence):
+    silent = np.zeros(SR * 2, np.float32)
+    results = asr.transcribe_batch(
+        [_clip(sentence), silent], ASROptions(language="en"), sources=["fox.wav", "room.wav"]
+    )
+    assert results[1].text == "" and "room.wav" in results[1].notice and results[1].source == "room.wav"
+    assert results[0].source == "fox.wav"
+    unlabelled = asr.transcribe_batch([silent], ASROptions(language="en"))
+    assert "clip 0" in unlabelled[0].notice and unlabelled[0].source is None
+    with pytest.raises(InputError, match="2 labels for 1 clips"):
+        asr.transcribe_batch([silent], ASROptions(language="en"), sources=["a", "b"])
+
+
 def test_speech_check_skips_long_silences_only(speak):
     speech = _clip(speak("The quick brown fox jumps over the lazy dog.", "en", name="fox-sparse"))
     seconds = len(speech) / SR
