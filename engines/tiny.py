@@ -136,8 +136,11 @@ def build_tiny_xtts(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def build_tiny_whisper(path: Path, seed: int = 0) -> Path:
-    """Write a 1-layer, 64-wide Whisper checkpoint that ``whisper.load_model(path)`` loads."""
+def build_tiny_whisper(path: Path, seed: int = 0, english_only: bool = False) -> Path:
+    """Write a 1-layer, 64-wide Whisper checkpoint that ``whisper.load_model(path)`` loads.
+
+    ``english_only`` gives it tiny.en's vocabulary (51864 tokens; multilingual models have 51865+).
+    """
     from whisper.model import ModelDimensions, Whisper
 
     torch.manual_seed(seed)
@@ -147,7 +150,7 @@ def build_tiny_whisper(path: Path, seed: int = 0) -> Path:
         n_audio_state=64,
         n_audio_head=2,
         n_audio_layer=1,
-        n_vocab=51865,
+        n_vocab=51864 if english_only else 51865,
         n_text_ctx=448,
         n_text_state=64,
         n_text_head=2,

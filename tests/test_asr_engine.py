@@ -41,6 +41,7 @@ from engines.asr import (
 )
 from engines.audio import load_audio, save_wav
 from engines.errors import AudioError, InputError, MissingWeightsError
+from engines.tiny import build_tiny_whisper
 from tests.conftest import replace_settings
 
 SR = 16000
@@ -444,8 +445,6 @@ def test_checkpoint_alignment_heads_are_applied(asr, tiny_models, tmp_path):
 
 
 def test_english_only_models_refuse_other_languages(asr, settings, tiny_models, sentence, tmp_path, monkeypatch):
-    import torch
-    from whisper.model import ModelDimensions, Whisper
 
     def no_download(*args, **kwargs):
         raise AssertionError("check_language must not download or load a size")
@@ -462,9 +461,7 @@ def test_english_only_models_refuse_other_languages(asr, settings, tiny_models, 
     assert asr.check_language(None, "zh-cn") == "zh"  # the tiny model has the multilingual vocabulary
     assert asr.holder.loaded is None
 
-    dims = ModelDimensions(80, 1500, 64, 2, 1, 51864, 448, 64, 2, 1)  # 51864 tokens: English-only
-    english = tmp_path / "my-english.pt"
-    torch.save({"dims": dims.__dict__, "model_state_dict": Whisper(dims).state_dict()}, english)
+    english = build_tiny_whisper(tmp_path / "my-english.pt", english_only=True)
     with pytest.raises(InputError, match=r"'my-english.pt' is English-only: it cannot transcribe German \(de\)"):
         asr.check_language(str(english), "de")
     assert asr.holder.loaded is None  # decided from the checkpoint's dims, without loading it

@@ -805,27 +805,10 @@ def test_bad_config_values(eng, tmp_path):
 
 def english_only_whisper(folder: Path) -> Path:
     """A tiny random Whisper with the English-only vocabulary (like tiny.en), saved as ``tiny-random.en.pt``."""
-    import torch
-    from whisper.model import ModelDimensions, Whisper
+    from engines.tiny import build_tiny_whisper
 
     path = folder / "tiny-random.en.pt"
-    if not path.is_file():
-        torch.manual_seed(0)
-        dims = ModelDimensions(
-            n_mels=80,
-            n_audio_ctx=1500,
-            n_audio_state=64,
-            n_audio_head=2,
-            n_audio_layer=1,
-            n_vocab=51864,  # English-only (multilingual models have 51865+)
-            n_text_ctx=448,
-            n_text_state=64,
-            n_text_head=2,
-            n_text_layer=1,
-        )
-        folder.mkdir(parents=True, exist_ok=True)
-        torch.save({"dims": dims.__dict__, "model_state_dict": Whisper(dims).state_dict()}, path)
-    return path
+    return path if path.is_file() else build_tiny_whisper(path, english_only=True)
 
 
 def refused_before_any_work(eng, monkeypatch, config: EvalConfig, match: str) -> str:
