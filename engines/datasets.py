@@ -23,7 +23,6 @@ import io
 import json
 import logging
 import math
-import os
 import re
 import shutil
 import tempfile
@@ -39,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from config import XTTS_LANGUAGES, Settings
+from config import Settings
 from engines.audio import (
     AUDIO_EXTENSIONS,
     clipped_fraction,
@@ -54,6 +53,8 @@ from engines.audio import (
     write_text,
 )
 from engines.errors import AudioError, BusyError, InputError
+from engines.names import check_name as _check_folder_name
+from engines.names import is_folder_name, xtts_language
 from engines.provenance import app_version, utc_now
 from engines.segment import (
     Piece,
@@ -79,8 +80,6 @@ MAX_TRANSCRIPTS_MB = 50
 TRAINER_MIN_SECONDS = 0.5  # GPTTrainer's dataset drops clips under half a second
 MIN_MINUTES = 2.0  # under this much speech a fine-tune learns little: warn
 CSV_HEADER = ("audio_file", "text", "speaker_name")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
 NO_INPUT = "No input files: upload audio files (WAV, MP3, FLAC, OGG, M4A) or a zip of them, or give a server folder."
 DROP_REASONS = ("no transcript", "too short", "too long", "silent", "clipped")
 # Mismatch threshold, measured with the real Whisper tiny.en (tests/test_datasets_real.py): clean clips
@@ -299,41 +298,13 @@ class _Source:
 
 
 def check_name(name: str) -> str:
-    """Validate a dataset name (the one guard every entry point uses).
-
-    Args:
-        name: the user's dataset name.
-
-    Returns:
-        The name, stripped.
-
-    Raises:
-        InputError: empty, a path (separators, '..', absolute) or characters outside the allowed set.
-    """
-    name = (name or "").strip()
-    if not name:
-        raise InputError(f"Give the dataset a name ({NAME_RULE}).")
-    if "/" in name or "\\" in name or os.path.isabs(name):
-        raise InputError(f"Dataset name {name!r} is a path; use a plain name ({NAME_RULE}).")
-    if ".." in name:
-        raise InputError(f"Dataset name {name!r} contains '..'; use a plain name ({NAME_RULE}).")
-    if not NAME_RE.match(name):
-        raise InputError(f"Dataset name {name!r} is not allowed: use {NAME_RULE}.")
-    return name
+    """Validate a dataset name (``engines.names.check_name``)."""
+    return _check_folder_name(name, "dataset")
 
 
 def check_language(language: str) -> str:
-    """The dataset language must be one XTTS speaks.
-
-    Raises:
-        InputError: naming the 17 allowed codes.
-    """
-    code = (language or "").strip().lower()
-    if code == "zh":
-        code = "zh-cn"
-    if code not in XTTS_LANGUAGES:
-        raise InputError(f"Language {language!r} is not one XTTS speaks; use one of: {', '.join(XTTS_LANGUAGES)}.")
-    return code
+    """The dataset language must be one XTTS speaks (``engines.names.xtts_language``)."""
+    return xtts_language(language)
 
 
 def check_options(options: DatasetOptions) -> DatasetOptions:
@@ -1404,7 +1375,7 @@ class DatasetEngine:
         """Every dataset under datasets_dir (ours, and coqui-format folders made elsewhere)."""
         out: list[DatasetSummary] = []
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if not NAME_RE.match(folder.name):
+            if not is_folder_name(folder.name):
                 continue
             if not (folder / "dataset.json").is_file() and not (folder / "metadata_train.csv").is_file():
                 continue

@@ -506,12 +506,12 @@ def load_sentences(spec: str, settings: Settings, language: str | None = None, l
         raise InputError(
             f"{len(missing)} sentence(s) have no language ({', '.join(missing[:5])}): pick the language of the set."
         )
-    from engines.tts import normalize_language
+    from engines.names import xtts_language
 
     fixed = []
     for s in sentences:
         try:
-            fixed.append(dataclasses.replace(s, language=normalize_language(s.language)))
+            fixed.append(dataclasses.replace(s, language=xtts_language(s.language)))
         except InputError as exc:
             raise InputError(f"Sentence {s.id!r}: {exc}") from None
         if not metrics.normalize(s.text, fixed[-1].language):

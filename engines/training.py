@@ -45,6 +45,7 @@ from engines import models
 from engines.audio import write_json
 from engines.errors import BusyError, InputError, LabError, MissingWeightsError
 from engines.models import BASE_ID, MODEL_FILES, TINY_ID, TRAINING_ASSETS, TRAINING_FILES
+from engines.names import check_name
 from engines.provenance import utc_now
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ SAMPLE_RATE = 22050  # GPTTrainer's input rate (XTTS audio.sample_rate)
 CODE_STRIDE = 1024  # audio samples per GPT audio token (XTTS gpt_code_stride_len)
 RUNNING, FINISHED, FAILED, STOPPED, CRASHED = "running", "finished", "failed", "stopped", "crashed"
 RESUMABLE = (STOPPED, CRASHED, FAILED)
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -231,20 +231,6 @@ class RunSummary:
     duration_seconds: float  # training time
     created: str  # ISO time
     step: int  # steps done
-
-
-def check_name(name: str, what: str) -> str:
-    """Validate a folder name (dataset, model, run): no separators, no ``..``, not absolute.
-
-    Raises:
-        InputError: the name would escape its folder or has odd characters.
-    """
-    name = (name or "").strip()
-    if not name or not _NAME_RE.match(name) or ".." in name:
-        raise InputError(
-            f"Invalid {what} name {name!r}: use letters, digits, '.', '_' and '-' (no path separators, no '..')."
-        )
-    return name
 
 
 # --------------------------------------------------------------------------- run folder files

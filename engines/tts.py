@@ -43,6 +43,7 @@ from engines.device import oom_guard, resolve_device
 from engines.errors import AudioError, InputError, LabError, MissingWeightsError
 from engines.holder import ModelHolder
 from engines.models import BASE_ID, MODEL_FILES, TINY_ID
+from engines.names import check_voice_name, xtts_language
 from engines.options import OPTION_RANGES, TTSOptions
 from engines.provenance import versions
 from engines.textsplit import DEFAULT_CHAR_LIMIT, split_text
@@ -60,14 +61,11 @@ PAUSE_SECONDS = 0.2  # silence between sentences
 MIN_EMBED_SECONDS = 0.1  # the speaker encoder needs a few frames
 REFERENCE_NAME = "reference.wav"  # a model dir may ship its own voice
 
-# Language aliases users type; XTTS itself names Mandarin "zh-cn".
-LANGUAGE_ALIASES = {"zh": "zh-cn", "zh-CN": "zh-cn", "cn": "zh-cn"}
 # Extra packages some languages need for text normalisation (coqui-tts extras): code -> (modules, install hint).
 LANGUAGE_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "zh-cn": (("pypinyin",), "pip install 'coqui-tts[zh]'"),
     "ja": (("cutlet", "fugashi", "unidic_lite"), "pip install 'coqui-tts[ja]'"),
 }
-_VOICE_NAME = re.compile(r"^[\w][\w .,'()-]{0,63}$")
 
 ProgressFn = Callable[..., Any]
 LogFn = Callable[[str], Any]
@@ -103,21 +101,6 @@ class _Voice:
 
 def _noop_progress(*_args: Any, **_kwargs: Any) -> None:
     return None
-
-
-def normalize_language(language: str | None) -> str:
-    """Map a language code (or alias) to one of XTTS's 17 codes.
-
-    Raises:
-        InputError: the language is not one XTTS speaks.
-    """
-    code = (language or "").strip()
-    code = LANGUAGE_ALIASES.get(code, code.lower())
-    code = LANGUAGE_ALIASES.get(code, code)
-    if code not in XTTS_LANGUAGES:
-        allowed = ", ".join(f"{c} ({n})" for c, n in XTTS_LANGUAGES.items())
-        raise InputError(f"Language {language!r} is not supported by XTTS v2. Choose one of: {allowed}.")
-    return code
 
 
 def check_language_packages(language: str) -> None:
@@ -176,7 +159,7 @@ def check_request(
             f"The text is {len(text)} characters long; the limit is {max_chars} (max_text_chars). "
             "Shorten it or split it into several requests."
         )
-    language = normalize_language(options.language)
+    language = xtts_language(options.language)
     check_language_packages(language)
     for name in ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed"):
         _check_range(name, getattr(options, name))
@@ -204,23 +187,6 @@ def check_speaker(speaker: str, speakers: Sequence[str]) -> None:
         raise InputError(f"This model has no built-in speakers, so {speaker!r} cannot be used; give a reference clip.")
     shown = ", ".join(list(speakers)[:20]) + (f" and {len(speakers) - 20} more" if len(speakers) > 20 else "")
     raise InputError(f"Unknown built-in speaker {speaker!r}. This model has: {shown}.")
-
-
-def check_voice_name(name: str) -> str:
-    """A saved-voice name: one folder name, no separators, no '..'.
-
-    Raises:
-        InputError: the name is empty or unsafe.
-    """
-    name = (name or "").strip()
-    if not name:
-        raise InputError("Give the voice a name.")
-    if "/" in name or "\\" in name or ".." in name or not _VOICE_NAME.match(name):
-        raise InputError(
-            f"Voice name {name!r} is not allowed: use letters, digits, spaces, '-', '_' or '.' "
-            "(up to 64 characters, no '/', '\\' or '..')."
-        )
-    return name
 
 
 def slugify(text: str, max_len: int = 40) -> str:

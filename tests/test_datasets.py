@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -470,6 +471,11 @@ def test_delete_refused_while_a_run_uses_it(engines, speak, tmp_path) -> None:
     ds.build("busy", files, "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
     # a stand-in training worker: a live process whose command line names the worker module
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "engines.train_worker"])
+    cmdline = Path(f"/proc/{worker.pid}/cmdline")
+    for _ in range(200):  # until the child has exec'd (a loaded machine takes a moment)
+        if cmdline.is_file() and b"engines.train_worker" in cmdline.read_bytes():
+            break
+        time.sleep(0.05)
     try:
         run = engines.settings.workspace_sub("runs", "20260101-000000-busy")
         (run / "run.json").write_text(json.dumps({"status": "running", "dataset": "busy", "pid": worker.pid}))

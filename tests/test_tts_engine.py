@@ -18,8 +18,9 @@ from config import XTTS_LANGUAGES, load_settings
 from engines.audio import file_sha256, load_audio
 from engines.errors import AudioError, InputError, LabError, MissingWeightsError
 from engines.models import INFERENCE_FILES as BASE_FILES
+from engines.names import xtts_language as normalize_language
 from engines.textsplit import split_sentences, split_text
-from engines.tts import TTSEngine, TTSOptions, normalize_language
+from engines.tts import TTSEngine, TTSOptions
 
 TOKENS = 12  # GPT audio tokens per sentence: ~0.5 s of (noise) audio keeps each call short
 FAST = TTSOptions(max_audio_tokens=TOKENS)

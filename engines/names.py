@@ -1,0 +1,88 @@
+"""Names and language codes users type: one rule each, one message each.
+
+Folder names (datasets, models, training runs) become directory names under the project's roots, so
+they must never be a path. Voice names may hold spaces. XTTS language codes accept a few aliases.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from config import XTTS_LANGUAGES
+from engines.errors import InputError
+
+NAME_MAX = 100  # long enough for generated names ("<dataset>-step123456", "<dataset>-<timestamp>")
+NAME_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_MAX - 1}}}$")
+NAME_RULE = f"1-{NAME_MAX} characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+VOICE_NAME_RE = re.compile(r"^[\w][\w .,'()-]{0,63}$")
+VOICE_NAME_RULE = "letters, digits, spaces, '-', '_' or '.' (up to 64 characters, no '/', '\\' or '..')"
+# Language aliases users type; XTTS itself names Mandarin "zh-cn".
+LANGUAGE_ALIASES = {"zh": "zh-cn", "zh-CN": "zh-cn", "cn": "zh-cn"}
+
+
+def is_folder_name(name: str) -> bool:
+    """Whether ``name`` passes ``check_name`` (for listing folders without raising)."""
+    return bool(NAME_RE.match(name)) and ".." not in name
+
+
+def check_name(name: str | None, what: str) -> str:
+    """Validate a folder name (dataset, model, run): the one guard every entry point uses.
+
+    Args:
+        name: what the user typed.
+        what: the kind, for the message ("dataset", "model", "run").
+
+    Returns:
+        The name, stripped.
+
+    Raises:
+        InputError: empty, a path (separators, '..', absolute) or characters outside ``NAME_RULE``.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise InputError(f"Give the {what} a name ({NAME_RULE}).")
+    if "/" in name or "\\" in name or os.path.isabs(name) or ".." in name:
+        raise InputError(f"Invalid {what} name {name!r}: it is a path; use a plain name ({NAME_RULE}).")
+    if not NAME_RE.match(name):
+        raise InputError(f"Invalid {what} name {name!r}: use {NAME_RULE}.")
+    return name
+
+
+def check_voice_name(name: str | None) -> str:
+    """A saved-voice name: one folder name (spaces allowed), no separators, no '..'.
+
+    Raises:
+        InputError: the name is empty or unsafe.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise InputError("Give the voice a name.")
+    if "/" in name or "\\" in name or ".." in name or not VOICE_NAME_RE.match(name):
+        raise InputError(f"Voice name {name!r} is not allowed: use {VOICE_NAME_RULE}.")
+    return name
+
+
+def xtts_language(language: str | None) -> str:
+    """Map a language code (or alias) to one of XTTS's 17 codes.
+
+    Raises:
+        InputError: the language is not one XTTS speaks (the message lists them).
+    """
+    code = (language or "").strip()
+    code = LANGUAGE_ALIASES.get(code, code.lower())
+    code = LANGUAGE_ALIASES.get(code, code)
+    if code not in XTTS_LANGUAGES:
+        allowed = ", ".join(f"{c} ({n})" for c, n in XTTS_LANGUAGES.items())
+        raise InputError(f"Language {language!r} is not supported by XTTS v2. Choose one of: {allowed}.")
+    return code
+
+
+__all__ = [
+    "LANGUAGE_ALIASES",
+    "NAME_RULE",
+    "check_name",
+    "check_voice_name",
+    "is_folder_name",
+    "xtts_language",
+]
