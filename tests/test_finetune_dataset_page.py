@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from pages import finetune
+from pages import finetune, finetune_dataset
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -86,7 +86,7 @@ def test_tab_layout_and_train_fallback(engines, monkeypatch) -> None:
 
 
 def test_bad_input_raises_gr_error(engines, speak, tmp_path) -> None:
-    cb = finetune.callbacks(engines)
+    cb = finetune_dataset.callbacks(engines)
     wav = speak(TEXTS[0], "en", "wav", name="one")
     with pytest.raises(gr.Error, match="No input files"):
         call_build(cb, [], "", None, "empty")
@@ -109,14 +109,14 @@ def test_bad_input_raises_gr_error(engines, speak, tmp_path) -> None:
 
 
 def test_build_review_edit_delete(engines, recordings) -> None:
-    cb = finetune.callbacks(engines)
+    cb = finetune_dataset.callbacks(engines)
     folder, transcripts = recordings
     with pytest.raises(gr.Error, match="file name = speaker"):
         call_build(cb, None, str(folder), str(transcripts), "voices", speaker="= nobody")
     report, summary, review_pick, datasets, _ = call_build(
         cb, None, str(folder), str(transcripts), "voices", speaker_from_folder=True, speaker="rec2.wav = carl"
     )
-    assert isinstance(report, pd.DataFrame) and list(report.columns) == finetune.REPORT_COLUMNS
+    assert isinstance(report, pd.DataFrame) and list(report.columns) == finetune_dataset.REPORT_COLUMNS
     by_source = report.set_index("source")
     assert by_source.loc["notes.md", "status"] == "skipped"
     assert (by_source.loc[["anna/rec0.wav", "anna/rec1.wav", "ben/rec2.wav"], "status"] == "kept").all()
@@ -124,7 +124,7 @@ def test_build_review_edit_delete(engines, recordings) -> None:
     assert datasets.set_index("name").loc["voices", "clips"] == 3
 
     table, stats, histogram, clip_pick, player = cb["review"]("voices")
-    assert list(table.columns) == finetune.TABLE_COLUMNS and len(table) == 3
+    assert list(table.columns) == finetune_dataset.TABLE_COLUMNS and len(table) == 3
     assert dict(zip(table["clip"], table["speaker"])) == {"rec0.wav": "anna", "rec1.wav": "anna", "rec2.wav": "carl"}
     assert set(table["text"]) == set(TEXTS)
     assert "3 clips" in stats and "Only" in stats  # well under two minutes: the warning shows
