@@ -29,7 +29,8 @@ def _dataset(folder: Path, tmp: Path) -> None:
     """A coqui-format dataset whose eval split holds 8 recordings with their transcripts."""
     import csv
 
-    from engines.audio import load_audio, save_wav, write_json, write_text
+    from engines.audio import load_audio, save_wav
+    from engines.dataset_format import ClipEntry, write_dataset
 
     if SHARED_LJ.is_dir():
         with open(SHARED_LJ / "metadata.csv", encoding="utf-8") as fh:
@@ -37,14 +38,12 @@ def _dataset(folder: Path, tmp: Path) -> None:
     else:
         paths, _ = clips(8, tmp)
         pairs = list(zip(paths, FALLBACK_SENTENCES))
-    lines = ["audio_file|text|speaker_name"]
+    entries = []
     for i, (src, text) in enumerate(pairs):
         audio, sr = load_audio(src, sr=22050)
         save_wav(folder / "wavs" / f"clip{i:02d}.wav", audio, sr)
-        lines.append(f"wavs/clip{i:02d}.wav|{text}|speaker")
-    write_text(folder / "metadata_eval.csv", "\n".join(lines) + "\n")
-    write_text(folder / "metadata_train.csv", lines[0] + "\n")
-    write_json(folder / "dataset.json", {"language": "en"})
+        entries.append(ClipEntry(f"wavs/clip{i:02d}.wav", text, "speaker"))
+    write_dataset(folder, "en", [], entries)
 
 
 def run() -> list[Row]:

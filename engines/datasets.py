@@ -50,8 +50,8 @@ from engines.audio import (
     rms_dbfs,
     save_wav,
     write_json,
-    write_text,
 )
+from engines.dataset_format import SPLITS, WAVS, ClipEntry, read_metadata, write_metadata
 from engines.errors import AudioError, BusyError, InputError
 from engines.names import check_name as _check_folder_name
 from engines.names import is_folder_name, xtts_language
@@ -79,7 +79,6 @@ MAX_ZIP_ENTRIES = 20000
 MAX_TRANSCRIPTS_MB = 50
 TRAINER_MIN_SECONDS = 0.5  # GPTTrainer's dataset drops clips under half a second
 MIN_MINUTES = 2.0  # under this much speech a fine-tune learns little: warn
-CSV_HEADER = ("audio_file", "text", "speaker_name")
 NO_INPUT = "No input files: upload audio files (WAV, MP3, FLAC, OGG, M4A) or a zip of them, or give a server folder."
 DROP_REASONS = ("no transcript", "too short", "too long", "silent", "clipped")
 # Mismatch threshold, measured with the real Whisper tiny.en (tests/test_datasets_real.py): clean clips
@@ -1287,16 +1286,16 @@ class DatasetEngine:
 
     def _write(self, root: Path, meta: dict[str, Any]) -> None:
         """Metadata CSVs and dataset.json, each only when its content changed (a no-op re-run writes nothing)."""
-        for split in ("train", "eval"):
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, delimiter="|", lineterminator="\n")
-            writer.writerow(CSV_HEADER)
-            for clip, entry in meta["clips"].items():
-                if entry.get("split", "train") == split:
-                    writer.writerow([f"wavs/{clip}", entry["text"], entry["speaker"]])
-            target = root / f"metadata_{split}.csv"
-            if not target.is_file() or target.read_text(encoding="utf-8") != buffer.getvalue():
-                write_text(target, buffer.getvalue())
+        for split in SPLITS:
+            write_metadata(
+                root,
+                split,
+                (
+                    ClipEntry(f"{WAVS}/{clip}", entry["text"], entry["speaker"])
+                    for clip, entry in meta["clips"].items()
+                    if entry.get("split", "train") == split
+                ),
+            )
         current = _read_json(root / "dataset.json") or {}
         strip = {"updated"}
         if {k: v for k, v in current.items() if k not in strip} != json.loads(
@@ -1317,27 +1316,21 @@ class DatasetEngine:
         if meta is not None and "clips" in meta:
             return root, meta
         clips: dict[str, dict[str, Any]] = {}
-        for split in ("train", "eval"):
-            csv_path = root / f"metadata_{split}.csv"
-            if not csv_path.is_file():
-                continue
-            with open(csv_path, encoding="utf-8", newline="") as fh:
-                for row in csv.DictReader(fh, delimiter="|"):
-                    audio = (row.get("audio_file") or "").strip()
-                    if not audio.startswith("wavs/") or "/" in audio[5:]:
-                        continue
-                    clip = audio[5:]
-                    wav = root / "wavs" / clip
-                    duration = _wav_seconds(wav)
-                    clips[clip] = {
-                        "clip": clip,
-                        "text": clean_text(row.get("text") or ""),
-                        "speaker": clean_text(row.get("speaker_name") or "") or name,
-                        "duration": duration,
-                        "split": split,
-                        "sha256": "",
-                        "notes": [],
-                    }
+        for split in SPLITS:
+            for row in read_metadata(root, split):
+                audio = row.audio_file
+                if not audio.startswith(f"{WAVS}/") or "/" in audio[len(WAVS) + 1 :]:
+                    continue
+                clip = audio[len(WAVS) + 1 :]
+                clips[clip] = {
+                    "clip": clip,
+                    "text": clean_text(row.text),
+                    "speaker": clean_text(row.speaker_name) or name,
+                    "duration": _wav_seconds(root / WAVS / clip),
+                    "split": split,
+                    "sha256": "",
+                    "notes": [],
+                }
         if not clips and meta is None:
             raise InputError(f"{name!r} is not a dataset: no dataset.json and no metadata_train.csv.")
         meta = meta or {"format": FORMAT_VERSION, "name": name, "language": "", "status": "external", "created": ""}

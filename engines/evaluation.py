@@ -45,6 +45,7 @@ import numpy as np
 from config import XTTS_LANGUAGES, Settings
 from engines import metrics, report
 from engines.audio import load_audio, resample, save_wav, write_json, write_text
+from engines.dataset_format import metadata_path, read_info, read_metadata
 from engines.errors import BusyError, InputError, LabError
 from engines.options import TTSOptions
 from engines.provenance import git_commit, utc_now, versions
@@ -422,36 +423,22 @@ def _read_dataset(settings: Settings, name: str) -> list[Sentence]:
     if not name or "/" in name or "\\" in name or ".." in name:
         raise InputError(f"Dataset name {name!r} is not allowed.")
     folder = root / name
-    meta = folder / "metadata_eval.csv"
+    meta = metadata_path(folder, "eval")
     if not meta.is_file():
         known = sorted(p.name for p in root.iterdir() if (p / "metadata_eval.csv").is_file()) if root.is_dir() else []
         raise InputError(
             f"Dataset {name!r} has no eval split ({meta} not found). Datasets with one: {', '.join(known) or 'none'}."
         )
-    language = ""
-    info_path = folder / "dataset.json"
-    if info_path.is_file():
-        try:
-            language = str(json.loads(info_path.read_text(encoding="utf-8")).get("language") or "")
-        except (json.JSONDecodeError, AttributeError) as exc:
-            raise InputError(f"{info_path} is not valid JSON ({exc}).") from exc
+    try:
+        language = str((read_info(folder) or {}).get("language") or "")
+    except (ValueError, AttributeError) as exc:
+        raise InputError(f"{folder / 'dataset.json'} is not valid JSON ({exc}).") from exc
     out = []
-    with open(meta, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh, delimiter="|"))  # engines.datasets writes with csv (quotes when needed)
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["audio_file", "text"]:
-        rows = rows[1:]
-    for row in rows:
-        if len(row) < 2 or not row[1].strip():
-            continue
-        audio = Path(row[0].strip())
-        audio = audio if audio.is_absolute() else folder / audio
+    for entry in read_metadata(folder, "eval"):
+        audio = entry.path(folder)
         out.append(
             Sentence(
-                id=audio.stem,
-                text=row[1].strip(),
-                language=language,
-                audio=str(audio),
-                speaker=(row[2].strip() if len(row) > 2 else None) or None,
+                id=audio.stem, text=entry.text, language=language, audio=str(audio), speaker=entry.speaker_name or None
             )
         )
     return out

@@ -43,6 +43,7 @@ from typing import Any
 from config import ROOT, XTTS_LANGUAGES, Settings
 from engines import models
 from engines.audio import write_json
+from engines.dataset_format import read_info, read_metadata
 from engines.errors import BusyError, InputError, LabError, MissingWeightsError
 from engines.models import BASE_ID, MODEL_FILES, TINY_ID, TRAINING_ASSETS, TRAINING_FILES
 from engines.names import check_name
@@ -358,11 +359,8 @@ def read_dataset(dataset_dir: Path) -> tuple[list[dict[str, str]], list[dict[str
     Raises:
         InputError: no dataset.json language, or an unsupported language.
     """
-    import csv
-
-    meta_path = dataset_dir / "dataset.json"
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_info(dataset_dir) or {}
     except (OSError, ValueError):
         meta = {}
     language = str(meta.get("language") or "").strip().lower()
@@ -372,28 +370,14 @@ def read_dataset(dataset_dir: Path) -> tuple[list[dict[str, str]], list[dict[str
             f"XTTS speaks: {', '.join(XTTS_LANGUAGES)}."
         )
 
-    def rows(name: str) -> list[dict[str, str]]:
-        path = dataset_dir / name
-        if not path.is_file():
-            return []
-        out = []
-        with open(path, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh, delimiter="|"):  # the same reader coqui's "coqui" formatter uses
-                audio, text = (row.get("audio_file") or "").strip(), (row.get("text") or "").strip()
-                if not audio or not text:
-                    continue
-                audio_path = Path(audio) if Path(audio).is_absolute() else dataset_dir / audio
-                if audio_path.is_file():
-                    out.append(
-                        {
-                            "audio_file": str(audio_path),
-                            "text": text,
-                            "speaker_name": (row.get("speaker_name") or "speaker").strip() or "speaker",
-                        }
-                    )
-        return out
+    def rows(split: str) -> list[dict[str, str]]:
+        return [
+            {"audio_file": str(e.path(dataset_dir)), "text": e.text, "speaker_name": e.speaker_name or "speaker"}
+            for e in read_metadata(dataset_dir, split)
+            if e.path(dataset_dir).is_file()
+        ]
 
-    return rows("metadata_train.csv"), rows("metadata_eval.csv"), language
+    return rows("train"), rows("eval"), language
 
 
 def clip_seconds(path: str | Path) -> float:

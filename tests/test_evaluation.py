@@ -25,6 +25,7 @@ import soundfile as sf
 
 from config import ROOT, load_settings
 from engines.audio import load_audio, save_wav, write_text
+from engines.dataset_format import ClipEntry, write_dataset
 from engines.errors import AudioError, InputError, MissingWeightsError
 from engines.evaluation import GROUND_TRUTH, EvalConfig, load_sentences, read_results
 from engines.options import TTSOptions
@@ -97,15 +98,12 @@ def make_dataset(datasets_dir: Path, name: str, clips: list[tuple[Path, str]], l
     """A coqui-format dataset whose eval split holds all the clips."""
     folder = datasets_dir / name
     (folder / "wavs").mkdir(parents=True, exist_ok=True)
-    lines = ["audio_file|text|speaker_name"]
+    entries = []
     for i, (src, text) in enumerate(clips):
         audio, sr = load_audio(src, sr=22050)
         save_wav(folder / "wavs" / f"clip{i:03d}.wav", audio, sr)
-        lines.append(f"wavs/clip{i:03d}.wav|{text}|speaker")
-    write_text(folder / "metadata_eval.csv", "\n".join(lines) + "\n")
-    write_text(folder / "metadata_train.csv", lines[0] + "\n")
-    write_text(folder / "dataset.json", json.dumps({"language": language}))
-    return folder
+        entries.append(ClipEntry(f"wavs/clip{i:03d}.wav", text, "speaker"))
+    return write_dataset(folder, language, [], entries)
 
 
 @pytest.fixture(scope="module")

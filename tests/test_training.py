@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engines.audio import load_audio, save_wav, write_text
+from engines.audio import load_audio, save_wav
+from engines.dataset_format import ClipEntry, write_dataset, write_metadata
 from engines.errors import BusyError, InputError, MissingWeightsError
 from engines.training import (
     PRESETS,
@@ -48,11 +49,12 @@ def make_dataset(
         entries.append((len(audio) / sr, f"wavs/{wav.name}", text))
     by_length = sorted(entries)
     evals, train = by_length[:n_eval], [e for e in entries if e not in by_length[:n_eval]]
-    header = "audio_file|text|speaker_name\n"
-    write_text(folder / "metadata_train.csv", header + "".join(f"{a}|{t}|speaker\n" for _, a, t in train))
-    write_text(folder / "metadata_eval.csv", header + "".join(f"{a}|{t}|speaker\n" for _, a, t in evals))
-    write_text(folder / "dataset.json", json.dumps({"language": language}))
-    return folder
+    return write_dataset(
+        folder,
+        language,
+        [ClipEntry(a, t, "speaker") for _, a, t in train],
+        [ClipEntry(a, t, "speaker") for _, a, t in evals],
+    )
 
 
 def make_settings(root: Path, tiny_models):
@@ -192,13 +194,11 @@ def test_bad_options_are_refused_before_spawning(engine, change, message, speak)
 def test_dataset_without_clips_is_refused(engine):
     folder = engine.datasets_dir / "empty"
     folder.mkdir(parents=True)
-    for name in ("metadata_train.csv", "metadata_eval.csv"):
-        write_text(folder / name, "audio_file|text|speaker_name\n")
-    write_text(folder / "dataset.json", json.dumps({"language": "en"}))
+    write_dataset(folder, "en", [], [])
     with pytest.raises(InputError, match="no clips"):
         engine.start(TrainOptions(dataset="empty", base_model="tiny"))
     # Rows pointing at missing audio do not count as clips either.
-    write_text(folder / "metadata_train.csv", "audio_file|text|speaker_name\nwavs/gone.wav|hello|s\n")
+    write_metadata(folder, "train", [ClipEntry("wavs/gone.wav", "hello", "s")])
     with pytest.raises(InputError, match="no clips"):
         engine.start(TrainOptions(dataset="empty", base_model="tiny"))
     assert engine.list_runs() == []
