@@ -193,15 +193,19 @@ def piper_say(piper_voice, tmp_path_factory: pytest.TempPathFactory) -> Callable
     """
     import numpy as np
     import soundfile as sf
+    from piper.config import SynthesisConfig
 
     folder = tmp_path_factory.mktemp("piper")
     rate = piper_voice.config.sample_rate
+    # VITS samples noise inside the ONNX graph (no seed to set): without it every run speaks the same audio,
+    # so a real-tier failure is reproducible (seen: one run in several misheard "Willows" at CER 0.11).
+    fixed = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
 
     def _say(sentences: list[str], pauses: list[float] | None = None, name: str = "piper", lead: float = 0.3) -> Path:
         gaps = pauses or [0.5]
         parts = [np.zeros(int(lead * rate), np.float32)]
         for i, sentence in enumerate(sentences):
-            audio = np.concatenate([c.audio_float_array for c in piper_voice.synthesize(sentence)])
+            audio = np.concatenate([c.audio_float_array for c in piper_voice.synthesize(sentence, syn_config=fixed)])
             parts.append(audio.astype(np.float32))
             gap = gaps[i % len(gaps)] if i < len(sentences) - 1 else lead
             parts.append(np.zeros(int(gap * rate), np.float32))
