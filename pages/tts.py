@@ -7,6 +7,7 @@ UI only: every callback is a thin, guarded wrapper around a plain function that 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ import gradio as gr
 
 from config import XTTS_LANGUAGES
 from engines.errors import InputError
-from engines.tts import TINY_ID, TTSOptions, TTSResult
+from engines.tts import TINY_ID, TTSResult
 from pages.common import (
     GENERATION_INPUTS,
     GPU_CONCURRENCY_ID,
+    Form,
     file_paths,
     generation_controls,
     generation_options,
@@ -55,24 +57,6 @@ def collect_references(engines, files: Any, recording: str | None, voice: str | 
     return refs
 
 
-def build_options(
-    language: str,
-    temperature: float,
-    top_k: float,
-    top_p: float,
-    repetition_penalty: float,
-    length_penalty: float,
-    speed: float,
-    seed: float | None,
-    split_sentences: bool,
-    max_audio_tokens: float | None,
-) -> TTSOptions:
-    """UI values in the Generate button's order -> TTSOptions (see ``pages.common.generation_options``)."""
-    values = dict(zip(GENERATION_INPUTS, (temperature, top_k, top_p, repetition_penalty, length_penalty, speed)))
-    values.update(seed=seed, split_sentences=split_sentences, max_audio_tokens=max_audio_tokens)
-    return generation_options(values, language)
-
-
 def stats_markdown(result: TTSResult) -> str:
     """The stats panel under the player."""
     rows = [
@@ -90,27 +74,9 @@ def stats_markdown(result: TTSResult) -> str:
     return table
 
 
-def generate(
-    engines,
-    text: str,
-    language: str,
-    files: Any,
-    recording: str | None,
-    voice: str | None,
-    speaker: str | None,
-    model_id: str | None,
-    temperature: float,
-    top_k: float,
-    top_p: float,
-    repetition_penalty: float,
-    length_penalty: float,
-    speed: float,
-    seed: float | None,
-    split_sentences: bool,
-    max_audio_tokens: float | None = None,
-    progress=None,
-) -> tuple[str, list[str], str, list[str]]:
-    """Run one synthesis from UI values.
+def generate(engines, values: Mapping[str, Any], progress=None) -> tuple[str, list[str], str, list[str]]:
+    """Run one synthesis from the Generate form's values (by name: text, language, files, recording,
+    voice, speaker, model and the generation settings).
 
     Returns:
         (WAV path, [WAV path, JSON sidecar path], stats markdown, notices).
@@ -118,18 +84,9 @@ def generate(
     Raises:
         InputError and the other engine errors (the callback turns them into gr.Error).
     """
-    options = build_options(
-        language,
-        temperature,
-        top_k,
-        top_p,
-        repetition_penalty,
-        length_penalty,
-        speed,
-        seed,
-        split_sentences,
-        max_audio_tokens,
-    )
+    options = generation_options(values, values.get("language") or "en", engines.settings.generation)
+    files, recording, voice = values.get("files"), values.get("recording"), values.get("voice")
+    speaker, model_id, text = values.get("speaker"), values.get("model"), values.get("text")
     references = collect_references(engines, files, recording, voice)
     chosen_speaker = speaker if speaker and speaker != NONE else None
     if references and chosen_speaker:
@@ -161,9 +118,9 @@ def save_voice(engines, name: str, files: Any, recording: str | None) -> tuple[s
 
 
 @guarded
-def generate_callback(engines, *values: Any, progress=None):
+def generate_callback(engines, values: Mapping[str, Any], progress=None):
     """Generate button: returns (audio, files, stats); notices become warnings."""
-    audio, files, stats, notices = generate(engines, *values, progress=progress)
+    audio, files, stats, notices = generate(engines, values, progress=progress)
     for notice in notices:
         warn(notice)
     return audio, files, stats
@@ -311,21 +268,24 @@ def build(engines) -> None:
         api_visibility="private",
     )
 
+    # The API's positional order is this order (unchanged for script users).
+    form = Form(
+        text=text,
+        language=language,
+        files=ref_files,
+        recording=recording,
+        voice=voice,
+        speaker=speaker,
+        model=model,
+        **{name: controls[name] for name in GENERATION_INPUTS},
+    )
+
     def _generate(*values, progress=gr.Progress(track_tqdm=True)):
-        return generate_callback(engines, *values, progress=progress)
+        return generate_callback(engines, form.values(values), progress=progress)
 
     generate_btn.click(
         _generate,
-        inputs=[
-            text,
-            language,
-            ref_files,
-            recording,
-            voice,
-            speaker,
-            model,
-            *(controls[name] for name in GENERATION_INPUTS),
-        ],
+        inputs=form.inputs,
         outputs=[audio_out, files_out, stats],
         api_name="tts_generate",
         concurrency_id=GPU_CONCURRENCY_ID,

@@ -15,6 +15,7 @@ from config import load_settings
 from engines import Engines
 from engines.tts import TTSEngine
 from pages import tts as page
+from pages.common import generation_options
 
 TOKENS = 12  # GPT audio tokens per sentence, keeps the tiny model quick
 
@@ -54,26 +55,26 @@ def values(
     seed=1234,
     split=True,
     tokens=TOKENS,
-) -> list:
-    """The Generate button's inputs, in the order the page wires them."""
-    return [
-        text,
-        language,
-        files,
-        recording,
-        voice,
-        speaker,
-        model,
-        temperature,
-        top_k,
-        top_p,
-        repetition_penalty,
-        length_penalty,
-        speed,
-        seed,
-        split,
-        tokens,
-    ]
+) -> dict:
+    """The Generate button's inputs by the names the page's form gives them (dict order = the API's order)."""
+    return {
+        "text": text,
+        "language": language,
+        "files": files,
+        "recording": recording,
+        "voice": voice,
+        "speaker": speaker,
+        "model": model,
+        "temperature": temperature,
+        "top_k": top_k,
+        "top_p": top_p,
+        "repetition_penalty": repetition_penalty,
+        "length_penalty": length_penalty,
+        "speed": speed,
+        "seed": seed,
+        "split_sentences": split,
+        "max_audio_tokens": tokens,
+    }
 
 
 def gr_error(call) -> str:
@@ -89,7 +90,7 @@ def test_char_counter():
 
 
 def test_generate_callback_from_uploaded_clip(tts_engines, ref):
-    audio, files, stats = page.generate_callback(tts_engines, *values(files=[str(ref)]))
+    audio, files, stats = page.generate_callback(tts_engines, values(files=[str(ref)]))
     assert Path(audio).is_file() and sf.info(audio).samplerate == 24000
     assert [Path(f).suffix for f in files] == [".wav", ".json"] and files[0] == audio
     sidecar = json.loads(Path(files[1]).read_text())
@@ -100,19 +101,24 @@ def test_generate_callback_from_uploaded_clip(tts_engines, ref):
     assert "Tiny random model" in stats
 
     # Same clip again, from the recorder this time: the latents come from the cache.
-    _, _, stats_again = page.generate_callback(tts_engines, *values(recording=str(ref)))
+    _, _, stats_again = page.generate_callback(tts_engines, values(recording=str(ref)))
     assert "Voice latents cached | yes" in stats_again
 
 
 def test_generate_callback_builtin_speaker_and_random_seed(tts_engines):
-    audio, _, stats = page.generate_callback(tts_engines, *values(speaker="Tiny Alice", seed=-1))
+    audio, _, stats = page.generate_callback(tts_engines, values(speaker="Tiny Alice", seed=-1))
     assert Path(audio).is_file()
     seed_line = next(line for line in stats.splitlines() if line.startswith("| Seed"))
     assert seed_line.split("|")[2].strip().isdigit()
 
 
 def test_options_mapping():
-    opts = page.build_options("de", 0.5, 10.0, 0.9, 3.0, 1.0, 1.2, -1, False, 0)
+    def build_options(language, temperature, top_k, top_p, rep, length, speed, seed, split, tokens):
+        names = ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed", "seed")
+        form = dict(zip(names, (temperature, top_k, top_p, rep, length, speed, seed)))
+        return generation_options({**form, "split_sentences": split, "max_audio_tokens": tokens}, language)
+
+    opts = build_options("de", 0.5, 10.0, 0.9, 3.0, 1.0, 1.2, -1, False, 0)
     assert (opts.language, opts.top_k, opts.seed, opts.split_sentences, opts.max_audio_tokens) == (
         "de",
         10,
@@ -120,7 +126,7 @@ def test_options_mapping():
         False,
         None,
     )
-    assert page.build_options("en", 0.5, 10, 0.9, 3.0, 1.0, 1.0, 42.0, True, 30).seed == 42
+    assert build_options("en", 0.5, 10, 0.9, 3.0, 1.0, 1.0, 42.0, True, 30).seed == 42
 
 
 @pytest.mark.parametrize(
@@ -135,13 +141,13 @@ def test_options_mapping():
     ],
 )
 def test_generate_callback_errors(tts_engines, kwargs, message):
-    assert message in gr_error(lambda: page.generate_callback(tts_engines, *values(**kwargs)))
+    assert message in gr_error(lambda: page.generate_callback(tts_engines, values(**kwargs)))
 
 
 def test_generate_callback_text_over_limit(tts_engines):
     limit = tts_engines.settings.max_text_chars
     message = gr_error(
-        lambda: page.generate_callback(tts_engines, *values(text="a" * (limit + 5), speaker="Tiny Alice"))
+        lambda: page.generate_callback(tts_engines, values(text="a" * (limit + 5), speaker="Tiny Alice"))
     )
     assert f"the limit is {limit}" in message
 
@@ -150,21 +156,19 @@ def test_generate_callback_bad_audio(tts_engines, tmp_path, ref):
     fake = tmp_path / "song.wav"
     fake.write_bytes(b"RIFF....WAVEfmt definitely not audio" * 10)
     assert "song.wav is not a readable audio file" in gr_error(
-        lambda: page.generate_callback(tts_engines, *values(files=[str(fake)]))
+        lambda: page.generate_callback(tts_engines, values(files=[str(fake)]))
     )
     silent = tmp_path / "quiet.wav"
     sf.write(silent, np.zeros(48000, dtype=np.float32), 16000)
-    assert "quiet.wav is silent" in gr_error(
-        lambda: page.generate_callback(tts_engines, *values(recording=str(silent)))
-    )
-    clash = gr_error(lambda: page.generate_callback(tts_engines, *values(files=[str(ref)], speaker="Tiny Bob")))
+    assert "quiet.wav is silent" in gr_error(lambda: page.generate_callback(tts_engines, values(recording=str(silent))))
+    clash = gr_error(lambda: page.generate_callback(tts_engines, values(files=[str(ref)], speaker="Tiny Bob")))
     assert "Both reference clips and the built-in speaker 'Tiny Bob' are selected" in clash
 
 
 def test_save_voice_then_generate_with_it(tts_engines, ref):
     dropdown, cleared = page.save_voice_callback(tts_engines, "page voice", [str(ref)], None)
     assert dropdown.value == "page voice" and "page voice" in [c[1] for c in dropdown.choices] and cleared == ""
-    audio, files, _ = page.generate_callback(tts_engines, *values(voice="page voice"))
+    audio, files, _ = page.generate_callback(tts_engines, values(voice="page voice"))
     assert json.loads(Path(files[1]).read_text())["references"][0]["name"] == ref.name
     assert "already exists" in gr_error(lambda: page.save_voice_callback(tts_engines, "page voice", [str(ref)], None))
     assert "not allowed" in gr_error(lambda: page.save_voice_callback(tts_engines, "../up", [str(ref)], None))
@@ -211,11 +215,11 @@ def test_gradio_client_calls_tts_generate(tts_engines, ref):
     )
     try:
         client = Client(url, verbose=False)
-        audio, files, stats = client.predict(*values(files=[handle_file(str(ref))]), api_name="/tts_generate")
+        audio, files, stats = client.predict(*values(files=[handle_file(str(ref))]).values(), api_name="/tts_generate")
         assert sf.info(audio).samplerate == 24000
         assert len(files) == 2 and "Generation time" in stats
         with pytest.raises(Exception, match="The text is empty"):
-            client.predict(*values(text="", files=[handle_file(str(ref))]), api_name="/tts_generate")
+            client.predict(*values(text="", files=[handle_file(str(ref))]).values(), api_name="/tts_generate")
     finally:
         demo.close()
 
@@ -235,7 +239,7 @@ def test_generate_is_serialised_with_other_gpu_work(tts_engines):
     thread = threading.Thread(target=other_job)
     thread.start()
     started.wait(5)
-    page.generate(tts_engines, *values(speaker="Tiny Bob"))
+    page.generate(tts_engines, values(speaker="Tiny Bob"))
     order.append("tts-done")
     thread.join()
     assert order == ["other-start", "other-end", "tts-done"]
