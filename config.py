@@ -218,10 +218,7 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
         {k: v for k, v in (cli or {}).items() if v is not None},
     ]
     for layer in layers:
-        for key, value in layer.items():
-            if key == "generation":
-                generation.update(_generation_values(value))
-                continue
+        for key, value in _expand_generation(layer):
             if key not in names:
                 raise ValueError(
                     f"Unknown setting {key!r}; known settings: {', '.join(sorted(names | {'generation'}))}"
@@ -237,21 +234,23 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
     return dataclasses.replace(Settings(), **merged)
 
 
-def _generation_values(value: Any) -> dict[str, Any]:
-    """A ``generation`` override (a TTSOptions or a dict of its fields) as converted field values."""
-    if isinstance(value, TTSOptions):
-        return dataclasses.asdict(value)
-    if not isinstance(value, dict):
-        raise ValueError(f"Setting 'generation': expected a dict of {', '.join(sorted(GENERATION_FIELDS))}")
-    hints = get_type_hints(TTSOptions)
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        if key not in GENERATION_FIELDS:
-            raise ValueError(f"Unknown generation setting {key!r}; known: {', '.join(sorted(GENERATION_FIELDS))}")
-        try:
-            out[key] = _convert(key, hints[key], item)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"Setting 'generation.{key}': {exc}") from exc
+def _expand_generation(layer: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A layer's (key, value) pairs, a ``generation`` override (a TTSOptions or a dict) spread into its fields."""
+    out: list[tuple[str, Any]] = []
+    for key, value in layer.items():
+        if key != "generation":
+            out.append((key, value))
+        elif isinstance(value, TTSOptions):
+            out += dataclasses.asdict(value).items()
+        elif isinstance(value, dict):
+            unknown = sorted(set(value) - GENERATION_FIELDS)
+            if unknown:
+                raise ValueError(
+                    f"Unknown generation setting(s) {', '.join(unknown)}; known: {', '.join(sorted(GENERATION_FIELDS))}"
+                )
+            out += value.items()
+        else:
+            raise ValueError(f"Setting 'generation': expected a dict of {', '.join(sorted(GENERATION_FIELDS))}")
     return out
 
 

@@ -47,7 +47,7 @@ def build_app(
     import gradio as gr
 
     from engines import Engines
-    from engines.provenance import drift_message, version_drift
+    from engines.provenance import warn_on_drift
     from pages import asr, finetune, system, tts
     from pages import eval as eval_page
 
@@ -62,7 +62,7 @@ def build_app(
         gr.Markdown(f"# {TITLE}\nClone a voice, transcribe, fine-tune and measure, in one place.")
         if settings.tiny_models:
             gr.Markdown(TINY_BANNER, elem_id="tiny-banner")
-        drift = drift_message(version_drift())
+        drift = warn_on_drift()  # logged once per app, shown on the page
         if drift:
             gr.Markdown(f"**Warning**: {drift}", elem_id="version-warning")
         with gr.Tab("TTS", id="tts"):
@@ -204,9 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(parse_args(argv))
-    from engines.provenance import warn_on_drift
-
-    warn_on_drift()
     kwargs = launch_kwargs(settings)
     demo = build_app(settings)
     demo.launch(**kwargs)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from config import ROOT
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,6 @@ _LOCK_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;#]
 def utc_now() -> str:
     """The one clock for stamps on disk: UTC, ISO 8601, seconds (``2026-12-01T19:38:34+00:00``)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def installed_version(dist: str) -> str | None:
@@ -61,7 +59,7 @@ def locked_versions(lock: Path | None = None) -> dict[str, str]:
     for line in text.splitlines():
         match = _LOCK_LINE.match(line.strip())
         if match:
-            out.setdefault(_canonical(match.group(1)), match.group(2))
+            out.setdefault(canonicalize_name(match.group(1)), match.group(2))
     return out
 
 
@@ -86,7 +84,7 @@ def version_drift(lock: Path | None = None, packages: tuple[str, ...] = CRITICAL
     tested = locked_versions(lock)
     drift = []
     for name in packages:
-        want = tested.get(_canonical(name))
+        want = tested.get(canonicalize_name(name))
         if want is None:
             continue
         have = installed_version(name)
