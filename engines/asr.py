@@ -39,7 +39,7 @@ from engines.audio import load_audio, rms_dbfs, write_text
 from engines.device import oom_guard, resolve_device
 from engines.errors import AudioError, InputError, LabError, MissingWeightsError
 from engines.holder import ModelHolder
-from engines.segment import COMPRESSION_LIMIT, repetition_loop
+from engines.segment import COMPRESSION_LIMIT, frame_levels, repetition_loop
 from engines.tiny import TinyModels
 from engines.vad import DIGITAL_SILENCE_DBFS, SpeechRegion, peak_dbfs, speech_regions
 
@@ -75,7 +75,6 @@ MIN_SKIP_SECONDS = 4.0
 # Only describes what the detector rejected (the detector decides): steady noise keeps the levels of its 30 ms
 # frames within a few dB (white ~1 dB, pink ~6 dB, hum 0 dB); speech swings 20-40 dB.
 STEADY_SPREAD_DB = 10.0
-_FRAME = 480  # 30 ms at 16 kHz
 
 # The tiny random model never emits end-of-text, so every window would run to Whisper's 224-token limit of
 # gibberish; capping it keeps tiny-mode runs (tests, UI checks, the eval loop) fast. Real models are not capped.
@@ -281,16 +280,9 @@ def loop_reason(text: str, compression_ratio: float | None = None) -> str | None
     return repetition_loop(text, min_repeats=LOOP_REPEATS)
 
 
-def _frame_levels(audio: np.ndarray) -> np.ndarray:
-    """Levels (dB) of 30 ms frames."""
-    n = len(audio) // _FRAME
-    frames = audio[: n * _FRAME].astype(np.float64).reshape(n, _FRAME)
-    return 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
-
-
 def _describe_non_speech(audio: np.ndarray) -> str:
     """What the detector rejected, in words: steady noise keeps its 30 ms frame levels within a few dB."""
-    levels = _frame_levels(audio)
+    levels, _ = frame_levels(audio, SAMPLE_RATE, frame_ms=30.0)
     level = f"{rms_dbfs(audio):.0f} dBFS"
     if levels.size < 4:
         return f"a sound too short to judge ({level})"
