@@ -1,6 +1,6 @@
 """Benchmark 3: the whole eval loop (TTS -> batched ASR -> metrics -> report), utterances per minute.
 
-Runs engines.evaluation.EvalEngine end to end with the tiny models on this machine over a dataset
+Runs engines.eval.EvalEngine end to end with the tiny models on this machine over a dataset
 with real recordings (8 transcribed LJSpeech clips, or espeak-ng renders without ../shared), with
 ASR decoded in batches of 16 (the default) and one clip at a time, so the ratio shows what batching
 buys inside the loop. Token counts are fixed (max_audio_tokens), so the random weights cost what
@@ -48,7 +48,7 @@ def _dataset(folder: Path, tmp: Path) -> None:
 
 def run() -> list[Row]:
     from engines import Engines
-    from engines.evaluation import EvalConfig
+    from engines.eval import EvalConfig
 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:

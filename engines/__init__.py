@@ -26,7 +26,7 @@ class Engines:
     tts: Any = None  # engines.tts.TTSEngine
     asr: Any = None  # engines.asr.ASREngine
     training: Any = None  # engines.training.TrainingEngine
-    evaluation: Any = None  # engines.evaluation.EvalEngine
+    evaluation: Any = None  # engines.eval.EvalEngine
     datasets: Any = None  # engines.datasets.DatasetEngine
     extra: dict[str, Any] = field(default_factory=dict)  # later engines (finetune, eval)
 
@@ -39,7 +39,7 @@ class Engines:
 
             engines.extra["tiny"] = ensure_tiny_models(settings.workspace_sub("tiny-models"))
         from engines.asr import ASREngine
-        from engines.evaluation import EvalEngine
+        from engines.eval import EvalEngine
         from engines.tts import TTSEngine
 
         engines.tts = TTSEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
@@ -47,7 +47,7 @@ class Engines:
         from engines.training import TrainingEngine
 
         engines.training = TrainingEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"), tts=engines.tts)
-        engines.evaluation = EvalEngine(engines)
+        engines.evaluation = EvalEngine(settings, engines.tts, engines.asr, training=engines.training)
         from engines.datasets import DatasetEngine
 
         # the training engine knows which dataset a live run uses: deleting that one is refused

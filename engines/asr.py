@@ -27,7 +27,7 @@ import re
 import threading
 import time
 import urllib.error
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from engines.audio import load_audio, rms_dbfs, write_text
 from engines.device import oom_guard, resolve_device
 from engines.errors import AudioError, InputError, LabError, MissingWeightsError
 from engines.holder import ModelHolder
+from engines.progress import ProgressFn
 from engines.segment import COMPRESSION_LIMIT, frame_levels, repetition_loop
 from engines.tiny import TinyModels
 from engines.vad import DIGITAL_SILENCE_DBFS, SpeechRegion, peak_dbfs, speech_regions
@@ -585,12 +586,12 @@ class ASREngine:
             f"and copy ~/.cache/whisper/{filename} to {self.cache_dir} (or set whisper_cache_dir)."
         )
 
-    def load(self, model_id: str | None = None, progress: Callable[..., Any] | None = None) -> whisper.Whisper:
+    def load(self, model_id: str | None = None, progress: ProgressFn | None = None) -> whisper.Whisper:
         """Load (or reuse) a Whisper model; a different id unloads the previous one first.
 
         Args:
             model_id: a size from WHISPER_SIZES, "tiny-random" (tiny mode) or a .pt path; None = default.
-            progress: optional ``progress(fraction, desc)`` callable (gr.Progress works).
+            progress: optional ``progress(fraction, desc=...)`` callable (gr.Progress works).
 
         Returns:
             The loaded whisper model.
@@ -603,7 +604,7 @@ class ASREngine:
         device = resolve_device(self.settings.device)
         loaded = self.holder.loaded
         if progress is not None and (loaded is None or loaded.key != model_id):
-            progress(0.0, f"Loading Whisper {model_id}")
+            progress(0.0, desc=f"Loading Whisper {model_id}")
         with self.gpu_lock, oom_guard(f"loading Whisper {model_id}", OOM_ADVICE):
             return self.holder.get(model_id, device, self._load)
 

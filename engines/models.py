@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from config import XTTS_BASE_MODEL, Settings, resolve_path
 from engines.errors import MissingWeightsError
+from engines.progress import LogFn, ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,6 @@ SPEAKERS_FILE = "speakers_xtts.pth"
 INFERENCE_FILES = (*MODEL_FILES, SPEAKERS_FILE)
 TRAINING_ASSETS = ("dvae.pth", "mel_stats.pth")
 TRAINING_FILES = ("model.pth", "config.json", "vocab.json", *TRAINING_ASSETS)  # the order messages list them in
-
-ProgressFn = Callable[..., Any]
-LogFn = Callable[[str], Any]
 
 
 def missing_files(folder: Path, files: Sequence[str]) -> list[str]:

@@ -86,3 +86,19 @@ __all__ = [
     "is_folder_name",
     "xtts_language",
 ]
+
+
+def slug(text: str, max_len: int = 48, fallback: str = "x") -> str:
+    """A folder/file-safe ASCII fragment of any text (run ids, audio file names, TTS output names).
+
+    Non-ASCII letters are transliterated (anyascii, a coqui-tts dependency), so "Grüße" gives "Grusse"
+    rather than "-".
+    """
+    try:
+        from anyascii import anyascii
+
+        text = anyascii(text)
+    except ImportError:
+        pass
+    out = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return out[:max_len].rstrip("-.") or fallback

@@ -37,6 +37,15 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def name_stamp(millis: bool = False) -> str:
+    """A sortable stamp for run ids and file names (``20261201-193834``, ``-123`` ms with ``millis``).
+
+    Local time, because people read these names; times recorded inside files use ``utc_now``.
+    """
+    now = datetime.now()
+    return f"{now:%Y%m%d-%H%M%S}" + (f"-{now.microsecond // 1000:03d}" if millis else "")
+
+
 def installed_version(dist: str) -> str | None:
     """The installed version of a distribution, or None when it is not installed."""
     try:

@@ -30,6 +30,7 @@ from typing import Any
 
 from engines.audio import write_json
 from engines.errors import InputError, LabError
+from engines.provenance import utc_now
 from engines.training import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -354,7 +355,7 @@ def make_trainer_class():
                 "kind": kind,
                 "train_loss": self.last_train,
                 "eval_loss": self.last_eval if epoch_done else None,
-                "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "date": utc_now(),
             }
             folder = self.run_dir / CHECKPOINT_DIR
             folder.mkdir(parents=True, exist_ok=True)
@@ -554,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
             run_dir,
             status=status,
             error=error,
-            ended=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            ended=utc_now(),
             elapsed_s=round(elapsed, 1),
             session_started=None,
         )

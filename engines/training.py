@@ -47,7 +47,7 @@ from engines.dataset_format import read_info, read_metadata
 from engines.errors import BusyError, InputError, LabError, MissingWeightsError
 from engines.models import BASE_ID, MODEL_FILES, TINY_ID, TRAINING_ASSETS, TRAINING_FILES
 from engines.names import check_name
-from engines.provenance import utc_now
+from engines.provenance import name_stamp, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -636,8 +636,10 @@ class TrainingEngine:
         status = info.get("status", FAILED)
         if status == RUNNING:
             proc = self._procs.get(run_id)
-            if proc is not None and proc.poll() is not None:  # reap our own child so it is not a zombie
-                self._procs.pop(run_id, None)
+            if proc is not None:
+                if proc.poll() is None:  # our own child, not exited: its Popen handle is the authority
+                    return RUNNING
+                self._procs.pop(run_id, None)  # reaped, so it is not a zombie
             if info.get("pid") is None:  # being spawned right now (pid written a moment later), or never spawned
                 age = time.time() - (self.runs_dir / run_id / RUN_FILE).stat().st_mtime
                 return RUNNING if age < 60 else CRASHED
@@ -664,7 +666,7 @@ class TrainingEngine:
             )
 
     def _new_run_id(self, dataset: str) -> str:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        stamp = name_stamp()
         base = f"{stamp}-{dataset}"[:90]
         run_id, n = base, 2
         while (self.runs_dir / run_id).exists():

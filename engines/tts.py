@@ -19,9 +19,8 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +42,10 @@ from engines.device import oom_guard, resolve_device
 from engines.errors import AudioError, InputError, LabError, MissingWeightsError
 from engines.holder import ModelHolder
 from engines.models import BASE_ID, MODEL_FILES, TINY_ID
-from engines.names import check_voice_name, xtts_language
+from engines.names import check_voice_name, slug, xtts_language
 from engines.options import OPTION_RANGES, TTSOptions
-from engines.provenance import versions
+from engines.progress import LogFn, ProgressFn, log_info, no_progress
+from engines.provenance import name_stamp, utc_now, versions
 from engines.textsplit import DEFAULT_CHAR_LIMIT, split_text
 
 if TYPE_CHECKING:
@@ -66,9 +66,6 @@ LANGUAGE_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "zh-cn": (("pypinyin",), "pip install 'coqui-tts[zh]'"),
     "ja": (("cutlet", "fugashi", "unidic_lite"), "pip install 'coqui-tts[ja]'"),
 }
-
-ProgressFn = Callable[..., Any]
-LogFn = Callable[[str], Any]
 
 
 @dataclass
@@ -97,10 +94,6 @@ class _Voice:
     speaker_embedding: torch.Tensor
     references: list[dict[str, Any]]  # name, sha256, seconds, trimmed (for the sidecar)
     notices: list[str]
-
-
-def _noop_progress(*_args: Any, **_kwargs: Any) -> None:
-    return None
 
 
 def check_language_packages(language: str) -> None:
@@ -189,18 +182,6 @@ def check_speaker(speaker: str, speakers: Sequence[str]) -> None:
     raise InputError(f"Unknown built-in speaker {speaker!r}. This model has: {shown}.")
 
 
-def slugify(text: str, max_len: int = 40) -> str:
-    """A short ASCII file-name fragment from the text ("tts" when nothing is left)."""
-    try:
-        from anyascii import anyascii
-
-        text = anyascii(text)
-    except ImportError:
-        pass
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:max_len].rstrip("-") or "tts"
-
-
 class TTSEngine:
     """XTTS v2 behind one model holder; safe to call from several threads (the GPU lock serialises)."""
 
@@ -269,7 +250,7 @@ class TTSEngine:
             found = self.find_base_model()
             if found is not None or not download:
                 return found
-            return models.download_base(self.settings, self.models_dir, progress or _noop_progress, log_fn or log.info)
+            return models.download_base(self.settings, self.models_dir, progress or no_progress, log_fn or log.info)
         path = Path(model_id).expanduser()
         folder = path if path.is_absolute() else self.models_dir / model_id
         if not folder.is_dir():
@@ -306,13 +287,15 @@ class TTSEngine:
             ) from exc
         return model.to(device)
 
-    def load(self, model_id: str | None = None, progress: ProgressFn | None = None, log: LogFn | None = None) -> Xtts:
+    def load(
+        self, model_id: str | None = None, progress: ProgressFn | None = None, log_fn: LogFn | None = None
+    ) -> Xtts:
         """Load a model (downloading the base model on first use); unloads any other TTS model.
 
         Args:
             model_id: "xtts_v2", "tiny", a folder name under workspace/models or an absolute folder.
             progress: ``progress(fraction, desc=...)`` callable (gr.Progress works).
-            log: receives status lines.
+            log_fn: receives status lines.
 
         Returns:
             The coqui ``Xtts`` model, in eval mode, on the configured device.
@@ -321,8 +304,8 @@ class TTSEngine:
             MissingWeightsError: the weights are not there and cannot be fetched.
         """
         model_id = (model_id or self.default_model()).strip()
-        progress = progress or _noop_progress
-        log_fn = log or _log_info
+        progress = progress or no_progress
+        log_fn = log_fn or log_info
         device = resolve_device(self.settings.device)
 
         def loader(key: str, dev: str) -> Xtts:
@@ -474,7 +457,7 @@ class TTSEngine:
         options: TTSOptions | None = None,
         save: bool = True,
         progress: ProgressFn | None = None,
-        log: LogFn | None = None,
+        log_fn: LogFn | None = None,
     ) -> TTSResult:
         """Speak ``text`` in the voice of the reference clips (or a built-in speaker).
 
@@ -486,7 +469,7 @@ class TTSEngine:
             options: generation settings (seeded: same seed, same audio); None = ``settings.generation``.
             save: write workspace/outputs/tts/<timestamp>_<slug>.wav and a JSON sidecar.
             progress: ``progress(fraction, desc=...)`` callable.
-            log: receives status lines.
+            log_fn: receives status lines.
 
         Returns:
             TTSResult with 24 kHz audio, timings and notices.
@@ -497,8 +480,8 @@ class TTSEngine:
             GPUOutOfMemoryError: the GPU ran out of memory.
         """
         options = options or self.settings.generation
-        progress = progress or _noop_progress
-        log_fn = log or _log_info
+        progress = progress or no_progress
+        log_fn = log_fn or log_info
         model_id = (model_id or self.default_model()).strip()
         reference = [Path(p) for p in (reference or [])]
         speaker = (speaker or "").strip() or None
@@ -524,7 +507,7 @@ class TTSEngine:
 
         with self.gpu_lock:
             load_start = time.perf_counter()
-            model = self.load(model_id, progress=progress, log=log_fn)
+            model = self.load(model_id, progress=progress, log_fn=log_fn)
             load_seconds = time.perf_counter() - load_start
             if speaker:
                 check_speaker(speaker, self.speakers(model_id))
@@ -650,8 +633,7 @@ class TTSEngine:
         latents_seconds: float,
     ) -> None:
         folder = self.settings.workspace_sub("outputs", "tts")
-        now = datetime.now()
-        stem = f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}_{slugify(text)}"
+        stem = f"{name_stamp(millis=True)}_{slug(text.lower(), 40, fallback='tts')}"
         wav_path = folder / f"{stem}.wav"
         n = 2
         while wav_path.exists() or wav_path.with_suffix(".json").exists():
@@ -660,7 +642,7 @@ class TTSEngine:
         save_wav(wav_path, result.audio, result.sample_rate)
         loaded = self.holder.loaded
         sidecar = {
-            "created": now.isoformat(timespec="seconds"),
+            "created": utc_now(),
             "file": wav_path.name,
             "text": text,
             "language": language,
@@ -845,7 +827,3 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _log_info(message: str) -> None:
-    log.info("%s", message)

@@ -27,7 +27,7 @@ from config import ROOT, load_settings
 from engines.audio import load_audio, save_wav, write_text
 from engines.dataset_format import ClipEntry, write_dataset
 from engines.errors import AudioError, InputError, MissingWeightsError
-from engines.evaluation import GROUND_TRUTH, EvalConfig, load_sentences, read_results
+from engines.eval import GROUND_TRUTH, EvalConfig, load_sentences, read_results
 from engines.options import TTSOptions
 
 TOKENS = 8  # GPT audio tokens per sentence: ~0.35 s of (noise) audio keeps each synthesis short
@@ -136,7 +136,7 @@ def full_run(eng, dataset, voice_clip):
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
-    """results.csv read with the csv module only (independent of engines.evaluation.read_results)."""
+    """results.csv read with the csv module only (independent of engines.eval.read_results)."""
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
@@ -522,7 +522,7 @@ def test_rebuild_fills_the_model_columns_of_an_older_run(eng, full_run):
 
 
 def test_compare_runs_and_paired_comparison(eng, full_run):
-    from engines.evaluation import paired_comparison
+    from engines.eval import paired_comparison
 
     run_id = full_run["final"].run_id
     table = eng.evaluation.compare_runs(run_id, run_id)
@@ -653,7 +653,7 @@ def test_headless_command_writes_the_same_report(eng, ev_settings, ev_root):
         "--device",
         "cpu",
     ]
-    cmd = [sys.executable, "-m", "engines.evaluation", "--config", str(cfg_path), "--run-id", "headless", *common]
+    cmd = [sys.executable, "-m", "engines.eval", "--config", str(cfg_path), "--run-id", "headless", *common]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Report:" in proc.stdout and "WER (corpus)" in proc.stdout and "plumbing" in proc.stdout
@@ -673,7 +673,7 @@ def test_headless_command_writes_the_same_report(eng, ev_settings, ev_root):
     bad = ev_root / "bad.json"
     bad.write_text(json.dumps({"sentences": "builtin:en", "voices": ["speaker:Tiny Bob"], "colour": "red"}))
     proc = subprocess.run(
-        [sys.executable, "-m", "engines.evaluation", "--config", str(bad), *common],
+        [sys.executable, "-m", "engines.eval", "--config", str(bad), *common],
         cwd=ROOT,
         env=env,
         capture_output=True,

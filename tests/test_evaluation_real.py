@@ -14,7 +14,7 @@ import pytest
 from test_evaluation import FAST, _csv_rows, _link_tiny, check_report_agrees, make_dataset, refused_before_any_work
 
 from config import load_settings
-from engines.evaluation import GROUND_TRUTH, EvalConfig
+from engines.eval import GROUND_TRUTH, EvalConfig
 
 pytestmark = pytest.mark.real
 

@@ -1,0 +1,90 @@
+"""What one evaluation is: ``EvalConfig`` (the headless JSON file and the Eval tab both make one)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from engines.errors import InputError
+from engines.options import TTSOptions
+
+_GENERATION_KEYS = frozenset(f.name for f in dataclasses.fields(TTSOptions))
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation: sentences x systems (models x voices) x repeats, and how to score them."""
+
+    sentences: str  # "builtin:<name>" (samples/sentences), "dataset:<name>" (its eval split) or a .csv/.txt path
+    models: tuple[str, ...] = ()  # TTS model ids ("xtts_v2", "tiny", a workspace/models name or folder); () = default
+    voices: tuple[str, ...] = ()  # "speaker:<built-in name>", "voice:<saved voice>" or an audio file path
+    language: str | None = None  # language of sentences that name none (TXT files, CSVs without a language column)
+    max_sentences: int | None = None  # evaluate the first N sentences only
+    repeats: int = 1  # syntheses per sentence and system (seed + repeat index each)
+    seed: int = 1234  # generation seed (utterance seed = seed + repeat) and bootstrap seed
+    # sampling settings of every system (language and seed are set per utterance); None = settings.generation
+    generation: TTSOptions | None = None
+    # ASR
+    asr_model: str | None = None  # Whisper size or checkpoint; None = the ASR engine's default
+    beam_size: int | None = 5  # None = greedy
+    asr_batch_size: int = 16  # clips under 30 s decoded together
+    ground_truth: bool = True  # also transcribe the set's real recordings (system "ground truth")
+    bootstrap: int = 1000  # bootstrap resamples for confidence intervals
+    name: str = ""  # a label for the run (shown in the run list)
+    # checkpoint ranking (filled by rank_checkpoints): model folder -> checkpoint file, and the training run
+    checkpoints: tuple[tuple[str, str], ...] = ()
+    training_run: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], defaults: TTSOptions | None = None) -> EvalConfig:
+        """Build from JSON-like data (lists become tuples; unknown keys are an error).
+
+        Generation settings come as ``"generation": {...}`` or by their own names at the top level (as older
+        run folders store them); either way they start from ``defaults`` (the app's ``settings.generation``).
+
+        Raises:
+            InputError: an unknown key or a missing ``sentences``.
+        """
+        data = dict(data)
+        flat = {k: data.pop(k) for k in list(data) if k in _GENERATION_KEYS}
+        nested = data.pop("generation", None)
+        if nested is not None and not isinstance(nested, dict | TTSOptions):
+            raise InputError("The eval config's 'generation' must be an object of generation settings.")
+        given = {**(asdict(nested) if isinstance(nested, TTSOptions) else nested or {}), **flat}
+        given = {k: v for k, v in given.items() if k not in ("language", "seed")}  # set per utterance
+        bad = sorted(set(given) - _GENERATION_KEYS)
+        if bad:
+            raise InputError(
+                f"Unknown generation setting(s): {', '.join(bad)}. Known: {', '.join(sorted(_GENERATION_KEYS))}."
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(
+                f"Unknown eval config key(s): {', '.join(unknown)}. Known keys: {', '.join(sorted(known))}."
+            )
+        if not data.get("sentences"):
+            raise InputError('The eval config needs \'sentences\' (e.g. "builtin:en", "dataset:<name>" or a CSV path).')
+        values = dict(data)
+        for key in ("models", "voices"):
+            if isinstance(values.get(key), str):
+                values[key] = (values[key],)
+            if key in values:
+                values[key] = tuple(str(v) for v in values[key] or ())
+        if "checkpoints" in values:
+            values["checkpoints"] = tuple((str(a), str(b)) for a, b in values["checkpoints"] or ())
+        if given or defaults is not None:
+            values["generation"] = dataclasses.replace(defaults or TTSOptions(), **given)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_defaults(self, defaults: TTSOptions) -> EvalConfig:
+        """This config with ``generation`` filled in from ``defaults`` when it has none."""
+        return self if self.generation is not None else dataclasses.replace(self, generation=defaults)
+
+    def tts_options(self, language: str, repeat: int) -> TTSOptions:
+        """The options of one utterance: the run's generation settings, its language, seed + repeat."""
+        return dataclasses.replace(self.generation or TTSOptions(), language=language, seed=self.seed + repeat)

@@ -1,0 +1,240 @@
+"""Planning: a config becomes sentences x systems, and everything is checked before any model runs.
+
+Voices, models, languages, ASR options and every synthesis request are refused here with a message that
+names what is wrong, so a run never starts on input it would fail on half-way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from config import XTTS_LANGUAGES, Settings
+from engines.audio import load_audio
+from engines.errors import InputError, LabError
+from engines.eval.config import EvalConfig
+from engines.eval.results import GROUND_TRUTH, RANDOM, REAL
+from engines.eval.sentences import SentenceSet, load_sentences
+from engines.names import slug
+
+TINY_GPT_CHANNELS = 256  # an XTTS GPT narrower than this is a toy (the tiny model or one fine-tuned from it)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A reference voice as the TTS engine takes it."""
+
+    spec: str  # as given
+    kind: str  # "file" | "saved" | "speaker"
+    label: str  # short name for tables
+    files: tuple[str, ...] = ()  # reference clips (file / saved voice)
+    speaker: str | None = None  # built-in speaker
+    display: str = ""  # "speaker:Name", "voice:name" or "file:clip.wav" (tables show this, never full paths)
+
+
+@dataclass(frozen=True)
+class System:
+    """A model speaking with a voice."""
+
+    name: str  # unique label, "model / voice"
+    slug: str  # folder-safe name for audio/
+    model_id: str
+    model_label: str
+    voice: Voice
+    checkpoint: str | None = None  # when ranking checkpoints
+
+
+class Planner:
+    """Checks configs against the TTS and ASR engines it is given (it loads no model)."""
+
+    def __init__(self, settings: Settings, tts: Any, asr: Any) -> None:
+        self.settings = settings
+        self.tts = tts
+        self.asr = asr
+
+    def parse_voice(self, spec: str) -> Voice:
+        """Turn a voice spec into a Voice (files checked to be audio).
+
+        Raises:
+            InputError / AudioError: unknown saved voice, missing file, a file that is not audio.
+        """
+        spec = (spec or "").strip()
+        if not spec:
+            raise InputError("An empty reference voice was given.")
+        if spec.startswith("speaker:"):
+            name = spec.split(":", 1)[1].strip()
+            return Voice(spec, "speaker", name, speaker=name, display=f"speaker:{name}")
+        if spec.startswith("voice:"):
+            name = spec.split(":", 1)[1].strip()
+            files = self.tts.voice_files(name)
+            for f in files:
+                load_audio(f, sr=16000, max_mb=self.settings.max_upload_mb)
+            return Voice(spec, "saved", name, files=tuple(str(f) for f in files), display=f"voice:{name}")
+        path = Path(spec.removeprefix("file:")).expanduser()
+        if not path.is_file():
+            raise InputError(f"Reference voice file not found: {path}")
+        audio, sr = load_audio(path, sr=16000, max_mb=self.settings.max_upload_mb)
+        if len(audio) / sr < self.settings.min_audio_seconds:
+            raise InputError(
+                f"Reference voice {path.name} is only {len(audio) / sr:.2f} s long; give 3-10 s of speech."
+            )
+        return Voice(spec, "file", path.stem, files=(str(path),), display=f"file:{path.name}")
+
+    def model_languages(self, model_id: str) -> list[str]:
+        """Languages in the model's config.json (all of XTTS's when unknown)."""
+        try:
+            folder = self.tts.model_dir(model_id)
+        except LabError:
+            raise
+        if folder is None:
+            return list(XTTS_LANGUAGES)
+        try:
+            cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return list(XTTS_LANGUAGES)
+        langs = cfg.get("languages") or list(XTTS_LANGUAGES)
+        return [str(x) for x in langs]
+
+    def model_label(self, model_id: str) -> str:
+        path = Path(model_id)
+        return path.name if path.is_absolute() else model_id
+
+    def plan(self, config: EvalConfig) -> tuple[SentenceSet, list[System]]:
+        """Check the whole config before any model runs.
+
+        Returns:
+            The sentences and the systems (model x voice), in run order.
+
+        Raises:
+            InputError / AudioError / MissingWeightsError: with a message naming what is wrong.
+        """
+        config = config.with_defaults(self.settings.generation)
+        if config.repeats < 1 or config.repeats > 100:
+            raise InputError(f"Repeats must be between 1 and 100, got {config.repeats}.")
+        if config.asr_batch_size < 1:
+            raise InputError(f"ASR batch size must be at least 1, got {config.asr_batch_size}.")
+        if config.bootstrap < 100:
+            raise InputError(f"Bootstrap resamples must be at least 100, got {config.bootstrap}.")
+        sentence_set = load_sentences(config.sentences, self.settings, config.language, config.max_sentences)
+        self._plan_asr(config, sentence_set)
+        systems = self._plan_systems(config, sentence_set)
+        self._plan_requests(config, sentence_set, systems)
+        if config.ground_truth:
+            missing = [s for s in sentence_set.sentences if s.audio and not Path(s.audio).is_file()]
+            if missing:
+                raise InputError(
+                    f"{len(missing)} recording(s) of {sentence_set.name} are missing ({', '.join(s.audio or '' for s in missing[:3])}"
+                    f"{'...' if len(missing) > 3 else ''}). Restore them, or untick 'Score the real recordings too' "
+                    "(config key ground_truth)."
+                )
+        return sentence_set, systems
+
+    def _plan_asr(self, config: EvalConfig, sentence_set: SentenceSet) -> None:
+        """The ASR options and model must handle every language of the set (checked without decoding anything).
+
+        Raises:
+            InputError: bad ASR options, or an English-only Whisper with sentences in another language.
+            MissingWeightsError: a Whisper checkpoint path that does not exist (for non-English sets).
+        """
+        from engines.asr import ASROptions, check_options
+
+        asr_model = config.asr_model or self.asr.default_model()
+        for lang in sentence_set.languages:
+            check_options(ASROptions(language=lang, beam_size=config.beam_size, temperature=0.0))
+            try:
+                self.asr.check_language(asr_model, lang)
+            except InputError as exc:
+                ids = [s.id for s in sentence_set.sentences if s.language == lang]
+                reason = "it is English-only" if "English-only" in str(exc) else str(exc).rstrip(".")
+                raise InputError(
+                    f"ASR model {self.model_label(asr_model)!r} cannot transcribe the "
+                    f"{XTTS_LANGUAGES.get(lang, lang)} ({lang}) sentences of {sentence_set.name} "
+                    f"({', '.join(ids[:3])}{'...' if len(ids) > 3 else ''}): {reason}. Pick a multilingual Whisper "
+                    "model (a size without '.en', e.g. 'small' or 'medium') under 'ASR and statistics' (config key "
+                    "asr_model), or English sentences."
+                ) from exc
+
+    def _plan_requests(self, config: EvalConfig, sentence_set: SentenceSet, systems: list[System]) -> None:
+        """Every synthesis request passes the TTS engine's own guard: option ranges, seeds, text length, the
+        language's text packages."""
+        from engines.tts import check_request
+
+        voice = systems[0].voice
+        kwargs: dict[str, Any] = {
+            "reference": [Path(f) for f in voice.files] or None,
+            "speaker": voice.speaker,
+            "max_chars": self.settings.max_text_chars,
+        }
+        last = max(config.repeats - 1, 0)  # the highest seed used is seed + repeats - 1
+        for lang in sentence_set.languages:
+            check_request("a", config.tts_options(lang, 0), **kwargs)
+            check_request("a", config.tts_options(lang, last), **kwargs)
+        for s in sentence_set.sentences:
+            try:
+                check_request(s.text, config.tts_options(s.language, 0), **kwargs)
+            except InputError as exc:
+                raise InputError(f"Sentence {s.id!r}: {exc}") from None
+
+    def _plan_systems(self, config: EvalConfig, sentence_set: SentenceSet) -> list[System]:
+        models = list(dict.fromkeys(m.strip() for m in (config.models or (self.tts.default_model(),)) if m.strip()))
+        if not config.voices:
+            raise InputError("Pick at least one reference voice (a file, a saved voice or a built-in speaker).")
+        voices = [self.parse_voice(v) for v in dict.fromkeys(config.voices)]
+        checkpoints = dict(config.checkpoints)
+        systems: list[System] = []
+        names: set[str] = set()
+        for model_id in models:
+            languages = self.model_languages(model_id)  # raises for unknown models
+            lacking = [s for s in sentence_set.sentences if s.language not in languages]
+            if lacking:
+                langs = sorted({s.language for s in lacking})
+                raise InputError(
+                    f"Model {self.model_label(model_id)!r} does not speak {', '.join(langs)} (sentences "
+                    f"{', '.join(s.id for s in lacking[:5])}{'...' if len(lacking) > 5 else ''}). It speaks: "
+                    f"{', '.join(languages)}."
+                )
+            for voice in voices:
+                if voice.kind == "speaker":
+                    from engines.tts import check_speaker
+
+                    check_speaker(voice.speaker or "", self.tts.speakers(model_id))
+                label = self.model_label(model_id)
+                name = f"{label} / {voice.label}"
+                n = 2
+                while name in names or name == GROUND_TRUTH:
+                    name, n = f"{label} / {voice.label} ({n})", n + 1
+                names.add(name)
+                systems.append(
+                    System(
+                        name=name,
+                        slug=f"s{len(systems) + 1}-{slug(label, 24)}-{slug(voice.label, 16)}",
+                        model_id=model_id,
+                        model_label=label,
+                        voice=voice,
+                        checkpoint=checkpoints.get(model_id),
+                    )
+                )
+        return systems
+
+    # ------------------------------------------------------------------ running
+
+    def tts_weights(self, model_id: str) -> str:
+        """``"random"`` for the tiny model or a model folder with a toy-sized GPT (e.g. fine-tuned from the tiny
+        model), else ``"real"``."""
+        from engines.tts import TINY_ID
+
+        if model_id == TINY_ID:
+            return RANDOM
+        try:
+            folder = self.tts.model_dir(model_id)
+            args = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_args", {})
+        except (LabError, OSError, TypeError, AttributeError, json.JSONDecodeError):
+            return REAL
+        return RANDOM if int(args.get("gpt_n_model_channels") or 1024) < TINY_GPT_CHANNELS else REAL
+
+    def asr_weights(self, asr_model: str) -> str:
+        """``"random"`` for a random-weight Whisper (the ASR engine's rule: by id or checkpoint width), else
+        ``"real"``. Never loads the weights."""
+        return RANDOM if self.asr.random_weights(asr_model) else REAL
