@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import ipaddress
 import logging
 import os
 from dataclasses import dataclass, fields
@@ -65,6 +66,19 @@ WHISPER_SIZES: tuple[str, ...] = (
 
 XTTS_BASE_MODEL = "tts_models/multilingual/multi-dataset/xtts_v2"
 
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})  # host names that only this machine reaches
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address (or a Host header's name) only reaches this machine: localhost, 127.0.0.0/8, ::1."""
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name in LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -76,11 +90,16 @@ class Settings:
     share: bool = False  # Gradio share link
     inbrowser: bool = False  # open a browser tab on launch
     auth: tuple[str, ...] = ()  # "user:password" entries; empty = no login
+    allow_public_without_auth: bool = False  # start with --host beyond loopback or --share without auth
+    allowed_hosts: tuple[str, ...] = ()  # extra Host header names ("lab.example.org", ".example.org" = subdomains)
 
     # --- paths ---
     workspace: Path = Path("workspace")  # all runtime data (outputs, models, runs, reports, caches)
     datasets_dir: Path = Path("datasets")  # root of user datasets
     samples_dir: Path = Path("samples")  # shipped inputs (reference voices, sentence sets)
+    # Folders the Finetune tab may read as "a folder on the server", besides datasets_dir and the workspace.
+    # Exposed (--share or a non-loopback host), the feature is off unless this names at least one folder.
+    server_folders: tuple[str, ...] = ()
 
     # --- models ---
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ...
@@ -118,6 +137,11 @@ class Settings:
         """
         value = getattr(self, name)
         return None if value is None else resolve_path(value)
+
+    @property
+    def exposed(self) -> bool:
+        """Whether other machines can reach the app: a share link, or a listen address beyond loopback."""
+        return bool(self.share) or not is_loopback(self.host)
 
     @property
     def workspace_dir(self) -> Path:
@@ -261,6 +285,8 @@ __all__ = [
     "XTTS_BASE_MODEL",
     "XTTS_LANGUAGES",
     "WHISPER_SIZES",
+    "LOOPBACK_NAMES",
+    "is_loopback",
     "load_settings",
     "resolve_path",
 ]

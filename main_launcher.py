@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config import Settings, load_settings
+from web_guard import WebGuard, allowed_hosts
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -48,7 +49,7 @@ def build_app(
 
     from engines import Engines
     from engines.provenance import warn_on_drift
-    from pages import asr, finetune, system, tts
+    from pages import api, asr, finetune, system, tts
     from pages import eval as eval_page
 
     if settings is None:
@@ -62,6 +63,9 @@ def build_app(
         gr.Markdown(f"# {TITLE}\nClone a voice, transcribe, fine-tune and measure, in one place.")
         if settings.tiny_models:
             gr.Markdown(TINY_BANNER, elem_id="tiny-banner")
+        exposed = exposure_warning(settings)
+        if exposed:  # only reachable with --allow-public-without-auth (main refuses otherwise)
+            gr.Markdown(f"**Warning**: {exposed}", elem_id="exposed-warning")
         drift = warn_on_drift()  # logged once per app, shown on the page
         if drift:
             gr.Markdown(f"**Warning**: {drift}", elem_id="version-warning")
@@ -75,6 +79,7 @@ def build_app(
             eval_page.build(engines)
         with gr.Accordion("System", open=False, elem_id="system-panel"):
             system.build(engines)
+        api.build(engines)  # script endpoints by name (pages/api.py)
     demo.queue(default_concurrency_limit=4)
     demo.engines = engines  # for notebooks and tests: the engines behind this app
     return demo
@@ -114,6 +119,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="USER:PASS|FILE",
         help="require a login; repeatable, or a file of user:password lines",
     )
+    parser.add_argument(
+        "--allow-public-without-auth",
+        action="store_true",
+        default=None,
+        help="start with --share or a non-loopback --host even without --auth (anyone who reaches it can use it)",
+    )
     parser.add_argument("--inbrowser", action="store_true", default=None, help="open a browser tab on launch")
     parser.add_argument(
         "--tiny-models",
@@ -132,6 +143,7 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str] | None = No
         "host": args.host,
         "port": args.port,
         "share": args.share,
+        "allow_public_without_auth": args.allow_public_without_auth,
         "inbrowser": args.inbrowser,
         "tiny_models": args.tiny_models,
         "device": args.device,
@@ -157,6 +169,35 @@ def auth_pairs(entries: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def exposure_warning(settings: Settings) -> str | None:
+    """What is wrong when the app can be reached from other machines without a login; None when it cannot."""
+    if settings.auth or not settings.exposed:
+        return None
+    if settings.share:
+        return (
+            "--share without --auth: anyone with the public link can use this app, your GPU and your files. "
+            "Add --auth user:password."
+        )
+    return (
+        f"Listening on {settings.host} without --auth: anyone on your network can use this app, your GPU and "
+        "your files. Add --auth user:password."
+    )
+
+
+def refuse_public_without_auth(settings: Settings) -> None:
+    """Stop before serving when the app would be exposed without a login, unless the user allowed it.
+
+    Raises:
+        SystemExit: exposed (``--share`` or a non-loopback ``--host``) without ``--auth`` and without
+            ``--allow-public-without-auth``.
+    """
+    warning = exposure_warning(settings)
+    if warning and not settings.allow_public_without_auth:
+        raise SystemExit(
+            f"{warning} Not starting. If anyone who can reach it may use it, pass --allow-public-without-auth."
+        )
+
+
 def launch_kwargs(settings: Settings) -> dict[str, Any]:
     """Arguments for ``demo.launch()`` from settings; warns when the app is exposed without a login.
 
@@ -164,19 +205,15 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         settings: merged settings.
 
     Returns:
-        Keyword arguments for ``gr.Blocks.launch``.
+        Keyword arguments for ``gr.Blocks.launch``; ``app_kwargs`` installs ``WebGuard`` (Host header
+        check, nothing before login, login throttle).
     """
+    from starlette.middleware import Middleware
+
     auth = auth_pairs(settings.auth) or None
-    if settings.share and not auth:
-        log.warning(
-            "--share without --auth: anyone with the public link can use this app, your GPU and your files. "
-            "Add --auth user:password."
-        )
-    elif settings.host not in ("127.0.0.1", "localhost", "::1") and not auth:
-        log.warning(
-            "Listening on %s without --auth: anyone on your network can use this app. Add --auth user:password.",
-            settings.host,
-        )
+    warning = exposure_warning(settings)
+    if warning:
+        log.warning(warning)
     return {
         "server_name": settings.host,
         "server_port": settings.port,
@@ -190,6 +227,7 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
             str(settings.path("samples_dir")),
             str(settings.path("datasets_dir")),
         ],
+        "app_kwargs": {"middleware": [Middleware(WebGuard, hosts=allowed_hosts(settings))]},
     }
 
 
@@ -204,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(parse_args(argv))
+    refuse_public_without_auth(settings)
     kwargs = launch_kwargs(settings)
     demo = build_app(settings)
     demo.launch(**kwargs)

@@ -1,4 +1,4 @@
-"""Speech recognition with OpenAI Whisper: one resident model, file/array/batch transcription, subtitle writers.
+"""Speech recognition with OpenAI Whisper: one resident model, file/array/batch transcription.
 
 ``ASREngine`` runs from a script or a notebook without the UI::
 
@@ -11,6 +11,12 @@ without speech is never decoded (Whisper hallucinates "Thank you." on silence an
 stretches without speech are skipped (``clip_timestamps``), so times stay those of the original file.
 Each 30 s window is decoded with Whisper's temperature fallback, and a window whose text is still a
 repetition loop afterwards is dropped with a notice.
+
+Why this module is long (~1,000 lines): ``ASREngine`` is the whole decode path of openai-whisper (load,
+VAD gate, clip timestamps, temperature fallback, loop guard, batched decoding that redoes failing results
+one by one), and its steps share the loaded model, tokenizer and options. What stands alone lives
+elsewhere: transcripts and their files (``engines.transcript``), the speech check before decoding
+(``engines.vad``), loop detection (``engines.segment``).
 """
 
 from __future__ import annotations
@@ -19,11 +25,8 @@ import base64
 import contextlib
 import dataclasses
 import gzip
-import io
-import json
 import logging
 import os
-import re
 import threading
 import time
 import urllib.error
@@ -35,14 +38,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from config import WHISPER_SIZES, Settings
-from engines.audio import load_audio, rms_dbfs, write_text
+from engines.audio import load_audio
 from engines.device import oom_guard, resolve_device
 from engines.errors import AudioError, InputError, LabError, MissingWeightsError
 from engines.holder import ModelHolder
 from engines.progress import ProgressFn
-from engines.segment import COMPRESSION_LIMIT, frame_levels, repetition_loop
+from engines.segment import COMPRESSION_LIMIT, repetition_loop
 from engines.tiny import TinyModels
-from engines.vad import DIGITAL_SILENCE_DBFS, SpeechRegion, peak_dbfs, speech_regions
+from engines.transcript import Segment, Transcript, Word
+from engines.vad import SpeechCheck, check_speech
 
 if TYPE_CHECKING:
     import torch
@@ -67,15 +71,6 @@ TEMPERATURE_INCREMENT = 0.2
 # A window whose text still repeats an n-gram this often in a row after the fallback is a loop. Higher than
 # segment.repetition_loop's 3 (a dataset flag): real speech says "no, no, no", and here the window is dropped.
 LOOP_REPEATS = 4
-
-# Where speech is decides what Whisper hears (engines.vad). Each detected region gets this much context on
-# both sides (Silero trims soft onsets, more so under noise); regions closer than MIN_SKIP_SECONDS are decoded
-# together (Whisper copes with pauses inside a window); longer stretches without speech are never decoded.
-SPEECH_PAD_SECONDS = 1.0
-MIN_SKIP_SECONDS = 4.0
-# Only describes what the detector rejected (the detector decides): steady noise keeps the levels of its 30 ms
-# frames within a few dB (white ~1 dB, pink ~6 dB, hum 0 dB); speech swings 20-40 dB.
-STEADY_SPREAD_DB = 10.0
 
 # The tiny random model never emits end-of-text, so every window would run to Whisper's 224-token limit of
 # gibberish; capping it keeps tiny-mode runs (tests, UI checks, the eval loop) fast. Real models are not capped.
@@ -105,60 +100,6 @@ class ASROptions:
     max_tokens: int | None = None  # cap on decoded tokens per 30 s window (benchmarks, tiny mode); None = 224
     vad: bool = True  # decode only where the voice-activity detector hears speech; False = all of it
     # (digital silence excepted; Whisper may then hallucinate words on noise)
-
-
-@dataclass
-class Word:
-    start: float  # seconds from the start of the audio
-    end: float
-    word: str  # with its leading space, as Whisper returns it
-    probability: float
-
-
-@dataclass
-class Segment:
-    start: float  # seconds from the start of the audio (skipped stretches included)
-    end: float
-    text: str
-    words: list[Word] | None = None  # only with word_timestamps
-    avg_logprob: float | None = None  # mean token log-probability of the window it came from (confidence)
-    no_speech_prob: float | None = None  # Whisper's probability that its window holds no speech
-    temperature: float | None = None  # the fallback temperature its window was decoded at (0 = first try)
-    compression_ratio: float | None = None  # of its window's text (over 2.4 = a loop)
-
-
-@dataclass
-class Transcript:
-    text: str  # all segments joined, stripped
-    language: str | None  # Whisper code, detected or forced (None when nothing was decoded)
-    segments: list[Segment]
-    audio_seconds: float
-    seconds: float  # processing time, model loading excluded
-    rtf: float  # seconds / audio_seconds (below 1 = faster than real time)
-    notice: str | None = None  # e.g. why the text is empty, or what was dropped as a repetition loop
-    source: str | None = None  # file name or caller's label
-
-
-@dataclass(frozen=True)
-class SpeechCheck:
-    """What the voice-activity check before decoding found, and what Whisper will hear."""
-
-    audio_seconds: float
-    regions: tuple[SpeechRegion, ...]  # where the detector heard speech (empty with vad=False)
-    spans: tuple[tuple[float, float], ...]  # (start, end) seconds to decode: regions padded and merged
-    reason: str | None = None  # why nothing is decoded (then spans is empty); None = there is speech
-
-    @property
-    def whole(self) -> bool:
-        """True when the whole audio is decoded (nothing worth skipping)."""
-        return self.spans == ((0.0, self.audio_seconds),)
-
-    @property
-    def clip_timestamps(self) -> list[float] | None:
-        """The spans as whisper.transcribe's ``clip_timestamps`` (start, end, ...), or None for the whole audio."""
-        if self.whole or not self.spans:
-            return None
-        return [t for span in self.spans for t in span]
 
 
 @dataclass
@@ -279,73 +220,6 @@ def loop_reason(text: str, compression_ratio: float | None = None) -> str | None
     if compression_ratio is not None and compression_ratio > COMPRESSION_RATIO_THRESHOLD:
         return f"its text compresses {compression_ratio:.1f}x (over {COMPRESSION_RATIO_THRESHOLD}), a repetition loop"
     return repetition_loop(text, min_repeats=LOOP_REPEATS)
-
-
-def _describe_non_speech(audio: np.ndarray) -> str:
-    """What the detector rejected, in words: steady noise keeps its 30 ms frame levels within a few dB."""
-    levels, _ = frame_levels(audio, SAMPLE_RATE, frame_ms=30.0)
-    level = f"{rms_dbfs(audio):.0f} dBFS"
-    if levels.size < 4:
-        return f"a sound too short to judge ({level})"
-    low, high = (float(v) for v in np.percentile(levels, [10, 90]))
-    if high - low < STEADY_SPREAD_DB and low > DIGITAL_SILENCE_DBFS:
-        return f"steady noise or hum ({level}, level spread {high - low:.1f} dB)"
-    return f"noise, clicks or other sounds ({level})"
-
-
-def _spans(regions: list[SpeechRegion], audio_seconds: float) -> tuple[tuple[float, float], ...]:
-    """Regions padded by SPEECH_PAD_SECONDS, merged across gaps under MIN_SKIP_SECONDS, snapped to the ends."""
-    spans: list[list[float]] = []
-    for region in regions:
-        start = max(0.0, region.start - SPEECH_PAD_SECONDS)
-        end = min(audio_seconds, region.end + SPEECH_PAD_SECONDS)
-        if spans and start - spans[-1][1] < MIN_SKIP_SECONDS:
-            spans[-1][1] = max(spans[-1][1], end)
-        else:
-            spans.append([start, end])
-    if spans and spans[0][0] < MIN_SKIP_SECONDS:
-        spans[0][0] = 0.0
-    if spans and audio_seconds - spans[-1][1] < MIN_SKIP_SECONDS:
-        spans[-1][1] = audio_seconds
-    return tuple((a, b) for a, b in spans)
-
-
-def check_speech(audio_16k: np.ndarray, vad: bool = True) -> SpeechCheck:
-    """Find where the audio holds speech (Silero VAD, level-independent) and what Whisper should decode.
-
-    Args:
-        audio_16k: mono float samples at 16 kHz.
-        vad: False = decode everything that is not digital silence (no detector).
-
-    Returns:
-        The check: detected regions, the spans to decode, or the reason nothing should be.
-    """
-    audio = np.asarray(audio_16k, dtype=np.float32)
-    audio_seconds = len(audio) / SAMPLE_RATE
-    peak = peak_dbfs(audio)
-    if peak < DIGITAL_SILENCE_DBFS:
-        return SpeechCheck(audio_seconds, (), (), f"it is silent (peak {peak:.0f} dBFS)")
-    if not vad:
-        return SpeechCheck(audio_seconds, (), ((0.0, audio_seconds),))
-    regions = speech_regions(audio)
-    if not regions:
-        if audio_seconds < 0.1:
-            return SpeechCheck(audio_seconds, (), (), f"it is too short to hold speech ({audio_seconds:.2f} s)")
-        reason = f"the voice-activity detector heard no voice in it, only {_describe_non_speech(audio)}"
-        return SpeechCheck(audio_seconds, (), (), reason)
-    return SpeechCheck(audio_seconds, tuple(regions), _spans(regions, audio_seconds))
-
-
-def no_speech_reason(audio: np.ndarray) -> str | None:
-    """Why this audio holds no speech (voice-activity check before decoding), or None when it does.
-
-    Args:
-        audio: mono samples at 16 kHz, any level.
-
-    Returns:
-        A short reason ("it is silent (peak -inf dBFS)", "the voice-activity detector heard no voice ...") or None.
-    """
-    return check_speech(audio).reason
 
 
 def _as_mono(audio: np.ndarray, source: str | None) -> np.ndarray:
@@ -607,6 +481,34 @@ class ASREngine:
             progress(0.0, desc=f"Loading Whisper {model_id}")
         with self.gpu_lock, oom_guard(f"loading Whisper {model_id}", OOM_ADVICE):
             return self.holder.get(model_id, device, self._load)
+
+    def download(self, size: str, progress: ProgressFn | None = None) -> Path:
+        """Fetch a Whisper size into the cache folder without loading it (whisper's own download: checked by
+        SHA-256, tqdm progress, so a ``gr.Progress(track_tqdm=True)`` shows it). A file already there is kept.
+
+        Raises:
+            InputError: not a Whisper size. MissingWeightsError: offline, refused, or a corrupt download.
+        """
+        import whisper
+
+        if size not in whisper._MODELS:
+            raise InputError(f"{size!r} is not a Whisper size. Sizes: {', '.join(WHISPER_SIZES)}.")
+        if progress is not None:
+            progress(0.0, desc=f"Downloading Whisper {size}")
+        try:
+            path = whisper._download(whisper._MODELS[size], str(self.cache_dir), in_memory=False)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            raise MissingWeightsError(self._missing_message(size, f"the download failed ({exc})")) from exc
+        except RuntimeError as exc:  # whisper: "Model has been downloaded but the SHA256 checksum does not match"
+            (self.cache_dir / os.path.basename(whisper._MODELS[size])).unlink(missing_ok=True)  # never keep it
+            raise MissingWeightsError(self._missing_message(size, "the downloaded file is corrupt")) from exc
+        return Path(path)
+
+    def downloaded(self, size: str) -> bool:
+        """Whether a Whisper size's checkpoint is in the cache folder."""
+        import whisper
+
+        return size in whisper._MODELS and (self.cache_dir / os.path.basename(whisper._MODELS[size])).is_file()
 
     def unload(self) -> bool:
         """Drop the resident model. Returns True when one was loaded."""
@@ -1129,106 +1031,15 @@ def _drop_loops(raw_segments: list[dict[str, Any]]) -> tuple[list[Segment], str]
     return kept, "; ".join(dropped)
 
 
-# ----- writers -----
-
-
-def _whisper_result(t: Transcript) -> dict[str, Any]:
-    """The transcript in whisper.transcribe's result shape, for whisper.utils' writers.
-
-    Words are left out on purpose: given them, the writers switch to word mode, which drops a segment
-    without words and does not escape "-->" in the text. Cues are the segments either way (whisper sets a
-    segment's times to its first and last word's).
-    """
-    segments = [{"id": i, "start": s.start, "end": s.end, "text": s.text} for i, s in enumerate(t.segments)]
-    return {"text": t.text, "segments": segments, "language": t.language}
-
-
-def _write_with(writer_cls: type, t: Transcript) -> str:
-    buffer = io.StringIO()
-    writer_cls(".").write_result(_whisper_result(t), file=buffer)
-    return buffer.getvalue()
-
-
-def to_txt(t: Transcript) -> str:
-    """Plain text, one line per segment (whisper's TXT writer)."""
-    from whisper.utils import WriteTXT
-
-    return _write_with(WriteTXT, t)
-
-
-def to_srt(t: Transcript) -> str:
-    """SubRip subtitles: numbered cues, ``HH:MM:SS,mmm --> HH:MM:SS,mmm`` (whisper's SRT writer)."""
-    from whisper.utils import WriteSRT
-
-    return _write_with(WriteSRT, t)
-
-
-def to_vtt(t: Transcript) -> str:
-    """WebVTT subtitles: ``WEBVTT`` header, ``MM:SS.mmm`` cues (whisper's VTT writer)."""
-    from whisper.utils import WriteVTT
-
-    return _write_with(WriteVTT, t)
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf (whisper's "not measured") become null, so the file stays valid JSON."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def to_json(t: Transcript) -> str:
-    """Everything in the transcript (segments, words, timing, notice) as pretty JSON."""
-    return json.dumps(_finite(dataclasses.asdict(t)), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def safe_stem(name: str) -> str:
-    """A file-name-safe stem (letters, digits, ._-), never empty."""
-    stem = re.sub(r"[^\w.-]+", "_", Path(name).stem, flags=re.UNICODE).strip("._")
-    return stem[:80] or "audio"
-
-
-def save_outputs(transcript: Transcript, folder: Path, stem: str) -> dict[str, Path]:
-    """Write the TXT, SRT, VTT and JSON files, each atomically.
-
-    Args:
-        transcript: what to write.
-        folder: target folder (the app uses workspace/outputs/asr/); created when missing.
-        stem: file name without extension (made safe).
-
-    Returns:
-        {"txt": path, "srt": path, "vtt": path, "json": path}.
-    """
-    folder = Path(folder)
-    stem = safe_stem(stem)
-    writers = {"txt": to_txt, "srt": to_srt, "vtt": to_vtt, "json": to_json}
-    return {ext: write_text(folder / f"{stem}.{ext}", fn(transcript)) for ext, fn in writers.items()}
-
-
 __all__ = [
     "ASREngine",
     "ASROptions",
-    "Segment",
-    "SpeechCheck",
-    "Transcript",
-    "Word",
     "alignment_heads_dump",
     "check_options",
-    "check_speech",
     "loop_reason",
     "needs_fallback",
-    "no_speech_reason",
     "normalize_language",
-    "save_outputs",
     "temperatures",
-    "to_json",
-    "to_srt",
-    "to_txt",
-    "to_vtt",
     "whisper_languages",
     "window_is_silent",
 ]

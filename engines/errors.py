@@ -15,8 +15,16 @@ class AudioError(InputError):
     """An audio file that cannot be decoded or is unusable (empty, too short, silent)."""
 
 
+class AudioTooLargeError(AudioError):
+    """An audio file over the size limit, or too large to decode in memory (it may well be audio)."""
+
+
 class MissingWeightsError(LabError, FileNotFoundError):
     """Model weights are neither on disk nor downloadable."""
+
+
+class CancelledError(LabError):
+    """The caller gave up on the job (a closed browser tab, a Stop): nothing was saved."""
 
 
 class BusyError(LabError):

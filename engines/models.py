@@ -102,6 +102,28 @@ def how_to_get_base(models_dir: Path) -> str:
     )
 
 
+TOS_FILE = "tos_agreed.txt"  # coqui ModelManager's own marker of an accepted licence
+TOS_TEXT = "I have read, understood and agreed to the Terms and Conditions."  # what coqui writes in it
+
+
+def _tos_file(settings: Settings) -> Path:
+    return base_search(settings).prefix / "tts" / BASE_FOLDER_NAME / TOS_FILE
+
+
+def licence_accepted(settings: Settings) -> bool:
+    """Whether Coqui's CPML licence was accepted: ``COQUI_TOS_AGREED=1`` or coqui's marker file."""
+    return os.environ.get("COQUI_TOS_AGREED") == "1" or _tos_file(settings).is_file()
+
+
+def accept_licence(settings: Settings) -> Path:
+    """Record that the user accepted the CPML (the app's "I agree" button), as coqui's own prompt does."""
+    path = _tos_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(TOS_TEXT, encoding="utf-8")
+    log.info("Coqui CPML licence accepted (%s)", path)
+    return path
+
+
 def download_base(settings: Settings, models_dir: Path, progress: ProgressFn, log_fn: LogFn) -> Path:
     """Fetch XTTS v2 through coqui's ModelManager into the search places.
 
@@ -111,8 +133,7 @@ def download_base(settings: Settings, models_dir: Path, progress: ProgressFn, lo
     search = base_search(settings)
     expected = ", ".join(INFERENCE_FILES)
     how = how_to_get_base(models_dir)
-    tos_file = search.prefix / "tts" / BASE_FOLDER_NAME / "tos_agreed.txt"
-    if os.environ.get("COQUI_TOS_AGREED") != "1" and not tos_file.is_file():
+    if not licence_accepted(settings):
         # coqui would otherwise prompt on stdin, which blocks a server.
         raise MissingWeightsError(
             f"XTTS v2 weights are not on this machine (searched {search.describe()} for {expected}). "
@@ -169,8 +190,10 @@ __all__ = [
     "TRAINING_FILES",
     "BaseSearch",
     "base_search",
+    "accept_licence",
     "download_base",
     "find_base_model",
     "how_to_get_base",
+    "licence_accepted",
     "missing_files",
 ]

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engines.audio import frame_levels
+
 log = logging.getLogger(__name__)
 
 MAX_MERGE_GAP = 1.0  # seconds: never merge two segments across a longer pause (silence inside a clip)
@@ -301,16 +303,6 @@ def speech_spans(audio_16k: np.ndarray, max_span: float, sr: int = 16000) -> lis
 # ----- pauses in plain audio (re-cutting a clip without word timings) -----
 
 
-def frame_levels(audio: np.ndarray, sr: int, frame_ms: float = 20.0) -> tuple[np.ndarray, float]:
-    """Level in dBFS of consecutive frames, and the frame length in seconds."""
-    hop = max(1, int(sr * frame_ms / 1000))
-    n = len(audio) // hop
-    if n == 0:
-        return np.array([]), hop / sr
-    frames = audio[: n * hop].astype(np.float64).reshape(n, hop)
-    return 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-12), hop / sr
-
-
 def find_pauses(
     audio: np.ndarray, sr: int, *, silence_db: float = -50.0, below_peak_db: float = 30.0, min_pause: float = 0.12
 ) -> list[tuple[float, float]]:
@@ -469,7 +461,6 @@ __all__ = [
     "clean_text",
     "compression_ratio",
     "find_pauses",
-    "frame_levels",
     "join_texts",
     "plan_clips",
     "plan_recut",

@@ -5,7 +5,8 @@ Started by ``TrainingEngine.start``/``resume`` in its own session. Reads run.jso
 trains the same way as XTTS v2), trains with ``trainer.Trainer`` and records:
 
 - metrics.jsonl: one line per step (epoch, step, loss_text_ce, loss_mel_ce, loss, lr, time, step
-  time, GPU memory) and one per evaluation;
+  time, GPU memory) and one per evaluation; a resume first drops the lines of the steps it trains
+  again (those after its checkpoint), so a step keeps one line;
 - checkpoints/checkpoint_<step>.pth every ``save_every`` steps, at each epoch end and on stop, each
   written to a temp file, fsynced and renamed (a kill never leaves half a checkpoint under that name);
 - run.json status: running -> finished / stopped / failed (with the reason; CUDA out-of-memory says
@@ -28,10 +29,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from engines.audio import write_json
+from engines.audio import atomic_file, write_json
 from engines.errors import InputError, LabError
 from engines.provenance import utc_now
-from engines.training import (
+from engines.train_options import (
+    SAMPLE_RATE,
+    TrainOptions,
+    options_from_dict,
+)
+from engines.train_runs import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
     FAILED,
@@ -39,16 +45,14 @@ from engines.training import (
     INDEX_FILE,
     METRICS_FILE,
     RUNNING,
-    SAMPLE_RATE,
     STOPPED,
     TRAINED_PREFIX,
-    TrainOptions,
     checkpoint_files,
     clip_seconds,
-    options_from_dict,
     read_dataset,
     read_index,
     read_run,
+    trim_metrics,
     update_run,
 )
 
@@ -247,6 +251,17 @@ def make_trainer_class():
             self.metrics_fh.write(json.dumps(row) + "\n")
             self.metrics_fh.flush()
 
+        def restart_metrics(self) -> None:
+            """Keep metrics.jsonl to one line per step: drop the lines after the step training restarts from
+            (the steps after the restored checkpoint, or all of them without one), then append again."""
+            self.metrics_fh.close()
+            dropped = trim_metrics(self.run_dir, self.total_steps_done)
+            if dropped:
+                log.info(
+                    "Dropped %d metrics line(s) after step %d: those steps run again", dropped, self.total_steps_done
+                )
+            self.metrics_fh = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+
         def gpu_gib(self) -> float | None:
             if not self.use_cuda:
                 return None
@@ -360,12 +375,10 @@ def make_trainer_class():
             folder = self.run_dir / CHECKPOINT_DIR
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"checkpoint_{steps}.pth"
-            tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as fh:
+            with atomic_file(path) as tmp, open(tmp, "wb") as fh:  # tmp name: .checkpoint_<step>.pth.*.tmp
                 torch.save(state, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
             index = read_index(self.run_dir)
             index[path.name] = {
                 "step": steps,
@@ -497,6 +510,7 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag) -> str:
             break
         except Exception as exc:  # noqa: BLE001 - try the previous checkpoint
             log.warning("Cannot resume from %s (%s); trying an older checkpoint", path.name, exc)
+    trainer.restart_metrics()
     steps_per_epoch = -(-len(train_samples) // options.batch_size)
     update_run(
         run_dir,

@@ -17,17 +17,19 @@ optimizer, scheduler and position; the frozen parts (HiFi-GAN decoder, speaker e
 base model's and are taken from it again on resume and export.
 
 No gradio here. The worker module holds the training loop; this module is cheap to import.
+
+Layout: options and presets are in ``engines.train_options``, the run folder's files (run.json under a lock,
+metrics, checkpoints, pid check) in ``engines.train_runs`` (the worker shares them), the loop in
+``engines.train_worker``. This module is still ~850 lines because ``TrainingEngine`` is one lifecycle
+(validate, spawn, stop, kill, resume, status, export) over the same run folder and process handle.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import math
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -35,361 +37,54 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from config import ROOT, XTTS_LANGUAGES, Settings
+from config import ROOT, Settings
 from engines import models
 from engines.audio import write_json
-from engines.dataset_format import read_info, read_metadata
 from engines.errors import BusyError, InputError, LabError, MissingWeightsError
 from engines.models import BASE_ID, MODEL_FILES, TINY_ID, TRAINING_ASSETS, TRAINING_FILES
 from engines.names import check_name
 from engines.provenance import name_stamp, utc_now
+from engines.train_options import (
+    CODE_STRIDE,
+    PRESETS,
+    SAMPLE_RATE,
+    TrainOptions,
+    estimate_vram_gib,
+    options_from_dict,
+    preset_options,
+)
+from engines.train_runs import (
+    CHECKPOINT_DIR,
+    CRASHED,
+    FAILED,
+    LOG_FILE,
+    METRICS_FILE,
+    RESUMABLE,
+    RUN_FILE,
+    RUNNING,
+    STOPPED,
+    TRAINED_PREFIX,
+    BaseModel,
+    RunStatus,
+    RunSummary,
+    checkpoint_files,
+    checkpoint_step,
+    clip_seconds,
+    file_lock,
+    log_tail,
+    pid_alive,
+    read_dataset,
+    read_index,
+    read_metrics,
+    read_run,
+    update_run,
+)
 
 log = logging.getLogger(__name__)
-
-RUN_FILE = "run.json"
-METRICS_FILE = "metrics.jsonl"
-LOG_FILE = "train.log"
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
-INDEX_FILE = "index.json"
-CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)\.pth$")
-TRAINED_PREFIX = "xtts.gpt."  # the only weights GPTTrainer's optimizer updates
-SAMPLE_RATE = 22050  # GPTTrainer's input rate (XTTS audio.sample_rate)
-CODE_STRIDE = 1024  # audio samples per GPT audio token (XTTS gpt_code_stride_len)
-RUNNING, FINISHED, FAILED, STOPPED, CRASHED = "running", "finished", "failed", "stopped", "crashed"
-RESUMABLE = (STOPPED, CRASHED, FAILED)
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """One fine-tuning run's settings (see ``PRESETS`` for sensible sets)."""
-
-    dataset: str = ""  # dataset folder name under settings.datasets_dir
-    base_model: str = "xtts_v2"  # "xtts_v2", "tiny" (tiny mode) or a model dir (folder under workspace/models)
-    epochs: int = 10  # passes over the training clips
-    batch_size: int = 4  # clips per step; 1 allowed; VRAM grows with it
-    grad_accum: int = 1  # steps whose gradients add up before one update (effective batch = batch x accum)
-    learning_rate: float = 5e-6  # AdamW learning rate (coqui's XTTS recipe uses 5e-6)
-    max_audio_seconds: float = 11.0  # longer clips are left out of training (coqui's limit is ~11.6 s)
-    save_every: int = 1000  # checkpoint every N steps (there is always one at each epoch end)
-    eval_every: int | None = None  # evaluate every N steps; None = at each epoch end only
-    seed: int = 1  # seeds the data order and conditioning slices
-    keep_checkpoints: int = 3  # newest checkpoints kept on disk (the best-eval one is always kept)
-
-
-# Presets fill every field but dataset and base model. VRAM figures: see ``estimate_vram_gib``.
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {
-        "epochs": 5,
-        "batch_size": 2,
-        "grad_accum": 1,
-        "learning_rate": 5e-6,
-        "max_audio_seconds": 11.0,
-        "save_every": 500,
-        "eval_every": None,
-        "seed": 1,
-        "keep_checkpoints": 2,
-    },
-    "standard": {
-        "epochs": 10,
-        "batch_size": 4,
-        "grad_accum": 2,
-        "learning_rate": 5e-6,
-        "max_audio_seconds": 11.0,
-        "save_every": 1000,
-        "eval_every": None,
-        "seed": 1,
-        "keep_checkpoints": 3,
-    },
-    "thorough": {
-        "epochs": 20,
-        "batch_size": 6,
-        "grad_accum": 4,
-        "learning_rate": 4e-6,
-        "max_audio_seconds": 11.0,
-        "save_every": 1000,
-        "eval_every": None,
-        "seed": 1,
-        "keep_checkpoints": 5,
-    },
-}
-
-
-def preset_options(name: str, **overrides: Any) -> TrainOptions:
-    """TrainOptions from a preset, with dataset/base model (and any field) given by the caller.
-
-    Args:
-        name: "quick", "standard" or "thorough".
-        **overrides: TrainOptions fields to set on top (dataset, base_model, ...).
-
-    Returns:
-        The options.
-
-    Raises:
-        InputError: unknown preset.
-    """
-    if name not in PRESETS:
-        raise InputError(f"Unknown preset {name!r}; choose one of: {', '.join(PRESETS)}.")
-    return TrainOptions(**{**PRESETS[name], **overrides})
-
-
-def estimate_vram_gib(
-    batch_size: int,
-    max_audio_seconds: float = 11.0,
-    *,
-    gpt_params: float = 441.0e6,
-    layers: int = 30,
-    width: int = 1024,
-    heads: int = 16,
-    max_text_tokens: int = 200,
-) -> float:
-    """Upper-bound GPU memory estimate for fine-tuning (fp32 AdamW), defaults = XTTS v2's GPT.
-
-    This is a reasoned estimate, not a measurement: the trained GPT (441 M parameters in XTTS v2)
-    needs 16 bytes per parameter (weights, gradients, two AdamW moments) = 7.1 GB; the frozen parts
-    (HiFi-GAN decoder, speaker encoder, DVAE) and the CUDA context add ~1.2 GB. Activations per clip
-    follow the transformer rule ``layers x seq x width x (34 + 5 x heads x seq / width)`` bytes (at
-    16 bit; doubled for fp32), with ``seq`` = 32 conditioning latents + text tokens + audio codes (one
-    per 1024 samples at 22.05 kHz): about 1.9 GiB per clip with 11 s clips and 200 text tokens. Real
-    batches are padded to their longest clip, so typical use is lower. With XTTS v2 and 11 s clips:
-
-    - quick (batch 2): ~11.6 GiB — a 12 GB card is tight, 16 GB is comfortable
-    - standard (batch 4): ~15.4 GiB — a 16 GB card is tight, 24 GB is comfortable
-    - thorough (batch 6): ~19.3 GiB — needs a 24 GB card
-
-    Lowering ``max_audio_seconds`` or the batch size lowers it; gradient accumulation does not cost memory.
-
-    Args:
-        batch_size: clips per step.
-        max_audio_seconds: longest training clip.
-        gpt_params: trainable parameters.
-        layers / width / heads: the GPT's shape (from the base model's config.json).
-        max_text_tokens: longest text in tokens.
-
-    Returns:
-        GiB.
-    """
-    fixed = gpt_params * 16 + 1.25e9
-    seq = 32 + max_text_tokens + math.ceil(max_audio_seconds * SAMPLE_RATE / CODE_STRIDE) + 4
-    per_clip = layers * seq * width * (34 + 5 * heads * seq / width) * 2
-    return round((fixed + batch_size * per_clip) / 2**30, 1)
-
-
-@dataclass(frozen=True)
-class BaseModel:
-    """A resolved fine-tuning base: the files GPTTrainer needs."""
-
-    model_id: str  # as the user picked it
-    model_dir: Path  # folder with model.pth, config.json, vocab.json
-    checkpoint: Path  # model.pth
-    config: Path  # config.json (its model_args give the GPT's shape)
-    vocab: Path  # vocab.json (tokenizer)
-    dvae: Path  # dvae.pth (audio codes for the GPT's targets)
-    mel_stats: Path  # mel_stats.pth (mel normalisation)
-    speakers: Path | None  # speakers_xtts.pth, copied on export when present
-
-
-@dataclass
-class RunStatus:
-    """What the live view shows for one run."""
-
-    run_id: str  # folder name under workspace/runs
-    status: str  # running / finished / failed / stopped / crashed
-    dataset: str  # dataset name
-    base_model: str  # base model id
-    device: str  # cpu / cuda...
-    epoch: int  # current epoch, 1-based (0 before the first step)
-    epochs: int  # epochs asked for
-    step: int  # optimizer steps done (global, continues across resumes)
-    total_steps: int | None  # steps the whole run takes (known once the worker has loaded the data)
-    eta_seconds: float | None  # from recent step times; None when not running
-    train_loss: float | None  # latest step's total loss
-    eval_loss: float | None  # latest evaluation's loss
-    best_eval_loss: float | None  # lowest evaluation loss so far
-    lr: float | None  # latest learning rate
-    gpu_memory_gib: float | None  # peak GPU memory of the worker; None on CPU
-    log_tail: str  # last lines of train.log
-    error: str | None  # why it failed
-    checkpoints: int  # checkpoints on disk
-    elapsed_seconds: float  # training time over all sessions
-    resumable: bool  # stopped, crashed or failed: resume() continues from the last checkpoint
-
-
-@dataclass
-class RunSummary:
-    """One row of the runs list."""
-
-    run_id: str  # folder name
-    status: str  # as in RunStatus
-    dataset: str  # dataset name
-    settings: str  # base model, epochs, batch, accumulation, learning rate
-    best_eval_loss: float | None  # lowest evaluation loss
-    duration_seconds: float  # training time
-    created: str  # ISO time
-    step: int  # steps done
-
-
-# --------------------------------------------------------------------------- run folder files
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock shared with the worker process (read-modify-write of run.json)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def read_run(run_dir: Path) -> dict[str, Any]:
-    """The run's run.json as a dict.
-
-    Raises:
-        InputError: the folder is not a run.
-    """
-    try:
-        return json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"No training run in {run_dir.name!r} (run.json missing or unreadable).") from exc
-
-
-def update_run(run_dir: Path, **changes: Any) -> dict[str, Any]:
-    """Change fields of run.json atomically, under a lock shared by the app and the worker."""
-    with _file_lock(run_dir / ".run.lock"):
-        info = read_run(run_dir)
-        info.update(changes)
-        info["updated"] = utc_now()
-        write_json(run_dir / RUN_FILE, info)
-        return info
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl lines; a line cut short by a kill is skipped."""
-    path = run_dir / METRICS_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
-
-
-def read_index(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """checkpoints/index.json: checkpoint file name -> step, epoch, kind, train/eval loss."""
-    try:
-        return json.loads((run_dir / CHECKPOINT_DIR / INDEX_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def checkpoint_files(run_dir: Path) -> list[Path]:
-    """Complete checkpoints (temp files of an interrupted save are never named like this), by step."""
-    folder = run_dir / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_RE.match(p.name)) and p.is_file()]
-    return [p for _, p in sorted(found)]
-
-
-def checkpoint_step(path: Path) -> int:
-    match = CHECKPOINT_RE.match(path.name)
-    if not match:
-        raise InputError(f"{path.name} is not a training checkpoint (expected checkpoint_<step>.pth).")
-    return int(match.group(1))
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def log_tail(run_dir: Path, lines: int = 40) -> str:
-    """Last lines of train.log with terminal colour codes removed."""
-    path = run_dir / LOG_FILE
-    if not path.is_file():
-        return ""
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - 64 * 1024))
-        text = fh.read().decode("utf-8", errors="replace")
-    text = _ANSI.sub("", text).replace("\r", "\n")
-    kept = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
-    return "\n".join(kept[-lines:])
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True when ``pid`` is a live (not zombie) training worker; a recycled pid does not count."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state in ("Z", "X"):  # exited, not yet reaped by its parent
-                return False
-            if b"engines.train_worker" not in (proc / "cmdline").read_bytes():
-                return False
-        except (OSError, IndexError):
-            pass
-    return True
-
-
-def read_dataset(dataset_dir: Path) -> tuple[list[dict[str, str]], list[dict[str, str]], str]:
-    """Read a coqui-format dataset: (train rows, eval rows, language).
-
-    Rows are ``{"audio_file": absolute path, "text", "speaker_name"}``; rows whose audio file is missing
-    or whose text is empty are left out.
-
-    Raises:
-        InputError: no dataset.json language, or an unsupported language.
-    """
-    try:
-        meta = read_info(dataset_dir) or {}
-    except (OSError, ValueError):
-        meta = {}
-    language = str(meta.get("language") or "").strip().lower()
-    if language not in XTTS_LANGUAGES:
-        raise InputError(
-            f"Dataset {dataset_dir.name!r} has no valid language in dataset.json (got {language or 'none'!r}); "
-            f"XTTS speaks: {', '.join(XTTS_LANGUAGES)}."
-        )
-
-    def rows(split: str) -> list[dict[str, str]]:
-        return [
-            {"audio_file": str(e.path(dataset_dir)), "text": e.text, "speaker_name": e.speaker_name or "speaker"}
-            for e in read_metadata(dataset_dir, split)
-            if e.path(dataset_dir).is_file()
-        ]
-
-    return rows("train"), rows("eval"), language
-
-
-def clip_seconds(path: str | Path) -> float:
-    """Duration from the file header (cheap; no decoding)."""
-    import soundfile as sf
-
-    try:
-        info = sf.info(str(path))
-        return info.frames / float(info.samplerate)
-    except Exception:  # noqa: BLE001 - an unreadable clip simply does not count
-        return 0.0
-
 
 # --------------------------------------------------------------------------- engine
 
@@ -712,7 +407,7 @@ class TrainingEngine:
 
         dataset_dir, base, facts = self.validate(options)
         device = resolve_device(self.settings.device)
-        with self._lock, _file_lock(self.runs_dir / ".start.lock"):
+        with self._lock, file_lock(self.runs_dir / ".start.lock"):
             self._refuse_if_busy()
             run_id = self._new_run_id(options.dataset)
             run_dir = self.runs_dir / run_id
@@ -774,7 +469,7 @@ class TrainingEngine:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             self._wait_exit(run_id, pid, 10.0)
-        with _file_lock(run_dir / ".run.lock"):
+        with file_lock(run_dir / ".run.lock"):
             current = read_run(run_dir)
         if current.get("status") == RUNNING:  # killed before it could say so itself
             update_run(run_dir, status=STOPPED, ended=utc_now())
@@ -804,7 +499,7 @@ class TrainingEngine:
             BusyError: another run is running.
         """
         run_dir = self.run_dir(run_id)
-        with self._lock, _file_lock(self.runs_dir / ".start.lock"):
+        with self._lock, file_lock(self.runs_dir / ".start.lock"):
             info = read_run(run_dir)
             status = self._status_of(run_id, info)
             if status == RUNNING:
@@ -1143,13 +838,9 @@ def _inference_state(model_path: Path) -> dict[str, Any]:
     return Xtts.get_compatible_checkpoint_state_dict(object.__new__(Xtts), model_path)
 
 
-def options_from_dict(data: dict[str, Any]) -> TrainOptions:
-    """TrainOptions from a run.json ``options`` dict, ignoring unknown keys (older/newer versions)."""
-    known = {f.name for f in fields(TrainOptions)}
-    return TrainOptions(**{k: v for k, v in data.items() if k in known})
-
-
+# The Finetune tab and scripts import options and run views from here, the engine's one public face.
 __all__ = [
+    "METRICS_FILE",
     "PRESETS",
     "BaseModel",
     "RunStatus",
@@ -1159,4 +850,6 @@ __all__ = [
     "estimate_vram_gib",
     "options_from_dict",
     "preset_options",
+    "read_metrics",
+    "read_run",
 ]

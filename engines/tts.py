@@ -7,6 +7,11 @@ Runs without the UI::
     eng = Engines.create(load_settings())
     result = eng.tts.synthesize("Hello there.", reference=[Path("me.wav")])
     print(result.path, result.rtf)
+
+Why this module is over 700 lines: request checks, the voice-latent cache and sentence-wise synthesis
+share one loaded model and its lock, and the checks must be importable without loading torch models
+(Eval's planner calls ``check_request``). Model lookup and download live in ``engines.models``, text
+splitting in ``engines.textsplit``, options in ``engines.options``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,6 +37,8 @@ from config import XTTS_LANGUAGES, Settings
 from engines import models
 from engines.audio import (
     AUDIO_EXTENSIONS,
+    clipped_fraction,
+    collect_notices,
     file_sha256,
     is_silent,
     load_audio,
@@ -39,7 +47,7 @@ from engines.audio import (
     write_json,
 )
 from engines.device import oom_guard, resolve_device
-from engines.errors import AudioError, InputError, LabError, MissingWeightsError
+from engines.errors import AudioError, CancelledError, InputError, LabError, MissingWeightsError
 from engines.holder import ModelHolder
 from engines.models import BASE_ID, MODEL_FILES, TINY_ID
 from engines.names import check_voice_name, slug, xtts_language
@@ -60,6 +68,8 @@ COND_SR = 22050  # XTTS computes conditioning at 22.05 kHz
 PAUSE_SECONDS = 0.2  # silence between sentences
 MIN_EMBED_SECONDS = 0.1  # the speaker encoder needs a few frames
 REFERENCE_NAME = "reference.wav"  # a model dir may ship its own voice
+CLIP_LEVEL = 0.99  # a sample at or above this magnitude sits at full scale
+CLIPPED_SHARE = 0.01  # a reference with more of its samples at full scale is called clipped (speech: ~0)
 
 # Extra packages some languages need for text normalisation (coqui-tts extras): code -> (modules, install hint).
 LANGUAGE_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -117,6 +127,107 @@ def _check_range(name: str, value: float | None) -> None:
         raise InputError(f"{name} must be between {low:g} and {high:g}; got {value:g}.")
 
 
+# The writing systems of the XTTS languages, by the first word of the characters' Unicode names.
+_LATIN_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "pl", "tr", "nl", "cs", "hu")
+LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {
+    **{code: frozenset({"LATIN"}) for code in _LATIN_LANGUAGES},
+    "ru": frozenset({"CYRILLIC"}),
+    "ar": frozenset({"ARABIC"}),
+    "zh-cn": frozenset({"CJK"}),
+    "ja": frozenset({"CJK", "HIRAGANA", "KATAKANA"}),
+    "ko": frozenset({"HANGUL"}),
+    "hi": frozenset({"DEVANAGARI"}),
+}
+_SCRIPT_LABELS = {
+    "LATIN": "Latin",
+    "CYRILLIC": "Cyrillic",
+    "ARABIC": "Arabic",
+    "CJK": "Chinese (Han)",
+    "HIRAGANA": "Japanese (kana)",
+    "KATAKANA": "Japanese (kana)",
+    "HANGUL": "Korean (Hangul)",
+    "DEVANAGARI": "Devanagari",
+}
+_SCRIPT_ADVICE = {
+    "LATIN": "pick the language it is written in (" + ", ".join(_LATIN_LANGUAGES) + ")",
+    "CYRILLIC": "pick Russian (ru) for Russian text",
+    "ARABIC": "pick Arabic (ar)",
+    "CJK": "pick Chinese (zh-cn), or Japanese (ja) for Japanese text",
+    "HIRAGANA": "pick Japanese (ja)",
+    "KATAKANA": "pick Japanese (ja)",
+    "HANGUL": "pick Korean (ko)",
+    "DEVANAGARI": "pick Hindi (hi)",
+}
+
+
+def _script(char: str) -> str:
+    """The writing system of a letter, from its Unicode name ("LATIN", "CJK", "HANGUL", ...; "" unnamed)."""
+    words = unicodedata.name(char, "").split()
+    while words and words[0] in ("FULLWIDTH", "HALFWIDTH"):
+        words = words[1:]
+    if not words:
+        return ""
+    first = words[0]
+    return {"KATAKANA-HIRAGANA": "KATAKANA", "IDEOGRAPHIC": "CJK"}.get(first, first)
+
+
+def check_text(text: str) -> str:
+    """Refuse text with nothing to say; return it stripped.
+
+    Raises:
+        InputError: empty, only invisible characters (zero-width spaces, joiners, BOMs), or no letter or
+            digit at all (only punctuation, symbols or emoji).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("The text is empty. Type what the voice should say.")
+    text = text.strip()
+    if any(unicodedata.category(c)[0] in "LN" for c in text):
+        return text
+    if all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc", "Mn", "Me") for c in text):
+        raise InputError(
+            "The text holds only invisible characters (zero-width spaces, joiners or other formatting marks), "
+            "so there is nothing to say. Type what the voice should say."
+        )
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    raise InputError(
+        f"The text {shown!r} has no letters or digits, only punctuation or symbols, so there is nothing to say. "
+        "Type words."
+    )
+
+
+def text_notices(text: str, language: str) -> list[str]:
+    """Warnings about text that XTTS will speak badly; the request still runs.
+
+    Today: text mostly written in a script the language does not use (Arabic or Chinese text with ``en``,
+    Latin text with ``zh-cn``), which XTTS mispronounces or skips.
+
+    Args:
+        text: the text to speak.
+        language: a normalised XTTS language code.
+
+    Returns:
+        One sentence per problem (empty when none).
+    """
+    expected = LANGUAGE_SCRIPTS.get(language)
+    if not expected:
+        return []
+    counts: dict[str, int] = {}
+    for char in text:
+        if unicodedata.category(char).startswith("L"):
+            script = _script(char)
+            counts[script] = counts.get(script, 0) + 1
+    letters = sum(counts.values())
+    if not letters or sum(counts.get(s, 0) for s in expected) * 2 >= letters:
+        return []
+    script = max((s for s in counts if s not in expected), key=lambda s: counts[s])
+    label = _SCRIPT_LABELS.get(script, script.title())
+    advice = _SCRIPT_ADVICE.get(script, f"XTTS speaks no language written in {label} script")
+    return [
+        f"The text is mostly in {label} script, but the language is {XTTS_LANGUAGES[language]} ({language}): "
+        f"XTTS will mispronounce it or leave it out. To fix it, {advice}."
+    ]
+
+
 def check_request(
     text: str,
     options: TTSOptions,
@@ -142,11 +253,9 @@ def check_request(
         (stripped text, normalised language code).
 
     Raises:
-        InputError: with a message naming what is allowed.
+        InputError: with a message naming what is allowed (``check_text`` for the text itself).
     """
-    if not isinstance(text, str) or not text.strip():
-        raise InputError("The text is empty. Type what the voice should say.")
-    text = text.strip()
+    text = check_text(text)
     if len(text) > max_chars:
         raise InputError(
             f"The text is {len(text)} characters long; the limit is {max_chars} (max_text_chars). "
@@ -354,8 +463,10 @@ class TTSEngine:
     # ------------------------------------------------------------------ voices (latents)
 
     def _decode_reference(self, path: Path) -> tuple[np.ndarray, list[str], dict[str, Any]]:
-        """Decode one clip at 22.05 kHz, refuse unusable ones, trim long ones (with a notice)."""
-        audio, sr = load_audio(path, sr=COND_SR, max_mb=self.settings.max_upload_mb)
+        """Decode one clip at 22.05 kHz, refuse unusable ones (too short, silent, only a DC offset), trim long
+        ones and flag clipped or repaired ones (with notices)."""
+        with collect_notices() as notices:
+            audio, sr = load_audio(path, sr=COND_SR, max_mb=self.settings.max_upload_mb)
         seconds = len(audio) / sr
         if seconds < self.settings.min_audio_seconds:
             raise AudioError(
@@ -366,7 +477,18 @@ class TTSEngine:
             raise AudioError(
                 f"{path.name} is silent (level {rms_dbfs(audio):.0f} dBFS); record or upload a clip with speech in it."
             )
-        notices = []
+        offset = float(np.mean(audio, dtype=np.float64))
+        if is_silent(audio - offset):  # loud only because of a constant: a broken recording, no sound
+            raise AudioError(
+                f"{path.name} holds no sound, only a constant offset (DC {offset:+.2f}; what varies is at "
+                f"{rms_dbfs(audio - offset):.0f} dBFS). Check the microphone and record or upload a clip with speech."
+            )
+        clipped = clipped_fraction(audio, CLIP_LEVEL)
+        if clipped >= CLIPPED_SHARE:
+            notices.append(
+                f"{path.name} is heavily clipped: {100 * clipped:.0f}% of its samples sit at full scale, so the "
+                "cloned voice will sound distorted. Record it again at a lower input level."
+            )
         limit = self.settings.max_ref_seconds
         trimmed = seconds > limit
         if trimmed:
@@ -458,6 +580,7 @@ class TTSEngine:
         save: bool = True,
         progress: ProgressFn | None = None,
         log_fn: LogFn | None = None,
+        cancel: threading.Event | None = None,
     ) -> TTSResult:
         """Speak ``text`` in the voice of the reference clips (or a built-in speaker).
 
@@ -470,6 +593,8 @@ class TTSEngine:
             save: write workspace/outputs/tts/<timestamp>_<slug>.wav and a JSON sidecar.
             progress: ``progress(fraction, desc=...)`` callable.
             log_fn: receives status lines.
+            cancel: set by the caller to give up (e.g. its client went away): generation stops within one
+                token step and ``CancelledError`` is raised; nothing is saved, and the GPU is free again.
 
         Returns:
             TTSResult with 24 kHz audio, timings and notices.
@@ -500,7 +625,7 @@ class TTSEngine:
             speakers=known_speakers,
             has_model_reference=has_model_ref,
         )
-        notices: list[str] = []
+        notices: list[str] = text_notices(text, language)
         if not reference and not speaker and has_model_ref:
             reference = [model_reference]
             notices.append(f"No voice given: using the model's own {REFERENCE_NAME}.")
@@ -538,10 +663,14 @@ class TTSEngine:
                 if options.max_audio_tokens is not None:
                     _quiet_transformers()
                     extra["max_new_tokens"] = int(min(options.max_audio_tokens, model.gpt.max_gen_mel_tokens))
+                if cancel is not None:
+                    extra["stopping_criteria"] = _cancel_criteria(cancel)
                 pieces: list[np.ndarray] = []
                 for i, chunk in enumerate(chunks):
+                    _check_cancel(cancel)
                     progress(0.15 + 0.85 * i / len(chunks), desc=f"Sentence {i + 1}/{len(chunks)}")
                     wav = self._speak_chunk(model, chunk, language, latent, embedding, options, extra)
+                    _check_cancel(cancel)
                     if pieces:
                         pieces.append(pause)
                     pieces.append(wav)
@@ -677,8 +806,14 @@ class TTSEngine:
     ) -> np.ndarray:
         """XTTS's speaker-encoder embedding of a clip, L2-normalised (512 values).
 
+        A file is a reference clip and is read the way synthesis reads it: decoded and refused like a
+        reference (``_decode_reference``), then cut to the model's ``max_ref_len`` and level-normalised when
+        the model asks for it, exactly as ``_compute_voice`` does. So a 12-minute reference costs what its
+        first seconds cost, and SIM compares against the voice the model was really given. An array (a
+        generated clip) is embedded whole.
+
         Args:
-            audio: a file path, or a mono float array.
+            audio: a reference file path, or a mono float array.
             sr: the array's sample rate (required with an array).
             model_id: whose speaker encoder to use; None = the loaded or default model.
 
@@ -686,10 +821,12 @@ class TTSEngine:
             float32 vector of unit length.
 
         Raises:
-            InputError / AudioError: no sample rate, empty or too short audio.
+            InputError / AudioError: no sample rate, empty, too short or silent audio.
         """
-        if isinstance(audio, str | Path):
-            samples, sr = load_audio(audio, sr=16000, max_mb=self.settings.max_upload_mb)
+        reference = isinstance(audio, str | Path)
+        if reference:
+            samples, _notices, _info = self._decode_reference(Path(audio))
+            sr = COND_SR
         else:
             if sr is None:
                 raise InputError("speaker_embedding: give the sample rate of the array (sr=...).")
@@ -705,6 +842,10 @@ class TTSEngine:
             model = self.load(model_id)
             with oom_guard("the speaker embedding", "Free GPU memory (System panel)."):
                 tensor = torch.from_numpy(np.ascontiguousarray(samples)).unsqueeze(0)
+                if reference:  # the part of the clip synthesis conditions on (see _compute_voice)
+                    tensor = tensor[:, : int(model.config.max_ref_len * COND_SR)]
+                    if model.config.sound_norm_refs:
+                        tensor = (tensor / torch.abs(tensor).max()) * 0.75
                 emb = model.get_speaker_embedding(tensor, int(sr)).reshape(-1).float().cpu().numpy()
         norm = float(np.linalg.norm(emb))
         return (emb / norm if norm > 0 else emb).astype(np.float32)
@@ -820,6 +961,22 @@ def _quiet_transformers() -> None:
     target = logging.getLogger("transformers.generation.utils")
     if _QUIET_FILTER not in target.filters:
         target.addFilter(_QUIET_FILTER)
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise CancelledError("Generation was cancelled (the request was abandoned); nothing was saved.")
+
+
+def _cancel_criteria(cancel: threading.Event) -> Any:
+    """A transformers stopping criterion that ends XTTS's GPT generation as soon as ``cancel`` is set."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([_Cancelled()])
 
 
 def _seed_everything(seed: int) -> None:

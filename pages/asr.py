@@ -1,13 +1,15 @@
 """ASR tab: upload files or record -> Whisper text, segments, subtitles (TXT/SRT/VTT/JSON) and timing.
 
 UI only: the callback is a thin, guarded wrapper around ``transcribe`` (a plain function tests call), which
-calls ``engines.asr``.
+calls ``engines.asr``. The Transcribe button's inputs travel by name (``pages.common.Form``): ``files``,
+``recording``, ``model``, ``language``, ``task``, ``word_timestamps``, ``beam_size``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,14 @@ from config import XTTS_LANGUAGES
 from engines.asr import (
     TINY_MODEL_ID,
     ASROptions,
-    Transcript,
     check_options,
-    safe_stem,
-    save_outputs,
     whisper_languages,
 )
-from engines.errors import AudioError, InputError
-from pages.common import GPU_CONCURRENCY_ID, guarded, warn
+from engines.audio import collect_notices
+from engines.errors import AudioError, InputError, LabError
+from engines.provenance import name_stamp
+from engines.transcript import Transcript, safe_stem, save_outputs
+from pages.common import GPU_CONCURRENCY_ID, Form, guarded, warn
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +67,20 @@ def language_label(code: str | None) -> str:
     return f"{name.title()} ({code})" if name else code
 
 
-def build_options(language: str | None, task: str, word_timestamps: bool, beam_size: float | None) -> ASROptions:
-    """UI values -> ASROptions (beam 0/empty/1 = greedy)."""
-    beam = None if beam_size is None or beam_size == "" or int(beam_size) <= 1 else int(beam_size)
+def build_options(values: Mapping[str, Any]) -> ASROptions:
+    """The form's values (by name: language, task, word_timestamps, beam_size) -> ASROptions.
+
+    Language empty/"auto" = auto-detect, beam 0/empty/1 = greedy; names missing from ``values`` keep
+    the ASROptions defaults. Ranges are checked by ``check_options``.
+    """
+    d = ASROptions()
+    language = values.get("language")
+    beam_size = values.get("beam_size")
     return ASROptions(
         language=None if not language or language == AUTO else language,
-        task=task or "transcribe",
-        word_timestamps=bool(word_timestamps),
-        beam_size=beam,
+        task=values.get("task") or d.task,
+        word_timestamps=bool(values.get("word_timestamps", d.word_timestamps)),
+        beam_size=None if beam_size is None or beam_size == "" or int(beam_size) <= 1 else int(beam_size),
     )
 
 
@@ -86,8 +94,9 @@ def collect_inputs(files: Any, recording: str | None) -> list[tuple[Path, str]]:
     return items
 
 
-def stats_markdown(transcripts: list[Transcript], model_id: str) -> str:
-    """Timing table: one row per file, plus a total when there are several."""
+def stats_markdown(transcripts: list[Transcript], model_id: str, skipped: list[tuple[str, str]] | None = None) -> str:
+    """Timing table: one row per file, plus a total when there are several; then the files skipped
+    (``(label, reason)`` pairs), so the output itself says which ones are missing and why."""
     rows = [(t.source or "?", t.audio_seconds, t.seconds, t.rtf, language_label(t.language)) for t in transcripts]
     if len(transcripts) > 1:
         audio = sum(t.audio_seconds for t in transcripts)
@@ -96,31 +105,34 @@ def stats_markdown(transcripts: list[Transcript], model_id: str) -> str:
     table = "| File | Audio duration | Processing time | RTF | Language |\n|---|---|---|---|---|\n"
     table += "\n".join(f"| {f} | {a:.2f} s | {s:.2f} s | {r:.3f} | {lang} |" for f, a, s, r, lang in rows)
     table += "\n\nRTF = processing time / audio duration (below 1 = faster than real time); model loading excluded."
+    if skipped:
+        table += "\n\n**Skipped (not transcribed):**\n" + "\n".join(f"- {label}: {why}" for label, why in skipped)
     if model_id == TINY_MODEL_ID:
         table += "\n\n_Tiny random model: the text is gibberish; these numbers measure plumbing, not quality._"
     return table
 
 
+def _as_label(message: str, path: Path, label: str) -> str:
+    """A message about ``path`` as the user knows it: the recording's temp file name becomes its label."""
+    return message.replace(path.name, label) if label == RECORDING else message
+
+
 def _unique_stem(folder: Path, label: str) -> str:
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{safe_stem(label)}"
+    stem = f"{name_stamp()}-{safe_stem(label)}"
     candidate, n = stem, 2
     while (folder / f"{candidate}.json").exists():
         candidate, n = f"{stem}-{n}", n + 1
     return candidate
 
 
-def transcribe(
-    engines,
-    files: Any,
-    recording: str | None,
-    model_id: str | None,
-    language: str | None,
-    task: str,
-    word_timestamps: bool,
-    beam_size: float | None,
-    progress=None,
-) -> PageResult:
+def transcribe(engines, values: Mapping[str, Any], progress=None) -> PageResult:
     """Transcribe every uploaded file and the recording; a file that cannot be decoded is skipped with a warning.
+
+    Args:
+        engines: the container; ``engines.asr`` does the work.
+        values: the form's values by name: ``files`` (uploads), ``recording``, ``model`` (empty = the
+            default model) and the decoding options ``build_options`` reads.
+        progress: ``progress(fraction, desc=...)`` (a gr.Progress passes straight through).
 
     Returns:
         The page's outputs (text, language, segment rows, download paths, stats) and the warnings to show.
@@ -130,30 +142,41 @@ def transcribe(
         MissingWeightsError: the model's weights are missing (nothing can be transcribed).
     """
     asr = engines.asr
-    inputs = collect_inputs(files, recording)
+    inputs = collect_inputs(values.get("files"), values.get("recording"))
     if not inputs:
         raise InputError("Nothing to transcribe: upload audio files (WAV, MP3, FLAC, OGG, M4A) or record one.")
-    options = check_options(build_options(language, task, word_timestamps, beam_size))  # before any file work
-    model_id = model_id or asr.default_model()
+    options = check_options(build_options(values))  # before any file work
+    model_id = values.get("model") or asr.default_model()
     asr.load(model_id, progress=progress)  # weights problems stop here, once, not per file
     several = len(inputs) > 1
     transcripts: list[Transcript] = []
     warnings: list[str] = []
     failures: list[str] = []
     outputs: list[str] = []
+    skipped: list[tuple[str, str]] = []
     for i, (path, label) in enumerate(inputs):
         if progress is not None:
-            progress((i, len(inputs)), desc=f"Transcribing {label} ({i + 1}/{len(inputs)})")
+            progress(i / len(inputs), desc=f"Transcribing {label} ({i + 1}/{len(inputs)})")
+        reason = None
         try:
-            t = asr.transcribe_file(path, options, model_id)
+            with collect_notices() as repaired:  # e.g. NaN samples set to silence
+                t = asr.transcribe_file(path, options, model_id)
         except AudioError as exc:  # this file only: say so and go on with the others
-            message = str(exc) if label in str(exc) or path.name in str(exc) else f"{label}: {exc}"
-            failures.append(message)
-            warnings.append(f"Skipped {label}: {exc}")
+            reason = _as_label(str(exc), path, label)
+        except LabError:  # missing weights, GPU memory, busy: every file would fail the same way
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug met on one file must not sink the others
+            log.exception("Transcribing %s failed", label)
+            reason = f"unexpected error ({type(exc).__name__}: {exc}); the console log has the details"
+        if reason is not None:
+            failures.append(reason if label in reason or path.name in reason else f"{label}: {reason}")
+            warnings.append(f"Skipped {label}: {reason}")
+            skipped.append((label, reason))
             continue
+        warnings.extend(_as_label(n, path, label) for n in repaired)
         t.source = label
         if t.notice:
-            warnings.append(t.notice.replace(path.name, label) if label == RECORDING else t.notice)
+            warnings.append(_as_label(t.notice, path, label))
         transcripts.append(t)
         folder = asr.outputs_dir
         outputs.extend(str(p) for p in save_outputs(t, folder, _unique_stem(folder, label)).values())
@@ -171,7 +194,7 @@ def transcribe(
         language=lang,
         segments=rows,
         files=outputs,
-        stats=stats_markdown(transcripts, model_id),
+        stats=stats_markdown(transcripts, model_id, skipped),
         warnings=warnings,
         transcripts=transcripts,
     )
@@ -181,21 +204,9 @@ def transcribe(
 
 
 @guarded
-def transcribe_callback(
-    engines,
-    files: Any,
-    recording: str | None,
-    model_id: str | None,
-    language: str | None,
-    task: str,
-    word_timestamps: bool,
-    beam_size: float | None,
-    progress=None,
-):
+def transcribe_callback(engines, values: Mapping[str, Any], progress=None):
     """Transcribe button: returns (text, language, segments, files, stats); warnings become toasts."""
-    result = transcribe(
-        engines, files, recording, model_id, language, task, word_timestamps, beam_size, progress=progress
-    )
+    result = transcribe(engines, values, progress=progress)
     for message in result.warnings:
         warn(message)
     return result.text, result.language, result.segments, result.files, result.stats
@@ -281,14 +292,20 @@ def build(engines) -> None:
         lambda cur: refresh_models_callback(engines, cur), inputs=model, outputs=model, api_visibility="private"
     )
 
-    def _transcribe(files_v, recording_v, model_v, language_v, task_v, words_v, beam_v, progress=gr.Progress()):
-        return transcribe_callback(
-            engines, files_v, recording_v, model_v, language_v, task_v, words_v, beam_v, progress=progress
-        )
+    # The API's positional order is this order (unchanged for script users).
+    form = Form(
+        files=uploads,
+        recording=recording,
+        model=model,
+        language=language,
+        task=task,
+        word_timestamps=words,
+        beam_size=beam,
+    )
 
     transcribe_btn.click(
-        _transcribe,
-        inputs=[uploads, recording, model, language, task, words, beam],
+        form.handler(functools.partial(transcribe_callback, engines), progress=gr.Progress()),
+        inputs=form.inputs,
         outputs=[text, detected, segments, files_out, stats],
         api_name="asr_transcribe",
         concurrency_id=GPU_CONCURRENCY_ID,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from engines.errors import LabError
+from engines.errors import InputError, LabError
 from engines.options import OPTION_RANGES, TTSOptions
 
 log = logging.getLogger(__name__)
@@ -20,22 +21,40 @@ log = logging.getLogger(__name__)
 GPU_CONCURRENCY_ID = "gpu"
 
 
-def _to_gr_error(exc: BaseException) -> gr.Error:
+def _to_gr_error(exc: BaseException, where: str) -> gr.Error:
+    """The gr.Error the user sees; logs one line for a user error, the traceback (once) for a real bug.
+
+    Gradio prints the traceback of every error an event raises; ``print_exception=False`` stops that, so
+    an expected mistake (bad input, missing weights, a full disk) is one log line, not two tracebacks.
+    """
     if isinstance(exc, gr.Error):
+        log.warning("%s: %s", where, exc.message)
+        exc.print_exception = False
         return exc
     if isinstance(exc, LabError):
-        return gr.Error(str(exc))
+        log.warning("%s: %s", where, exc)
+        return gr.Error(str(exc), print_exception=False)
     name = type(exc).__name__
     if "OutOfMemoryError" in name:
+        log.warning("%s: %s: %s", where, name, exc)
         return gr.Error(
-            "The GPU ran out of memory. Use shorter text, a smaller model or batch, or unload other models (System panel)."
+            "The GPU ran out of memory. Use shorter text, a smaller model or batch, or unload other models (System panel).",
+            print_exception=False,
         )
-    log.exception("Unexpected error in a UI callback")
-    return gr.Error(f"Unexpected error ({name}: {exc}). The app is still running; the console log has the details.")
+    log.exception("Unexpected error in %s", where)
+    return gr.Error(
+        f"Unexpected error ({name}: {exc}). The app is still running; the console log has the details.",
+        print_exception=False,
+    )
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a Gradio callback (function or generator) so every failure is a clear gr.Error."""
+    """Wrap a Gradio callback (function or generator) so every failure is a clear gr.Error.
+
+    User errors (``LabError``, ``gr.Error``) are logged as one line naming the callback; anything else is a
+    bug and logged with its traceback.
+    """
+    where = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "callback")
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
@@ -43,7 +62,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 yield from fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - every failure must reach the user as a message
-                raise _to_gr_error(exc) from exc
+                raise _to_gr_error(exc, where) from exc
 
         return gen_wrapper
 
@@ -52,7 +71,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            raise _to_gr_error(exc) from exc
+            raise _to_gr_error(exc, where) from exc
 
     return wrapper
 
@@ -124,10 +143,12 @@ def generation_controls(
                 )
     with gr.Row():
         if seed:
+            # precision=None (no minimum either, below): Gradio's own rounding would fail on a non-number
+            # with its generic error before ``generation_options`` could name the field.
             out["seed"] = gr.Number(
                 -1 if defaults.seed is None else defaults.seed,
                 label="Seed (-1 = random)",
-                precision=0,
+                precision=None,
                 elem_id=f"{prefix}-seed",
             )
         if split:
@@ -140,31 +161,69 @@ def generation_controls(
         out["max_audio_tokens"] = gr.Number(
             max_tokens_default,
             label="Max audio tokens per sentence (0 = no cap)",
-            precision=0,
-            minimum=0,
+            precision=None,
             elem_id=f"{prefix}-max-tokens",
         )
     return out
+
+
+# name -> how messages call the field
+_FIELD_LABELS = {
+    **{name: label for name, (label, _step, _info) in _SLIDERS.items()},
+    "seed": "Seed",
+    "max_audio_tokens": "Max audio tokens",
+}
+
+
+def _number(values: Mapping[str, Any], name: str, default: float | None, *, whole: bool = False) -> float | None:
+    """One numeric field's value (None when empty).
+
+    Raises:
+        InputError: not a number, or not a whole number where one is needed; the message names the field.
+    """
+    raw = values.get(name, default)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    label = _FIELD_LABELS.get(name, name)
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        raise InputError(f"{label} must be a number; got {raw!r}.") from None
+    if not math.isfinite(number):
+        raise InputError(f"{label} must be a finite number; got {raw!r}.")
+    if whole and not number.is_integer():
+        raise InputError(f"{label} must be a whole number; got {raw!r}.")
+    return number
 
 
 def generation_options(values: Mapping[str, Any], language: str, defaults: TTSOptions = TTSOptions()) -> TTSOptions:
     """UI values (by name) -> TTSOptions; seed -1/empty = random, max tokens 0/empty = no cap.
 
     Names missing from ``values`` keep ``defaults``; ranges are checked by the engine.
+
+    Raises:
+        InputError: a value that is not a number (or a fractional seed or token cap), naming the field.
     """
-    seed = values.get("seed", defaults.seed)
-    tokens = values.get("max_audio_tokens", defaults.max_audio_tokens)
+
+    def number(name: str) -> float:
+        value = _number(values, name, getattr(defaults, name))
+        if value is None:
+            raise InputError(f"{_FIELD_LABELS[name]} is empty; give a number.")
+        return value
+
+    seed = _number(values, "seed", defaults.seed, whole=True)
+    tokens = _number(values, "max_audio_tokens", defaults.max_audio_tokens, whole=True)
     return TTSOptions(
         language=language,
-        temperature=float(values.get("temperature", defaults.temperature)),
-        top_k=int(values.get("top_k", defaults.top_k)),
-        top_p=float(values.get("top_p", defaults.top_p)),
-        repetition_penalty=float(values.get("repetition_penalty", defaults.repetition_penalty)),
-        length_penalty=float(values.get("length_penalty", defaults.length_penalty)),
-        speed=float(values.get("speed", defaults.speed)),
-        seed=None if seed is None or seed == "" or int(seed) < 0 else int(seed),
+        temperature=number("temperature"),
+        top_k=int(number("top_k")),
+        top_p=number("top_p"),
+        repetition_penalty=number("repetition_penalty"),
+        length_penalty=number("length_penalty"),
+        speed=number("speed"),
+        seed=None if seed is None or seed < 0 else int(seed),
         split_sentences=bool(values.get("split_sentences", defaults.split_sentences)),
-        max_audio_tokens=None if not tokens or int(tokens) <= 0 else int(tokens),
+        max_audio_tokens=None if tokens is None or tokens <= 0 else int(tokens),
     )
 
 
@@ -182,3 +241,28 @@ class Form:
     def values(self, args: tuple[Any, ...]) -> dict[str, Any]:
         """Positional event values -> {name: value}."""
         return dict(zip(self.components, args, strict=True))
+
+    def handler(self, callback: Callable[..., Any], *, progress: gr.Progress | None = None) -> Callable[..., Any]:
+        """The event function for ``inputs=form.inputs``: it calls ``callback(values_by_name)`` (plus
+        ``progress=`` when given; generators stay generators, so Gradio streams them).
+
+        Its signature names the form's fields, so the API page and ``gradio_client`` keyword calls show
+        ``text=``, ``language=``, ... instead of ``param_0``. (A gr.Progress works from here: Gradio reaches
+        it through the event's context, not through an argument.)
+        """
+        kwargs = {} if progress is None else {"progress": progress}
+        if inspect.isgeneratorfunction(callback):
+
+            def event(*values: Any) -> Any:
+                yield from callback(self.values(values), **kwargs)
+        else:
+
+            def event(*values: Any) -> Any:
+                return callback(self.values(values), **kwargs)
+
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        event.__signature__ = inspect.Signature([inspect.Parameter(n, kind) for n in self.components])
+        event.__name__ = getattr(callback, "__name__", None) or getattr(
+            getattr(callback, "func", None), "__name__", "event"
+        )
+        return event

@@ -1,15 +1,18 @@
 """Finetune tab, sub-tab "1. Dataset": build, review, check and list datasets (``build(engines)``).
 
-UI only: plain functions call ``engines.datasets``; ``callbacks(engines)`` returns the guarded
-callables the events use (tests call them directly), so every failure reaches the user as a
-``gr.Error`` with the engine's message.
+UI only: plain functions call ``engines.datasets``; the events call the module's guarded
+``<action>_callback(engines, ...)`` functions (tests call them directly), so every failure reaches the
+user as a ``gr.Error`` with the engine's message. The Build button's inputs travel by name
+(``pages.common.Form``): ``files``, ``folder``, ``transcripts``, ``name``, ``language`` and the
+``build_options`` names.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,8 @@ import pandas as pd
 from config import XTTS_LANGUAGES
 from engines.datasets import ClipRow, DatasetOptions, DatasetReport, DatasetStats
 from engines.errors import InputError
-from pages.common import GPU_CONCURRENCY_ID, file_paths, guarded, notify, warn
+from engines.progress import ProgressFn, no_progress
+from pages.common import GPU_CONCURRENCY_ID, Form, file_paths, guarded, notify, warn
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +55,29 @@ def dataset_names(engines) -> list[str]:
     return [d.name for d in engines.datasets.list_datasets()]
 
 
-def collect_sources(files: Any, folder: str | None) -> list[Path]:
-    """Uploaded files, then the server folder (which must exist)."""
+def collect_sources(files: Any, folder: str | None, server_folder: Callable[[str], Path]) -> list[Path]:
+    """Uploaded files, then the server folder as ``server_folder`` (the engine's guard) resolves it.
+
+    Raises:
+        InputError: the folder is outside the allowed server folders, or the feature is off.
+    """
     paths = file_paths(files)
     folder = (folder or "").strip()
     if folder:
-        path = Path(folder).expanduser()
-        if not path.is_dir():
-            raise InputError(f"Folder not found on the server: {folder}")
-        paths.append(path)
+        paths.append(server_folder(folder))
     return paths
+
+
+def folder_help(roots: tuple[Path, ...]) -> str:
+    """The server-folder box's help: where folders may be, or why the box is off."""
+    if not roots:
+        return (
+            "Off: this app can be reached from other machines, so it reads no server folder unless the "
+            "server_folders setting names some. Upload files or a zip instead."
+        )
+    return (
+        "Searched recursively. Allowed: folders inside " + ", ".join(str(r) for r in roots) + " (relative = under them)"
+    )
 
 
 def _number(value: Any, default: float) -> float:
@@ -97,57 +114,59 @@ def parse_speakers(text: str | None) -> tuple[str, tuple[tuple[str, str], ...]]:
     return default, tuple(pairs)
 
 
-def build_options(
-    model_id: str | None,
-    min_clip: float,
-    max_clip: float,
-    silence_db: float,
-    pad_ms: float,
-    eval_share: float,
-    speaker: str | None,
-    speaker_from_folder: bool,
-    overwrite: bool,
-) -> DatasetOptions:
-    """UI values -> DatasetOptions (empty numbers take the defaults)."""
+def build_options(values: Mapping[str, Any]) -> DatasetOptions:
+    """The Build form's values (by name: model_id, min_clip, max_clip, silence_db, pad_ms, eval_share,
+    speaker, speaker_from_folder, overwrite) -> DatasetOptions; empty or missing numbers take the defaults.
+
+    Raises:
+        InputError: the speaker box is malformed (``parse_speakers``).
+    """
     d = DatasetOptions()
-    default, pairs = parse_speakers(speaker)
+    default, pairs = parse_speakers(values.get("speaker"))
     return DatasetOptions(
-        model_id=model_id or None,
-        min_clip=_number(min_clip, d.min_clip),
-        max_clip=_number(max_clip, d.max_clip),
-        silence_db=_number(silence_db, d.silence_db),
-        pad_ms=int(_number(pad_ms, d.pad_ms)),
-        eval_share=_number(eval_share, d.eval_share),
+        model_id=values.get("model_id") or None,
+        min_clip=_number(values.get("min_clip"), d.min_clip),
+        max_clip=_number(values.get("max_clip"), d.max_clip),
+        silence_db=_number(values.get("silence_db"), d.silence_db),
+        pad_ms=int(_number(values.get("pad_ms"), d.pad_ms)),
+        eval_share=_number(values.get("eval_share"), d.eval_share),
         speaker=default,
         speakers=pairs,
-        speaker_from_folder=bool(speaker_from_folder),
-        overwrite=bool(overwrite),
+        speaker_from_folder=bool(values.get("speaker_from_folder", d.speaker_from_folder)),
+        overwrite=bool(values.get("overwrite", d.overwrite)),
     )
 
 
 def run_build(
     engines,
-    files: Any,
-    folder: str | None,
-    transcripts: Any,
-    name: str,
-    language: str,
-    options: DatasetOptions,
-    progress: Callable[..., Any] | None = None,
+    values: Mapping[str, Any],
+    progress: ProgressFn | None = None,
     log_lines: list[str] | None = None,
 ) -> DatasetReport:
-    """Collect the inputs and build the dataset."""
-    sources = collect_sources(files, folder)
-    transcripts_path = file_paths(transcripts)[0] if transcripts else None
+    """Collect the Build form's inputs and build the dataset.
+
+    Args:
+        engines: the container; ``engines.datasets`` does the work.
+        values: by name: ``name`` and ``language`` (required), ``files`` (uploads), ``folder`` (on the
+            server), ``transcripts`` (a file) and the ``build_options`` names.
+        progress: ``progress(fraction, desc=...)`` (a gr.Progress passes straight through); default none.
+        log_lines: collects the per-file status lines.
+
+    Raises:
+        InputError and the other engine errors (the callback turns them into gr.Error).
+    """
+    options = build_options(values)  # a malformed box fails before any file is looked at
+    sources = collect_sources(values.get("files"), values.get("folder"), engines.datasets.server_folder)
+    transcripts = values.get("transcripts")
     lines = log_lines if log_lines is not None else []
     return engines.datasets.build(
-        name,
+        values["name"],
         sources,
-        language,
-        transcripts=transcripts_path,
+        values["language"],
+        transcripts=file_paths(transcripts)[0] if transcripts else None,
         options=options,
-        progress=progress or (lambda *_a, **_k: None),
-        log=lines.append,
+        progress=progress or no_progress,
+        log_fn=lines.append,
     )
 
 
@@ -250,159 +269,146 @@ def _require(name: str | None, what: str = "a dataset") -> str:
 # ---------------------------------------------------------------- callbacks
 
 
-def callbacks(engines) -> dict[str, Callable[..., Any]]:
-    """The guarded callbacks the tab wires, by name (tests call them directly)."""
+@guarded
+def build_callback(engines, values: Mapping[str, Any], progress: ProgressFn | None = None):
+    """Build button: the form's values by name (see ``run_build``).
 
-    def on_build(
-        files,
-        folder,
-        transcripts,
-        name,
-        language,
-        model_id,
-        speaker,
-        speaker_from_folder,
-        overwrite,
-        min_clip,
-        max_clip,
-        silence_db,
-        pad_ms,
-        eval_share,
-        progress=gr.Progress(),
-    ):
-        options = build_options(
-            model_id, min_clip, max_clip, silence_db, pad_ms, eval_share, speaker, speaker_from_folder, overwrite
-        )
-        lines: list[str] = []
-        report = run_build(
-            engines,
-            files,
-            folder,
-            transcripts,
-            name,
-            language,
-            options,
-            progress=lambda frac, desc=None: progress(frac, desc=desc),
-            log_lines=lines,
-        )
-        notify(f"Dataset '{report.name}': {report.clips} clips, {report.minutes:.1f} min.")
-        for notice in report.notices:
-            warn(notice)
-        names = dataset_names(engines)
-        return (
-            report_frame(report),
-            report.summary().replace("\n", "\n\n"),
-            gr.update(choices=names, value=report.name),
-            datasets_frame(engines),
-            gr.update(choices=names),
-        )
+    Returns:
+        (per-file report, summary, review picker, datasets table, delete picker).
+    """
+    report = run_build(engines, values, progress=progress)
+    notify(f"Dataset '{report.name}': {report.clips} clips, {report.minutes:.1f} min.")
+    for notice in report.notices:
+        warn(notice)
+    names = dataset_names(engines)
+    return (
+        report_frame(report),
+        report.summary().replace("\n", "\n\n"),
+        gr.update(choices=names, value=report.name),
+        datasets_frame(engines),
+        gr.update(choices=names),
+    )
 
-    def on_review(name):
-        return _review_values(engines, name)
 
-    def on_play(name, clip):
-        if not name or not clip:
-            return None
-        return str(engines.datasets.clip_path(name, clip))
+@guarded
+def review_callback(engines, name: str | None):
+    """Review picker: table, stats, histogram, clip picker, player (cleared)."""
+    return _review_values(engines, name)
 
-    def on_save(name, table):
-        result = engines.datasets.save_table(_require(name), frame_rows(table))
-        notify(f"Saved: {result.edited} edited, {result.deleted} deleted, {result.clips} clips left.")
-        return (
-            f"Saved: {result.edited} edited, {result.deleted} deleted, {result.clips} clips left.",
-            *_review_values(engines, name),
-        )
 
-    def on_delete_clip(name, clip, table):
-        if not clip:
-            raise InputError("Pick the clip to delete.")
-        rows = [r for r in frame_rows(table) if r["clip"] != clip]
-        result = engines.datasets.save_table(_require(name), rows)
-        return (
-            f"Deleted {clip} ({result.clips} clips left; other edits in the table saved too).",
-            *_review_values(engines, name),
-        )
+@guarded
+def play_callback(engines, name: str | None, clip: str | None):
+    if not name or not clip:
+        return None
+    return str(engines.datasets.clip_path(name, clip))
 
-    def on_recut(name, clip, max_clip):
-        if not clip:
-            raise InputError("Pick the clip to re-cut.")
-        new = engines.datasets.recut(_require(name), clip, _number(max_clip, 0.0) or None)
-        return (f"Re-cut {clip} into {', '.join(new)}: check their texts.", *_review_values(engines, name))
 
-    def on_validate(name, model_id, threshold, progress=gr.Progress()):
-        report = engines.datasets.validate(
-            _require(name),
-            model_id=model_id or None,
-            cer_threshold=_number(threshold, 0.0) or None,
-            progress=lambda frac, desc=None: progress(frac, desc=desc),
-            log=log.info,
-        )
-        message = (
-            f"Re-transcribed {report.checked} clips with {report.model_id}: {len(report.mismatches)} "
-            f"mismatch(es) over CER {report.threshold:g}."
-        )
-        clips = [m.clip for m in report.mismatches]
-        return (
-            mismatch_frame(report.mismatches),
-            message,
-            gr.update(choices=clips, value=clips[0] if clips else None),
-            *_review_values(engines, name),
-        )
+@guarded
+def save_callback(engines, name: str | None, table: Any):
+    result = engines.datasets.save_table(_require(name), frame_rows(table))
+    notify(f"Saved: {result.edited} edited, {result.deleted} deleted, {result.clips} clips left.")
+    return (
+        f"Saved: {result.edited} edited, {result.deleted} deleted, {result.clips} clips left.",
+        *_review_values(engines, name),
+    )
 
-    def on_choice(name, clip, choice, text):
-        if not clip:
-            raise InputError("Pick the mismatched clip to resolve.")
-        row = engines.datasets.apply_choice(_require(name), clip, CHOICE_LABELS.get(choice, choice), text)
-        return (f"{clip}: {choice} -> {row.text!r}", *_review_values(engines, name))
 
-    def on_list():
-        names = dataset_names(engines)
-        return datasets_frame(engines), gr.update(choices=names), gr.update(choices=names)
+@guarded
+def delete_clip_callback(engines, name: str | None, clip: str | None, table: Any):
+    if not clip:
+        raise InputError("Pick the clip to delete.")
+    rows = [r for r in frame_rows(table) if r["clip"] != clip]
+    result = engines.datasets.save_table(_require(name), rows)
+    return (
+        f"Deleted {clip} ({result.clips} clips left; other edits in the table saved too).",
+        *_review_values(engines, name),
+    )
 
-    def on_open(name):
-        """Page load / reload: fresh dataset lists, and the review of the chosen (or first) dataset."""
-        names = dataset_names(engines)
-        name = name if name in names else (names[0] if names else None)
-        return (
-            gr.update(choices=names, value=name),
-            datasets_frame(engines),
-            gr.update(choices=names),
-            *_review_values(engines, name),
-        )
 
-    def on_delete(name, confirm):
-        engines.datasets.delete(_require(name, "the dataset to delete"), confirm=bool(confirm))
-        notify(f"Deleted dataset '{name}'.")
-        names = dataset_names(engines)
-        return (
-            f"Deleted dataset '{name}'.",
-            datasets_frame(engines),
-            gr.update(choices=names, value=None),
-            gr.update(choices=names, value=None),
-            False,
-        )
+@guarded
+def recut_callback(engines, name: str | None, clip: str | None, max_clip: Any):
+    if not clip:
+        raise InputError("Pick the clip to re-cut.")
+    new = engines.datasets.recut(_require(name), clip, _number(max_clip, 0.0) or None)
+    return (f"Re-cut {clip} into {', '.join(new)}: check their texts.", *_review_values(engines, name))
 
-    def on_pick_row(table, evt: gr.SelectData):
-        index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
-        if table is None or index is None or index >= len(table):
-            return gr.update()
-        return str(table.iloc[index]["clip"])
 
-    names = {
-        "build": on_build,
-        "review": on_review,
-        "play": on_play,
-        "save": on_save,
-        "delete_clip": on_delete_clip,
-        "recut": on_recut,
-        "validate": on_validate,
-        "choice": on_choice,
-        "list": on_list,
-        "open": on_open,
-        "delete": on_delete,
-        "pick_row": on_pick_row,
-    }
-    return {key: guarded(fn) for key, fn in names.items()}
+@guarded
+def validate_callback(
+    engines, name: str | None, model_id: str | None, threshold: Any, progress: ProgressFn | None = None
+):
+    """Validate button: re-transcribe every clip; returns (mismatches, message, mismatch picker, *review)."""
+    report = engines.datasets.validate(
+        _require(name),
+        model_id=model_id or None,
+        cer_threshold=_number(threshold, 0.0) or None,
+        progress=progress,
+        log_fn=log.info,
+    )
+    message = (
+        f"Re-transcribed {report.checked} clips with {report.model_id}: {len(report.mismatches)} "
+        f"mismatch(es) over CER {report.threshold:g}."
+    )
+    clips = [m.clip for m in report.mismatches]
+    return (
+        mismatch_frame(report.mismatches),
+        message,
+        gr.update(choices=clips, value=clips[0] if clips else None),
+        *_review_values(engines, name),
+    )
+
+
+@guarded
+def choice_callback(engines, values: Mapping[str, Any]):
+    """Apply button: the form's values by name: ``name`` (dataset), ``clip``, ``choice`` (a CHOICE_LABELS
+    label or value) and ``text`` (for "edit")."""
+    clip, choice = values.get("clip"), values.get("choice")
+    if not clip:
+        raise InputError("Pick the mismatched clip to resolve.")
+    name = _require(values.get("name"))
+    row = engines.datasets.apply_choice(name, clip, CHOICE_LABELS.get(choice, choice), values.get("text"))
+    return (f"{clip}: {choice} -> {row.text!r}", *_review_values(engines, name))
+
+
+@guarded
+def list_callback(engines):
+    names = dataset_names(engines)
+    return datasets_frame(engines), gr.update(choices=names), gr.update(choices=names)
+
+
+@guarded
+def open_callback(engines, name: str | None):
+    """Page load / reload: fresh dataset lists, and the review of the chosen (or first) dataset."""
+    names = dataset_names(engines)
+    name = name if name in names else (names[0] if names else None)
+    return (
+        gr.update(choices=names, value=name),
+        datasets_frame(engines),
+        gr.update(choices=names),
+        *_review_values(engines, name),
+    )
+
+
+@guarded
+def delete_callback(engines, name: str | None, confirm: bool):
+    engines.datasets.delete(_require(name, "the dataset to delete"), confirm=bool(confirm))
+    notify(f"Deleted dataset '{name}'.")
+    names = dataset_names(engines)
+    return (
+        f"Deleted dataset '{name}'.",
+        datasets_frame(engines),
+        gr.update(choices=names, value=None),
+        gr.update(choices=names, value=None),
+        False,
+    )
+
+
+@guarded
+def pick_row_callback(table: pd.DataFrame | None, evt: gr.SelectData):  # the annotation makes Gradio pass the event
+    index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+    if table is None or index is None or index >= len(table):
+        return gr.update()
+    return str(table.iloc[index]["clip"])
 
 
 # ---------------------------------------------------------------- layout
@@ -410,7 +416,6 @@ def callbacks(engines) -> dict[str, Callable[..., Any]]:
 
 def build(engines) -> None:
     """Build, review, check and manage datasets (inside the Finetune tab's "1. Dataset")."""
-    cb = callbacks(engines)
     asr = engines.asr
     names = dataset_names(engines)
     gr.Markdown(
@@ -420,10 +425,12 @@ def build(engines) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             uploads = gr.File(label=UPLOAD_HELP, file_count="multiple", type="filepath", elem_id="ft-upload")
+            roots = engines.datasets.server_roots
             folder = gr.Textbox(
                 label="Or a folder on the server",
-                placeholder="/data/recordings",
-                info="Searched recursively",
+                placeholder=str(roots[0] / "recordings") if roots else "",
+                info=folder_help(roots),
+                interactive=bool(roots),  # off when exposed without server_folders (the engine refuses too)
                 elem_id="ft-folder",
             )
             transcripts = gr.File(
@@ -553,57 +560,117 @@ def build(engines) -> None:
         delete_btn = gr.Button("Delete dataset", variant="stop", elem_id="ft-delete")
     delete_status = gr.Markdown(elem_id="ft-delete-status")
 
+    # The ft_build API's positional order is this order (unchanged for script users).
+    build_form = Form(
+        files=uploads,
+        folder=folder,
+        transcripts=transcripts,
+        name=name,
+        language=language,
+        model_id=model,
+        speaker=speaker,
+        speaker_from_folder=from_folder,
+        overwrite=overwrite,
+        min_clip=min_clip,
+        max_clip=max_clip,
+        silence_db=silence,
+        pad_ms=pad,
+        eval_share=share,
+    )
+    choice_form = Form(name=review_name, clip=mm_clip, choice=choice, text=choice_text)
+
+    def _validate(name_v, model_v, threshold_v, progress=gr.Progress()):
+        return validate_callback(engines, name_v, model_v, threshold_v, progress=progress)
+
+    def _review(name_v):
+        return review_callback(engines, name_v)
+
+    def _open(name_v):
+        return open_callback(engines, name_v)
+
     review_outputs = [table, stats, histogram, clip, player]
+    open_outputs = [review_name, datasets, delete_name, *review_outputs]
+    # Only ft_build and ft_save are API endpoints; the other events are the page's own (private).
     build_btn.click(
-        cb["build"],
-        inputs=[
-            uploads,
-            folder,
-            transcripts,
-            name,
-            language,
-            model,
-            speaker,
-            from_folder,
-            overwrite,
-            min_clip,
-            max_clip,
-            silence,
-            pad,
-            share,
-        ],
+        build_form.handler(functools.partial(build_callback, engines), progress=gr.Progress()),
+        inputs=build_form.inputs,
         outputs=[report, summary, review_name, datasets, delete_name],
         concurrency_id=GPU_CONCURRENCY_ID,
         concurrency_limit=1,
         api_name="ft_build",
-    ).success(cb["review"], inputs=[review_name], outputs=review_outputs)
-    review_name.change(cb["review"], inputs=[review_name], outputs=review_outputs)
-    open_outputs = [review_name, datasets, delete_name, *review_outputs]
-    review_refresh.click(cb["open"], inputs=[review_name], outputs=open_outputs)
+    ).success(_review, inputs=[review_name], outputs=review_outputs, api_visibility="private")
+    review_name.change(_review, inputs=[review_name], outputs=review_outputs, api_visibility="private")
+    review_refresh.click(_open, inputs=[review_name], outputs=open_outputs, api_visibility="private")
     root = gr.context.Context.root_block
     if root is not None:  # a browser refresh shows datasets built meanwhile (in any session)
-        root.load(cb["open"], inputs=[review_name], outputs=open_outputs, show_progress="hidden")
-    clip.change(cb["play"], inputs=[review_name, clip], outputs=[player])
-    table.select(cb["pick_row"], inputs=[table], outputs=[clip])
-    save_btn.click(cb["save"], inputs=[review_name, table], outputs=[edit_status, *review_outputs], api_name="ft_save")
-    delete_clip_btn.click(cb["delete_clip"], inputs=[review_name, clip, table], outputs=[edit_status, *review_outputs])
-    recut_btn.click(cb["recut"], inputs=[review_name, clip, recut_max], outputs=[edit_status, *review_outputs])
+        root.load(_open, inputs=[review_name], outputs=open_outputs, show_progress="hidden", api_visibility="private")
+    clip.change(
+        lambda n, c: play_callback(engines, n, c),
+        inputs=[review_name, clip],
+        outputs=[player],
+        api_visibility="private",
+    )
+    table.select(pick_row_callback, inputs=[table], outputs=[clip], api_visibility="private")
+    save_btn.click(
+        lambda name, table: save_callback(engines, name, table),  # API keywords: name, table
+        inputs=[review_name, table],
+        outputs=[edit_status, *review_outputs],
+        api_name="ft_save",
+    )
+    delete_clip_btn.click(
+        lambda n, c, t: delete_clip_callback(engines, n, c, t),
+        inputs=[review_name, clip, table],
+        outputs=[edit_status, *review_outputs],
+        api_visibility="private",
+    )
+    recut_btn.click(
+        lambda n, c, m: recut_callback(engines, n, c, m),
+        inputs=[review_name, clip, recut_max],
+        outputs=[edit_status, *review_outputs],
+        api_visibility="private",
+    )
     validate_btn.click(
-        cb["validate"],
+        _validate,
         inputs=[review_name, val_model, threshold],
         outputs=[mismatches, val_status, mm_clip, *review_outputs],
         concurrency_id=GPU_CONCURRENCY_ID,
         concurrency_limit=1,
+        api_visibility="private",
     )
     choice_btn.click(
-        cb["choice"], inputs=[review_name, mm_clip, choice, choice_text], outputs=[val_status, *review_outputs]
+        choice_form.handler(functools.partial(choice_callback, engines)),
+        inputs=choice_form.inputs,
+        outputs=[val_status, *review_outputs],
+        api_visibility="private",
     )
-    list_refresh.click(cb["list"], outputs=[datasets, review_name, delete_name])
+    list_refresh.click(
+        lambda: list_callback(engines), outputs=[datasets, review_name, delete_name], api_visibility="private"
+    )
     delete_btn.click(
-        cb["delete"],
+        lambda n, c: delete_callback(engines, n, c),
         inputs=[delete_name, confirm],
         outputs=[delete_status, datasets, review_name, delete_name, confirm],
+        api_visibility="private",
     )
 
 
-__all__ = ["build", "build_options", "callbacks", "collect_sources", "frame_rows", "run_build"]
+__all__ = [
+    "build",
+    "build_callback",
+    "build_options",
+    "choice_callback",
+    "collect_sources",
+    "delete_callback",
+    "folder_help",
+    "delete_clip_callback",
+    "frame_rows",
+    "list_callback",
+    "open_callback",
+    "pick_row_callback",
+    "play_callback",
+    "recut_callback",
+    "review_callback",
+    "run_build",
+    "save_callback",
+    "validate_callback",
+]

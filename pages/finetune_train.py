@@ -1,15 +1,18 @@
 """Finetune tab, "2. Train": settings and presets, start/stop/resume, live view, runs list, export.
 
 UI only: the plain functions below call ``engines.training`` (tests call them directly); the
-callbacks are thin guarded wrappers. Training runs in its own process, so the live view is a
+callbacks are thin guarded wrappers. The Start button's inputs travel by name (``pages.common.Form``):
+``dataset``, ``base`` and the ``PRESET_FIELDS``. Training runs in its own process, so the live view is a
 ``gr.Timer`` reading the run folder every 2 s: refreshing the browser or restarting the app shows the
 running (or latest) run again.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import pandas as pd
 
 from engines.errors import InputError
 from engines.training import METRICS_FILE, PRESETS, RunStatus, TrainOptions, estimate_vram_gib
-from pages.common import guarded, notify
+from pages.common import Form, guarded, notify
 
 log = logging.getLogger(__name__)
 
@@ -40,46 +43,45 @@ REFRESH_SECONDS = 2.0
 # ---------------------------------------------------------------- plain functions (no gradio events)
 
 
-def preset_values(name: str) -> list[Any]:
-    """Field values of a preset, in PRESET_FIELDS order (eval-every None shows as 0 = each epoch)."""
+def preset_values(name: str) -> dict[str, Any]:
+    """A preset's field values by name (the PRESET_FIELDS, in that order; eval-every None shows as 0 = each epoch).
+
+    Raises:
+        InputError: no preset of that name.
+    """
     if name not in PRESETS:
         raise InputError(f"Unknown preset {name!r}; choose one of: {', '.join(PRESETS)}.")
     values = PRESETS[name]
-    return [0 if values[f] is None and f == "eval_every" else values[f] for f in PRESET_FIELDS]
+    return {f: 0 if values[f] is None and f == "eval_every" else values[f] for f in PRESET_FIELDS}
 
 
-def build_options(
-    dataset: str | None,
-    base: str | None,
-    epochs: float,
-    batch_size: float,
-    grad_accum: float,
-    learning_rate: float,
-    max_audio_seconds: float,
-    save_every: float,
-    eval_every: float | None,
-    seed: float,
-    keep_checkpoints: int = 3,
-) -> TrainOptions:
-    """UI values -> TrainOptions (eval-every 0/empty = at each epoch end). The engine validates ranges."""
+def build_options(values: Mapping[str, Any], keep_checkpoints: int = 3) -> TrainOptions:
+    """The Start form's values (by name: ``dataset``, ``base`` and the PRESET_FIELDS) -> TrainOptions.
 
-    def whole(value: Any, name: str) -> int:
+    Eval-every 0/empty = at each epoch end. The engine validates ranges.
+
+    Raises:
+        InputError: a whole-number field is empty.
+    """
+
+    def whole(name: str, label: str) -> int:
+        value = values.get(name)
         if value is None or value == "":
-            raise InputError(f"Enter a value for {name}.")
+            raise InputError(f"Enter a value for {label}.")
         return int(value)
 
-    eval_steps = None if eval_every in (None, "") or int(eval_every) <= 0 else int(eval_every)
+    eval_every = values.get("eval_every")
     return TrainOptions(
-        dataset=(dataset or "").strip(),
-        base_model=(base or "").strip(),
-        epochs=whole(epochs, "epochs"),
-        batch_size=whole(batch_size, "batch size"),
-        grad_accum=whole(grad_accum, "gradient accumulation"),
-        learning_rate=float(learning_rate or 0),
-        max_audio_seconds=float(max_audio_seconds or 0),
-        save_every=whole(save_every, "save every"),
-        eval_every=eval_steps,
-        seed=whole(seed, "seed"),
+        dataset=(values.get("dataset") or "").strip(),
+        base_model=(values.get("base") or "").strip(),
+        epochs=whole("epochs", "epochs"),
+        batch_size=whole("batch_size", "batch size"),
+        grad_accum=whole("grad_accum", "gradient accumulation"),
+        learning_rate=float(values.get("learning_rate") or 0),
+        max_audio_seconds=float(values.get("max_audio_seconds") or 0),
+        save_every=whole("save_every", "save every"),
+        eval_every=None if eval_every in (None, "") or int(eval_every) <= 0 else int(eval_every),
+        seed=whole("seed", "seed"),
         keep_checkpoints=keep_checkpoints,
     )
 
@@ -211,9 +213,9 @@ def suggestion_markdown(engines, base: str | None, batch_size: float | None, max
     )
 
 
-def start(engines, *values: Any) -> str:
-    """Start a run from the UI values; returns its id."""
-    return engines.training.start(build_options(*values))
+def start(engines, values: Mapping[str, Any]) -> str:
+    """Start a run from the Start form's values (by name, see ``build_options``); returns its id."""
+    return engines.training.start(build_options(values))
 
 
 def export(engines, run_id: str | None, checkpoint: str | None, name: str | None) -> Path:
@@ -280,12 +282,32 @@ def refresh_callback(engines, run_id: str | None, signature: Any):
 
 @guarded
 def preset_callback(name: str):
-    return preset_values(name)
+    """Preset radio: the PRESET_FIELDS' values, in that order (the event's outputs)."""
+    return list(preset_values(name).values())
 
 
 @guarded
-def start_callback(engines, *values: Any):
-    run_id = start(engines, *values)
+def suggestion_callback(engines, base: str | None, batch_size: float | None, max_audio: float | None):
+    """Base, batch size or max audio changed: the device and VRAM hint."""
+    return suggestion_markdown(engines, base, batch_size, max_audio)
+
+
+@guarded
+def refresh_choices_callback(engines, current_dataset: str | None, current_base: str | None):
+    """The ↻ button: fresh dataset and base-model lists, keeping the current picks where they still exist."""
+    names = engines.training.list_datasets()
+    choices, default_base = _base_choices(engines)
+    values = [v for _, v in choices]
+    return (
+        gr.update(choices=names, value=current_dataset if current_dataset in names else (names[0] if names else None)),
+        gr.update(choices=choices, value=current_base if current_base in values else default_base),
+    )
+
+
+@guarded
+def start_callback(engines, values: Mapping[str, Any]):
+    """Start button: the form's values by name (see ``build_options``)."""
+    run_id = start(engines, values)
     notify(f"Training run {run_id} started.")
     return _live(engines, run_id, force=True)
 
@@ -388,18 +410,31 @@ def build(engines) -> None:
         )
         preset = gr.Radio(list(PRESETS), value="standard", label="Preset", elem_id="tr-preset", scale=3)
     with gr.Row():
-        epochs = gr.Number(defaults[0], label="Epochs", precision=0, minimum=1, elem_id="tr-epochs")
-        batch = gr.Number(defaults[1], label="Batch size", precision=0, minimum=1, elem_id="tr-batch")
-        accum = gr.Number(defaults[2], label="Gradient accumulation", precision=0, minimum=1, elem_id="tr-accum")
-        lr = gr.Number(defaults[3], label="Learning rate", elem_id="tr-lr")
-    with gr.Row():
-        max_audio = gr.Number(defaults[4], label="Max audio length (s)", minimum=1, elem_id="tr-max-audio")
-        save_every = gr.Number(defaults[5], label="Save every (steps)", precision=0, minimum=1, elem_id="tr-save-every")
-        eval_every = gr.Number(
-            defaults[6], label="Eval every (steps; 0 = each epoch)", precision=0, minimum=0, elem_id="tr-eval-every"
+        epochs = gr.Number(defaults["epochs"], label="Epochs", precision=0, minimum=1, elem_id="tr-epochs")
+        batch = gr.Number(defaults["batch_size"], label="Batch size", precision=0, minimum=1, elem_id="tr-batch")
+        accum = gr.Number(
+            defaults["grad_accum"], label="Gradient accumulation", precision=0, minimum=1, elem_id="tr-accum"
         )
-        seed = gr.Number(defaults[7], label="Seed", precision=0, elem_id="tr-seed")
-    suggestion = gr.Markdown(suggestion_markdown(engines, default_base, defaults[1], defaults[4]), elem_id="tr-suggest")
+        lr = gr.Number(defaults["learning_rate"], label="Learning rate", elem_id="tr-lr")
+    with gr.Row():
+        max_audio = gr.Number(
+            defaults["max_audio_seconds"], label="Max audio length (s)", minimum=1, elem_id="tr-max-audio"
+        )
+        save_every = gr.Number(
+            defaults["save_every"], label="Save every (steps)", precision=0, minimum=1, elem_id="tr-save-every"
+        )
+        eval_every = gr.Number(
+            defaults["eval_every"],
+            label="Eval every (steps; 0 = each epoch)",
+            precision=0,
+            minimum=0,
+            elem_id="tr-eval-every",
+        )
+        seed = gr.Number(defaults["seed"], label="Seed", precision=0, elem_id="tr-seed")
+    suggestion = gr.Markdown(
+        suggestion_markdown(engines, default_base, defaults["batch_size"], defaults["max_audio_seconds"]),
+        elem_id="tr-suggest",
+    )
     with gr.Row():
         start_btn = gr.Button("Start training", variant="primary", elem_id="tr-start")
         stop_btn = gr.Button("Stop", variant="stop", elem_id="tr-stop")
@@ -448,38 +483,51 @@ def build(engines) -> None:
         )
         delete_btn = gr.Button("Delete run", variant="stop", elem_id="tr-delete")
 
-    fields = [dataset, base, epochs, batch, accum, lr, max_audio, save_every, eval_every, seed]
+    # The preset's fields by name (PRESET_FIELDS order: preset_callback returns its values in it).
+    preset_fields = dict(
+        epochs=epochs,
+        batch_size=batch,
+        grad_accum=accum,
+        learning_rate=lr,
+        max_audio_seconds=max_audio,
+        save_every=save_every,
+        eval_every=eval_every,
+        seed=seed,
+    )
+    # The train_start API's positional order is this order (unchanged for script users).
+    form = Form(dataset=dataset, base=base, **{name: preset_fields[name] for name in PRESET_FIELDS})
     live_outputs = [view_run, status, plot, log_box, runs, signature, dataset]
 
     preset.change(
         preset_callback,
         inputs=preset,
-        outputs=[epochs, batch, accum, lr, max_audio, save_every, eval_every, seed],
+        outputs=[preset_fields[name] for name in PRESET_FIELDS],
         show_progress="hidden",
+        api_visibility="private",
     )
     for trigger in (base.change, batch.change, max_audio.change):
         trigger(
-            lambda b, n, a: suggestion_markdown(engines, b, n, a),
+            lambda b, n, a: suggestion_callback(engines, b, n, a),
             inputs=[base, batch, max_audio],
             outputs=suggestion,
             show_progress="hidden",
-        )
-
-    def refresh_choices(current_dataset: str | None, current_base: str | None):
-        names = training.list_datasets()
-        choices, _ = _base_choices(engines)
-        values = [v for _, v in choices]
-        return (
-            gr.update(
-                choices=names, value=current_dataset if current_dataset in names else (names[0] if names else None)
-            ),
-            gr.update(choices=choices, value=current_base if current_base in values else default_base),
+            api_visibility="private",
         )
 
     refresh_lists.click(
-        guarded(refresh_choices), inputs=[dataset, base], outputs=[dataset, base], show_progress="hidden"
+        lambda d, b: refresh_choices_callback(engines, d, b),
+        inputs=[dataset, base],
+        outputs=[dataset, base],
+        show_progress="hidden",
+        api_visibility="private",
     )
-    start_btn.click(lambda *v: start_callback(engines, *v), inputs=fields, outputs=live_outputs, api_name="train_start")
+
+    start_btn.click(
+        form.handler(functools.partial(start_callback, engines)),
+        inputs=form.inputs,
+        outputs=live_outputs,
+        api_name="train_start",
+    )
     stop_btn.click(lambda r: stop_callback(engines, r), inputs=view_run, outputs=live_outputs, api_name="train_stop")
     resume_btn.click(
         lambda r: resume_callback(engines, r), inputs=view_run, outputs=live_outputs, api_name="train_resume"
@@ -492,15 +540,26 @@ def build(engines) -> None:
         outputs=live_outputs,
         show_progress="hidden",
         queue=False,
+        api_visibility="private",
     )
     root = gr.context.Context.root_block
     if root is not None:  # on page load (and browser refresh) show the running or latest run at once
-        root.load(lambda: refresh_callback(engines, None, None), outputs=live_outputs, show_progress="hidden")
+        root.load(
+            lambda: refresh_callback(engines, None, None),
+            outputs=live_outputs,
+            show_progress="hidden",
+            api_visibility="private",
+        )
 
     def on_select(table: pd.DataFrame, evt: gr.SelectData):  # the annotation makes Gradio pass the event
         return select_callback(engines, table, evt)
 
-    runs.select(on_select, inputs=runs, outputs=[selected, selected_note, checkpoint, *live_outputs])
+    runs.select(
+        on_select,
+        inputs=runs,
+        outputs=[selected, selected_note, checkpoint, *live_outputs],
+        api_visibility="private",
+    )
     export_btn.click(
         lambda r, c, n: export_callback(engines, r, c, n),
         inputs=[selected, checkpoint, export_name],
@@ -511,6 +570,7 @@ def build(engines) -> None:
         lambda r, c: delete_callback(engines, r, c),
         inputs=[selected, confirm],
         outputs=[selected, selected_note, checkpoint, confirm, runs],
+        api_visibility="private",
     )
 
 

@@ -1,4 +1,5 @@
-"""System panel: device, GPU memory, library versions, resident models; refresh and unload-all buttons.
+"""System panel: device, GPU memory, library versions, resident models; refresh and unload-all buttons;
+getting the real models (XTTS v2 after accepting Coqui's CPML licence, Whisper sizes) with progress.
 
 UI only: the buttons call plain functions (``system_info``, ``unload_all``) that tests call directly.
 """
@@ -10,8 +11,12 @@ from typing import Any
 
 import gradio as gr
 
+from config import WHISPER_SIZES
+from engines import models
 from engines.provenance import drift_message, version_drift
 from pages.common import GPU_CONCURRENCY_ID, guarded, notify
+
+XTTS_SIZE = "1.9 GB"
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +134,94 @@ def unload_callback(engines) -> str:
     return system_info(engines)
 
 
+def xtts_state(engines) -> str:
+    """Where XTTS v2 is, or that it is missing and how the licence stands."""
+    folder = models.find_base_model(engines.settings)
+    if folder is not None:
+        return f"**XTTS v2**: ready in `{folder}`. Pick `{models.BASE_ID}` in the TTS tab's model list."
+    licence = "accepted" if models.licence_accepted(engines.settings) else "not accepted yet"
+    return (
+        f"**XTTS v2**: not on this machine (searched {models.base_search(engines.settings).describe()}). "
+        f"Downloading it ({XTTS_SIZE}) means accepting Coqui's [CPML licence]({models.LICENCE_URL}) "
+        f"(non-commercial use): {licence}."
+    )
+
+
+def whisper_state(engines, size: str | None) -> str:
+    size = size or engines.asr.default_model()
+    if size not in WHISPER_SIZES:
+        return f"**Whisper**: `{size}` is not a downloadable size."
+    where = engines.asr.cache_dir
+    if engines.asr.downloaded(size):
+        return f"**Whisper {size}**: downloaded (`{where}`)."
+    return f"**Whisper {size}**: not downloaded yet; it goes to `{where}`."
+
+
+@guarded
+def download_xtts_callback(engines, agreed: bool, progress=None) -> str:
+    """Accept the CPML (only with the box ticked) and fetch XTTS v2; coqui's download resumes a cut one."""
+    from engines.errors import InputError
+
+    if models.find_base_model(engines.settings) is not None:
+        notify("XTTS v2 is already on this machine.")
+        return xtts_state(engines)
+    if not agreed and not models.licence_accepted(engines.settings):
+        raise InputError(
+            f"Tick 'I accept Coqui's CPML licence' first: XTTS v2 is only licensed under it ({models.LICENCE_URL})."
+        )
+    if agreed:
+        models.accept_licence(engines.settings)
+    folder = engines.tts.model_dir(models.BASE_ID, download=True, progress=progress, log_fn=log.info)
+    notify(f"XTTS v2 is ready in {folder}.")
+    return xtts_state(engines)
+
+
+@guarded
+def download_whisper_callback(engines, size: str | None, progress=None) -> str:
+    """Fetch one Whisper size into the cache (with whisper's own progress bar)."""
+    size = size or engines.asr.default_model()
+    path = engines.asr.download(size, progress=progress)
+    notify(f"Whisper {size} is in {path}.")
+    return whisper_state(engines, size)
+
+
 def build(engines) -> None:
     """Lay out the System panel (inside the app's System accordion)."""
     info = gr.Markdown(system_info(engines), elem_id="system-info")
     with gr.Row():
         refresh = gr.Button("Refresh", size="sm", elem_id="system-refresh")
         unload = gr.Button("Unload all models", size="sm", variant="stop", elem_id="system-unload")
+    with gr.Accordion(
+        "Get the real models", open=models.find_base_model(engines.settings) is None, elem_id="system-models"
+    ):
+        xtts_md = gr.Markdown(xtts_state(engines), elem_id="system-xtts-state")
+        with gr.Row():
+            agree = gr.Checkbox(
+                models.licence_accepted(engines.settings),
+                label="I accept Coqui's CPML licence (non-commercial use)",
+                elem_id="system-xtts-agree",
+            )
+            get_xtts = gr.Button(f"Download XTTS v2 ({XTTS_SIZE})", elem_id="system-xtts-download")
+        sizes = [s for s in WHISPER_SIZES if s != "tiny-random"]
+        default_size = engines.asr.default_model() if engines.asr.default_model() in sizes else "small"
+        with gr.Row():
+            size = gr.Dropdown(sizes, value=default_size, label="Whisper size", elem_id="system-whisper-size")
+            get_whisper = gr.Button("Download Whisper", elem_id="system-whisper-download")
+        whisper_md = gr.Markdown(whisper_state(engines, default_size), elem_id="system-whisper-state")
     refresh.click(lambda: refresh_callback(engines), outputs=info, api_visibility="private")
+    get_xtts.click(
+        lambda ok, progress=gr.Progress(track_tqdm=True): download_xtts_callback(engines, ok, progress=progress),
+        inputs=agree,
+        outputs=xtts_md,
+        api_name="system_download_xtts",
+    )
+    size.change(lambda s: whisper_state(engines, s), inputs=size, outputs=whisper_md, api_visibility="private")
+    get_whisper.click(
+        lambda s, progress=gr.Progress(track_tqdm=True): download_whisper_callback(engines, s, progress=progress),
+        inputs=size,
+        outputs=whisper_md,
+        api_name="system_download_whisper",
+    )
     # Queued behind model work (same concurrency id), so it never pulls a model out from under a running job.
     unload.click(
         lambda: unload_callback(engines),

@@ -6,7 +6,10 @@ UI only: every callback is a thin, guarded wrapper around a plain function that 
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ NONE = "(none)"  # dropdown entry meaning "no saved voice" / "no built-in speake
 # ---------------------------------------------------------------- plain functions (no gradio)
 
 
+WAIT_SECONDS = 1.0  # how often the Generate event checks in while synthesis runs (and may learn its client left)
 TINY_DEFAULT_TOKENS = 64  # ~3 s of audio per sentence (about 21.5 tokens per second)
 
 
@@ -74,7 +78,9 @@ def stats_markdown(result: TTSResult) -> str:
     return table
 
 
-def generate(engines, values: Mapping[str, Any], progress=None) -> tuple[str, list[str], str, list[str]]:
+def generate(
+    engines, values: Mapping[str, Any], progress=None, cancel: threading.Event | None = None
+) -> tuple[str, list[str], str, list[str]]:
     """Run one synthesis from the Generate form's values (by name: text, language, files, recording,
     voice, speaker, model and the generation settings).
 
@@ -102,6 +108,7 @@ def generate(engines, values: Mapping[str, Any], progress=None) -> tuple[str, li
         options=options,
         save=True,
         progress=progress,
+        cancel=cancel,
     )
     files_out = [str(p) for p in (result.path, result.sidecar) if p is not None]
     return str(result.path), files_out, stats_markdown(result), list(result.notices)
@@ -118,12 +125,45 @@ def save_voice(engines, name: str, files: Any, recording: str | None) -> tuple[s
 
 
 @guarded
-def generate_callback(engines, values: Mapping[str, Any], progress=None):
+def generate_callback(engines, values: Mapping[str, Any], progress=None, cancel: threading.Event | None = None):
     """Generate button: returns (audio, files, stats); notices become warnings."""
-    audio, files, stats, notices = generate(engines, values, progress=progress)
+    audio, files, stats, notices = generate(engines, values, progress=progress, cancel=cancel)
     for notice in notices:
         warn(notice)
     return audio, files, stats
+
+
+def generate_event(engines, values: Mapping[str, Any], progress=None):
+    """The Generate event: ``generate_callback`` in a worker thread, watched from here.
+
+    A client that goes away (tab closed, script cancelled) ends this generator: Gradio closes it at its next
+    check-in, and the synthesis is cancelled within one token step instead of holding the GPU slot for its
+    full length. Yields "no change" while waiting, then the result.
+    """
+    cancel = threading.Event()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["out"] = generate_callback(engines, values, progress=progress, cancel=cancel)
+        except BaseException as exc:  # noqa: BLE001 - handed to the event below (already a gr.Error)
+            box["err"] = exc
+
+    # The copied context carries Gradio's event (progress bar, warnings) into the worker thread.
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="tts-generate", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(WAIT_SECONDS)
+            if worker.is_alive():
+                yield gr.skip(), gr.skip(), gr.skip()
+    finally:
+        if worker.is_alive():
+            cancel.set()
+            log.info("TTS request abandoned by its client: generation cancelled")
+    if "err" in box:
+        raise box["err"]
+    yield box["out"]
 
 
 @guarded
@@ -146,11 +186,34 @@ def refresh_voices_callback(engines, current: str | None):
     return gr.Dropdown(choices=[NONE, *names], value=current if current in names else NONE)
 
 
+def default_speaker(speakers: list[str]) -> str:
+    """The speaker the page starts with: the model's first built-in one, so text -> Generate speaks at once."""
+    return speakers[0] if speakers else NONE
+
+
 @guarded
 def speakers_callback(engines, model_id: str | None, current: str | None):
-    """Built-in speakers of the selected model (empty until the base model is downloaded)."""
+    """Built-in speakers of the selected model (empty until the base model is downloaded).
+
+    A speaker the new model lacks becomes the new model's first one; "(none)" stays "(none)" (the user
+    chose clips).
+    """
     names = engines.tts.speakers(model_id or None)
-    return gr.Dropdown(choices=[NONE, *names], value=current if current in names else NONE)
+    if current in names:
+        value = current
+    elif current and current != NONE:
+        value = default_speaker(names)
+    else:
+        value = NONE
+    return gr.Dropdown(choices=[NONE, *names], value=value)
+
+
+def clips_chosen_callback(value: Any, current: str | None) -> str | None:
+    """Clips uploaded or recorded, or a saved voice picked: they are the voice now, so the built-in speaker
+    (preselected at start) steps aside instead of clashing with them at Generate."""
+    if value and value != NONE:
+        return NONE
+    return current
 
 
 # ---------------------------------------------------------------- layout
@@ -214,7 +277,11 @@ def build(engines) -> None:
                 save_voice_btn = gr.Button("Save as voice", size="sm", elem_id="tts-save-voice")
             with gr.Row():
                 speaker = gr.Dropdown(
-                    [NONE, *initial_speakers], value=NONE, label="Built-in speaker", elem_id="tts-speaker", scale=3
+                    [NONE, *initial_speakers],
+                    value=default_speaker(initial_speakers),
+                    label="Built-in speaker",
+                    elem_id="tts-speaker",
+                    scale=3,
                 )
                 refresh_speakers = gr.Button("Refresh", size="sm", elem_id="tts-refresh-speakers")
 
@@ -261,11 +328,20 @@ def build(engines) -> None:
     refresh_voices.click(
         lambda cur: refresh_voices_callback(engines, cur), inputs=voice, outputs=voice, api_visibility="private"
     )
+    for source in (ref_files, recording, voice):
+        source.change(
+            clips_chosen_callback,
+            inputs=[source, speaker],
+            outputs=speaker,
+            queue=False,
+            show_progress="hidden",
+            api_visibility="private",
+        )
     save_voice_btn.click(
-        lambda n, f, r: save_voice_callback(engines, n, f, r),
+        functools.partial(save_voice_callback, engines),
         inputs=[voice_name, ref_files, recording],
         outputs=[voice, voice_name],
-        api_visibility="private",
+        api_name="tts_save_voice",
     )
 
     # The API's positional order is this order (unchanged for script users).
@@ -280,11 +356,8 @@ def build(engines) -> None:
         **{name: controls[name] for name in GENERATION_INPUTS},
     )
 
-    def _generate(*values, progress=gr.Progress(track_tqdm=True)):
-        return generate_callback(engines, form.values(values), progress=progress)
-
     generate_btn.click(
-        _generate,
+        form.handler(functools.partial(generate_event, engines), progress=gr.Progress(track_tqdm=True)),
         inputs=form.inputs,
         outputs=[audio_out, files_out, stats],
         api_name="tts_generate",

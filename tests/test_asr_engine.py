@@ -20,28 +20,20 @@ import soundfile as sf
 from engines.asr import (
     ASREngine,
     ASROptions,
-    Segment,
-    Transcript,
-    Word,
     alignment_heads_dump,
     check_options,
-    check_speech,
     loop_reason,
     needs_fallback,
-    no_speech_reason,
     normalize_language,
-    save_outputs,
     temperatures,
-    to_json,
-    to_srt,
-    to_txt,
-    to_vtt,
     whisper_languages,
     window_is_silent,
 )
 from engines.audio import load_audio, save_wav
 from engines.errors import AudioError, InputError, MissingWeightsError
 from engines.tiny import build_tiny_whisper
+from engines.transcript import Segment, Transcript, Word, save_outputs, to_json, to_srt, to_txt, to_vtt
+from engines.vad import check_speech, no_speech_reason
 from tests.conftest import replace_settings
 
 SR = 16000

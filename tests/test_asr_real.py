@@ -22,17 +22,13 @@ from config import load_settings
 from engines.asr import (
     ASREngine,
     ASROptions,
-    Transcript,
-    check_speech,
     loop_reason,
-    no_speech_reason,
-    to_srt,
-    to_vtt,
 )
 from engines.audio import load_audio, resample, save_wav
 from engines.errors import InputError
 from engines.metrics import normalize
-from engines.vad import speech_regions
+from engines.transcript import Transcript, to_srt, to_vtt
+from engines.vad import check_speech, no_speech_reason, speech_regions
 
 pytestmark = pytest.mark.real
 

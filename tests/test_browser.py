@@ -91,6 +91,35 @@ def test_page_opens_with_the_tiny_banner(page):
     assert tabs[:4] == ["TTS", "ASR", "Finetune", "Eval"]
 
 
+def test_first_generate_with_the_defaults_speaks_and_warns_about_the_script(page, reference):
+    """A new user: type, Generate, hear speech (a built-in speaker is preselected); a clip replaces it."""
+    page.reload()  # the page as a new user gets it, whatever the tests before did
+    page.get_by_role("tab", name="TTS").click()
+    assert page.locator("#tts-speaker input").input_value() == "Tiny Alice"
+    page.locator("#tts-text textarea").fill("Hello, this is my first try.")
+    page.locator("#tts-generate").click()
+    page.locator("#tts-audio audio[src]").first.wait_for(state="attached", timeout=TIMEOUT_MS)
+    page.locator("#tts-stats").get_by_text("Real-time factor").wait_for()
+    assert page.locator(".toast-body").filter(has_text="No voice given").count() == 0
+    first = audio_src(page)
+    assert first
+
+    # Arabic text with English picked: it speaks, and says what is wrong.
+    page.locator("#tts-text textarea").fill("مرحبا بكم في المختبر")
+    page.locator("#tts-generate").click()
+    toast = page.locator(".toast-body").filter(has_text="mostly in Arabic script").first
+    toast.wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert "the language is English (en)" in toast.inner_text() and "pick Arabic (ar)" in toast.inner_text()
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while audio_src(page) in ("", first):
+        assert time.monotonic() < deadline, "no audio for the Arabic text"
+        page.wait_for_timeout(500)
+
+    # An uploaded clip is the voice now: the preselected speaker steps aside (no "both selected" error).
+    upload(page, "tts-reference", reference)
+    page.wait_for_function("() => document.querySelector('#tts-speaker input').value === '(none)'")
+
+
 def test_tts_generate_and_play(page, reference, artifacts):
     prepare_tts(page, reference)
     page.locator("#tts-text textarea").fill("Hola, ¿qué tal? Esta es una prueba del navegador.")

@@ -86,6 +86,28 @@ def test_endpoints_are_named(client):
     api = client.view_api(print_info=False, return_format="dict")
     names = set(api["named_endpoints"])
     assert {"/tts_generate", "/asr_transcribe"} <= names
+    # Form endpoints take their inputs by name (never param_0, param_1, ...), in the UI's order.
+    params = {name: [p["parameter_name"] for p in api["named_endpoints"][name]["parameters"]] for name in names}
+    assert params["/tts_generate"][:7] == ["text", "language", "files", "recording", "voice", "speaker", "model"]
+    assert "temperature" in params["/tts_generate"] and "seed" in params["/tts_generate"]
+    assert params["/asr_transcribe"] == [
+        "files",
+        "recording",
+        "model",
+        "language",
+        "task",
+        "word_timestamps",
+        "beam_size",
+    ]
+    assert not [n for n, ps in params.items() if any(p.startswith("param_") for p in ps)]
+
+
+def test_a_form_endpoint_takes_keywords(client, reference):
+    api = client.view_api(print_info=False, return_format="dict")
+    names = [p["parameter_name"] for p in api["named_endpoints"]["/tts_generate"]["parameters"]]
+    values = dict(zip(names, tts_args("Keyword call.", reference), strict=True))
+    audio, _files, _stats = client.predict(**values, api_name="/tts_generate")
+    assert assert_wav(audio) > 0
 
 
 def test_tts_generate_returns_a_wav_and_its_sidecar(client, reference):

@@ -232,7 +232,7 @@ def test_ljspeech_build(ds, shared_data, tmp_path) -> None:
             writer.writerow([row["audio_file"], row["text"], "linda"])
     lines, log = quiet_log()
     options = DatasetOptions(speaker="linda")
-    report = ds.build("lj", wavs, "en", transcripts=transcripts, options=options, progress=no_progress, log=log)
+    report = ds.build("lj", wavs, "en", transcripts=transcripts, options=options, progress=no_progress, log_fn=log)
     root = report.path
 
     # the 8 supplied survive whole, with their exact text and speaker
@@ -277,7 +277,7 @@ def test_ljspeech_build(ds, shared_data, tmp_path) -> None:
     # a re-run skips every file and rewrites nothing
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
     lines.clear()
-    again = ds.build("lj", wavs, "en", transcripts=transcripts, options=options, progress=no_progress, log=log)
+    again = ds.build("lj", wavs, "en", transcripts=transcripts, options=options, progress=no_progress, log_fn=log)
     assert again.reused == 32 and again.clips == report.clips
     assert sum("already prepared - skipping" in line for line in lines) == 32
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
@@ -295,7 +295,7 @@ def test_rendered_speech_formats_and_transcripts(ds, rendered, speak, tmp_path) 
         transcripts=transcripts,
         options=DatasetOptions(speaker="narrator"),
         progress=no_progress,
-        log=quiet_log()[1],
+        log_fn=quiet_log()[1],
     )
     assert report.transcripts_missing == ["orphan.wav"]
     assert report.transcripts_extra == ["line 6: ghost.wav"]
@@ -320,11 +320,11 @@ def test_other_languages_with_ljspeech_metadata(ds, speak, tmp_path) -> None:
     files = [speak(t, "de", "flac", name=n) for n, t in texts.items()]
     meta = tmp_path / "metadata.csv"
     meta.write_text("".join(f"{n}|{t.upper()}|{t}\n" for n, t in texts.items()), encoding="utf-8")
-    report = ds.build("german", files, "de", transcripts=meta, progress=no_progress, log=quiet_log()[1])
+    report = ds.build("german", files, "de", transcripts=meta, progress=no_progress, log_fn=quiet_log()[1])
     assert {r.text for r in ds.load_table("german")} == set(texts.values())
     assert report.language == "de" and json.loads((report.path / "dataset.json").read_text())["language"] == "de"
     with pytest.raises(InputError, match="XTTS"):
-        ds.build("klingon", files, "tlh", transcripts=meta, progress=no_progress, log=print)
+        ds.build("klingon", files, "tlh", transcripts=meta, progress=no_progress, log_fn=print)
 
 
 def test_kill_mid_way_then_resume(ds, speak, tmp_path) -> None:
@@ -338,14 +338,14 @@ def test_kill_mid_way_then_resume(ds, speak, tmp_path) -> None:
             raise KeyboardInterrupt("killed")
 
     with pytest.raises(KeyboardInterrupt):
-        ds.build("resume", files, "en", transcripts=transcripts, progress=killer, log=quiet_log()[1])
+        ds.build("resume", files, "en", transcripts=transcripts, progress=killer, log_fn=quiet_log()[1])
     root = ds.dataset_dir("resume")
     assert json.loads((root / "dataset.json").read_text())["status"] == "building"
     assert len(list((root / ".manifest").glob("*.json"))) == 2
     assert [d.status for d in ds.list_datasets() if d.name == "resume"] == ["incomplete"]
 
     lines, log = quiet_log()
-    report = ds.build("resume", files, "en", transcripts=transcripts, progress=no_progress, log=log)
+    report = ds.build("resume", files, "en", transcripts=transcripts, progress=no_progress, log_fn=log)
     assert report.reused == 2 and report.clips == 4
     assert sum("already prepared - skipping" in line for line in lines) == 2
     assert not list((root / "wavs").glob("*.tmp")) and not list((root / "wavs").glob(".*"))
@@ -360,7 +360,7 @@ def test_mixed_audio_and_non_audio(ds, speak, tmp_path) -> None:
     fake.write_bytes(os.urandom(4000))
     transcripts = write_list(tmp_path / "t.txt", [("good.wav", SENTENCES[0])])
     report = ds.build(
-        "mixed", [good, notes, fake], "en", transcripts=transcripts, progress=no_progress, log=quiet_log()[1]
+        "mixed", [good, notes, fake], "en", transcripts=transcripts, progress=no_progress, log_fn=quiet_log()[1]
     )
     rows = {f.source: f for f in report.files}
     assert rows["good.wav"].status == "kept"
@@ -372,13 +372,13 @@ def test_mixed_audio_and_non_audio(ds, speak, tmp_path) -> None:
 
 def test_empty_and_silent_uploads(ds, tmp_path) -> None:
     with pytest.raises(InputError, match="No input files"):
-        ds.build("empty", [], "en", progress=no_progress, log=print)
+        ds.build("empty", [], "en", progress=no_progress, log_fn=print)
     silent = tmp_path / "silent.wav"
     sf.write(str(silent), np.zeros(22050 * 2, np.float32), 22050)
     hiss = tmp_path / "hiss.wav"
     sf.write(str(hiss), (np.random.default_rng(0).standard_normal(44100) * 1e-4).astype(np.float32), 44100)
     with pytest.raises(InputError, match="silent 2"):
-        ds.build("quiet", [silent, hiss], "en", progress=no_progress, log=quiet_log()[1])
+        ds.build("quiet", [silent, hiss], "en", progress=no_progress, log_fn=quiet_log()[1])
     assert not ds.dataset_dir("quiet").exists()  # nothing half-made is left behind
 
 
@@ -386,9 +386,9 @@ def test_clobber_refused_unless_overwrite(ds, speak, tmp_path) -> None:
     a = speak(SENTENCES[0], "en", "wav", name="a")
     b = speak(SENTENCES[1], "en", "wav", name="b")
     t = write_list(tmp_path / "t.txt", [("a.wav", SENTENCES[0]), ("b.wav", SENTENCES[1])])
-    ds.build("voice", [a], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+    ds.build("voice", [a], "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
     with pytest.raises(InputError, match="already exists"):
-        ds.build("voice", [b], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+        ds.build("voice", [b], "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
     report = ds.build(
         "voice",
         [b],
@@ -396,12 +396,12 @@ def test_clobber_refused_unless_overwrite(ds, speak, tmp_path) -> None:
         transcripts=t,
         options=DatasetOptions(overwrite=True),
         progress=no_progress,
-        log=quiet_log()[1],
+        log_fn=quiet_log()[1],
     )
     assert [r.clip for r in ds.load_table("voice")] == ["b.wav"] and report.clips == 1
     for bad in ["../x", "/tmp/x", "a/b", ""]:
         with pytest.raises(InputError):
-            ds.build(bad, [a], "en", transcripts=t, progress=no_progress, log=print)
+            ds.build(bad, [a], "en", transcripts=t, progress=no_progress, log_fn=print)
     assert not (Path("/tmp/x") / "dataset.json").exists()
 
 
@@ -414,7 +414,9 @@ def test_quality_flags_and_recut(ds, speak, tmp_path) -> None:
         tmp_path / "t.txt",
         [("long.wav", LONG_TEXT), ("short.wav", LONG_TEXT), ("loop.wav", "the cat the cat the cat the cat sat")],
     )
-    report = ds.build("flags", [long_audio, short, loop], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+    report = ds.build(
+        "flags", [long_audio, short, loop], "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1]
+    )
     assert report.flagged == 3
     flags = {r.clip: r.flags for r in ds.load_table("flags")}
     assert "> 11 s: the trainer drops it (re-cut)" in flags["long.wav"]
@@ -436,7 +438,7 @@ def test_quality_flags_and_recut(ds, speak, tmp_path) -> None:
 def test_edit_table_rewrites_csv_and_removes_wav(ds, speak, tmp_path) -> None:
     files = [speak(t, "en", "wav", name=f"e{i}") for i, t in enumerate(SENTENCES[:4])]
     t = write_list(tmp_path / "t.txt", [(f.name, s) for f, s in zip(files, SENTENCES)])
-    report = ds.build("edit", files, "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+    report = ds.build("edit", files, "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
     rows = ds.load_table("edit")
     rows[0].text = "A corrected text."
     gone = rows.pop(1).clip
@@ -450,7 +452,7 @@ def test_edit_table_rewrites_csv_and_removes_wav(ds, speak, tmp_path) -> None:
     assert ds.stats("edit").clips == 3
 
     # the edit survives a re-run on the same sources; the deleted clip stays deleted
-    again = ds.build("edit", files, "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+    again = ds.build("edit", files, "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
     assert again.reused == 4 and {r.clip: r.text for r in ds.load_table("edit")}[rows[0].clip] == "A corrected text."
     assert gone not in {r.clip for r in ds.load_table("edit")}
 
@@ -468,7 +470,7 @@ def test_delete_refused_while_a_run_uses_it(engines, speak, tmp_path) -> None:
     ds = engines.datasets
     files = [speak(text, "en", "wav", name=f"d{i}") for i, text in enumerate(SENTENCES[:2])]
     t = write_list(tmp_path / "t.txt", [(f.name, text) for f, text in zip(files, SENTENCES)])
-    ds.build("busy", files, "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+    ds.build("busy", files, "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
     # a stand-in training worker: a live process whose command line names the worker module
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "engines.train_worker"])
     cmdline = Path(f"/proc/{worker.pid}/cmdline")
@@ -520,7 +522,7 @@ def test_zip_with_speaker_folders_and_unsafe_entries(ds, speak, tmp_path) -> Non
         transcripts=t,
         options=DatasetOptions(speaker_from_folder=True),
         progress=no_progress,
-        log=quiet_log()[1],
+        log_fn=quiet_log()[1],
     )
     rows = {f.source: f for f in report.files}
     assert (
@@ -546,7 +548,7 @@ def test_zip_bomb_is_refused(engines, speak, tmp_path) -> None:
     assert bomb.stat().st_size < 2**20
     good = speak(SENTENCES[0], "en", "wav", name="ok")
     t = write_list(tmp_path / "t.txt", [("ok.wav", SENTENCES[0])])
-    report = ds.build("bomb", [bomb, good], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+    report = ds.build("bomb", [bomb, good], "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
     row = next(f for f in report.files if f.source == "bomb.zip")
     assert row.status == "skipped" and row.reason == "too large" and "limit is 4 MB" in row.detail
     assert report.clips == 1
@@ -555,8 +557,8 @@ def test_zip_bomb_is_refused(engines, speak, tmp_path) -> None:
 def test_validate_flags_mismatches_and_choices(ds, speak, tmp_path) -> None:
     files = [speak(t, "en", "wav", name=f"v{i}") for i, t in enumerate(SENTENCES[:3])]
     t = write_list(tmp_path / "t.txt", [(f.name, s) for f, s in zip(files, SENTENCES)])
-    ds.build("val", files, "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
-    report = ds.validate("val", cer_threshold=0.3, log=quiet_log()[1])
+    ds.build("val", files, "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
+    report = ds.validate("val", cer_threshold=0.3, log_fn=quiet_log()[1])
     assert report.checked == 3
     info = ds.info("val")["clips"]
     for entry in info.values():
@@ -640,7 +642,7 @@ def test_untrusted_speaker_column_is_ignored_with_a_notice(ds, speak, tmp_path) 
         + "".join(f"{f.name}|{t}|chunk-{i // 2}\n" for i, (f, t) in enumerate(zip(files, SENTENCES))),
         encoding="utf-8",
     )
-    report = ds.build("spk", files, "en", transcripts=meta, progress=no_progress, log=quiet_log()[1])
+    report = ds.build("spk", files, "en", transcripts=meta, progress=no_progress, log_fn=quiet_log()[1])
     assert any("speaker column" in n and "ignored" in n for n in report.notices)
     assert ds.stats("spk").speakers == {"spk": 4} and report.eval_clips == 1
 
@@ -662,16 +664,16 @@ def test_failed_build_leaves_no_half_dataset(engines, speak, tmp_path, monkeypat
     monkeypatch.setattr(engines.asr, "transcribe_array", broken)
     # the first file fails: nothing finished, nothing left behind
     with pytest.raises(LabError, match="fell over"):
-        ds.build("fail1", [b, a], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+        ds.build("fail1", [b, a], "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
     assert not ds.dataset_dir("fail1").exists()
     # a later file fails: the dataset says "failed", has no metadata CSV (training cannot pick it) and can go
     with pytest.raises(LabError, match="fell over"):
-        ds.build("fail2", [a, b], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+        ds.build("fail2", [a, b], "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
     root = ds.dataset_dir("fail2")
     assert [(d.name, d.status) for d in ds.list_datasets()] == [("fail2", "failed")]
     assert "fell over" in ds.info("fail2")["error"]
     assert not (root / "metadata_train.csv").exists() and "fail2" not in engines.training.list_datasets()
     monkeypatch.undo()  # fixed: a re-run resumes from the finished file
-    report = ds.build("fail2", [a, b], "en", transcripts=t, progress=no_progress, log=quiet_log()[1])
+    report = ds.build("fail2", [a, b], "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
     assert report.reused == 1 and ds.info("fail2")["status"] == "ready" and "error" not in ds.info("fail2")
     ds.delete("fail2", confirm=True)

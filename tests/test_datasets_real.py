@@ -176,7 +176,7 @@ def recordings(piper_say) -> dict[str, tuple[Path, list[str]]]:
 def piper_dataset(real_ds, recordings, real_whisper):
     files = [path for path, _ in recordings.values()]
     report = real_ds.build(
-        "piper", files, "en", options=DatasetOptions(model_id=real_whisper), progress=no_progress, log=quiet()[1]
+        "piper", files, "en", options=DatasetOptions(model_id=real_whisper), progress=no_progress, log_fn=quiet()[1]
     )
     return report
 
@@ -223,7 +223,7 @@ def test_validation_flags_the_corrupted_clip_only(real_ds, piper_dataset) -> Non
     victim.text = corrupt(original)
     assert 0.17 <= text_cer(victim.text, original, "en") <= 0.22
     real_ds.save_table("piper", rows)
-    report = real_ds.validate("piper", log=quiet()[1])
+    report = real_ds.validate("piper", log_fn=quiet()[1])
     assert report.threshold == CER_THRESHOLD and report.checked == len(rows)
     assert [m.clip for m in report.mismatches] == [victim.clip]
     clips = real_ds.info("piper")["clips"]
@@ -247,7 +247,7 @@ def test_ljspeech_metadata_verbatim_one_eval_clip_and_validation(real_ds, shared
         transcripts=root / "metadata.csv",
         options=DatasetOptions(model_id=real_whisper),
         progress=no_progress,
-        log=log,
+        log_fn=log,
     )
     table = {r.clip: r for r in real_ds.load_table("lj8")}
     for r in rows:  # the spoken-form column, character for character
@@ -261,7 +261,7 @@ def test_ljspeech_metadata_verbatim_one_eval_clip_and_validation(real_ds, shared
         for c, r in table.items()
     ]
     real_ds.save_table("lj8", edited)
-    result = real_ds.validate("lj8", log=log)
+    result = real_ds.validate("lj8", log_fn=log)
     clips = real_ds.info("lj8")["clips"]
     assert [m.clip for m in result.mismatches] == [victim], {c: e["cer"] for c, e in clips.items()}
     assert 0.15 <= clips[victim]["cer"] <= 0.25  # the real mismatch, about 0.19
@@ -277,7 +277,12 @@ def test_quiet_recording_is_speech_not_silence(real_ds, piper_say, real_whisper,
     quiet_path = tmp_path / "quiet.wav"
     sf.write(str(quiet_path), audio * 10 ** ((-55.0 - rms) / 20), sr, subtype="PCM_16")
     report = real_ds.build(
-        "quiet", [quiet_path], "en", options=DatasetOptions(model_id=real_whisper), progress=no_progress, log=quiet()[1]
+        "quiet",
+        [quiet_path],
+        "en",
+        options=DatasetOptions(model_id=real_whisper),
+        progress=no_progress,
+        log_fn=quiet()[1],
     )
     assert report.clips >= 1 and not report.dropped
     text = " ".join(r.text for r in real_ds.load_table("quiet"))
@@ -288,15 +293,20 @@ def test_english_only_whisper_refuses_german_before_anything_is_made(real_ds, re
     path, _ = recordings["river"]
     with pytest.raises(InputError, match="English"):
         real_ds.build(
-            "deutsch", [path], "de", options=DatasetOptions(model_id=real_whisper), progress=no_progress, log=quiet()[1]
+            "deutsch",
+            [path],
+            "de",
+            options=DatasetOptions(model_id=real_whisper),
+            progress=no_progress,
+            log_fn=quiet()[1],
         )
     assert not real_ds.dataset_dir("deutsch").exists()
     assert "deutsch" not in [d.name for d in real_ds.list_datasets()]
     # a German dataset from a transcripts file needs no Whisper; validating it with tiny.en is refused
     listing = tmp_path / "list.txt"
     listing.write_text(f"{path.name}|Der Fluss beginnt als kleine Quelle.\n", encoding="utf-8")
-    real_ds.build("deutsch", [path], "de", transcripts=listing, progress=no_progress, log=quiet()[1])
+    real_ds.build("deutsch", [path], "de", transcripts=listing, progress=no_progress, log_fn=quiet()[1])
     before = real_ds.info("deutsch")
     with pytest.raises(InputError, match="English"):
-        real_ds.validate("deutsch", model_id=real_whisper, log=quiet()[1])
+        real_ds.validate("deutsch", model_id=real_whisper, log_fn=quiet()[1])
     assert real_ds.info("deutsch") == before

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,9 +27,10 @@ import soundfile as sf
 from config import ROOT, load_settings
 from engines.audio import load_audio, save_wav, write_text
 from engines.dataset_format import ClipEntry, write_dataset
-from engines.errors import AudioError, InputError, MissingWeightsError
+from engines.errors import AudioError, BusyError, InputError, LabError, MissingWeightsError
 from engines.eval import GROUND_TRUTH, EvalConfig, load_sentences, read_results
 from engines.options import TTSOptions
+from tests.eval_helpers import gate_synthesis
 
 TOKENS = 8  # GPT audio tokens per sentence: ~0.35 s of (noise) audio keeps each synthesis short
 FAST = {"generation": TTSOptions(max_audio_tokens=TOKENS), "beam_size": None, "bootstrap": 200}
@@ -939,3 +941,201 @@ def test_generation_settings_come_from_the_app_settings(ev_root, tiny_models):
     final = Engines.create(settings).evaluation.run(config, run_id="gen-settings")
     used = json.loads((final.folder / "config.json").read_text(encoding="utf-8"))["config"]["generation"]
     assert (used["temperature"], used["max_audio_tokens"]) == (0.6, TOKENS)
+
+
+# ---------------------------------------------------------------- background jobs (issue 10, point 7)
+
+
+def job_config(name: str, n: int = 3) -> EvalConfig:
+    """n sentences, one system, one utterance per batch (a batch is committed after every utterance)."""
+    return EvalConfig(
+        sentences="builtin:en",
+        max_sentences=n,
+        models=("tiny",),
+        voices=("speaker:Tiny Bob",),
+        asr_batch_size=1,
+        ground_truth=False,
+        name=name,
+        **FAST,
+    )
+
+
+def first_state(job, predicate):
+    """Watch ``job`` until a state satisfies ``predicate``, then stop watching (the job goes on)."""
+    for state in job.watch():
+        if predicate(state):
+            return state
+        assert not state.ended, f"the job ended first: {state}"
+    raise AssertionError("the job ended before the state was seen")
+
+
+def test_a_started_run_returns_at_once_and_finishes_with_nobody_watching(eng, monkeypatch):
+    ev = eng.evaluation
+    gate = gate_synthesis(eng.tts, monkeypatch, free=2)  # the warm-up and the first utterance
+    job = ev.start(job_config("job"))
+    assert job.run_id and ev.running == job.run_id and not job.ended  # returned while the run goes on
+    assert ev.job is job
+    state = first_state(job, lambda s: s.progress is not None and s.progress.done >= 1)
+    assert state.state == "running" and state.progress.total == 3
+    with pytest.raises(BusyError, match="already running"):
+        ev.start(job_config("second"))
+    listed = next(r for r in ev.list_runs() if r.run_id == job.run_id)
+    assert listed.state == "running"  # a live job, not "interrupted"
+    gate.set()
+    final = job.wait(timeout=300)
+    assert final.state == "done" and final.done == final.total == 3 and final.summary["complete"] is True
+    status = json.loads((final.folder / "status.json").read_text())
+    assert status["state"] == "done" and len(read_results(final.folder / "results.csv")) == 3
+    assert ev.running is None and job.snapshot().ended and job.snapshot().state == "done"
+
+
+def test_stop_ends_a_job_and_start_resume_finishes_it(eng, monkeypatch):
+    ev = eng.evaluation
+    gate = gate_synthesis(eng.tts, monkeypatch, free=2)
+    job = ev.start(job_config("stopjob"))
+    first_state(job, lambda s: s.progress is not None and s.progress.done >= 1)
+    assert ev.stop() is True and job.snapshot().stopping
+    gate.set()
+    stopped = job.wait(timeout=300)
+    assert stopped.state == "stopped" and 1 <= stopped.done < 3
+    assert next(r for r in ev.list_runs() if r.run_id == job.run_id).state == "stopped"
+    resumed = ev.start_resume(job.run_id)
+    assert resumed.kind == "resume" and resumed.run_id == job.run_id
+    final = resumed.wait(timeout=300)
+    assert final.state == "done" and final.done == 3
+    assert len({r["key"] for r in read_results(final.folder / "results.csv")}) == 3
+
+
+def test_leaving_iter_run_early_marks_the_run_stopped(eng):
+    ev = eng.evaluation
+    updates = ev.iter_run(job_config("leave"))
+    while (p := next(updates)).done < 1:
+        continue
+    updates.close()  # a script left its loop: the run is not "running" any more
+    status = json.loads((p.folder / "status.json").read_text())
+    assert status["state"] == "stopped" and "stopped reading" in status["message"] and status["done"] == 1
+    assert next(r for r in ev.list_runs() if r.run_id == p.run_id).state == "stopped" and ev.running is None
+    assert ev.resume(p.run_id).state == "done"
+
+
+# ---------------------------------------------------------------- bad input before any folder (point 8)
+
+
+def _reference(tmp_path: Path, kind: str) -> Path:
+    """A 4 s reference clip with no voice in it."""
+    sr = 22050
+    t = np.arange(4 * sr) / sr
+    rng = np.random.default_rng(3)
+    audio = {
+        "silence": np.zeros_like(t),
+        "room tone": 10 ** (-65 / 20) * rng.standard_normal(t.size),
+        "hiss": 10 ** (-25 / 20) * rng.standard_normal(t.size),
+        "hum": 0.1 * np.sin(2 * np.pi * 50 * t),
+        "dc offset": 0.3 + 1e-5 * rng.standard_normal(t.size),
+    }[kind]
+    path = tmp_path / f"{kind.replace(' ', '-')}.wav"
+    sf.write(path, audio.astype(np.float32), sr, subtype="FLOAT")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("silence", "is silent"),
+        ("room tone", "is silent"),
+        ("hiss", "holds no speech"),
+        ("hum", "holds no speech"),
+        ("dc offset", "constant offset"),
+    ],
+)
+def test_a_reference_voice_without_speech_is_refused_before_any_folder(eng, monkeypatch, tmp_path, kind, match):
+    ref = _reference(tmp_path, kind)
+    config = EvalConfig(sentences="builtin:en", max_sentences=1, models=("tiny",), voices=(str(ref),), **FAST)
+    message = refused_before_any_work(eng, monkeypatch, config, match)
+    assert ref.name in message and "3-10 s of" in message  # which clip, and what to give instead
+    with pytest.raises(AudioError, match=match):
+        eng.evaluation.start(config)  # the page's path: refused before a job starts
+    assert eng.evaluation.running is None
+
+
+def test_a_saved_voice_with_a_silent_clip_and_a_long_sentence_are_refused_before_any_folder(
+    eng, ev_settings, monkeypatch, tmp_path, voice_clip
+):
+    folder = ev_settings.workspace_dir / "voices" / "quiet"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(_reference(tmp_path, "silence"), folder / "take1.wav")  # copied in by hand, not through save_voice
+    message = refused_before_any_work(
+        eng, monkeypatch, EvalConfig(sentences="builtin:en", voices=("voice:quiet",), **FAST), "is silent"
+    )
+    assert "Saved voice 'quiet'" in message and "take1.wav" in message
+    long = tmp_path / "long.csv"
+    long.write_text("id,text,language\nok,Hello there.,en\nlong," + "word " * 500 + ",en\n", encoding="utf-8")
+    with_clip = EvalConfig(sentences=str(long), models=("tiny",), voices=(str(voice_clip),), **FAST)
+    assert "Sentence 'long'" in refused_before_any_work(eng, monkeypatch, with_clip, "characters long")
+
+
+def test_a_failure_while_making_the_run_folder_leaves_no_folder(eng, monkeypatch):
+    reports = eng.evaluation.reports_dir
+    before = sorted(p.name for p in reports.iterdir())
+
+    def broken(model):
+        raise LabError("cannot read the ASR checkpoint (test)")
+
+    monkeypatch.setattr(eng.evaluation.planner, "asr_weights", broken)  # read while the run is set up
+    with pytest.raises(LabError, match="cannot read the ASR checkpoint"):
+        eng.evaluation.start(job_config("debris"))
+    assert sorted(p.name for p in reports.iterdir()) == before  # no half-made folder
+    assert eng.evaluation.running is None
+
+
+def test_a_run_failing_half_way_says_failed_with_the_message(eng, monkeypatch):
+    ev = eng.evaluation
+    real = eng.asr.transcribe_batch
+    calls = {"n": 0}
+
+    def falls_over(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise LabError("the ASR fell over (test)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(eng.asr, "transcribe_batch", falls_over)
+    job = ev.start(job_config("fails"))
+    with pytest.raises(LabError, match="fell over"):
+        job.wait(timeout=300)
+    state = job.snapshot()
+    assert state.state == "failed" and "fell over" in state.error and state.ended
+    folder = ev.run_dir(job.run_id)
+    status = json.loads((folder / "status.json").read_text())
+    assert status["state"] == "failed" and "LabError: the ASR fell over (test)" == status["message"]
+    assert status["done"] == 1 and len(read_results(folder / "results.csv")) == 1  # the finished row is kept
+    listed = next(r for r in ev.list_runs() if r.run_id == job.run_id)
+    assert listed.state == "failed" and "fell over" in listed.message
+    assert ev.running is None
+    monkeypatch.undo()
+    assert ev.start_resume(job.run_id).wait(timeout=300).state == "done"  # and it can be finished
+
+
+# ---------------------------------------------------------------- SIM reads the reference as synthesis does (point 10)
+
+
+def test_sim_embeds_a_long_reference_as_its_trimmed_part_and_fast(eng, tmp_path):
+    """A 3-minute reference: synthesis conditions on its first max_ref_len seconds, and so must SIM's
+    embedding (the whole clip took ~20-35 s on this CPU, and risks running out of GPU memory)."""
+    sr = 22050
+    model = eng.tts.load("tiny")
+    head_seconds = float(model.config.max_ref_len)
+    rng = np.random.default_rng(10)
+    t = np.arange(180 * sr) / sr
+    tone = 0.2 * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))  # a buzzing, pulsing voice
+    audio = (tone + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    long, head = tmp_path / "long-ref.wav", tmp_path / "head.wav"
+    sf.write(long, audio, sr, subtype="FLOAT")
+    sf.write(head, audio[: int(head_seconds * sr)], sr, subtype="FLOAT")
+    eng.tts.speaker_embedding(head, model_id="tiny")  # warm
+    started = time.monotonic()
+    from_long = eng.tts.speaker_embedding(long, model_id="tiny")
+    seconds = time.monotonic() - started
+    from_head = eng.tts.speaker_embedding(head, model_id="tiny")
+    np.testing.assert_allclose(from_long, from_head, atol=1e-5)
+    assert seconds < 10, f"{seconds:.1f} s for a 3-minute reference"

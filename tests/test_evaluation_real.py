@@ -103,13 +103,14 @@ def test_each_system_says_which_of_its_models_were_random(real_run):
 
 
 def test_results_view_shows_the_models_per_system(eng, real_run):
-    from pages import eval as page
+    from pages.eval_common import progress_text
+    from pages.eval_results import run_view
 
-    summary_df, *_rest, info = page.run_view(eng, real_run.run_id)
+    summary_df, *_rest, info = run_view(eng, real_run.run_id)
     models = dict(zip(summary_df["system"], summary_df["models"]))
     assert models == {GROUND_TRUTH: "recordings · ASR real", SYSTEM: "TTS random · ASR real"}
     assert "Real measurements" in info and SYSTEM in info
-    assert "Real measurements" in page.progress_text(real_run)
+    assert "Real measurements" in progress_text(real_run)
 
 
 def test_english_only_model_refuses_russian_before_synthesis(eng, real_whisper, monkeypatch):

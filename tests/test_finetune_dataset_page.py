@@ -10,7 +10,9 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from pages import finetune, finetune_dataset
+from engines.datasets import DatasetOptions
+from pages import finetune
+from pages import finetune_dataset as page
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -31,30 +33,20 @@ DEFAULTS = dict(
 )
 
 
-def call_build(cb, files, folder, transcripts, name, language="en", **changes):
-    v = {**DEFAULTS, **changes}
-    return cb["build"](
-        files,
-        folder,
-        transcripts,
-        name,
-        language,
-        v["model_id"],
-        v["speaker"],
-        v["speaker_from_folder"],
-        v["overwrite"],
-        v["min_clip"],
-        v["max_clip"],
-        v["silence_db"],
-        v["pad_ms"],
-        v["eval_share"],
-    )
+def build_values(files, folder, transcripts, name, language="en", **changes) -> dict:
+    """The Build button's inputs by name, as the page's form hands them to the callback."""
+    sources = {"files": files, "folder": folder, "transcripts": transcripts, "name": name, "language": language}
+    return {**sources, **DEFAULTS, **changes}
+
+
+def call_build(engines, files, folder, transcripts, name, language="en", **changes):
+    return page.build_callback(engines, build_values(files, folder, transcripts, name, language, **changes))
 
 
 @pytest.fixture()
 def recordings(speak, tmp_path) -> tuple[Path, Path]:
     """A server folder with two speaker subfolders, and a transcripts list for it."""
-    folder = tmp_path / "recordings"
+    folder = tmp_path / "workspace" / "recordings"  # inside an allowed server-folder root
     rows = []
     for i, text in enumerate(TEXTS):
         speaker = "anna" if i < 2 else "ben"
@@ -76,6 +68,27 @@ def test_tab_layout_and_train_fallback(engines, monkeypatch) -> None:
     assert set(ELEM_IDS) <= ids
     tabs = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
     assert tabs == ["1. Dataset", "2. Train"]
+    # The dataset page's API is ft_build and ft_save; ft_build's positional order is the form's order.
+    public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert {"ft_build", "ft_save"} <= public and not any(name.startswith(("on_", "_", "lambda")) for name in public)
+    build = next(fn for fn in demo.fns.values() if fn.api_name == "ft_build")
+    assert [block.elem_id for block in build.inputs] == [
+        "ft-upload",
+        "ft-folder",
+        "ft-transcripts",
+        "ft-name",
+        "ft-language",
+        "ft-whisper",
+        "ft-speaker",
+        "ft-speaker-folders",
+        "ft-overwrite",
+        "ft-min-clip",
+        "ft-max-clip",
+        "ft-silence",
+        "ft-pad",
+        "ft-eval-share",
+    ]
+    assert list(build_values(None, "", None, "x")) == ["files", "folder", "transcripts", "name", "language", *DEFAULTS]
 
     # without the training page the dataset tab still builds, and says why training is missing
     monkeypatch.setitem(sys.modules, "pages.finetune_train", None)
@@ -85,58 +98,63 @@ def test_tab_layout_and_train_fallback(engines, monkeypatch) -> None:
     assert len(notes) == 1 and "Training is not available" in notes[0]
 
 
+def test_build_options_by_name() -> None:
+    options = page.build_options(build_values(None, "", None, "x", speaker="Anna\nb.zip = Bob", pad_ms="", max_clip=9))
+    assert options.speaker == "Anna" and options.speakers == (("b.zip", "Bob"),)
+    assert options.max_clip == 9 and options.pad_ms == DatasetOptions().pad_ms and options.model_id == "tiny-random"
+    assert page.build_options({}) == DatasetOptions()  # names left out keep the defaults
+
+
 def test_bad_input_raises_gr_error(engines, speak, tmp_path) -> None:
-    cb = finetune_dataset.callbacks(engines)
     wav = speak(TEXTS[0], "en", "wav", name="one")
     with pytest.raises(gr.Error, match="No input files"):
-        call_build(cb, [], "", None, "empty")
+        call_build(engines, [], "", None, "empty")
     with pytest.raises(gr.Error, match="Folder not found"):
-        call_build(cb, [], str(tmp_path / "nowhere"), None, "x")
+        call_build(engines, [], str(tmp_path / "nowhere"), None, "x")
     for bad in ["../x", "/tmp/x", "a/b", ""]:
         with pytest.raises(gr.Error):
-            call_build(cb, [str(wav)], "", None, bad)
+            call_build(engines, [str(wav)], "", None, bad)
     with pytest.raises(gr.Error, match="XTTS"):
-        call_build(cb, [str(wav)], "", None, "ok", language="xx")
+        call_build(engines, [str(wav)], "", None, "ok", language="xx")
     with pytest.raises(gr.Error, match="Max clip"):
-        call_build(cb, [str(wav)], "", None, "ok", max_clip=60)
+        call_build(engines, [str(wav)], "", None, "ok", max_clip=60)
     with pytest.raises(gr.Error, match="Pick a dataset"):
-        cb["save"](None, None)
+        page.save_callback(engines, None, None)
     with pytest.raises(gr.Error, match="No dataset named"):
-        cb["review"]("missing")
+        page.review_callback(engines, "missing")
     engines.settings.path("datasets_dir").joinpath("ghost").mkdir(parents=True)
     with pytest.raises(gr.Error, match="confirm"):
-        cb["delete"]("ghost", False)
+        page.delete_callback(engines, "ghost", False)
 
 
 def test_build_review_edit_delete(engines, recordings) -> None:
-    cb = finetune_dataset.callbacks(engines)
     folder, transcripts = recordings
     with pytest.raises(gr.Error, match="file name = speaker"):
-        call_build(cb, None, str(folder), str(transcripts), "voices", speaker="= nobody")
+        call_build(engines, None, str(folder), str(transcripts), "voices", speaker="= nobody")
     report, summary, review_pick, datasets, _ = call_build(
-        cb, None, str(folder), str(transcripts), "voices", speaker_from_folder=True, speaker="rec2.wav = carl"
+        engines, None, str(folder), str(transcripts), "voices", speaker_from_folder=True, speaker="rec2.wav = carl"
     )
-    assert isinstance(report, pd.DataFrame) and list(report.columns) == finetune_dataset.REPORT_COLUMNS
+    assert isinstance(report, pd.DataFrame) and list(report.columns) == page.REPORT_COLUMNS
     by_source = report.set_index("source")
     assert by_source.loc["notes.md", "status"] == "skipped"
     assert (by_source.loc[["anna/rec0.wav", "anna/rec1.wav", "ben/rec2.wav"], "status"] == "kept").all()
     assert "3 clips" in summary and review_pick["value"] == "voices"
     assert datasets.set_index("name").loc["voices", "clips"] == 3
 
-    table, stats, histogram, clip_pick, player = cb["review"]("voices")
-    assert list(table.columns) == finetune_dataset.TABLE_COLUMNS and len(table) == 3
+    table, stats, histogram, clip_pick, player = page.review_callback(engines, "voices")
+    assert list(table.columns) == page.TABLE_COLUMNS and len(table) == 3
     assert dict(zip(table["clip"], table["speaker"])) == {"rec0.wav": "anna", "rec1.wav": "anna", "rec2.wav": "carl"}
     assert set(table["text"]) == set(TEXTS)
     assert "3 clips" in stats and "Only" in stats  # well under two minutes: the warning shows
     assert histogram["clips"].sum() == 3 and clip_pick["value"] == table.iloc[0]["clip"]
-    assert Path(cb["play"]("voices", table.iloc[0]["clip"])).is_file()
+    assert Path(page.play_callback(engines, "voices", table.iloc[0]["clip"])).is_file()
 
     # edit one text, drop one row, save: the CSVs change and the dropped wav is gone
     edited = table.copy()
     edited.loc[0, "text"] = "Edited in the table."
     dropped = edited.iloc[1]["clip"]
     edited = edited.drop(index=1)
-    message, table2, *_ = cb["save"]("voices", edited)
+    message, table2, *_ = page.save_callback(engines, "voices", edited)
     assert "1 edited, 1 deleted, 2 clips left" in message and len(table2) == 2
     root = engines.datasets.dataset_dir("voices")
     assert not (root / "wavs" / dropped).exists()
@@ -149,25 +167,25 @@ def test_build_review_edit_delete(engines, recordings) -> None:
     bad = table2.copy()
     bad.loc[0, "text"] = ""
     with pytest.raises(gr.Error, match="empty"):
-        cb["save"]("voices", bad)
+        page.save_callback(engines, "voices", bad)
     with pytest.raises(gr.Error, match="nothing to re-cut"):
-        cb["recut"]("voices", table2.iloc[0]["clip"], 11)
+        page.recut_callback(engines, "voices", table2.iloc[0]["clip"], 11)
     with pytest.raises(gr.Error, match="Pick the clip"):
-        cb["delete_clip"]("voices", None, table2)
+        page.delete_clip_callback(engines, "voices", None, table2)
     with pytest.raises(gr.Error, match="Pick the mismatched clip"):
-        cb["choice"]("voices", None, "keep original", "")
+        page.choice_callback(engines, {"name": "voices", "clip": None, "choice": "keep original", "text": ""})
 
     # validation with the tiny Whisper: every clip gets compared; the table shows the flags
-    mismatches, message, mm_pick, table3, *_ = cb["validate"]("voices", "tiny-random", 0.3)
+    mismatches, message, mm_pick, table3, *_ = page.validate_callback(engines, "voices", "tiny-random", 0.3)
     assert "Re-transcribed 2 clips" in message
     assert len(mismatches) == sum("ASR mismatch" in f for f in table3["flags"])
 
     # the list, then delete (confirm required)
-    listed, *_ = cb["list"]()
+    listed, *_ = page.list_callback(engines)
     assert "voices" in set(listed["name"])
     with pytest.raises(gr.Error, match="confirm"):
-        cb["delete"]("voices", False)
-    message, listed, *_ = cb["delete"]("voices", True)
+        page.delete_callback(engines, "voices", False)
+    message, listed, *_ = page.delete_callback(engines, "voices", True)
     assert "Deleted" in message and "voices" not in set(listed["name"]) and not root.exists()
 
 

@@ -55,8 +55,9 @@ def fresh_engines(tmp_path, tiny_models) -> Engines:
     return engines_for(make_settings(tmp_path, tiny_models), tiny_models)
 
 
-def form(dataset: str | None, **changes) -> list:
-    """The Start button's inputs, in the page's order (tiny base, 1 epoch, batch 2 unless changed)."""
+def form(dataset: str | None, **changes) -> dict:
+    """The Start button's inputs by name, as the page's form hands them over (tiny base, 1 epoch, batch 2
+    unless changed)."""
     values = {
         "dataset": dataset,
         "base": "tiny",
@@ -70,7 +71,7 @@ def form(dataset: str | None, **changes) -> list:
         "seed": 1,
     }
     values.update(changes)
-    return list(values.values())
+    return values
 
 
 def test_build_has_elem_ids_and_named_api(fresh_engines):
@@ -78,27 +79,47 @@ def test_build_has_elem_ids_and_named_api(fresh_engines):
         page.build(fresh_engines)
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
     assert ELEM_IDS <= ids, ELEM_IDS - ids
-    names = {fn.api_name for fn in demo.fns.values()}
-    assert {"train_start", "train_stop", "train_resume", "train_export"} <= names
+    names = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert names == {"train_start", "train_stop", "train_resume", "train_export"}  # the rest is the page's own
+    # train_start's positional order (script users) is the form's order: dataset, base, the preset fields.
+    start = next(fn for fn in demo.fns.values() if fn.api_name == "train_start")
+    assert [block.elem_id for block in start.inputs] == [
+        "tr-dataset",
+        "tr-base",
+        "tr-epochs",
+        "tr-batch",
+        "tr-accum",
+        "tr-lr",
+        "tr-max-audio",
+        "tr-save-every",
+        "tr-eval-every",
+        "tr-seed",
+    ]
+    assert list(form("x")) == ["dataset", "base", *page.PRESET_FIELDS]
     assert any(isinstance(block, gr.Timer) for block in demo.blocks.values())
 
 
 def test_presets_fill_the_fields():
     for name, values in PRESETS.items():
-        filled = dict(zip(page.PRESET_FIELDS, page.preset_callback(name)))
+        filled = page.preset_values(name)
+        assert list(filled) == list(page.PRESET_FIELDS)
+        assert list(page.preset_callback(name)) == list(filled.values())  # the event's outputs, in that order
         assert filled["epochs"] == values["epochs"] and filled["batch_size"] == values["batch_size"]
         assert filled["eval_every"] == (values["eval_every"] or 0)
+        options = page.build_options({"dataset": " voice ", "base": "tiny", **filled})
+        assert options.dataset == "voice" and options.base_model == "tiny" and options.epochs == values["epochs"]
+        assert options.eval_every == values["eval_every"]
     with pytest.raises(gr.Error, match="Unknown preset"):
         page.preset_callback("huge")
 
 
 def test_start_errors_become_gr_errors(fresh_engines):
     with pytest.raises(gr.Error, match="Choose a dataset"):
-        page.start_callback(fresh_engines, *form(None))
+        page.start_callback(fresh_engines, form(None))
     with pytest.raises(gr.Error, match="Invalid dataset name"):
-        page.start_callback(fresh_engines, *form("../x"))
+        page.start_callback(fresh_engines, form("../x"))
     with pytest.raises(gr.Error, match="Enter a value for epochs"):
-        page.start_callback(fresh_engines, *form("x", epochs=None))
+        page.start_callback(fresh_engines, form("x", epochs=None))
     with pytest.raises(gr.Error, match="No training run is running"):
         page.stop_callback(fresh_engines, None)
     with pytest.raises(gr.Error, match="No run to resume"):
@@ -148,10 +169,10 @@ def test_live_view_of_a_finished_run_and_export(trained, trained_engines):
 
 def test_start_stop_resume_delete_through_the_callbacks(fresh_engines, speak):
     make_dataset(fresh_engines.training.datasets_dir, "pagevoice", [(speak(t), t) for t in ESPEAK_SENTENCES[:4]])
-    run_id, status, *_ = page.start_callback(fresh_engines, *form("pagevoice"))
+    run_id, status, *_ = page.start_callback(fresh_engines, form("pagevoice"))
     assert run_id and "RUNNING" in status
     with pytest.raises(gr.Error, match="still running"):
-        page.start_callback(fresh_engines, *form("pagevoice"))
+        page.start_callback(fresh_engines, form("pagevoice"))
     shown, status, *_ = page.stop_callback(fresh_engines, run_id)
     assert shown == run_id and "STOPPED" in status
     shown, status, *_ = page.resume_callback(fresh_engines, run_id)

@@ -11,6 +11,7 @@ import types
 import pytest
 
 import main_launcher
+import web_guard
 from config import ROOT
 
 
@@ -156,3 +157,52 @@ def test_main_launches_with_the_flags(settings, monkeypatch, no_my_config):
     ((demo, kwargs),) = calls
     assert kwargs["server_port"] == 7999 and kwargs["auth"] == [("ann", "pw")]
     assert demo.engines.settings.tiny_models is True
+
+
+@pytest.mark.parametrize("flags", [["--host", "0.0.0.0"], ["--share"], ["--host", "192.168.1.5", "--share"]])
+def test_exposed_without_auth_refuses_to_start(settings, monkeypatch, no_my_config, flags):
+    """Exposing the app without a login used to start with a console warning only."""
+    import gradio as gr
+
+    calls = []
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: calls.append((self, kwargs)))
+    monkeypatch.setenv("XTTSLAB_DATASETS_DIR", str(settings.path("datasets_dir")))
+    argv = ["--tiny-models", "--device", "cpu", "--workspace", str(settings.workspace_dir), *flags]
+    with pytest.raises(SystemExit, match="without --auth.*Not starting.*--allow-public-without-auth"):
+        main_launcher.main(argv)
+    assert calls == []
+
+    # said explicitly: it starts, and the page says what is wrong at the top
+    assert main_launcher.main([*argv, "--allow-public-without-auth"]) == 0
+    ((demo, kwargs),) = calls
+    banners = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "exposed-warning"]
+    assert len(banners) == 1 and "without --auth" in banners[0].value
+    assert main_launcher.main([*argv, "--auth", "ann:pw"]) == 0  # a login: no question asked
+
+
+def test_loopback_without_auth_has_no_exposure_banner(settings):
+    demo = main_launcher.build_app(settings)
+    assert not [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "exposed-warning"]
+    assert main_launcher.exposure_warning(settings) is None
+
+
+def test_security_settings_follow_the_conventions(no_my_config):
+    env = {
+        "XTTSLAB_SERVER_FOLDERS": "/data/recordings, /srv/audio",
+        "XTTSLAB_ALLOWED_HOSTS": "lab.example.org,.corp",
+        "XTTSLAB_ALLOW_PUBLIC_WITHOUT_AUTH": "yes",
+    }
+    s = settings_for(["--host", "0.0.0.0"], env=env)
+    assert s.server_folders == ("/data/recordings", "/srv/audio")
+    assert s.allowed_hosts == ("lab.example.org", ".corp") and s.allow_public_without_auth is True
+    assert s.exposed and not settings_for([]).exposed and settings_for(["--share"]).exposed
+    assert not settings_for(["--host", "localhost"]).exposed and not settings_for(["--host", "127.0.0.5"]).exposed
+    defaults = settings_for([])
+    assert defaults.server_folders == () and defaults.allowed_hosts == () and not defaults.allow_public_without_auth
+
+
+def test_launch_kwargs_install_the_web_guard(no_my_config):
+    kwargs = main_launcher.launch_kwargs(settings_for(["--host", "lab.internal", "--auth", "ann:pw"]))
+    (middleware,) = kwargs["app_kwargs"]["middleware"]
+    assert middleware.cls is web_guard.WebGuard
+    assert "lab.internal" in middleware.kwargs["hosts"]

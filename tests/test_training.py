@@ -375,6 +375,47 @@ def test_export_loads_strictly_and_synthesizes(trained, tiny_models):
 # ---------------------------------------------------------------- faults: kill, resume, stop
 
 
+def test_metrics_keep_one_line_per_step(tmp_path):
+    """Killed at step 3 with the last checkpoint at step 2 (and a line cut short): the resume trains step 3
+    again. The worker drops the first step-3 line and the broken one before it appends; a reader keeps
+    the last line of any step logged twice all the same."""
+    from engines.train_runs import METRICS_FILE, trim_metrics
+
+    path = tmp_path / METRICS_FILE
+    session1 = [
+        {"session": 1, "kind": "train", "step": 1, "loss": 6.0},
+        {"session": 1, "kind": "train", "step": 2, "loss": 5.5},
+        {"session": 1, "kind": "eval", "step": 2, "loss": 5.8},
+        {"session": 1, "kind": "train", "step": 3, "loss": 5.0},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in session1) + '{"session": 1, "kind": "tr', encoding="utf-8")
+    replayed = {"session": 2, "kind": "train", "step": 3, "loss": 5.1}
+
+    older = path.read_text(encoding="utf-8") + "\n" + json.dumps(replayed) + "\n"  # a file from before the fix
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / METRICS_FILE).write_text(older, encoding="utf-8")
+    rows = read_metrics(tmp_path / "old")
+    assert [(r["kind"], r["step"], r["session"]) for r in rows] == [
+        ("train", 1, 1),
+        ("train", 2, 1),
+        ("eval", 2, 1),
+        ("train", 3, 2),
+    ]
+
+    assert trim_metrics(tmp_path, 2) == 1  # resuming from checkpoint_2
+    with open(path, "a", encoding="utf-8") as fh:  # the resumed worker appends
+        fh.write(json.dumps(replayed) + "\n")
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]  # every line parses
+    assert [(r["kind"], r["step"], r["session"]) for r in lines] == [
+        ("train", 1, 1),
+        ("train", 2, 1),
+        ("eval", 2, 1),
+        ("train", 3, 2),
+    ]
+    assert trim_metrics(tmp_path, 3) == 0 and path.read_text(encoding="utf-8").count("\n") == 4  # nothing to drop
+    assert trim_metrics(tmp_path, 0) == 4 and read_metrics(tmp_path) == []  # no checkpoint: training starts over
+
+
 @pytest.mark.slow
 def test_kill_mid_epoch_then_stop_then_resume(engine, request, speak):
     """SIGKILL mid-epoch -> crashed -> resume continues the step count from the last checkpoint;
@@ -431,6 +472,10 @@ def test_kill_mid_epoch_then_stop_then_resume(engine, request, speak):
     train = frame[frame.kind == "train"]
     assert list(train.step) == list(range(1, total + 1))  # replayed steps replace the lost one; no gaps
     assert len(frame[frame.kind == "eval"]) == 2
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    keys = [(r["kind"], r["step"]) for r in lines]
+    assert len(keys) == len(set(keys)), "a step logged twice in metrics.jsonl"  # the replayed step's first line went
+    assert [r["step"] for r in lines if r["kind"] == "train"] == list(range(1, total + 1))
     for path in engine.checkpoints(run_id):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         assert ckpt["step"] == int(path.stem.split("_")[1])
@@ -440,3 +485,26 @@ def test_kill_mid_epoch_then_stop_then_resume(engine, request, speak):
 
     engine.delete_run(run_id)
     assert not run_dir.exists() and engine.list_runs() == []
+
+
+def test_a_worker_we_spawned_counts_as_running_before_it_is_recognisable(engine):
+    """Right after Start the pid may not look like a training worker yet (e.g. before exec): the engine's own
+    Popen handle decides, so a healthy run never shows CRASHED and a second Start is refused."""
+    import subprocess
+    import sys
+
+    run_dir = engine.runs_dir / "20261202-000000-early"
+    run_dir.mkdir(parents=True)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # not engines.train_worker
+    try:
+        (run_dir / "run.json").write_text(json.dumps({"id": run_dir.name, "status": "running", "pid": child.pid}))
+        engine._procs[run_dir.name] = child
+        assert engine.active_run() == run_dir.name
+        assert engine.status(run_dir.name).status == "running"
+        with pytest.raises(BusyError, match="still running"):
+            engine._refuse_if_busy()
+    finally:
+        child.kill()
+        child.wait()
+    assert engine.status(run_dir.name).status == "crashed"  # exited without finishing: crashed, as before
+    assert engine.active_run() is None

@@ -243,3 +243,74 @@ def test_generate_is_serialised_with_other_gpu_work(tts_engines):
     order.append("tts-done")
     thread.join()
     assert order == ["other-start", "other-end", "tts-done"]
+
+
+def form_defaults(demo) -> dict:
+    """The Generate form's values as the page starts, by the names the callback reads."""
+    generate = next(fn for fn in demo.fns.values() if fn.api_name == "tts_generate")
+    return dict(zip(values().keys(), [block.value for block in generate.inputs], strict=True))
+
+
+def test_first_generate_with_the_page_defaults_speaks(tts_engines):
+    with gr.Blocks() as demo:
+        page.build(tts_engines)
+    defaults = form_defaults(demo)
+    assert defaults["speaker"] == "Tiny Alice"  # the model's first built-in speaker is preselected
+    assert not defaults["files"] and not defaults["recording"] and defaults["voice"] == page.NONE
+    audio, files, _stats = page.generate_callback(tts_engines, {**defaults, "text": "My very first try."})
+    assert Path(audio).is_file() and sf.info(audio).duration > 0
+    assert json.loads(Path(files[1]).read_text())["speaker"] == "Tiny Alice"
+
+
+def test_clips_or_a_saved_voice_take_over_from_the_preselected_speaker(tts_engines, ref):
+    assert page.clips_chosen_callback([str(ref)], "Tiny Alice") == page.NONE
+    assert page.clips_chosen_callback(str(ref), "Tiny Alice") == page.NONE  # a recording
+    assert page.clips_chosen_callback("my voice", "Tiny Alice") == page.NONE  # a saved voice
+    assert page.clips_chosen_callback(None, "Tiny Alice") == "Tiny Alice"  # cleared: nothing to take over
+    assert page.clips_chosen_callback(page.NONE, "Tiny Bob") == "Tiny Bob"
+    with gr.Blocks() as demo:
+        page.build(tts_engines)
+    by_id = {
+        fn_input.elem_id for fn in demo.fns.values() for fn_input in fn.inputs if fn.fn is page.clips_chosen_callback
+    }
+    assert {"tts-reference", "tts-record", "tts-voice"} <= by_id
+    # Switching models: a speaker the new model lacks becomes its first one; "(none)" stays.
+    assert page.speakers_callback(tts_engines, "tiny", "Someone Else").value == "Tiny Alice"
+    assert page.speakers_callback(tts_engines, "tiny", page.NONE).value == page.NONE
+
+
+def test_text_in_another_script_than_the_language_warns_on_the_page(tts_engines):
+    with pytest.warns(UserWarning, match=r"mostly in Arabic script, but the language is English \(en\)"):
+        audio, _files, _stats = page.generate_callback(tts_engines, values(text="مرحبا بكم", speaker="Tiny Alice"))
+    assert Path(audio).is_file()  # a warning, not a refusal
+
+
+def test_a_1_gib_reference_is_too_large_not_unreadable(tts_engines, tmp_path):
+    big = tmp_path / "concert.wav"
+    sf.write(big, np.zeros(1000, np.float32), 44100, subtype="PCM_16")
+    with open(big, "r+b") as fh:  # sparse: 1 GiB on paper, nothing written
+        fh.truncate(2**30)
+    message = gr_error(lambda: page.generate_callback(tts_engines, values(files=[str(big)])))
+    assert message.startswith("concert.wav is too large (1024 MB, limit 500 MB)") and "not a readable" not in message
+
+
+def test_api_non_numeric_seed_or_cap_is_a_named_error_without_tracebacks(tts_engines, capfd):
+    from gradio_client import Client
+
+    with gr.Blocks() as demo:
+        page.build(tts_engines)
+    demo.queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        capfd.readouterr()
+        with pytest.raises(Exception, match=r"Seed must be a number; got 'abc'"):
+            client.predict(*values(speaker="Tiny Alice", seed="abc").values(), api_name="/tts_generate")
+        with pytest.raises(Exception, match=r"Max audio tokens must be a number; got 'many'"):
+            client.predict(*values(speaker="Tiny Alice", tokens="many").values(), api_name="/tts_generate")
+        with pytest.raises(Exception, match="The text is empty"):
+            client.predict(*values(text="", speaker="Tiny Alice").values(), api_name="/tts_generate")
+        err = capfd.readouterr().err
+    finally:
+        demo.close()
+    assert "Traceback" not in err  # expected user errors are one log line each, not printed tracebacks

@@ -11,17 +11,24 @@ or from Python::
     from engines import Engines
     from engines.eval import EvalConfig
     eng = Engines.create(load_settings())
-    run = eng.evaluation.run(EvalConfig(sentences="builtin:en", models=("xtts_v2",), voices=("me.wav",)))
+    config = EvalConfig(sentences="builtin:en", models=("xtts_v2",), voices=("me.wav",))
+    run = eng.evaluation.run(config)        # in this thread, to the end
     print(run.folder / "report.html")
+
+    job = eng.evaluation.start(config)      # or in a background thread, as the Eval tab does
+    for state in job.watch():               # leaving this loop leaves the job running; stop() ends it
+        print(state.state, state.desc)
 
 Modules, each with one job: ``config`` (EvalConfig), ``sentences`` (sentence sets), ``plan`` (voices,
 systems, every check before work), ``results`` (the typed results.csv row), ``runner`` (the loop),
-``summary`` (numbers and report from rows), ``store`` (run folders), ``checkpoints`` (ranking a training
-run), ``listening`` (blind tests), ``engine`` (the thin EvalEngine), ``__main__`` (the command).
+``summary`` (numbers and report from rows), ``store`` (run folders), ``job`` (a run in a background thread
+that outlives whoever watches it), ``checkpoints`` (ranking a training run), ``listening`` (blind tests),
+``engine`` (the thin EvalEngine), ``__main__`` (the command).
 """
 
 from engines.eval.config import EvalConfig
 from engines.eval.engine import EvalEngine
+from engines.eval.job import EvalJob, JobState
 from engines.eval.plan import System, Voice
 from engines.eval.results import GROUND_TRUTH, RANDOM, REAL, RESULT_COLUMNS, ResultRow, read_results, write_results
 from engines.eval.sentences import Sentence, SentenceSet, load_sentences, sentence_set_choices
@@ -36,6 +43,8 @@ __all__ = [
     "RUN_STATES",
     "EvalConfig",
     "EvalEngine",
+    "EvalJob",
+    "JobState",
     "ResultRow",
     "RunInfo",
     "RunProgress",

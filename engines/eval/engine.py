@@ -1,11 +1,18 @@
-"""``EvalEngine``: the one object pages and scripts use. It is thin: it owns the one-run-at-a-time lock
-and the stop flag, and hands the work to the planner, the runner, the store and the listening tests."""
+"""``EvalEngine``: the one object pages and scripts use. It is thin: it owns the one-run-at-a-time lock,
+the stop flag and the background job, and hands the work to the planner, the runner, the store and the
+listening tests.
+
+Two ways to run: ``start``/``start_resume``/``start_rank_checkpoints`` return an ``EvalJob`` at once and
+run in a background thread (the page: a run outlives its browser tab and only ``stop()`` ends it early);
+``run``/``iter_run``/``resume``/``rank_checkpoints`` run in the caller's thread (scripts, the headless
+command, tests). Both hold the same lock, so there is one evaluation at a time either way.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +20,7 @@ from config import Settings
 from engines.errors import BusyError, InputError, LabError
 from engines.eval import checkpoints
 from engines.eval.config import EvalConfig
+from engines.eval.job import EvalJob
 from engines.eval.listening import ListeningTests
 from engines.eval.plan import Planner, System, Voice
 from engines.eval.results import GROUND_TRUTH, read_results
@@ -56,6 +64,7 @@ class EvalEngine:
         self._stop = threading.Event()
         self._run_lock = threading.Lock()
         self._current: str | None = None
+        self._job: EvalJob | None = None
 
     # ------------------------------------------------------------------ runs on disk
 
@@ -80,14 +89,24 @@ class EvalEngine:
         """The id of the run in progress, if any."""
         return self._current
 
+    @property
+    def job(self) -> EvalJob | None:
+        """The background job running now, else the last one this process ran (None before the first)."""
+        return self._job
+
     def stop(self) -> bool:
-        """Ask the running evaluation to stop after the utterance in progress (it stays resumable).
+        """Ask the running evaluation (a background job or a run in the caller's thread) to stop after the
+        utterance in progress; it stays resumable. The only way to end a background job early.
 
         Returns:
             True when a run was in progress.
         """
         self._stop.set()
-        return self._current is not None
+        job = self._job
+        alive = job is not None and not job.ended
+        if alive:
+            job.note_stop()  # a ranking job still exporting checkpoints stops as soon as its run begins
+        return self._current is not None or alive
 
     # ------------------------------------------------------------------ planning
 
@@ -145,7 +164,10 @@ class EvalEngine:
         log_fn: LogFn | None = None,
         resume: bool = False,
     ) -> Iterator[RunProgress]:
-        """Run an evaluation, yielding progress after every batch of utterances.
+        """Run an evaluation in the caller's thread, yielding progress after every batch of utterances.
+
+        Leaving the loop early loses the batch in flight and marks the run "stopped" (resumable); a page
+        uses ``start`` instead, whose job goes on without its watcher.
 
         Args:
             config: what to evaluate.
@@ -161,28 +183,129 @@ class EvalEngine:
             BusyError: another evaluation is running.
             InputError / AudioError / MissingWeightsError: bad config (checked before any synthesis).
         """
-        if not self._run_lock.acquire(blocking=False):
-            raise BusyError(f"An evaluation is already running ({self._current}); stop it or wait for it to finish.")
+        self._begin()
         try:
-            self._stop.clear()
-            config = config.with_defaults(self.settings.generation)  # recorded in config.json as used
-            common = {
-                "settings": self.settings,
-                "tts": self.tts,
-                "asr": self.asr,
-                "stop": self._stop,
-                "progress": progress or no_progress,
-                "log_fn": log_fn or log_info,
-            }
-            if resume:
-                run = EvalRun.resume(self.store, self.planner, config, run_id or "", **common)
-            else:
-                run = EvalRun.new(self.store, self.planner, config, run_id, **common)
-            self._current = run.run_id
+            run = self._open(config, run_id, resume=resume, progress=progress, log_fn=log_fn)
             yield from run.steps()
         finally:
-            self._current = None
-            self._run_lock.release()
+            self._release()
+
+    def start(self, config: EvalConfig, *, run_id: str | None = None, log_fn: LogFn | None = None) -> EvalJob:
+        """Start an evaluation in a background thread and return at once.
+
+        The config is planned and the run folder made before this returns, so bad input raises here; the
+        work then goes on whether or not anyone watches (``job.watch()``, ``job.wait()``), until it ends or
+        ``stop()``.
+
+        Args:
+            config: what to evaluate.
+            run_id: the new run's id (default: timestamp + name).
+            log_fn: receives status lines (default: the logger).
+
+        Returns:
+            The job (``job.run_id`` names the run folder).
+
+        Raises:
+            BusyError: another evaluation is running.
+            InputError / AudioError / MissingWeightsError: bad config (checked before any folder exists).
+        """
+        return self._start_run("run", config, run_id, resume=False, log_fn=log_fn)
+
+    def start_resume(self, run_id: str, *, log_fn: LogFn | None = None) -> EvalJob:
+        """``resume`` as a background job (see ``start``)."""
+        saved = self.store.meta(run_id)
+        config = EvalConfig.from_dict(saved["config"], self.settings.generation)
+        return self._start_run("resume", config, run_id, resume=True, log_fn=log_fn)
+
+    def start_rank_checkpoints(
+        self,
+        training_run: str,
+        base: EvalConfig,
+        *,
+        include_base_model: str | None = None,
+        log_fn: LogFn | None = None,
+    ) -> EvalJob:
+        """``rank_checkpoints`` as a background job (see ``start``). The checkpoints are exported inside the
+        job, so ``job.run_id`` stays None (state "preparing") until the eval run's folder exists; a config
+        the planner refuses then fails the job (``job.error``)."""
+        self._begin()
+        job = EvalJob("rank")
+
+        def steps() -> Iterator[RunProgress]:
+            pairs = self.checkpoint_models(training_run, job.progress)
+            config = checkpoints.ranking_config(base, training_run, pairs, include_base_model)
+            run = self._open(config, None, resume=False, progress=job.progress, log_fn=log_fn)
+            job.run_id = run.run_id
+            yield from run.steps()
+
+        return self._launch(job, steps)
+
+    def _start_run(
+        self, kind: str, config: EvalConfig, run_id: str | None, *, resume: bool, log_fn: LogFn | None
+    ) -> EvalJob:
+        self._begin()
+        job = EvalJob(kind)
+        try:
+            run = self._open(config, run_id, resume=resume, progress=job.progress, log_fn=log_fn)
+        except BaseException:
+            self._release()
+            raise
+        job.run_id = run.run_id
+        return self._launch(job, run.steps)
+
+    def _launch(self, job: EvalJob, steps: Callable[[], Iterator[RunProgress]]) -> EvalJob:
+        """Run ``steps`` in a daemon thread (the caller holds the run lock; the thread releases it).
+
+        Daemon: quitting the app ends the run where it is; its status then reads "interrupted" and it
+        can be resumed, like a killed headless run.
+        """
+        self._job = job
+        job.thread = threading.Thread(
+            target=job.run, args=(steps, self._release), name=f"eval-{job.run_id or job.kind}", daemon=True
+        )
+        try:
+            job.thread.start()
+        except BaseException:
+            self._release()
+            raise
+        return job
+
+    def _begin(self) -> None:
+        """Take the one-run lock (BusyError when held) and clear the stop flag."""
+        if not self._run_lock.acquire(blocking=False):
+            what = self._current or "exporting checkpoints to rank them"
+            raise BusyError(f"An evaluation is already running ({what}); stop it or wait for it to finish.")
+        self._stop.clear()
+
+    def _release(self) -> None:
+        self._current = None
+        self._run_lock.release()
+
+    def _open(
+        self,
+        config: EvalConfig,
+        run_id: str | None,
+        *,
+        resume: bool,
+        progress: ProgressFn | None,
+        log_fn: LogFn | None,
+    ) -> EvalRun:
+        """Plan and make (or reopen) a run; the caller holds the run lock."""
+        config = config.with_defaults(self.settings.generation)  # recorded in config.json as used
+        common = {
+            "settings": self.settings,
+            "tts": self.tts,
+            "asr": self.asr,
+            "stop": self._stop,
+            "progress": progress or no_progress,
+            "log_fn": log_fn or log_info,
+        }
+        if resume:
+            run = EvalRun.resume(self.store, self.planner, config, run_id or "", **common)
+        else:
+            run = EvalRun.new(self.store, self.planner, config, run_id, **common)
+        self._current = run.run_id
+        return run
 
     def rebuild_report(self, run_id: str) -> Path:
         """Recompute summary.json and report.html from results.csv (e.g. after a code update)."""

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from config import XTTS_LANGUAGES, Settings
-from engines.audio import load_audio
-from engines.errors import InputError, LabError
+from engines.audio import is_silent, load_audio, rms_dbfs
+from engines.errors import AudioError, InputError, LabError
 from engines.eval.config import EvalConfig
 from engines.eval.results import GROUND_TRUTH, RANDOM, REAL
 from engines.eval.sentences import SentenceSet, load_sentences
@@ -70,17 +72,53 @@ class Planner:
             name = spec.split(":", 1)[1].strip()
             files = self.tts.voice_files(name)
             for f in files:
-                load_audio(f, sr=16000, max_mb=self.settings.max_upload_mb)
+                self.check_reference(Path(f), f"Saved voice {name!r}: ")
             return Voice(spec, "saved", name, files=tuple(str(f) for f in files), display=f"voice:{name}")
         path = Path(spec.removeprefix("file:")).expanduser()
         if not path.is_file():
             raise InputError(f"Reference voice file not found: {path}")
-        audio, sr = load_audio(path, sr=16000, max_mb=self.settings.max_upload_mb)
-        if len(audio) / sr < self.settings.min_audio_seconds:
-            raise InputError(
-                f"Reference voice {path.name} is only {len(audio) / sr:.2f} s long; give 3-10 s of speech."
-            )
+        self.check_reference(path)
         return Voice(spec, "file", path.stem, files=(str(path),), display=f"file:{path.name}")
+
+    def check_reference(self, path: Path, prefix: str = "") -> None:
+        """Refuse a reference clip that synthesis would refuse or could not clone a voice from.
+
+        The TTS engine refuses clips that are too short, silent or only a DC offset when it first speaks; a
+        clip that is loud but holds no voice (hiss, hum, music without singing) it would clone noise from.
+        Both are caught here, before a run folder exists. The voice-activity check reads the part synthesis
+        uses (the first ``max_ref_seconds``).
+
+        Raises:
+            AudioError: not audio, too short, silent, a constant offset, or no speech in the used part.
+        """
+        from engines.vad import SAMPLE_RATE, check_speech
+
+        audio, sr = load_audio(path, sr=SAMPLE_RATE, max_mb=self.settings.max_upload_mb)
+        seconds = len(audio) / sr
+        if seconds < self.settings.min_audio_seconds:
+            raise AudioError(
+                f"{prefix}Reference voice {path.name} is only {seconds:.2f} s long (at least "
+                f"{self.settings.min_audio_seconds:g} s); give 3-10 s of speech."
+            )
+        if is_silent(audio):
+            raise AudioError(
+                f"{prefix}Reference voice {path.name} is silent (level {rms_dbfs(audio):.0f} dBFS); give 3-10 s of "
+                "clean speech from one speaker."
+            )
+        offset = float(np.mean(audio, dtype=np.float64))
+        if is_silent(audio - offset):
+            raise AudioError(
+                f"{prefix}Reference voice {path.name} holds no sound, only a constant offset (DC {offset:+.2f}); "
+                "give 3-10 s of clean speech from one speaker."
+            )
+        limit = self.settings.max_ref_seconds
+        reason = check_speech(audio[: int(limit * sr)]).reason
+        if reason is not None:
+            where = f" in its first {limit:g} s (the part synthesis uses)" if seconds > limit else ""
+            raise AudioError(
+                f"{prefix}Reference voice {path.name} holds no speech{where}: {reason}. Give 3-10 s of clean speech "
+                "from one speaker."
+            )
 
     def model_languages(self, model_id: str) -> list[str]:
         """Languages in the model's config.json (all of XTTS's when unknown)."""

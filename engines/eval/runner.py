@@ -99,6 +99,17 @@ def _copy_references(folder: Path, systems: list[System]) -> dict[str, list[str]
     return out
 
 
+def _remove_new_folder(folder: Path) -> None:
+    """Undo ``EvalRun.new``'s files (only those: an id the user gave may name a folder that held others)."""
+    for name in ("config.json", "status.json", "sentences.csv"):
+        (folder / name).unlink(missing_ok=True)
+    shutil.rmtree(folder / "refs", ignore_errors=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        log.warning("Left %s in place: it holds files this run did not make", folder)
+
+
 class EvalRun:
     """One evaluation in progress. Make it with ``new`` or ``resume``; ``steps()`` runs it."""
 
@@ -159,24 +170,33 @@ class EvalRun:
 
     @classmethod
     def new(cls, store: RunStore, planner: Planner, config: EvalConfig, run_id: str | None, **kw: Any) -> EvalRun:
-        """Plan (every check before any folder exists), then create the run folder."""
+        """Plan (every check before any folder exists), then create the run folder with its config.json and
+        status.json. A failure while making the folder (a reference that cannot be copied, provenance that
+        cannot be read) removes what was made: no folder without a status."""
         sentence_set, systems = planner.plan(config)
         folder = store.new_folder(run_id, config.name)
-        write_sentences(folder / "sentences.csv", sentence_set)
-        refs = _copy_references(folder, systems)
-        asr_model = config.asr_model or planner.asr.default_model()
-        return cls(
-            folder=folder,
-            config=config,
-            sentence_set=sentence_set,
-            systems=systems,
-            created=utc_now(),
-            references=refs,
-            asr_model=asr_model,
-            rows=[],
-            planner=planner,
-            **kw,
-        )
+        try:
+            write_sentences(folder / "sentences.csv", sentence_set)
+            refs = _copy_references(folder, systems)
+            asr_model = config.asr_model or planner.asr.default_model()
+            run = cls(
+                folder=folder,
+                config=config,
+                sentence_set=sentence_set,
+                systems=systems,
+                created=utc_now(),
+                references=refs,
+                asr_model=asr_model,
+                rows=[],
+                planner=planner,
+                **kw,
+            )
+            write_json(folder / "config.json", run.meta)
+            run._status("running", "starting")
+        except BaseException:
+            _remove_new_folder(folder)
+            raise
+        return run
 
     @classmethod
     def resume(cls, store: RunStore, planner: Planner, config: EvalConfig, run_id: str, **kw: Any) -> EvalRun:
@@ -270,13 +290,20 @@ class EvalRun:
         write_json(self.folder / "config.json", self.meta)
         if self.rows:
             self.log_fn(f"Resuming {self.run_id}: {self.done} of {self.total} utterances already done.")
-        yield self._status("running", "starting")
         try:
+            yield self._status("running", "starting")
             yield from self._ground_truth()
             for system in self.systems:
                 if self.stop_event.is_set():
                     break
                 yield from self._system(system)
+        except GeneratorExit:
+            # The caller stopped reading (a script left its loop): the batch in flight is lost, what was
+            # committed is kept; say so instead of leaving "running" behind.
+            self._status("stopped", "the caller stopped reading the progress; resume to finish")
+            if self.rows:
+                self._outputs("stopped")
+            raise
         except Exception as exc:
             self._status("failed", f"{type(exc).__name__}: {exc}")
             if self.rows:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +88,13 @@ def _read_csv_sentences(path: Path, language: str | None) -> list[Sentence]:
     except csv.Error:
         dialect = csv.excel
     reader = csv.DictReader(io.StringIO(raw), dialect=dialect)
+    try:
+        return _csv_rows(reader, path, language)
+    except csv.Error as exc:  # a NUL byte, an unclosed quote over a huge field, ...
+        raise InputError(f"{path.name} is not a readable CSV file (line {reader.line_num}: {exc}).") from None
+
+
+def _csv_rows(reader: csv.DictReader, path: Path, language: str | None) -> list[Sentence]:
     columns = [c.strip().lower() for c in reader.fieldnames or []]
     if "text" not in columns:
         raise InputError(
@@ -162,6 +171,7 @@ def load_sentences(spec: str, settings: Settings, language: str | None = None, l
         InputError: unknown set, missing file, no text column, no sentences, or a sentence without a language.
     """
     spec = (spec or "").strip()
+    shown = spec
     if not spec:
         raise InputError("Pick a sentence set: a built-in one, a dataset's eval split, or upload a CSV/TXT file.")
     if spec.startswith("builtin:"):
@@ -176,8 +186,9 @@ def load_sentences(spec: str, settings: Settings, language: str | None = None, l
             sentences = [dataclasses.replace(s, language=s.language or language) for s in sentences]
     else:
         path = Path(spec.removeprefix("file:")).expanduser()
+        shown = path.name  # an upload's path is Gradio's temp folder, which means nothing to the user
         if not path.is_file():
-            raise InputError(f"Sentence file not found: {path}")
+            raise InputError(f"Sentence file not found: {_shown_path(path)}")
         suffix = path.suffix.lower()
         if suffix in (".csv", ".tsv"):
             sentences = _read_csv_sentences(path, language)
@@ -188,7 +199,7 @@ def load_sentences(spec: str, settings: Settings, language: str | None = None, l
     if limit is not None and limit > 0:
         sentences = sentences[: int(limit)]
     if not sentences:
-        raise InputError(f"The sentence set {spec!r} holds no sentences. Add at least one non-empty line.")
+        raise InputError(f"The sentence set {shown!r} holds no sentences. Add at least one non-empty line.")
     missing = [s.id for s in sentences if not s.language]
     if missing:
         raise InputError(
@@ -203,6 +214,17 @@ def load_sentences(spec: str, settings: Settings, language: str | None = None, l
         if not metrics.normalize(s.text, fixed[-1].language):
             raise InputError(f"Sentence {s.id!r} ({s.text!r}) has no words left after normalization; remove it.")
     return SentenceSet(spec, tuple(_unique_ids(fixed)))
+
+
+def _shown_path(path: Path) -> str:
+    """A path for a message: the name alone for a file in a temp folder (an upload), else the full path."""
+    roots = [Path(tempfile.gettempdir())]
+    if os.environ.get("GRADIO_TEMP_DIR"):
+        roots.append(Path(os.environ["GRADIO_TEMP_DIR"]))
+    resolved = path.resolve()
+    if any(resolved.is_relative_to(root.resolve()) for root in roots):
+        return path.name
+    return str(path)
 
 
 def write_sentences(path: Path, sentence_set: SentenceSet) -> Path:

@@ -52,6 +52,7 @@ class RunInfo:
     sentences: str
     systems: list[str]
     has_report: bool
+    message: str = ""  # status.json's message: why it failed or stopped
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -127,6 +128,7 @@ class RunStore:
                     sentences=cfg.get("config", {}).get("sentences", ""),
                     systems=[s["name"] for s in cfg.get("systems", [])],
                     has_report=(folder / "report.html").is_file(),
+                    message=str(status.get("message", "")),
                 )
             )
         runs.sort(key=lambda r: (r.created, r.run_id), reverse=True)

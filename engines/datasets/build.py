@@ -1,0 +1,475 @@
+"""One build: sources -> decode, mono, 22.05 kHz, silence check, loudness, cut, per-clip Whisper, checks, write.
+
+Resumable: every finished source file leaves ``.manifest/<sha256>.json`` (its clips, report and the
+settings key it was made with), so a re-run skips the files whose key still matches ("already prepared -
+skipping"). While clips change, dataset.json says "building" and no metadata CSV exists; a build that
+raises leaves "failed" (or, if it created the dataset and finished nothing, no folder at all).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from engines.audio import (
+    clipped_fraction,
+    is_silent,
+    load_audio,
+    normalize_loudness,
+    resample,
+    rms_dbfs,
+    save_wav,
+    write_json,
+)
+from engines.datasets import store
+from engines.datasets.clips import assign_split, clip_flags, transcribe_clip
+from engines.datasets.ingest import (
+    Source,
+    TranscriptRow,
+    expand_inputs,
+    read_transcripts,
+    source_speaker,
+    unique_sources,
+)
+from engines.datasets.options import ASR_RATE, FORMAT_VERSION, MIN_MINUTES, NO_INPUT, SAMPLE_RATE, DatasetOptions
+from engines.datasets.results import DatasetReport, FileReport
+from engines.errors import AudioError, AudioTooLargeError, InputError
+from engines.progress import LogFn, ProgressFn
+from engines.provenance import app_version, utc_now
+from engines.segment import Piece, clean_text, plan_clips, speech_spans
+
+log = logging.getLogger(__name__)
+
+# (source, settings key, transcripts row, speaker, manifest of an earlier run)
+Plan = tuple[Source, str, TranscriptRow | None, str, dict[str, Any] | None]
+
+
+class _NoClips(InputError):
+    """Internal: a build that kept no clip (the user's message; the dataset it created is removed)."""
+
+
+class Builder:
+    """Runs builds with explicit collaborators (``DatasetEngine.build`` holds the dataset's claim around ``run``)."""
+
+    def __init__(
+        self,
+        asr: Any,
+        max_upload_mb: int,
+        check_not_in_use: Callable[[str, str], None],
+        token_counter: Callable[[str, str], int] | None = None,
+    ) -> None:
+        """
+        Args:
+            asr: an ``engines.asr.ASREngine`` (default model, language check, per-clip transcription).
+            max_upload_mb: largest audio file or zip (``settings.max_upload_mb``).
+            check_not_in_use: ``check_not_in_use(name, what)`` raises BusyError while a training run uses
+                the dataset (before an overwrite).
+            token_counter: the trainer's tokenizer count, for the report's flagged clips (see ``clip_flags``).
+        """
+        self.asr = asr
+        self.max_upload_mb = max_upload_mb
+        self.check_not_in_use = check_not_in_use
+        self.token_counter = token_counter
+
+    def run(
+        self,
+        root: Path,
+        name: str,
+        paths: list[Path],
+        language: str,
+        transcripts: str | Path | None,
+        options: DatasetOptions,
+        progress: ProgressFn,
+        log_fn: LogFn,
+        staging: Path,
+    ) -> DatasetReport:
+        """Build (or resume, or re-use) the dataset at ``root`` from checked inputs; see ``DatasetEngine.build``.
+
+        Args:
+            staging: an empty scratch folder for unpacked zips (the caller removes it).
+        """
+        report = DatasetReport(name=name, path=root, language=language)
+        progress(0.0, desc="Reading inputs")
+        sources = expand_inputs(paths, staging, options, report, self.max_upload_mb)
+        if not sources and not report.files:
+            raise InputError(NO_INPUT)
+        unique = unique_sources(sources, report)
+        early_rows = list(report.files)  # inputs skipped before processing: not audio, unsafe, duplicates
+
+        rows, transcripts_info = read_transcripts(transcripts, unique, options, name, report, log_fn)
+
+        model_id = options.model_id or self.asr.default_model()
+        if any(s.sha256 not in rows for s in unique):  # Whisper will hear these files
+            self.asr.check_language(model_id, language)  # before anything is created
+
+        meta = store.read_json(root / "dataset.json") if root.is_dir() else None
+        # a folder without metadata or clips (a build killed before its first write) is free to use
+        has_content = root.is_dir() and (
+            meta is not None or (root / "metadata_train.csv").exists() or any((root / "wavs").glob("*.wav"))
+        )
+        if has_content:
+            if options.overwrite:
+                self.check_not_in_use(name, "overwrite it")
+                shutil.rmtree(root)
+                meta = None
+            else:
+                before = {i.get("sha256") for i in (meta or {}).get("inputs", [])}
+                if meta is None or before != {s.sha256 for s in unique}:
+                    raise InputError(
+                        f"A dataset named {name!r} already exists"
+                        + (" with other source files" if meta is not None else "")
+                        + ". Choose another name, or tick 'Overwrite' to replace it."
+                    )
+        created_now = meta is None
+        (root / "wavs").mkdir(parents=True, exist_ok=True)
+        (root / ".manifest").mkdir(exist_ok=True)
+
+        plans: list[Plan] = []
+        for source in unique:
+            row = rows.get(source.sha256)
+            speaker = source_speaker(source, row, options, name)
+            key = _settings_key(options, language, model_id, row.text if row else None, speaker, source.base)
+            manifest = store.read_json(root / ".manifest" / f"{source.sha256}.json")
+            plans.append((source, key, row, speaker, manifest))
+        todo = [p for p in plans if not (p[4] and p[4].get("key") == p[1])]
+
+        if meta is None or todo or meta.get("status") != "ready":
+            meta = meta or {"format": FORMAT_VERSION, "name": name, "created": utc_now(), "clips": {}}
+            meta.update(
+                {
+                    "language": language,
+                    "status": "building",
+                    "updated": utc_now(),
+                    "inputs": [{"source": s.name, "sha256": s.sha256} for s in unique],
+                }
+            )
+            meta.pop("error", None)
+            write_json(root / "dataset.json", meta)
+            # clips are about to change: no metadata CSV may describe a half-built dataset (training
+            # lists folders by their metadata_train.csv); the finished build writes them again
+            for split in ("train", "eval"):
+                (root / f"metadata_{split}.csv").unlink(missing_ok=True)
+
+        try:
+            manifests, processed = self._process_all(root, plans, language, options, model_id, progress, log_fn, report)
+            progress(1.0, desc="Writing metadata")
+            for m in manifests.values():
+                _counter_add(report.dropped, m.get("dropped", {}))
+            meta = _assemble(root, meta, unique, manifests, processed, options, language, model_id)
+            # stored per-file report: the same on every run (no "already prepared" wording)
+            meta["files"] = [asdict(f) for f in early_rows] + [
+                asdict(_file_report(manifests[s.sha256])) for s in unique
+            ]
+            meta["dropped"] = report.dropped
+            if transcripts_info is not None:
+                meta["transcripts"] = transcripts_info
+            clips = meta["clips"]
+            if not clips:
+                why = Counter(f.reason for f in report.files if f.status == "skipped")
+                raise _NoClips(
+                    f"No clips could be kept from {len(report.files)} file(s): "
+                    + ", ".join(f"{k} {v}" for k, v in why.most_common())
+                    + (
+                        ". Clips dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items()))
+                        if report.dropped
+                        else ""
+                    )
+                    + ". Upload recordings with audible speech (and a transcripts file, or a Whisper model that "
+                    "hears it)."
+                )
+            store.save(root, meta)
+        except Exception as exc:
+            _mark_failed(root, meta, created_now, exc)
+            raise
+        report.clips = len(clips)
+        report.seconds = float(sum(c["duration"] for c in clips.values()))
+        report.train_clips = sum(c.get("split") == "train" for c in clips.values())
+        report.eval_clips = report.clips - report.train_clips
+        limits = store.limits(meta)
+        report.flagged = sum(bool(clip_flags(c, limits, language, self.token_counter)) for c in clips.values())
+        if report.minutes < MIN_MINUTES:
+            report.notices.append(
+                f"Only {report.minutes:.1f} min of speech: a fine-tune wants at least "
+                f"{MIN_MINUTES:g} min (10+ min is better)."
+            )
+        log_fn(report.summary())
+        return report
+
+    def _process_all(
+        self,
+        root: Path,
+        plans: list[Plan],
+        language: str,
+        options: DatasetOptions,
+        model_id: str,
+        progress: ProgressFn,
+        log_fn: LogFn,
+        report: DatasetReport,
+    ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """Every source through ``_process`` (or reused from its manifest); one manifest written per file."""
+        processed: set[str] = set()
+        manifests: dict[str, dict[str, Any]] = {}
+        total = max(1, len(plans))
+        for i, (source, key, row, speaker, manifest) in enumerate(plans):
+            progress(i / total, desc=f"[{i + 1}/{len(plans)}] {source.name}")
+            if manifest and manifest.get("key") == key:
+                log_fn(f"{source.name}: already prepared - skipping")
+                manifests[source.sha256] = manifest
+                report.files.append(_file_report(manifest, reused=True))
+                report.reused += 1
+                continue
+            if manifest:  # finished before with other settings: its clips go
+                for entry in manifest.get("clips", []):
+                    (root / "wavs" / entry["clip"]).unlink(missing_ok=True)
+            manifest = self._process(root, source, language, options, model_id, row, speaker)
+            manifest["key"] = key
+            write_json(root / ".manifest" / f"{source.sha256}.json", manifest)
+            manifests[source.sha256] = manifest
+            processed.add(source.sha256)
+            file_report = _file_report(manifest)
+            report.files.append(file_report)
+            log_fn(f"{source.name}: {file_report.status}" + (f" ({file_report.detail})" if file_report.detail else ""))
+        return manifests, processed
+
+    def _process(
+        self,
+        root: Path,
+        source: Source,
+        language: str,
+        options: DatasetOptions,
+        model_id: str,
+        row: TranscriptRow | None,
+        speaker: str,
+    ) -> dict[str, Any]:
+        """One source file -> clips on disk; returns its manifest (report, clips, dropped counts).
+
+        Silence is the VAD's call (level-independent), with ``silence_db`` only as a floor for digital
+        silence. Cuts go in the VAD's pauses (``speech_spans`` + ``plan_clips``); each kept clip is then
+        transcribed on its own. Files with a transcripts row are kept whole with their text.
+        """
+        m: dict[str, Any] = {
+            "sha256": source.sha256,
+            "source": source.name,
+            "base": source.base,
+            "speaker": speaker,
+            "transcript": "supplied" if row else "whisper",
+            "status": "skipped",
+            "reason": "",
+            "detail": "",
+            "seconds": 0.0,
+            "clips": [],
+            "dropped": {},
+            "finished": utc_now(),
+        }
+        try:
+            raw, sr = load_audio(source.path, max_mb=self.max_upload_mb)
+        except AudioError as exc:
+            m.update(reason="too large" if isinstance(exc, AudioTooLargeError) else "not audio", detail=str(exc))
+            return m
+        seconds = len(raw) / sr
+        m["seconds"] = round(seconds, 3)
+        audio = resample(raw, sr, SAMPLE_RATE)
+        whole = row is not None
+        pad = options.pad_ms / 1000.0
+        max_span = options.max_clip - 2 * min(pad, options.max_clip / 4)
+        # the VAD decides where (and whether) there is speech, at any level; the floor only catches
+        # digital silence and dither, where there is nothing for a detector to judge
+        if is_silent(audio, options.silence_db):
+            spans = []
+        else:  # a file kept whole only needs to hold speech: no second look for pauses inside it
+            spans = speech_spans(resample(raw, sr, ASR_RATE), float("inf") if whole else max_span)
+        if not spans:
+            level = rms_dbfs(audio)
+            m.update(
+                reason="silent",
+                detail=(
+                    f"level {level:.0f} dBFS is under the silence floor ({options.silence_db:g} dBFS)"
+                    if level < options.silence_db
+                    else f"no speech found (voice activity detection; level {level:.0f} dBFS)"
+                ),
+            )
+            return m
+        normalized = normalize_loudness(audio)
+        if whole:
+            pieces = [Piece(0.0, seconds, row.text, 0.0, seconds)]
+        else:
+            pieces = plan_clips(
+                spans,
+                seconds,
+                min_clip=options.min_clip,
+                max_clip=options.max_clip,
+                pad=pad,
+                language=language,
+            )
+        dropped: Counter[str] = Counter()
+        unsplit: list[str] = []
+        for k, piece in enumerate(pieces):
+            a, b = int(round(piece.start * SAMPLE_RATE)), int(round(piece.end * SAMPLE_RATE))
+            duration = (b - a) / SAMPLE_RATE
+            reason = None
+            if not whole and (not piece.fits or duration > options.max_clip + 1e-6):
+                reason = "too long"  # speech with no pause to cut at: never shipped cut mid-speech
+                unsplit.append(f"{piece.speech_start:.1f}-{piece.speech_end:.1f} s")
+            elif not whole and duration < options.min_clip:
+                reason = "too short"
+            elif b - a == 0:
+                reason = "silent"
+            elif clipped_fraction(raw[int(piece.start * sr) : int(piece.end * sr)]) > options.max_clipped:
+                reason = "clipped"
+            text = clean_text(piece.text)
+            if reason is None and not whole:
+                # each clip is transcribed on its own: its text is what its audio says, nothing from a neighbour
+                text = transcribe_clip(
+                    self.asr, normalized[a:b], language, model_id, f"{source.name} {piece.start:.1f} s"
+                )
+            if reason is None and not text:
+                reason = "no transcript"
+            if reason:
+                dropped[reason] += 1
+                continue
+            clip = f"{source.base}.wav" if whole else f"{source.base}_{k:03d}.wav"
+            save_wav(root / "wavs" / clip, normalized[a:b], SAMPLE_RATE)
+            notes = []
+            if whole and duration > options.max_clip:
+                notes.append(f"kept whole: longer than max clip ({options.max_clip:g} s)")
+            elif whole and duration < options.min_clip:
+                notes.append(f"kept whole: shorter than min clip ({options.min_clip:g} s)")
+            m["clips"].append(
+                {
+                    "clip": clip,
+                    "text": text,
+                    "speaker": speaker,
+                    "duration": round(duration, 3),
+                    "source": source.name,
+                    "sha256": source.sha256,
+                    "start": round(piece.start, 3),
+                    "end": round(piece.end, 3),
+                    "origin": m["transcript"],
+                    "notes": notes,
+                }
+            )
+        if unsplit:
+            m["unsplit"] = unsplit
+        m["dropped"] = dict(dropped)
+        drops = ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
+        if unsplit:
+            drops += f" (speech over {options.max_clip:g} s without a pause at {', '.join(unsplit[:3])})"
+        if m["clips"]:
+            m.update(status="kept", detail=f"{len(m['clips'])} clip(s)" + (f"; dropped: {drops}" if drops else ""))
+        else:
+            main = dropped.most_common(1)[0][0] if dropped else "no clips"
+            m.update(reason=main, detail=f"no clip kept (dropped: {drops or 'none planned'})")
+        return m
+
+
+def _mark_failed(root: Path, meta: dict[str, Any], created_now: bool, exc: Exception) -> None:
+    """A build that raised: no half dataset is left looking usable.
+
+    A dataset this build created is removed when no file finished (or none gave a clip). Otherwise
+    dataset.json says "failed" with the error (the list shows it; a re-run resumes from the finished
+    files, Delete removes it) and no metadata CSV exists (removed when the build started changing clips).
+    """
+    finished = any((root / ".manifest").glob("*.json"))
+    if created_now and (not finished or isinstance(exc, _NoClips)):
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    meta = dict(meta)
+    meta.update({"status": "failed", "error": str(exc) or type(exc).__name__, "updated": utc_now()})
+    try:
+        write_json(root / "dataset.json", meta)
+    except OSError:  # the disk that failed the build may fail this too: the status stays "building"
+        log.warning("Could not mark dataset %s as failed", root.name, exc_info=True)
+
+
+def _assemble(
+    root: Path,
+    meta: dict[str, Any],
+    sources: list[Source],
+    manifests: dict[str, dict[str, Any]],
+    processed: set[str],
+    options: DatasetOptions,
+    language: str,
+    model_id: str,
+) -> dict[str, Any]:
+    """dataset.json's clip table from the manifests, keeping the user's edits of unchanged files.
+
+    A clip whose wav is gone was deleted (or re-cut) by the user: it stays gone.
+    """
+    shas = {s.sha256 for s in sources}
+    old = meta.get("clips", {})
+    clips = {
+        c: e
+        for c, e in old.items()
+        if e.get("sha256") in shas and e.get("sha256") not in processed and (root / "wavs" / c).is_file()
+    }
+    added = False
+    for source in sources:
+        for entry in manifests.get(source.sha256, {}).get("clips", []):
+            if entry["clip"] not in clips and (root / "wavs" / entry["clip"]).is_file():
+                clips[entry["clip"]] = dict(entry)
+                added = True
+    if added or processed or any("split" not in e for e in clips.values()) or set(clips) != set(old):
+        for clip, split in assign_split(clips, options.eval_share, options.seed).items():
+            clips[clip]["split"] = split
+    settings = {k: v for k, v in asdict(options).items() if k != "overwrite"}
+    settings["model_id"] = model_id
+    meta = dict(meta)
+    meta.update(
+        {
+            "format": FORMAT_VERSION,
+            "language": language,
+            "status": "ready",
+            "app_version": app_version(),
+            "settings": settings,
+            "clips": dict(sorted(clips.items())),
+            "inputs": [{"source": s.name, "sha256": s.sha256} for s in sources],
+        }
+    )
+    return meta
+
+
+def _settings_key(
+    options: DatasetOptions, language: str, model_id: str, text: str | None, speaker: str, base: str
+) -> str:
+    """What a finished file depends on: a change re-does the file, anything else reuses it."""
+    data = {
+        "v": FORMAT_VERSION,
+        "language": language,
+        "text": text,
+        "speaker": speaker,
+        "base": base,
+        "model_id": model_id if text is None else None,
+        "min_clip": options.min_clip,
+        "max_clip": options.max_clip,
+        "silence_db": options.silence_db,
+        "pad_ms": options.pad_ms,
+        "max_clipped": options.max_clipped,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_report(manifest: Mapping[str, Any], reused: bool = False) -> FileReport:
+    return FileReport(
+        source=manifest["source"],
+        status=manifest["status"],
+        reason=manifest.get("reason", ""),
+        detail="already prepared - skipping" if reused else manifest.get("detail", ""),
+        clips=len(manifest.get("clips", [])),
+        seconds=float(manifest.get("seconds", 0.0)),
+        speaker=manifest.get("speaker", ""),
+        transcript=manifest.get("transcript", ""),
+        sha256=manifest.get("sha256", ""),
+        reused=reused,
+    )
+
+
+def _counter_add(target: dict[str, int], source: Mapping[str, int]) -> None:
+    for k, v in source.items():
+        target[k] = target.get(k, 0) + int(v)

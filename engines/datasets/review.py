@@ -1,0 +1,357 @@
+"""A built dataset afterwards: the list, the review table and its edits, stats, re-cuts, validation.
+
+Every function takes the dataset's folder (``root``, known to exist) and its name; the caller
+(``DatasetEngine``) checks the name and holds the dataset's claim around the ones that write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.audio import frame_levels, load_audio, save_wav
+from engines.datasets import store
+from engines.datasets.clips import assign_split, clip_flags, transcribe_clip
+from engines.datasets.options import MIN_MINUTES, SAMPLE_RATE
+from engines.datasets.results import ClipRow, DatasetStats, DatasetSummary, Mismatch, SaveResult, ValidationReport
+from engines.errors import InputError
+from engines.names import is_folder_name
+from engines.progress import LogFn, ProgressFn, no_progress
+from engines.provenance import utc_now
+from engines.segment import clean_text, find_pauses, plan_recut, split_text, text_cer
+
+log = logging.getLogger(__name__)
+
+CHOICES = ("keep", "asr", "edit")
+TokenCounter = Callable[[str, str], int]
+
+
+def list_datasets(datasets_root: Path) -> list[DatasetSummary]:
+    """Every dataset under ``datasets_root`` (ours, and coqui-format folders made elsewhere)."""
+    out: list[DatasetSummary] = []
+    for folder in sorted(p for p in datasets_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not is_folder_name(folder.name):
+            continue
+        if not (folder / "dataset.json").is_file() and not (folder / "metadata_train.csv").is_file():
+            continue
+        try:
+            meta = store.load(folder, folder.name)
+        except InputError:
+            continue
+        clips = meta.get("clips", {})
+        status = meta.get("status", "ready")
+        out.append(
+            DatasetSummary(
+                name=folder.name,
+                clips=len(clips),
+                minutes=round(sum(float(c.get("duration", 0.0)) for c in clips.values()) / 60.0, 2),
+                language=meta.get("language", ""),
+                created=str(meta.get("created", "")),
+                speakers=sorted({str(c.get("speaker", "")) for c in clips.values()}),
+                status="incomplete" if status == "building" else status,
+            )
+        )
+    return out
+
+
+def load_table(root: Path, name: str, token_counter: TokenCounter | None = None) -> list[ClipRow]:
+    """The review table: one row per clip with its current quality flags."""
+    meta = store.load(root, name)
+    limits = store.limits(meta)
+    return [
+        ClipRow(
+            clip,
+            round(float(e.get("duration", 0.0)), 2),
+            e.get("text", ""),
+            e.get("speaker", ""),
+            e.get("split", "train"),
+            "; ".join(clip_flags(e, limits, meta.get("language", ""), token_counter)),
+        )
+        for clip, e in meta["clips"].items()
+    ]
+
+
+def save_table(
+    root: Path,
+    name: str,
+    rows: Sequence[ClipRow | Mapping[str, Any]],
+    check_not_in_use: Callable[[str, str], None],
+) -> SaveResult:
+    """Apply the user's table edits (``DatasetEngine.save_table``); rows left out are deleted (wav removed).
+
+    Args:
+        check_not_in_use: ``check_not_in_use(name, what)``, called before any clip is deleted.
+
+    Raises:
+        InputError: an unknown or repeated clip, an empty text, a '|' in a text, a bad split, or no row left.
+    """
+    meta = store.load(root, name)
+    clips = meta["clips"]
+    edits: dict[str, dict[str, str]] = {}
+    for i, row in enumerate(rows):
+        data = asdict(row) if isinstance(row, ClipRow) else dict(row)
+        clip = str(data.get("clip", "")).strip()
+        if clip not in clips:
+            raise InputError(f"Row {i + 1}: clip {clip!r} is not in dataset {name!r} (rows cannot be added).")
+        if clip in edits:
+            raise InputError(f"Row {i + 1}: clip {clip!r} appears twice.")
+        raw_text = str(data.get("text", "") if data.get("text") is not None else "")
+        if "|" in raw_text:
+            raise InputError(f"Row {i + 1} ({clip}): the text cannot contain '|' (it separates the columns).")
+        text = clean_text(raw_text)
+        if not text:
+            raise InputError(f"Row {i + 1} ({clip}): the text is empty; delete the row to drop the clip.")
+        speaker = clean_text(str(data.get("speaker") or clips[clip].get("speaker", ""))) or name
+        split = str(data.get("split") or clips[clip].get("split", "train")).strip().lower()
+        if split not in ("train", "eval"):
+            raise InputError(f"Row {i + 1} ({clip}): split must be 'train' or 'eval', got {split!r}.")
+        edits[clip] = {"text": text, "speaker": speaker, "split": split}
+    if not edits:
+        raise InputError("Every row was removed: to drop the whole dataset, use Delete in the datasets list.")
+    deleted = [c for c in clips if c not in edits]
+    if deleted:
+        check_not_in_use(name, "delete clips")
+    edited = 0
+    for clip, change in edits.items():
+        entry = clips[clip]
+        if any(entry.get(k) != v for k, v in change.items()):
+            if entry.get("text") != change["text"] and entry.get("cer") is not None:
+                entry["choice"] = "edit"
+            entry.update(change)
+            edited += 1
+    for clip in deleted:
+        del clips[clip]
+        (root / "wavs" / clip).unlink(missing_ok=True)
+    if deleted and "eval" not in {e.get("split") for e in clips.values()} and len(clips) >= 2:
+        for clip, split in assign_split(clips, store.limits(meta)["eval_share"], store.limits(meta)["seed"]).items():
+            clips[clip]["split"] = split
+    store.save(root, meta)
+    return SaveResult(edited=edited, deleted=len(deleted), clips=len(clips))
+
+
+def stats(root: Path, name: str, token_counter: TokenCounter | None = None) -> DatasetStats:
+    """Clip count, kept minutes, duration histogram (1-s bins), per-speaker counts, a warning under 2 minutes."""
+    meta = store.load(root, name)
+    clips = meta["clips"]
+    durations = [float(e.get("duration", 0.0)) for e in clips.values()]
+    seconds = float(sum(durations))
+    top = int(np.ceil(max(durations))) if durations else 0
+    counts = Counter(min(int(d), max(top - 1, 0)) for d in durations)
+    width = len(str(max(top, 1)))
+    histogram = [(f"{b:0{width}d}-{b + 1:0{width}d} s", counts.get(b, 0)) for b in range(top)]
+    limits = store.limits(meta)
+    flagged = sum(bool(clip_flags(e, limits, meta.get("language", ""), token_counter)) for e in clips.values())
+    warning = None
+    if seconds / 60.0 < MIN_MINUTES:
+        warning = (
+            f"Only {seconds / 60.0:.1f} min of speech: XTTS fine-tuning wants at least {MIN_MINUTES:g} min "
+            "(10 min or more gives a much better voice)."
+        )
+    train = sum(e.get("split") == "train" for e in clips.values())
+    return DatasetStats(
+        clips=len(clips),
+        seconds=seconds,
+        train_clips=train,
+        eval_clips=len(clips) - train,
+        flagged=flagged,
+        speakers=dict(Counter(str(e.get("speaker", "")) for e in clips.values())),
+        histogram=histogram,
+        warning=warning,
+    )
+
+
+def reference_clip(root: Path, name: str, target_seconds: float = 8.0) -> Path:
+    """A clean train clip near ``target_seconds`` (for an exported model's reference.wav).
+
+    Raises:
+        InputError: no clip.
+    """
+    meta = store.load(root, name)
+    limits = store.limits(meta)
+    candidates = [
+        (
+            bool(clip_flags(e, limits, "")),
+            e.get("split") != "train",
+            abs(float(e.get("duration", 0.0)) - target_seconds),
+            clip,
+        )
+        for clip, e in meta["clips"].items()
+    ]
+    if not candidates:
+        raise InputError(f"Dataset {name!r} has no clips.")
+    return root / "wavs" / min(candidates)[3]
+
+
+def recut(root: Path, name: str, clip: str, max_clip: float | None = None) -> list[str]:
+    """Split a clip at its pauses (``DatasetEngine.recut``); the text is split at word boundaries in
+    proportion to the speech before each cut.
+
+    Raises:
+        InputError: the clip is short enough already, holds no pause to cut at, or its text has too few words.
+    """
+    meta = store.load(root, name)
+    path = store.clip_file(root, name, store.check_clip(name, clip))
+    if clip not in meta["clips"]:
+        raise InputError(f"Clip {clip!r} is not in dataset {name!r}.")
+    entry = meta["clips"][clip]
+    limits = store.limits(meta)
+    max_clip = float(max_clip or min(limits["max_clip"], limits["trainer_max_seconds"]))
+    min_clip = min(float(limits["min_clip"]), max_clip / 3)
+    audio, sr = load_audio(path, sr=SAMPLE_RATE)
+    duration = len(audio) / sr
+    if duration <= max_clip:
+        raise InputError(f"{clip} is {duration:.1f} s, within {max_clip:g} s already: nothing to re-cut.")
+    pauses = find_pauses(audio, sr, silence_db=float(limits["silence_db"]))
+    try:
+        cuts = plan_recut(duration, pauses, max_clip, min_clip)
+    except ValueError as exc:
+        raise InputError(f"Cannot re-cut {clip}: {exc}. Trim it in an editor or delete the row.") from None
+    levels, step = frame_levels(audio, sr)
+    voiced = levels >= max(float(limits["silence_db"]), float(np.percentile(levels, 95)) - 30.0)
+    speech = np.cumsum(voiced)
+    fractions = [float(speech[min(int(c / step), len(speech) - 1)]) / max(1.0, float(speech[-1])) for c in cuts]
+    try:
+        texts = split_text(entry["text"], fractions)
+    except ValueError as exc:
+        raise InputError(f"Cannot re-cut {clip}: {exc}.") from None
+    bounds = [0.0, *cuts, duration]
+    stem = Path(clip).stem
+    names = []
+    for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        new = f"{stem}_r{k}.wav"
+        piece = audio[int(a * sr) : int(b * sr)]
+        save_wav(root / "wavs" / new, piece, sr)
+        meta["clips"][new] = {
+            **{kk: v for kk, v in entry.items() if kk not in ("asr_text", "cer", "choice")},
+            "clip": new,
+            "text": texts[k],
+            "duration": round(len(piece) / sr, 3),
+            "origin": "recut",
+            "notes": ["re-cut: check the text split"],
+        }
+        names.append(new)
+    del meta["clips"][clip]
+    meta["clips"] = dict(sorted(meta["clips"].items()))
+    path.unlink(missing_ok=True)
+    store.save(root, meta)
+    log.info("Re-cut %s/%s into %s", name, clip, names)
+    return names
+
+
+def validate(
+    root: Path,
+    name: str,
+    asr: Any,
+    model_id: str | None = None,
+    cer_threshold: float | None = None,
+    progress: ProgressFn | None = None,
+    log_fn: LogFn | None = None,
+) -> ValidationReport:
+    """Re-transcribe every clip and store its ASR text and CER (``DatasetEngine.validate``).
+
+    Each clip is decoded the way the build transcribes one (``clips.transcribe_clip``: timestamp decoding,
+    clip by clip, not the batched text-only decode, reported to stop early on tiny.en). The CER is
+    ``segment.text_cer``: the evaluation's normalizer (``engines.metrics.normalize``), so "1455" and
+    "fourteen fifty-five" agree.
+
+    Args:
+        asr: an ``engines.asr.ASREngine``.
+
+    Raises:
+        InputError: bad threshold, a Whisper model that cannot hear the dataset's language.
+    """
+    progress = progress or no_progress
+    log_fn = log_fn or print
+    meta = store.load(root, name)
+    limits = store.limits(meta)
+    threshold = float(cer_threshold if cer_threshold is not None else limits["cer_threshold"])
+    if not 0.0 < threshold <= 1.0:
+        raise InputError(f"The mismatch threshold (CER) must be above 0 and at most 1 (got {threshold:g}).")
+    model_id = model_id or meta.get("settings", {}).get("model_id") or asr.default_model()
+    language = meta.get("language") or None
+    if language:
+        asr.check_language(model_id, language)
+    clips = list(meta["clips"].items())
+    started = datetime.now(UTC)
+    for i, (clip, entry) in enumerate(clips):
+        if i % 8 == 0:
+            progress(i / max(1, len(clips)), desc=f"Re-transcribing clip {i + 1} of {len(clips)}")
+        audio = load_audio(root / "wavs" / clip, sr=SAMPLE_RATE)[0]
+        entry["asr_text"] = transcribe_clip(asr, audio, language, model_id, clip)
+        entry["cer"] = round(text_cer(entry["text"], entry["asr_text"], language), 4)
+        entry.pop("choice", None)
+    meta.setdefault("settings", {})["cer_threshold"] = threshold
+    meta["validation"] = {"model_id": model_id, "threshold": threshold, "time": utc_now()}
+    store.save(root, meta)
+    progress(1.0, desc="Validation done")
+    mismatches = sorted(
+        (
+            Mismatch(clip, e["text"], e["asr_text"], e["cer"])
+            for clip, e in meta["clips"].items()
+            if e["cer"] > threshold
+        ),
+        key=lambda m: -m.cer,
+    )
+    log_fn(f"Validated {len(clips)} clips with {model_id}: {len(mismatches)} mismatch(es) over CER {threshold:g}.")
+    return ValidationReport(
+        checked=len(clips),
+        threshold=threshold,
+        model_id=model_id,
+        mismatches=mismatches,
+        seconds=(datetime.now(UTC) - started).total_seconds(),
+    )
+
+
+def check_choice(choice: str) -> str:
+    """The choice, normalized: one of ``CHOICES``.
+
+    Raises:
+        InputError: naming the choices.
+    """
+    choice = (choice or "").strip().lower()
+    if choice not in CHOICES:
+        raise InputError(f"Choice must be one of {', '.join(CHOICES)} (keep original / take ASR / edit).")
+    return choice
+
+
+def apply_choice(
+    root: Path, name: str, clip: str, choice: str, text: str | None = None, token_counter: TokenCounter | None = None
+) -> ClipRow:
+    """Resolve a validation mismatch with a ``check_choice``-ed choice (``DatasetEngine.apply_choice``).
+
+    Raises:
+        InputError: unknown clip, no ASR text to take, an empty or '|'-holding edit.
+    """
+    meta = store.load(root, name)
+    if clip not in meta["clips"]:
+        raise InputError(f"Clip {clip!r} is not in dataset {name!r}.")
+    entry = meta["clips"][clip]
+    if choice == "asr":
+        if not entry.get("asr_text"):
+            raise InputError(f"Whisper heard nothing in {clip}: keep the original text or edit it.")
+        entry["text"] = entry["asr_text"]
+    elif choice == "edit":
+        if text is not None and "|" in text:
+            raise InputError("The text cannot contain '|' (it separates the columns).")
+        new = clean_text(text or "")
+        if not new:
+            raise InputError(f"Type the corrected text for {clip} (or pick keep / take ASR).")
+        entry["text"] = new
+    entry["choice"] = choice
+    store.save(root, meta)
+    limits = store.limits(meta)
+    return ClipRow(
+        clip,
+        round(float(entry["duration"]), 2),
+        entry["text"],
+        entry["speaker"],
+        entry.get("split", "train"),
+        "; ".join(clip_flags(entry, limits, meta.get("language", ""), token_counter)),
+    )

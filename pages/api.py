@@ -1,0 +1,198 @@
+"""Script endpoints: every action of the UI by name, for ``gradio_client`` and HTTP callers.
+
+The UI's own events keep their names (``tts_generate``, ``ft_build``, ``train_start``, ``eval_run``, ...).
+Those take dropdown values, which Gradio checks against the choices the page was built with, and some
+act on the row a person clicked (session state a script does not have). The endpoints here take plain
+names and ids instead, looked up when called, so a dataset, run or model made after the app started is
+usable at once. They return JSON-friendly data; errors come back as the same messages the UI shows.
+
+Each is declared with ``gr.api`` (typed by its signature: Gradio builds the API page from it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from engines.errors import InputError
+from pages.common import GPU_CONCURRENCY_ID, guarded
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, paths and tuples as JSON-friendly values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def endpoints(engines) -> dict[str, Any]:
+    """name -> function of every script endpoint (``build`` registers them; tests call them directly)."""
+
+    # ------------------------------------------------------------------ TTS
+
+    def tts_models() -> list[dict]:
+        """TTS models the picker offers now: [{"label", "id"}] (the base, the tiny one, workspace/models/*)."""
+        return [{"label": label, "id": mid} for label, mid in engines.tts.list_models()]
+
+    def tts_voices() -> list[str]:
+        """Saved reference voices (workspace/voices/<name>/)."""
+        return list(engines.tts.list_voices())
+
+    def tts_speakers(model: str) -> list[str]:
+        """Built-in speakers of a model ("" = the default model); empty until the base model is downloaded."""
+        return list(engines.tts.speakers(model or None))
+
+    # ------------------------------------------------------------------ datasets
+
+    def datasets_list() -> list[dict]:
+        """Every dataset: name, clips, minutes, language, created, speakers, status."""
+        return _plain(engines.datasets.list_datasets())
+
+    def dataset_clips(name: str) -> list[dict]:
+        """A dataset's clips as the review table shows them: clip, duration, text, speaker, split, flags."""
+        return _plain(engines.datasets.load_table(name))
+
+    def dataset_stats(name: str) -> dict:
+        """Clip counts, seconds, split sizes, flagged clips, clips per speaker, length histogram, warning."""
+        return _plain(engines.datasets.stats(name))
+
+    def dataset_save(name: str, rows: list[dict]) -> dict:
+        """Replace the clip table (edited texts/speakers/splits; clips left out are deleted)."""
+        return _plain(engines.datasets.save_table(name, rows))
+
+    def dataset_recut(name: str, clip: str, max_seconds: float = 0.0) -> list[str]:
+        """Cut one clip again at its pauses (max_seconds 0 = the dataset's limit); returns the new clip names."""
+        return list(engines.datasets.recut(name, clip, max_seconds or None))
+
+    def dataset_validate(name: str, model: str = "", cer_threshold: float = 0.0) -> dict:
+        """Re-transcribe every clip and list the ones whose text the ASR disagrees with (CER over the threshold)."""
+        return _plain(engines.datasets.validate(name, model_id=model or None, cer_threshold=cer_threshold or None))
+
+    def dataset_choice(name: str, clip: str, choice: str, text: str = "") -> dict:
+        """Resolve a validation mismatch: choice "keep", "asr" (take the ASR's text) or "edit" (with text)."""
+        return _plain(engines.datasets.apply_choice(name, clip, choice, text or None))
+
+    def dataset_delete(name: str, confirm: bool = False) -> str:
+        """Delete a dataset (confirm must be true; refused while a training run uses it)."""
+        engines.datasets.delete(name, confirm=confirm)
+        return f"Deleted dataset {name}."
+
+    # ------------------------------------------------------------------ training
+
+    def train_runs() -> list[dict]:
+        """Training runs, newest first: run_id, status, dataset, settings, best eval loss, duration, steps."""
+        return _plain(engines.training.list_runs())
+
+    def train_status(run_id: str) -> dict:
+        """One run's live state: status, epoch, step, losses, ETA, checkpoints, the log's last lines, error."""
+        return _plain(engines.training.status(run_id))
+
+    def train_checkpoints(run_id: str) -> list[dict]:
+        """A run's checkpoints: file, step, epoch, kind, losses."""
+        return _plain(engines.training.checkpoint_info(run_id))
+
+    def train_stop_run(run_id: str) -> dict:
+        """Stop a running run (it saves a checkpoint first; resumable)."""
+        return _plain(engines.training.stop(run_id))
+
+    def train_resume_run(run_id: str) -> dict:
+        """Resume a stopped, crashed or failed run from its last checkpoint."""
+        return _plain(engines.training.resume(run_id))
+
+    def train_export_run(run_id: str, checkpoint: str = "", name: str = "") -> str:
+        """Export a checkpoint ("" = the best one) as workspace/models/<name>; returns the model folder."""
+        return str(engines.training.export(run_id, checkpoint or None, name or None))
+
+    def train_delete(run_id: str, confirm: bool = False) -> str:
+        """Delete a training run and its checkpoints (confirm must be true; refused while it runs)."""
+        if not confirm:
+            raise InputError("Pass confirm=true to delete a training run and its checkpoints.")
+        engines.training.delete_run(run_id)
+        return f"Deleted training run {run_id}."
+
+    # ------------------------------------------------------------------ evaluation
+
+    def eval_runs() -> list[dict]:
+        """Eval runs, newest first: run_id, name, created, state, done/total, sentence set, systems, report."""
+        return _plain(engines.evaluation.list_runs())
+
+    def eval_summary(run_id: str) -> dict:
+        """A run's summary.json (per system: WER/CER/SIM/RTF with CIs, breakdowns, paired tests, ranking)."""
+        _, _, summary = engines.evaluation.load_run(run_id)
+        if summary is None:
+            raise InputError(f"Run {run_id!r} has no summary yet (it has not finished a batch).")
+        return summary
+
+    def eval_results(run_id: str) -> list[dict]:
+        """A run's results.csv rows (one per utterance)."""
+        _, rows, _ = engines.evaluation.load_run(run_id)
+        return _plain(rows)
+
+    def eval_compare(run_a: str, run_b: str) -> list[dict]:
+        """Two runs side by side, one row per system: n, corpus WER and CER, mean SIM and RTF of each."""
+        return _plain(engines.evaluation.compare_runs(run_a, run_b))
+
+    def eval_export_best(run_id: str, name: str = "") -> str:
+        """Export the best checkpoint of a checkpoint-ranking run as a model; returns the model folder."""
+        return str(engines.evaluation.export_best(run_id, name or None))
+
+    def eval_listening_create(
+        run_id: str, system_a: str, system_b: str, mode: str = "ab+mos", max_items: int = 20, seed: int = 0
+    ) -> str:
+        """A blind listening test on two systems of a run; returns its test id."""
+        return engines.evaluation.create_listening_test(
+            run_id, system_a, system_b, mode=mode, max_items=int(max_items), seed=int(seed)
+        )
+
+    def eval_listening_plan(run_id: str, test_id: str) -> dict:
+        """A listening test's trials (clip paths relative to the run folder, sides as played)."""
+        return engines.evaluation.listening_plan(run_id, test_id)
+
+    def eval_listening_answer(
+        run_id: str,
+        test_id: str,
+        index: int,
+        preference: str = "",
+        mos1: float = 0.0,
+        mos2: float = 0.0,
+        listener: str = "",
+    ) -> dict:
+        """Record one trial: preference "1", "2" or "same"; mos1/mos2 from 1 to 5 (0 = not given)."""
+        return engines.evaluation.record_listening(
+            run_id,
+            test_id,
+            int(index),
+            preference=preference or None,
+            mos1=mos1 or None,
+            mos2=mos2 or None,
+            listener=listener,
+        )
+
+    def eval_listening_summary(run_id: str, test_id: str) -> dict:
+        """Preference shares and MOS per system, with bootstrap CIs."""
+        return engines.evaluation.listening_summary(run_id, test_id)
+
+    return {name: fn for name, fn in locals().items() if callable(fn) and not name.startswith("_")}
+
+
+# Endpoints that load or run a model queue behind the one GPU slot, like the UI's model events.
+_GPU = {"dataset_recut", "dataset_validate", "train_export_run", "eval_export_best"}
+
+
+def build(engines) -> None:
+    """Register the script endpoints on the Blocks being built (call inside ``with gr.Blocks()``)."""
+    for name, fn in endpoints(engines).items():
+        kwargs: dict[str, Any] = {"concurrency_id": GPU_CONCURRENCY_ID, "concurrency_limit": 1} if name in _GPU else {}
+        gr.api(guarded(fn), api_name=name, **kwargs)
+
+
+__all__ = ["build", "endpoints"]
