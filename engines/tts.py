@@ -467,22 +467,8 @@ class TTSEngine:
         ones and flag clipped or repaired ones (with notices)."""
         with collect_notices() as notices:
             audio, sr = load_audio(path, sr=COND_SR, max_mb=self.settings.max_upload_mb)
+        check_reference_audio(audio, sr, path.name, self.settings.min_audio_seconds)
         seconds = len(audio) / sr
-        if seconds < self.settings.min_audio_seconds:
-            raise AudioError(
-                f"{path.name} is {seconds:.2f} s long; reference clips must be at least "
-                f"{self.settings.min_audio_seconds:g} s (3-10 s of clean speech works best)."
-            )
-        if is_silent(audio):
-            raise AudioError(
-                f"{path.name} is silent (level {rms_dbfs(audio):.0f} dBFS); record or upload a clip with speech in it."
-            )
-        offset = float(np.mean(audio, dtype=np.float64))
-        if is_silent(audio - offset):  # loud only because of a constant: a broken recording, no sound
-            raise AudioError(
-                f"{path.name} holds no sound, only a constant offset (DC {offset:+.2f}; what varies is at "
-                f"{rms_dbfs(audio - offset):.0f} dBFS). Check the microphone and record or upload a clip with speech."
-            )
         clipped = clipped_fraction(audio, CLIP_LEVEL)
         if clipped >= CLIPPED_SHARE:
             notices.append(
@@ -961,6 +947,32 @@ def _quiet_transformers() -> None:
     target = logging.getLogger("transformers.generation.utils")
     if _QUIET_FILTER not in target.filters:
         target.addFilter(_QUIET_FILTER)
+
+
+def check_reference_audio(audio: np.ndarray, sr: int, name: str, min_seconds: float) -> None:
+    """The one rule for unusable reference clips, used by synthesis and by the eval planner (torch-free).
+
+    Raises:
+        AudioError: shorter than ``min_seconds``, silent, or loud only because of a constant (DC) offset.
+    """
+    seconds = len(audio) / sr
+    if seconds < min_seconds:
+        raise AudioError(
+            f"{name} is {seconds:.2f} s long; reference clips must be at least {min_seconds:g} s "
+            "(3-10 s of clean speech works best)."
+        )
+    if is_silent(audio):
+        raise AudioError(
+            f"{name} is silent (level {rms_dbfs(audio):.0f} dBFS); record or upload 3-10 s of clean speech "
+            "from one speaker."
+        )
+    offset = float(np.mean(audio, dtype=np.float64))
+    if is_silent(audio - offset):  # loud only because of a constant: a broken recording, no sound
+        raise AudioError(
+            f"{name} holds no sound, only a constant offset (DC {offset:+.2f}; what varies is at "
+            f"{rms_dbfs(audio - offset):.0f} dBFS). Check the microphone and record or upload 3-10 s of clean "
+            "speech from one speaker."
+        )
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from config import XTTS_LANGUAGES, Settings
-from engines.audio import is_silent, load_audio, rms_dbfs
+from engines.audio import load_audio
 from engines.errors import AudioError, InputError, LabError
 from engines.eval.config import EvalConfig
 from engines.eval.results import GROUND_TRUTH, RANDOM, REAL
@@ -91,26 +89,15 @@ class Planner:
         Raises:
             AudioError: not audio, too short, silent, a constant offset, or no speech in the used part.
         """
+        from engines.tts import check_reference_audio
         from engines.vad import SAMPLE_RATE, check_speech
 
         audio, sr = load_audio(path, sr=SAMPLE_RATE, max_mb=self.settings.max_upload_mb)
+        try:
+            check_reference_audio(audio, sr, path.name, self.settings.min_audio_seconds)  # synthesis's own rule
+        except AudioError as exc:
+            raise AudioError(f"{prefix}Reference voice {exc}") from None
         seconds = len(audio) / sr
-        if seconds < self.settings.min_audio_seconds:
-            raise AudioError(
-                f"{prefix}Reference voice {path.name} is only {seconds:.2f} s long (at least "
-                f"{self.settings.min_audio_seconds:g} s); give 3-10 s of speech."
-            )
-        if is_silent(audio):
-            raise AudioError(
-                f"{prefix}Reference voice {path.name} is silent (level {rms_dbfs(audio):.0f} dBFS); give 3-10 s of "
-                "clean speech from one speaker."
-            )
-        offset = float(np.mean(audio, dtype=np.float64))
-        if is_silent(audio - offset):
-            raise AudioError(
-                f"{prefix}Reference voice {path.name} holds no sound, only a constant offset (DC {offset:+.2f}); "
-                "give 3-10 s of clean speech from one speaker."
-            )
         limit = self.settings.max_ref_seconds
         reason = check_speech(audio[: int(limit * sr)]).reason
         if reason is not None:
