@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -464,6 +465,30 @@ def test_edit_table_rewrites_csv_and_removes_wav(ds, speak, tmp_path) -> None:
     ]:
         with pytest.raises(InputError, match=match):
             ds.save_table("edit", bad)
+
+
+def test_a_rebuild_with_another_eval_share_or_seed_redoes_the_split(ds, speak, tmp_path) -> None:
+    """Split settings change only the split: the files are reused, the split follows the new settings (and
+    dataset.json never records settings the split was not made with)."""
+    files = [speak(f"Sentence number {i} for the split.", "en", "wav", name=f"sp{i}") for i in range(8)]
+    t = write_list(tmp_path / "t.txt", [(f.name, f"Sentence number {i} for the split.") for i, f in enumerate(files)])
+
+    def build(**changes):
+        options = dataclasses.replace(DatasetOptions(), **changes)
+        return ds.build(
+            "split", files, "en", transcripts=t, options=options, progress=no_progress, log_fn=quiet_log()[1]
+        )
+
+    build(eval_share=0.15, seed=1)
+    before = {r.clip: r.split for r in ds.load_table("split")}
+    again = build(eval_share=0.5, seed=1)
+    after = {r.clip: r.split for r in ds.load_table("split")}
+    assert again.reused == 8  # no file processed again
+    assert list(after.values()).count("eval") > list(before.values()).count("eval")
+    reseeded = build(eval_share=0.5, seed=7)
+    rows = ds.load_table("split")
+    assert reseeded.reused == 8
+    assert {r.clip: r.split for r in rows} == assign_split({r.clip: {"speaker": r.speaker} for r in rows}, 0.5, 7)
 
 
 def test_delete_refused_while_a_run_uses_it(engines, speak, tmp_path) -> None:

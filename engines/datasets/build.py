@@ -415,7 +415,13 @@ def _assemble(
             if entry["clip"] not in clips and (root / "wavs" / entry["clip"]).is_file():
                 clips[entry["clip"]] = dict(entry)
                 added = True
-    if added or processed or any("split" not in e for e in clips.values()) or set(clips) != set(old):
+    recorded = meta.get("settings") or {}
+    # a new eval share or seed is a new split (dataset.json must not record settings the split was not made with)
+    resplit = bool(recorded) and (recorded.get("eval_share"), recorded.get("seed")) != (
+        options.eval_share,
+        options.seed,
+    )
+    if added or processed or resplit or any("split" not in e for e in clips.values()) or set(clips) != set(old):
         for clip, split in assign_split(clips, options.eval_share, options.seed).items():
             clips[clip]["split"] = split
     settings = {k: v for k, v in asdict(options).items() if k != "overwrite"}
