@@ -50,13 +50,19 @@ def upload(page, elem_id: str, path: Path) -> None:
     # A tab's components mount when the tab is first shown; files set on an input that is not
     # mounted yet are lost, so wait for the drop zone to be on screen first.
     page.locator(f"#{elem_id}").get_by_role("button", name="Click to upload or drop files").wait_for()
-    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
-    try:
-        page.locator(f"#{elem_id}").get_by_text(path.name).first.wait_for(timeout=90_000)
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"upload-failed-{elem_id}.png"), full_page=True)  # for the CI log
-        raise
+    # On a loaded CI machine a file set while the page is still re-rendering is sometimes dropped without
+    # a trace: set it again (up to three times) rather than wait for an upload that never started.
+    for attempt in range(3):
+        page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+        try:
+            page.locator(f"#{elem_id}").get_by_text(path.name).first.wait_for(timeout=30_000)
+            return
+        except Exception:
+            if attempt < 2:
+                continue
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"upload-failed-{elem_id}.png"), full_page=True)  # for the CI log
+            raise
 
 
 def player(page):
