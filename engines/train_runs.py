@@ -216,16 +216,21 @@ def log_tail(run_dir: Path, lines: int = 40) -> str:
     return "\n".join(kept[-lines:])
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True when ``pid`` is a live (not zombie) training worker; a recycled pid does not count."""
-    if not pid:
-        return False
+def process_exists(pid: int) -> bool:
+    """Whether a process with this pid exists (any owner; a zombie still counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when ``pid`` is a live (not zombie) training worker; a recycled pid does not count."""
+    if not pid or not process_exists(pid):
+        return False
     proc = Path(f"/proc/{pid}")
     if proc.is_dir():
         try:

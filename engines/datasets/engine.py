@@ -33,6 +33,7 @@ from engines.datasets.results import (
 )
 from engines.errors import BusyError, InputError
 from engines.progress import ConsoleProgress, LogFn, ProgressFn
+from engines.train_runs import pid_alive, process_exists
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +56,6 @@ def server_roots(settings: Settings) -> tuple[Path, ...]:
     return tuple(roots)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_staging(folder: Path) -> list[Path]:
     """Remove the staging folders of builds whose process is gone (killed mid-build), in ``folder``.
 
@@ -80,7 +71,7 @@ def clean_staging(folder: Path) -> list[Path]:
     for staging in folder.glob(f"{STAGING_PREFIX}*"):
         match = re.match(rf"{STAGING_PREFIX}(\d+)-", staging.name)
         pid = int(match.group(1)) if match else None
-        if not staging.is_dir() or pid == os.getpid() or (pid is not None and _pid_alive(pid)):
+        if not staging.is_dir() or pid == os.getpid() or (pid is not None and process_exists(pid)):
             continue
         shutil.rmtree(staging, ignore_errors=True)
         removed.append(staging)
@@ -95,8 +86,6 @@ def runs_using(settings: Settings, name: str) -> bool:
     A run.json naming a ``pid`` that no longer exists does not count (a crashed run must not lock
     the dataset forever).
     """
-    from engines.training import pid_alive
-
     runs = settings.workspace_dir / "runs"
     if not runs.is_dir():
         return False
