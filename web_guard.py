@@ -159,15 +159,22 @@ class LoginThrottle:
                 replayed = True
                 return {"type": "http.request", "body": body, "more_body": False}
 
-            status = 0
+            answered = False
 
             async def watch(message: dict[str, Any]) -> None:
-                nonlocal status
+                # The outcome is counted and logged before the answer leaves, so the client's next attempt
+                # (or a test reading the log) always sees it.
+                nonlocal answered
                 if message["type"] == "http.response.start":
-                    status = message["status"]
+                    answered = True
+                    self._outcome(message["status"], user, address)
                 await send(message)
 
             await app(scope, replay, watch)
+            if not answered:  # no answer at all counts as a failed attempt
+                self._outcome(0, user, address)
+
+    def _outcome(self, status: int, user: str, address: str) -> None:
         if 200 <= status < 400:
             self.succeeded(address)
             log.info("Login: user %r from %s", user, address)
