@@ -75,7 +75,7 @@ $(VENV)/.installed-dev: requirements.lock requirements-dev.lock | $(VENV)/bin/py
 
 # uv only resolves the locks; pip installs them (it honours the machine's pip configuration).
 UV_VERSION := 0.13.9
-UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --python-version 3.11 --universal
+UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --python-version 3.11 --universal --override requirements-overrides.txt
 
 # `make lock` re-resolves after an edit of requirements*.txt, keeping every locked version it can;
 # `make lock ARGS="-P transformers==5.23.1"` upgrades one package, `ARGS=--upgrade` all of them.
