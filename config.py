@@ -66,6 +66,23 @@ WHISPER_SIZES: tuple[str, ...] = (
 
 XTTS_BASE_MODEL = "tts_models/multilingual/multi-dataset/xtts_v2"
 
+# OpenAI's voice names -> XTTS v2 built-in speakers (the /v1 API's defaults; api_voices overrides entries).
+OPENAI_VOICES: dict[str, str] = {
+    "alloy": "Ana Florence",
+    "ash": "Craig Gutsy",
+    "ballad": "Viktor Menelaos",
+    "coral": "Daisy Studious",
+    "echo": "Andrew Chipper",
+    "fable": "Torcull Diarmuid",
+    "onyx": "Damien Black",
+    "nova": "Nova Hogarth",
+    "sage": "Sofia Hellen",
+    "shimmer": "Gracie Wise",
+    "verse": "Baldur Sanjin",
+    "marin": "Claribel Dervla",
+    "cedar": "Royston Min",
+}
+
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})  # host names that only this machine reaches
 
 
@@ -104,10 +121,22 @@ class Settings:
     # --- models ---
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ...
     tts_model: str = "xtts_v2"  # "xtts_v2" (coqui's base model) or a local model directory
-    asr_model: str = "small"  # a Whisper size (see WHISPER_SIZES) or a local .pt checkpoint
+    asr_model: str = "small"  # a Whisper size (see WHISPER_SIZES) or a local .pt checkpoint (openai-whisper),
+    # or faster-whisper's "faster-whisper:<size>" / a CTranslate2 model folder
+    asr_compute_type: str = "auto"  # faster-whisper only: "auto" (int8 on CPU, float16 on CUDA), int8, float16, float32
     tiny_models: bool = False  # use tiny random models built offline (output is noise)
     xtts_cache_dir: Path | None = None  # where coqui downloads models; None = coqui's default
     whisper_cache_dir: Path | None = None  # where whisper downloads; None = ~/.cache/whisper
+
+    # --- eval metrics (engines/speaker_sim.py, engines/mos.py) ---
+    # speaker-similarity encoder: "resemblyzer", "wavlm-sv" or "xtts" (self-similarity)
+    sim_encoder: str = "resemblyzer"
+    mos_predictors: tuple[str, ...] = ("dnsmos",)  # predicted-MOS models to run: "dnsmos", "utmos"
+    # Ray cluster for sharded evaluation (EvalConfig.executor = "ray"): "" starts a local Ray on this machine,
+    # "auto" joins one started with `ray start`, "ray://host:10001" connects through Ray Client
+    ray_address: str = ""
+    wavlm_sv_model: str = "microsoft/wavlm-base-plus-sv"  # Hugging Face id, or a local folder of that model
+    metrics_cache_dir: Path | None = None  # downloads of WavLM-SV / UTMOS; None = the HF and torch hub caches
 
     # --- generation defaults: engines.options.TTSOptions is their one definition ---
     generation: TTSOptions = TTSOptions()
@@ -119,6 +148,16 @@ class Settings:
     max_upload_mb: int = 500  # per uploaded file
     max_asr_seconds: float = 4 * 3600.0  # longest audio the ASR tab accepts
     latent_cache_size: int = 64  # speaker latents kept in memory (per model, per voice)
+
+    # --- OpenAI-compatible API under /v1 (rest/) ---
+    api_keys: tuple[str, ...] = ()  # Bearer keys; required when set, and with --auth (no keys + auth = API closed)
+    api_allow_remote: bool = False  # without --auth the API answers loopback clients only, unless this is on
+    # "openai_name=target" entries over OPENAI_VOICES (target: a saved voice or built-in speaker; "name=" removes)
+    api_voices: tuple[str, ...] = ()
+    api_max_input_chars: int = 4096  # speech input limit (max_text_chars applies too: the lower one wins)
+    api_busy_timeout: float = 300.0  # seconds a request waits for the GPU before 503 + Retry-After
+    api_max_waiting: int = 8  # requests waiting for the GPU at once; more get 429 + Retry-After
+    api_save_outputs: bool = False  # also save API speech to outputs/tts (WAV + sidecar), as the TTS tab does
 
     def __getattr__(self, name: str) -> Any:
         # Old flat names (settings.temperature, settings.language) read the generation settings.
@@ -191,6 +230,8 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
     if "tuple" in text_hint:
         if isinstance(value, str):  # env: comma-separated
             return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, dict):  # my_config: {"alloy": "my-voice"} -> ("alloy=my-voice",)
+            return tuple(f"{k}={v}" for k, v in value.items())
         return tuple(str(v) for v in value)
     if hint is str or text_hint == "str":
         if not isinstance(value, str):
@@ -280,6 +321,7 @@ def _expand_generation(layer: dict[str, Any]) -> list[tuple[str, Any]]:
 
 __all__ = [
     "GENERATION_FIELDS",
+    "OPENAI_VOICES",
     "ROOT",
     "Settings",
     "XTTS_BASE_MODEL",

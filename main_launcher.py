@@ -206,9 +206,15 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
 
     Returns:
         Keyword arguments for ``gr.Blocks.launch``; ``app_kwargs`` installs ``WebGuard`` (Host header
-        check, nothing before login, login throttle).
+        check, nothing before login, login throttle, the API's key rule) and mounts the OpenAI-compatible API
+        at ``/v1`` (``rest``; routes given to the app when it is made come before Gradio's own, and it serves
+        the launched app's ``demo.engines``).
     """
     from starlette.middleware import Middleware
+    from starlette.routing import Mount
+
+    from rest.auth import API_PREFIX, APIAccess
+    from rest.openai_audio import create_api
 
     auth = auth_pairs(settings.auth) or None
     warning = exposure_warning(settings)
@@ -227,7 +233,10 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
             str(settings.path("samples_dir")),
             str(settings.path("datasets_dir")),
         ],
-        "app_kwargs": {"middleware": [Middleware(WebGuard, hosts=allowed_hosts(settings))]},
+        "app_kwargs": {
+            "middleware": [Middleware(WebGuard, hosts=allowed_hosts(settings), api=APIAccess.from_settings(settings))],
+            "routes": [Mount(API_PREFIX, app=create_api())],
+        },
     }
 
 

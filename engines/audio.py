@@ -272,10 +272,17 @@ def atomic_file(path: str | Path) -> Iterator[str]:
             os.unlink(tmp)
 
 
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float samples -> the 16-bit samples ``save_wav`` writes: floor(x * 32768), clipped (libsndfile's own
+    rule, so files are bit-identical to those written before this function existed)."""
+    scaled = np.floor(np.asarray(audio, dtype=np.float64) * 32768.0)
+    return np.clip(np.nan_to_num(scaled), -32768, 32767).astype(np.int16)
+
+
 def save_wav(path: str | Path, audio: np.ndarray, sr: int) -> Path:
-    """Write 16-bit PCM WAV atomically."""
+    """Write 16-bit PCM WAV atomically (samples converted by ``pcm16``)."""
     with atomic_file(path) as tmp:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
+        sf.write(tmp, pcm16(audio), sr, subtype="PCM_16", format="WAV")
     return Path(path)
 
 

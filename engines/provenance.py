@@ -165,3 +165,28 @@ __all__ = [
     "versions",
     "warn_on_drift",
 ]
+
+
+def weights_sha256(path: str | Path) -> str:
+    """SHA-256 of a weights file (of ``model.bin``/``model.pth``/… for a folder), "" when there is none.
+
+    Cached per (path, size, mtime): a multi-GB checkpoint is hashed once per process, and again only when it
+    changes.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = next(
+            (p / n for n in ("model.bin", "model.pth", "model.safetensors", "pytorch_model.bin") if (p / n).is_file()),
+            p,
+        )
+    if not p.is_file():
+        return ""
+    stat = p.stat()
+    return _sha256_cached(str(p.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    from engines.audio import file_sha256
+
+    return file_sha256(path)

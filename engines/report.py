@@ -140,10 +140,25 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 else f"{rtf['mean']['value']:.3f} ± {(rtf['std'] or 0):.3f}",
                 "RTF p50 / p95": f"{_val(rtf['p50'], 3, False)} / {_val(rtf['p95'], 3, False)}",
                 "SIM": _val(b["sim"]["mean"]),
+                **_mos_cells(b),
                 "flags": ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in b["flags"].items() if v) or "none",
             }
         )
     return out
+
+
+MOS_LABELS = {
+    "dnsmos_ovrl": "DNSMOS OVRL",
+    "dnsmos_sig": "DNSMOS SIG",
+    "dnsmos_bak": "DNSMOS BAK",
+    "dnsmos_p808": "DNSMOS P.808",
+    "utmos": "UTMOS",
+}
+
+
+def _mos_cells(block: dict[str, Any], names: Sequence[str] = tuple(MOS_LABELS)) -> dict[str, str]:
+    """Predicted-MOS cells of a summary block (mean [95% CI]); blocks of older runs have none."""
+    return {MOS_LABELS[n]: _val((block.get(n) or {}).get("mean"), 2) for n in names}
 
 
 def summary_table_text(summary: dict[str, Any]) -> str:
@@ -151,7 +166,7 @@ def summary_table_text(summary: dict[str, Any]) -> str:
     rows = summary_rows(summary)
     if not rows:
         return "(no results)"
-    cols = ["system", "models", "n", "WER (corpus)", "CER (corpus)", "RTF mean ± std", "SIM"]
+    cols = ["system", "models", "n", "WER (corpus)", "CER (corpus)", "RTF mean ± std", "SIM", "DNSMOS OVRL", "UTMOS"]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
     lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in cols) for r in rows]
@@ -173,6 +188,7 @@ def breakdown_rows(summary: dict[str, Any], by: str = "by_language") -> list[dic
                     "WER (corpus)": _pct(sub["wer"]["corpus"]),
                     "CER (corpus)": _pct(sub["cer"]["corpus"]),
                     "SIM": _val(sub["sim"]["mean"]),
+                    **_mos_cells(sub, ("dnsmos_ovrl", "utmos")),
                     "RTF": _val(sub["rtf"]["mean"], 3, False),
                 }
             )
@@ -192,8 +208,11 @@ def paired_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 else (f"{d['value'] * 100:+.1f} pts [{d['low'] * 100:+.1f}, {d['high'] * 100:+.1f}]")
             )
             row[f"P(A better {m.upper()})"] = _num(p[m]["p_a_better"], 2)
-        d = p["sim"]["diff"]
-        row["SIM A−B"] = "n/a" if d["value"] is None else f"{d['value']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+        for m, label in (("sim", "SIM"), ("dnsmos_ovrl", "DNSMOS OVRL"), ("utmos", "UTMOS")):
+            d = (p.get(m) or {}).get("diff") or {}
+            row[f"{label} A−B"] = (
+                "n/a" if d.get("value") is None else f"{d['value']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+            )
         out.append(row)
     return out
 
@@ -360,6 +379,7 @@ def _provenance_html(summary: dict[str, Any]) -> str:
             f"{prov.get('asr_model')} (beam {cfg.get('beam_size') or 'greedy'}, language forced per sentence)",
         ),
         ("speaker encoder (SIM)", prov.get("speaker_encoder")),
+        *_metric_models(summary.get("metrics") or {}),
         ("normalizers used", ", ".join(summary.get("normalizers_used") or [])),
         (
             "generation",
@@ -384,6 +404,43 @@ def _provenance_html(summary: dict[str, Any]) -> str:
     return "<table>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items) + "</table>"
 
 
+def _metric_models(models: dict[str, Any]) -> list[tuple[str, str]]:
+    """Provenance lines: which model computed each metric, its version and weights hash."""
+    items = []
+    asr = models.get("asr")
+    if asr:
+        items.append(
+            (
+                "WER/CER computed by",
+                f"{asr.get('model')} ({asr.get('weights')} weights; {asr.get('backend') or 'openai-whisper'} "
+                f"{asr.get('faster-whisper') or asr.get('whisper')}"
+                f"{', ' + asr['compute_type'] if asr.get('compute_type') else ''}; sha256 {asr.get('sha256') or 'n/a'})",
+            )
+        )
+    sim = models.get("sim")
+    if sim:
+        kind = (
+            "independent verifier" if sim.get("independent") else "the generating model's own encoder: self-similarity"
+        )
+        items.append(
+            (
+                "SIM computed by",
+                f"{sim.get('name')} ({kind}; {sim.get('version')}; sha256 {sim.get('sha256') or 'n/a'})",
+            )
+        )
+    for name, info in (models.get("mos") or {}).items():
+        if info.get("available") is False:
+            items.append((f"{name.upper()}", f"not available: {info.get('reason')}"))
+        else:
+            items.append(
+                (
+                    f"{name.upper()} computed by",
+                    f"{info.get('name')} ({info.get('version')}; sha256 {info.get('sha256') or 'n/a'})",
+                )
+            )
+    return items
+
+
 def _row_weights(row: dict[str, Any]) -> str:
     """weights_label of one results row (rows of old runs have no weights columns)."""
     if not row.get("asr_weights"):
@@ -395,7 +452,7 @@ def _utterance_html(rows: Sequence[dict[str, Any]], systems: Sequence[str]) -> s
     order = {s: i for i, s in enumerate(systems)}
     parts = [
         "<table id='utterances-table'><tr><th>system</th><th>models</th><th>sentence</th><th>audio</th><th>WER</th><th>CER</th><th>S/D/I</th>"
-        "<th>dur (s)</th><th>RTF</th><th>SIM</th><th>flags</th><th>alignment</th></tr>"
+        "<th>dur (s)</th><th>RTF</th><th>SIM</th><th>DNSMOS OVRL</th><th>UTMOS</th><th>flags</th><th>alignment</th></tr>"
     ]
     for r in sorted(rows, key=lambda r: (r["sentence_id"], order.get(r["system"], 99), r["repeat"])):
         flags = "".join(f'<span class="flag">{_esc(f.replace("_", " "))}</span>' for f in (r["flags"] or "").split())
@@ -409,7 +466,8 @@ def _utterance_html(rows: Sequence[dict[str, Any]], systems: Sequence[str]) -> s
             f'<td class="num">{_num(r["wer"] * 100 if r["wer"] is not None else None, 1)}%</td>'
             f'<td class="num">{_num(r["cer"] * 100 if r["cer"] is not None else None, 1)}%</td>'
             f'<td class="num">{sdi}</td><td class="num">{_num(r["audio_seconds"], 2)}</td>'
-            f'<td class="num">{_num(r["rtf"], 3)}</td><td class="num">{_num(r["sim"], 3)}</td><td>{flags}</td>'
+            f'<td class="num">{_num(r["rtf"], 3)}</td><td class="num">{_num(r["sim"], 3)}</td>'
+            f'<td class="num">{_num(r.get("dnsmos_ovrl"), 2)}</td><td class="num">{_num(r.get("utmos"), 2)}</td><td>{flags}</td>'
             f"<td><details><summary>{_esc((r['hyp_text'] or '(empty)')[:60])}</summary>"
             f"<div class='muted'>REF: {_esc(r['ref_text'])}<br>HYP: {_esc(r['hyp_text']) or '(empty)'}<br>"
             f"normalized ({_esc(r['normalizer'])}): {_esc(r['ref_norm'])} → {_esc(r['hyp_norm'])}</div>"
@@ -417,6 +475,43 @@ def _utterance_html(rows: Sequence[dict[str, Any]], systems: Sequence[str]) -> s
         )
     parts.append("</table>")
     return "".join(parts)
+
+
+def metrics_legend(summary: dict[str, Any]) -> str:
+    """What SIM and the MOS columns are, which model made them, and what they can be compared with."""
+    models = summary.get("metrics") or {}
+    sim = models.get("sim")
+    if sim and sim.get("independent"):
+        sim_text = (
+            f"SIM = cosine similarity of {_esc(sim.get('name'))} speaker embeddings, generated audio vs the reference "
+            "voice (SIM-o, an independent speaker verifier). Comparable only with SIM from the same verifier; "
+            "the ground-truth row (real recordings vs the same reference) is the ceiling."
+        )
+    elif sim:
+        sim_text = (
+            f"SIM = cosine similarity of {_esc(sim.get('name'))} embeddings: the generating model's own speaker "
+            "encoder, so the model judges itself (self-similarity). Not comparable with published SIM-o."
+        )
+    else:
+        sim_text = "SIM was off for this run."
+    mos = models.get("mos") or {}
+    mos_text = ""
+    if "dnsmos" in mos:
+        mos_text += (
+            " DNSMOS (Microsoft, P.835: SIG = speech signal, BAK = background noise, OVRL = overall; P.808 = "
+            "overall in the P.808 protocol) predicts a 1-5 listener score of noise and distortion from 16 kHz "
+            "audio; clips shorter than its 9 s window are repeated to fill it. BAK saturates near its top on "
+            "clean TTS output, so it rarely separates TTS systems. It predicts listeners of noisy speech, not TTS "
+            "naturalness: compare systems within one run, not with MOS from listening tests."
+        )
+    if "utmos" in mos:
+        info = mos["utmos"]
+        mos_text += (
+            " UTMOS predicts naturalness MOS (the VoiceMOS 2022 predictor most TTS papers report)."
+            if info.get("available") is not False
+            else f" UTMOS: not available ({_esc(info.get('reason'))}); its column is empty, never estimated."
+        )
+    return f"<p class='muted' id='metrics-legend'>{sim_text}{mos_text}</p>"
 
 
 def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -451,10 +546,10 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
     parts.append(
         "<h2>Summary</h2><p class='muted'>Corpus rate = total errors / total reference words (characters "
         "for zh/ja/ko); mean = average of per-utterance rates. Brackets: bootstrap 95% confidence intervals "
-        f"({summary.get('bootstrap')} resamples, seed {summary.get('seed')}). SIM = cosine similarity of "
-        "speaker embeddings (reference voice vs generated audio). RTF = generation time / audio duration, "
-        "warm-up call excluded.</p>"
+        f"({summary.get('bootstrap')} resamples, seed {summary.get('seed')}). RTF = generation time / audio "
+        "duration, warm-up call excluded.</p>"
     )
+    parts.append(metrics_legend(summary))
     parts.append(_table(summary_rows(summary), table_id="summary-table"))
     if GROUND_TRUTH in systems:
         parts.append(
@@ -490,6 +585,19 @@ def render_report(summary: dict[str, Any], rows: Sequence[dict[str, Any]], meta:
     parts.append(_table(breakdown_rows(summary, "by_language"), table_id="by-language-table"))
     parts.append("<h2>By sentence length</h2>")
     parts.append(_table(breakdown_rows(summary, "by_length"), table_id="by-length-table"))
+
+    folders = {n: f for n, f in (summary.get("audio_folders") or {}).items() if f.get("missing") or f.get("extra")}
+    if folders:
+        parts.append(
+            "<h2>Audio folders</h2><table id='audio-folders-table'><tr><th>system</th><th>folder</th>"
+            "<th>files used</th><th>sentences without a file</th><th>files matching no sentence</th></tr>"
+        )
+        for n, f in folders.items():
+            parts.append(
+                f"<tr><td>{_esc(n)}</td><td>{_esc(f['folder'])}</td><td class='num'>{f['files']}</td>"
+                f"<td>{_esc(', '.join(f['missing']))}</td><td>{_esc(', '.join(f['extra']))}</td></tr>"
+            )
+        parts.append("</table>")
 
     refs = meta.get("references") or {}
     if refs:

@@ -237,7 +237,9 @@ def pid_alive(pid: int | None) -> bool:
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
             if state in ("Z", "X"):  # exited, not yet reaped by its parent
                 return False
-            if b"engines.train_worker" not in (proc / "cmdline").read_bytes():
+            cmdline = (proc / "cmdline").read_bytes()
+            # the worker itself, or trainer.distribute launching it (--script .../engines/train_worker.py)
+            if b"engines.train_worker" not in cmdline and b"engines/train_worker.py" not in cmdline:
                 return False
         except (OSError, IndexError):
             pass

@@ -1,4 +1,4 @@
-"""The training process: ``python -m engines.train_worker <run_dir>``.
+"""The training process: ``python -m engines.train_worker <run_dir>``, or one rank of a multi-GPU run.
 
 Started by ``TrainingEngine.start``/``resume`` in its own session. Reads run.json, builds coqui's
 ``GPTTrainerConfig`` from the base model's config (so the GPT's shape is the base's: the tiny model
@@ -14,18 +14,38 @@ trains the same way as XTTS v2), trains with ``trainer.Trainer`` and records:
 
 SIGTERM asks for a clean stop: the current step finishes, a checkpoint is saved, status "stopped".
 On start it resumes from the newest checkpoint that loads, if there is one.
+
+Several GPUs: coqui's ``trainer.distribute`` runs this file as a script once per GPU with
+``--continue_path= --restore_path= --group_id=group_<time> --use_ddp=true <run_dir> --rank=<r>``
+(``parse_worker_args``). Rank 0 alone writes the run folder's files; ranks agree every step on whether to
+stop (so all stop at the same step and rank 0's checkpoint is the shared state); gradients are averaged
+over the ranks before each optimizer step (coqui's Trainer 0.4 wraps the model in DDP but runs the forward
+on ``ddp.module``, so DDP itself never synchronizes them); a failing rank takes the others down with it.
+``--plan`` prints the rank's plan (JSON) and exits without touching the run folder.
 """
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__" and __package__ in (None, ""):
+    # Run as a script (trainer.distribute): sys.path[0] is engines/, whose module names (audio, metrics,
+    # models, ...) would shadow top-level packages; the project root (on PYTHONPATH) is what we need.
+    from pathlib import Path as _Path
+
+    _here = _Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if _Path(p or ".").resolve() != _here]
+
+import argparse
+import contextlib
 import itertools
 import json
 import logging
 import os
 import signal
-import sys
 import time
 import traceback
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +54,10 @@ from engines.errors import InputError, LabError
 from engines.provenance import utc_now
 from engines.train_options import (
     SAMPLE_RATE,
+    RankPlan,
     TrainOptions,
     options_from_dict,
+    rank_plan,
 )
 from engines.train_runs import (
     CHECKPOINT_DIR,
@@ -59,6 +81,58 @@ from engines.train_runs import (
 log = logging.getLogger("engines.train_worker")
 
 CHECKPOINT_FORMAT = "xtts-lab-gpt-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    """The worker's command line (one process, or one rank started by trainer.distribute)."""
+
+    run_dir: Path
+    rank: int = 0  # --rank (trainer.distribute also sets RANK)
+    world_size: int = 1  # ranks: the GPUs in CUDA_VISIBLE_DEVICES under --use_ddp, else 1
+    group_id: str = ""  # --group_id (trainer.distribute: group_<start time>)
+    use_ddp: bool = False
+    plan_only: bool = False  # --plan: print the plan, write nothing
+
+
+def parse_worker_args(argv: list[str], environ: dict[str, str] | None = None) -> WorkerArgs:
+    """Parse ``<run_dir>`` or what trainer.distribute passes each rank.
+
+    Raises:
+        SystemExit: unknown arguments (argparse), or a --continue_path/--restore_path (runs resume from
+            their own checkpoints, not coqui's).
+    """
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(prog="python -m engines.train_worker")
+    parser.add_argument("run_dir")
+    parser.add_argument("--rank", type=int, default=None)
+    parser.add_argument("--group_id", default="")
+    parser.add_argument("--use_ddp", default="false", choices=["true", "false", "True", "False"])
+    parser.add_argument("--continue_path", default="")
+    parser.add_argument("--restore_path", default="")
+    parser.add_argument("--plan", action="store_true")
+    ns = parser.parse_args(argv)
+    if ns.continue_path or ns.restore_path:
+        parser.error("--continue_path/--restore_path are not used: a run resumes from its own checkpoints")
+    use_ddp = ns.use_ddp.lower() == "true"
+    rank = ns.rank if ns.rank is not None else int(environ.get("RANK", 0) or 0)
+    visible = [d for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    world_size = len(visible) if use_ddp else 1
+    if use_ddp and not 0 <= rank < world_size:
+        parser.error(f"rank {rank} outside the {world_size} GPU(s) in CUDA_VISIBLE_DEVICES")
+    return WorkerArgs(
+        run_dir=Path(ns.run_dir).resolve(),
+        rank=rank,
+        world_size=world_size,
+        group_id=ns.group_id,
+        use_ddp=use_ddp,
+        plan_only=ns.plan,
+    )
+
+
+def writes_run_files(args: WorkerArgs) -> bool:
+    """Whether this process may write run.json, config.json, metrics.jsonl and checkpoints (rank 0 only)."""
+    return args.rank == 0
 
 
 class StopTraining(Exception):
@@ -159,8 +233,11 @@ def usable_samples(
     return kept, {k: v for k, v in dropped.items() if v}
 
 
-def build_config(run_dir: Path, info: dict[str, Any], options: TrainOptions, device: str):
-    """GPTTrainerConfig with the base's GPT shape and audio settings, following coqui's XTTS recipe."""
+def build_config(run_dir: Path, info: dict[str, Any], options: TrainOptions, device: str, world_size: int = 1):
+    """GPTTrainerConfig with the base's GPT shape and audio settings, following coqui's XTTS recipe.
+
+    ``batch_size`` is per process: under DDP each rank takes that many clips per step.
+    """
     from TTS.tts.configs.xtts_config import XttsArgs, XttsConfig
     from TTS.tts.layers.xtts.trainer.gpt_trainer import GPTArgs, GPTTrainerConfig
 
@@ -193,7 +270,8 @@ def build_config(run_dir: Path, info: dict[str, Any], options: TrainOptions, dev
         audio=base_config.audio,
         batch_size=options.batch_size,
         eval_batch_size=options.batch_size,
-        num_loader_workers=min(4, (os.cpu_count() or 2) // 2) if on_gpu else 0,
+        # the CPU cores are shared by all ranks' loader workers
+        num_loader_workers=max(1, min(4, (os.cpu_count() or 2) // 2 // world_size)) if on_gpu else 0,
         num_eval_loader_workers=0,
         eval_split_max_size=256,
         print_step=5,
@@ -231,22 +309,75 @@ def make_trainer_class():
 
     class LabTrainer(Trainer):
         def __init__(
-            self, *args: Any, run_dir: Path, options: TrainOptions, stop: _StopFlag, session: int, **kwargs: Any
+            self,
+            *args: Any,
+            run_dir: Path,
+            options: TrainOptions,
+            stop: _StopFlag,
+            session: int,
+            plan: RankPlan | None = None,
+            **kwargs: Any,
         ) -> None:
             self.run_dir = run_dir
             self.options = options
             self.stop = stop
             self.session = session
+            self.plan = plan or rank_plan(options, 1, 0)
+            self.writer = self.plan.writes
             self.resume_skip = 0  # batches of the current epoch already trained before a crash/stop
             self.skip_offset = 0
             self.epoch_batches = 0
             self.last_eval: float | None = None
             self.last_train: float | None = None
-            self.metrics_fh = open(run_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115 - open for the run
-            super().__init__(*args, **kwargs)
+            self.metrics_fh = (
+                open(run_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115 - open for the run
+                if self.writer
+                else open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - other ranks record nothing
+            )
+            callbacks = dict(kwargs.pop("callbacks", None) or {})
+            callbacks["on_epoch_end"] = lambda trainer: trainer.stop_at_epoch_end()
+            super().__init__(*args, callbacks=callbacks, **kwargs)
+            if self.plan.world_size > 1:
+                check_gradient_clipping = self.callbacks.before_gradient_clipping
+
+                def before_gradient_clipping(trainer: Any) -> None:
+                    trainer.average_gradients()
+                    check_gradient_clipping(trainer)
+
+                self.callbacks.before_gradient_clipping = before_gradient_clipping  # runs before each step
+
+        # -- several GPUs
+        def average_gradients(self) -> None:
+            """All-reduce the trained parameters' gradients to their mean over the ranks (see the module doc)."""
+            import torch.distributed as dist
+
+            for optimizer in self.optimizer:
+                for group in optimizer.param_groups:
+                    for param in group["params"]:
+                        if param.grad is None:  # every rank must join every all_reduce, in the same order
+                            param.grad = torch.zeros_like(param)
+                        dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+                        param.grad.div_(self.plan.world_size)
+
+        def agreed_stop(self) -> bool:
+            """True when any rank was asked to stop (a collective: every rank calls it at the same point)."""
+            if self.plan.world_size == 1:
+                return self.stop.requested
+            import torch.distributed as dist
+
+            flag = torch.tensor([1.0 if self.stop.requested else 0.0], device="cuda")
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self.stop.requested = bool(flag.item())
+            return self.stop.requested
+
+        def stop_at_epoch_end(self) -> None:  # on_epoch_end callback: after rank 0's epoch checkpoint
+            if self.agreed_stop():
+                raise StopTraining()
 
         # -- records
         def write_metric(self, row: dict[str, Any]) -> None:
+            if not self.writer:
+                return
             row = {"session": self.session, "time": round(time.time(), 3), **row}
             self.metrics_fh.write(json.dumps(row) + "\n")
             self.metrics_fh.flush()
@@ -254,6 +385,8 @@ def make_trainer_class():
         def restart_metrics(self) -> None:
             """Keep metrics.jsonl to one line per step: drop the lines after the step training restarts from
             (the steps after the restored checkpoint, or all of them without one), then append again."""
+            if not self.writer:
+                return
             self.metrics_fh.close()
             dropped = trim_metrics(self.run_dir, self.total_steps_done)
             if dropped:
@@ -273,6 +406,9 @@ def make_trainer_class():
                 self.train_loader = self.get_train_dataloader(self.train_samples, verbose=True)
                 self.train_loader = self.prepare_accelerate_loader(self.train_loader)
             full = self.train_loader
+            sampler = getattr(full, "sampler", None)
+            if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new shuffle each epoch, the same on all ranks
+                sampler.set_epoch(self.epochs_done)
             self.skip_offset = min(self.resume_skip, len(full))
             self.resume_skip = 0
             if self.skip_offset:
@@ -317,7 +453,7 @@ def make_trainer_class():
             if self.total_steps_done % self.options.save_every == 0:
                 self.save_lab_checkpoint("step")
                 saved = True
-            if self.stop.requested:
+            if self.agreed_stop():
                 if not saved:
                     self.save_lab_checkpoint("stop")
                 raise StopTraining()
@@ -340,22 +476,24 @@ def make_trainer_class():
                     "loss_mel_ce": float(avg.get("avg_loss_mel_ce", float("nan"))),
                 }
             )
+            if not self.writer:
+                return
             index = read_index(self.run_dir)
             name = f"checkpoint_{self.total_steps_done}.pth"
             if name in index:  # a step checkpoint saved just before this evaluation
                 index[name]["eval_loss"] = self.last_eval
                 write_json(self.run_dir / CHECKPOINT_DIR / INDEX_FILE, index)
 
-        def save_best_model(self) -> None:  # called by Trainer at each epoch end, after evaluation
-            self.save_lab_checkpoint("epoch")
-            if self.stop.requested:
-                raise StopTraining()
+        def save_best_model(self) -> None:  # called by Trainer (rank 0) at each epoch end, after evaluation
+            self.save_lab_checkpoint("epoch")  # a stop asked for meanwhile: see stop_at_epoch_end
 
         def save_checkpoint(self) -> None:  # Trainer's own periodic/interrupt save: ours, atomically
             self.save_lab_checkpoint("step")
 
         # -- checkpoints
-        def save_lab_checkpoint(self, kind: str) -> Path:
+        def save_lab_checkpoint(self, kind: str) -> Path | None:
+            if not self.writer:  # the ranks hold the same weights: rank 0's checkpoint is the run's
+                return None
             epoch_done = kind == "epoch"
             steps = self.total_steps_done
             state = {
@@ -447,7 +585,7 @@ def make_trainer_class():
     return LabTrainer
 
 
-def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag) -> str:
+def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag, worker: WorkerArgs | None = None) -> str:
     """Build everything and train; returns the final status ("finished")."""
     import torch
     from trainer import TrainerArgs
@@ -459,10 +597,18 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag) -> str:
 
     torch.set_num_threads(threads)  # coqui's XTTS dataset module sets 1 thread at import; CPU training needs them
 
+    worker = worker or WorkerArgs(run_dir=run_dir)
+    writer = writes_run_files(worker)
     options = options_from_dict(info["options"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    config = build_config(run_dir, info, options, device)
-    config.save_json(str(run_dir / CONFIG_FILE))
+    if worker.use_ddp and torch.cuda.device_count() != worker.world_size:
+        raise LabError(
+            f"Rank {worker.rank} sees {torch.cuda.device_count()} CUDA device(s), expected {worker.world_size} "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r})."
+        )
+    config = build_config(run_dir, info, options, device, worker.world_size)
+    if writer:
+        config.save_json(str(run_dir / CONFIG_FILE))
 
     train_rows, eval_rows, language = read_dataset(Path(info["dataset_dir"]))
     tokenizer = VoiceBpeTokenizer(info["base"]["vocab"])
@@ -483,12 +629,20 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag) -> str:
         )
 
     session = int(info.get("sessions") or 0) + 1
+    plan = rank_plan(options, worker.world_size, worker.rank, len(train_samples))
     model = GPTTrainer.init_from_config(config)
     trainer_cls = make_trainer_class()
+    trainer_args = TrainerArgs(grad_accum_steps=options.grad_accum)
+    if worker.use_ddp:
+        trainer_args = TrainerArgs(
+            grad_accum_steps=options.grad_accum, use_ddp=True, rank=worker.rank, group_id=worker.group_id
+        )
+    # Other ranks keep coqui's own log/config copy in a folder of their own.
+    trainer_dir = run_dir / "trainer" if writer else run_dir / "trainer" / f"rank{worker.rank}"
     trainer = trainer_cls(
-        TrainerArgs(grad_accum_steps=options.grad_accum),
+        trainer_args,
         config,
-        str(run_dir / "trainer"),
+        str(trainer_dir),
         model=model,
         train_samples=train_samples,
         eval_samples=eval_samples,
@@ -498,9 +652,11 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag) -> str:
         options=options,
         stop=stop,
         session=session,
+        plan=plan,
     )
-    for stale in (run_dir / CHECKPOINT_DIR).glob(".checkpoint_*.tmp"):  # a save cut short by a kill
-        stale.unlink(missing_ok=True)
+    if writer:
+        for stale in (run_dir / CHECKPOINT_DIR).glob(".checkpoint_*.tmp"):  # a save cut short by a kill
+            stale.unlink(missing_ok=True)
     # Newest checkpoint that loads; a damaged one (disk trouble) falls back to the one before.
     resumed_from = None
     for path in reversed(checkpoint_files(run_dir)):
@@ -511,11 +667,15 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag) -> str:
         except Exception as exc:  # noqa: BLE001 - try the previous checkpoint
             log.warning("Cannot resume from %s (%s); trying an older checkpoint", path.name, exc)
     trainer.restart_metrics()
-    steps_per_epoch = -(-len(train_samples) // options.batch_size)
+    steps_per_epoch = plan.steps_per_epoch or 1
+    if not writer:
+        trainer.run()
+        return FINISHED
+    pid = {"pid": os.getpid()} if worker.world_size == 1 else {}  # under DDP run.json keeps the launcher's
     update_run(
         run_dir,
         status=RUNNING,
-        pid=os.getpid(),
+        **pid,
         device=device,
         sessions=session,
         session_started=time.time(),
@@ -525,37 +685,64 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag) -> str:
         usable_eval_clips=len(eval_samples),
         dropped={"train": dropped_train, "eval": dropped_eval},
         resumed_from=resumed_from,
+        world_size=worker.world_size,
+        global_batch=plan.global_batch,
     )
     log.info(
-        "Training %d clips (%d for evaluation), %d steps per epoch, %d epochs, on %s",
+        "Training %d clips (%d for evaluation), %d steps per epoch, %d epochs, on %s%s",
         len(train_samples),
         len(eval_samples),
         steps_per_epoch,
         options.epochs,
         device,
+        f" x {worker.world_size} ranks (global batch {plan.global_batch})" if worker.world_size > 1 else "",
     )
     trainer.run()
     return FINISHED
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this rank when trainer.distribute dies, so no rank trains on orphaned."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _abort_ranks() -> None:
+    """Kill the whole process group (launcher and all ranks): a rank that failed leaves the others blocked
+    in a collective until NCCL's timeout. run.json and checkpoints are written atomically, so no file is
+    left half-written."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Returns the exit code (0 finished or stopped, 1 failed)."""
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if len(argv) != 1:
-        print("usage: python -m engines.train_worker <run_dir>", file=sys.stderr)
-        return 2
-    run_dir = Path(argv[0]).resolve()
+    worker = parse_worker_args(argv)
+    run_dir = worker.run_dir
     info = read_run(run_dir)
+    options = options_from_dict(info["options"])
+    writer = writes_run_files(worker)
+    if worker.plan_only:
+        plan = rank_plan(options, worker.world_size, worker.rank, info.get("usable_train_clips"))
+        print(json.dumps({"worker": {**asdict(worker), "run_dir": str(run_dir)}, "plan": asdict(plan)}), flush=True)
+        return 0
+    if worker.use_ddp:
+        _die_with_parent()
     stop = _StopFlag()
     signal.signal(signal.SIGTERM, stop.handler)
     signal.signal(signal.SIGINT, stop.handler)
     started = time.time()
-    update_run(run_dir, status=RUNNING, pid=os.getpid(), error=None)
-    options = options_from_dict(info["options"])
+    if writer:
+        update_run(run_dir, status=RUNNING, error=None, **({"pid": os.getpid()} if worker.world_size == 1 else {}))
     status, error = FAILED, None
     try:
-        status = train(run_dir, info, stop)
+        status = train(run_dir, info, stop, worker)
     except StopTraining:
         status = STOPPED
     except BaseException as exc:  # noqa: BLE001 - every failure must end up in run.json, not just the log
@@ -564,16 +751,25 @@ def main(argv: list[str] | None = None) -> int:
         if stop.requested:
             status, error = STOPPED, None
     finally:
-        elapsed = float(read_run(run_dir).get("elapsed_s") or 0.0) + (time.time() - started)
-        update_run(
-            run_dir,
-            status=status,
-            error=error,
-            ended=utc_now(),
-            elapsed_s=round(elapsed, 1),
-            session_started=None,
+        if writer:
+            elapsed = float(read_run(run_dir).get("elapsed_s") or 0.0) + (time.time() - started)
+            update_run(
+                run_dir,
+                status=status,
+                error=error,
+                ended=utc_now(),
+                elapsed_s=round(elapsed, 1),
+                session_started=None,
+            )
+        log.info(
+            "Run %s%s: %s%s",
+            run_dir.name,
+            f" rank {worker.rank}" if worker.use_ddp else "",
+            status,
+            f" ({error})" if error else "",
         )
-        log.info("Run %s: %s%s", run_dir.name, status, f" ({error})" if error else "")
+    if status == FAILED and worker.world_size > 1:
+        _abort_ranks()
     return 0 if status in (FINISHED, STOPPED) else 1
 
 

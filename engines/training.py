@@ -52,10 +52,14 @@ from engines.train_options import (
     CODE_STRIDE,
     PRESETS,
     SAMPLE_RATE,
+    RankPlan,
     TrainOptions,
     estimate_vram_gib,
     options_from_dict,
+    parse_gpus,
     preset_options,
+    rank_plan,
+    select_gpus,
 )
 from engines.train_runs import (
     CHECKPOINT_DIR,
@@ -85,6 +89,73 @@ from engines.train_runs import (
 )
 
 log = logging.getLogger(__name__)
+
+WORKER_SCRIPT = Path(__file__).resolve().with_name("train_worker.py")  # trainer.distribute runs a script path
+
+# --------------------------------------------------------------------------- launch
+
+
+def launch_command(
+    run_dir: Path,
+    device: str,
+    gpus: tuple[int, ...] | None,
+    environ: dict[str, str],
+    python: str = sys.executable,
+) -> tuple[list[str], dict[str, str]]:
+    """The worker's command line and environment (pure: nothing is started).
+
+    One process (``gpus`` None): ``python -m engines.train_worker <run_dir>``. Several GPUs: coqui's
+    ``python -m trainer.distribute --script engines/train_worker.py --gpus "a,b" <run_dir>``, which starts
+    ``python3 <script> --continue_path= --restore_path= --group_id=group_<time> --use_ddp=true <run_dir>
+    --rank=<r>`` per GPU with RANK=<r> and CUDA_VISIBLE_DEVICES=<the chosen GPUs>.
+
+    Args:
+        run_dir: the run folder.
+        device: the resolved device ("cpu", "cuda", "cuda:N").
+        gpus: None, or two or more GPU indices (see ``select_gpus``) in the app's numbering.
+        environ: the environment to start from (the app's).
+        python: the interpreter.
+
+    Returns:
+        (argv, env).
+
+    Raises:
+        LabError: several GPUs but no ``python3`` next to the interpreter (trainer.distribute runs "python3").
+    """
+    env = dict(environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONUNBUFFERED"] = "1"
+    if gpus is None:
+        if device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""  # the trainer uses CUDA whenever it sees it
+        elif device.startswith("cuda:"):
+            env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
+        return [python, "-m", "engines.train_worker", str(run_dir)], env
+    # The app's indices are positions in its own CUDA_VISIBLE_DEVICES (ids or UUIDs) when that is set;
+    # trainer.distribute prefers CUDA_VISIBLE_DEVICES over --gpus, so both name the same devices.
+    parent = [d.strip() for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    visible = ",".join(parent[i] if parent else str(i) for i in gpus)
+    env["CUDA_VISIBLE_DEVICES"] = visible
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # what coqui's trainer sets in each rank anyway: one numbering
+    # trainer.distribute starts each rank as a bare "python3": make that this interpreter (the venv's).
+    bin_dir = str(Path(python).parent)
+    if not (Path(bin_dir) / "python3").exists():
+        raise LabError(f"Multi-GPU training needs a 'python3' next to {python} (trainer.distribute runs 'python3').")
+    env["PATH"] = os.pathsep.join([bin_dir, *filter(None, [env.get("PATH")])])
+    argv = [python, "-m", "trainer.distribute", "--script", str(WORKER_SCRIPT), "--gpus", visible, str(run_dir)]
+    return argv, env
+
+
+def rank_pids(launcher_pid: int) -> list[int]:
+    """The training ranks trainer.distribute started (its direct children), oldest first."""
+    import psutil
+
+    try:
+        children = psutil.Process(launcher_pid).children()
+    except psutil.Error:
+        return []
+    return [c.pid for c in sorted(children, key=lambda c: c.create_time())]
+
 
 # --------------------------------------------------------------------------- engine
 
@@ -316,7 +387,9 @@ class TrainingEngine:
                 f"All {len(train)} training clips are longer than the max audio length "
                 f"({options.max_audio_seconds:g} s): raise it, or re-cut the dataset into shorter clips."
             )
+        gpus = self._select_gpus(options)
         facts = {
+            "gpus": gpus,
             "language": language,
             "train_clips": len(train),
             "eval_clips": len(evals),
@@ -324,6 +397,17 @@ class TrainingEngine:
             "model_args": model_args,
         }
         return dataset_dir, base, facts
+
+    def _select_gpus(self, options: TrainOptions) -> tuple[int, ...] | None:
+        """``select_gpus`` against this machine (a count of 1 never touches CUDA)."""
+        from engines.device import resolve_device
+
+        if parse_gpus(options.gpus) is None:  # one process: nothing to check against the hardware
+            return None
+        import torch
+
+        device = resolve_device(self.settings.device)
+        return select_gpus(options.gpus, torch.cuda.device_count() if torch.cuda.is_available() else 0, device)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -368,23 +452,18 @@ class TrainingEngine:
             run_id, n = f"{base}-{n}", n + 1
         return run_id
 
-    def _spawn(self, run_id: str, run_dir: Path, device: str) -> int:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
-        env["PYTHONUNBUFFERED"] = "1"
-        if device == "cpu":
-            env["CUDA_VISIBLE_DEVICES"] = ""  # the trainer uses CUDA whenever it sees it
-        elif device.startswith("cuda:"):
-            env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
+    def _spawn(self, run_id: str, run_dir: Path, device: str, gpus: tuple[int, ...] | None = None) -> int:
+        argv, env = launch_command(run_dir, device, gpus, dict(os.environ))
         with open(run_dir / LOG_FILE, "ab") as log_fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "engines.train_worker", str(run_dir)],
+                argv,
                 cwd=str(ROOT),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stop() signals the group; it outlives the app
+                # Its own process group (the DDP ranks join it): stop() can kill the group; it outlives the app.
+                start_new_session=True,
             )
         self._procs[run_id] = proc
         return proc.pid
@@ -407,6 +486,7 @@ class TrainingEngine:
 
         dataset_dir, base, facts = self.validate(options)
         device = resolve_device(self.settings.device)
+        world_size = len(facts["gpus"]) if facts["gpus"] else 1
         with self._lock, file_lock(self.runs_dir / ".start.lock"):
             self._refuse_if_busy()
             run_id = self._new_run_id(options.dataset)
@@ -427,6 +507,9 @@ class TrainingEngine:
                 "base_model": base.model_id,
                 "base": {k: (str(v) if v is not None else None) for k, v in asdict(base).items()},
                 "device": device,
+                "gpus": list(facts["gpus"]) if facts["gpus"] else None,
+                "world_size": world_size,
+                "global_batch": rank_plan(options, world_size, 0).global_batch,
                 "pid": None,
                 "error": None,
                 "total_steps": None,
@@ -436,9 +519,9 @@ class TrainingEngine:
                 "resumes": [],
             }
             write_json(run_dir / RUN_FILE, info)
-            pid = self._spawn(run_id, run_dir, device)
+            pid = self._spawn(run_id, run_dir, device, facts["gpus"])
             update_run(run_dir, pid=pid)
-        log.info("Started training run %s (pid %s, %s)", run_id, pid, device)
+        log.info("Started training run %s (pid %s, %s, GPUs %s)", run_id, pid, device, facts["gpus"] or "-")
         return run_id
 
     def stop(self, run_id: str, timeout: float = 120.0) -> RunStatus:
@@ -461,9 +544,16 @@ class TrainingEngine:
             raise InputError(f"Run {run_id!r} is not running (status: {self._status_of(run_id, info)}).")
         pid = int(info["pid"])
         # SIGTERM to the worker alone: it finishes its step, saves and exits, and its data-loader
-        # processes exit with it (signalling them too would break the step it is finishing).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
+        # processes exit with it (signalling them too would break the step it is finishing). Under DDP
+        # the pid is trainer.distribute's, which has no handler: signal its ranks instead (they agree on
+        # the step to stop at); before they exist, the group.
+        targets = rank_pids(pid) if int(info.get("world_size") or 1) > 1 else [pid]
+        for target in targets:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(target, signal.SIGTERM)
+        if not targets:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
         if not self._wait_exit(run_id, pid, timeout):
             log.warning("Run %s did not stop within %.0f s; killing it", run_id, timeout)
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -511,14 +601,14 @@ class TrainingEngine:
                 )
             self._refuse_if_busy()
             options = options_from_dict(info["options"])
-            self.validate(options)  # dataset and base must still be there
+            facts = self.validate(options)[2]  # dataset and base must still be there (and the GPUs)
             files = checkpoint_files(run_dir)
             resumes = [
                 *info.get("resumes", []),
                 {"time": utc_now(), "after": status, "checkpoint": files[-1].name if files else None},
             ]
             update_run(run_dir, status=RUNNING, error=None, ended=None, pid=None, resumes=resumes)
-            pid = self._spawn(run_id, run_dir, info.get("device", "cpu"))
+            pid = self._spawn(run_id, run_dir, info.get("device", "cpu"), facts["gpus"])
             update_run(run_dir, pid=pid)
         log.info("Resumed training run %s (pid %s)", run_id, pid)
         return self.status(run_id)
@@ -594,6 +684,8 @@ class TrainingEngine:
                 f"{info.get('base_model', '?')}, {o.get('epochs')} ep, batch {o.get('batch_size')}"
                 f"x{o.get('grad_accum')}, lr {o.get('learning_rate'):g}"
             )
+            if int(info.get("world_size") or 1) > 1:
+                settings += f", {info['world_size']} GPUs"
             out.append(
                 RunSummary(
                     run_id=folder.name,
@@ -842,14 +934,20 @@ def _inference_state(model_path: Path) -> dict[str, Any]:
 __all__ = [
     "METRICS_FILE",
     "PRESETS",
+    "WORKER_SCRIPT",
     "BaseModel",
+    "RankPlan",
     "RunStatus",
     "RunSummary",
     "TrainOptions",
     "TrainingEngine",
     "estimate_vram_gib",
+    "launch_command",
     "options_from_dict",
     "preset_options",
+    "rank_pids",
+    "rank_plan",
     "read_metrics",
     "read_run",
+    "select_gpus",
 ]

@@ -37,6 +37,8 @@ class Segment:
     no_speech_prob: float | None = None  # Whisper's probability that its window holds no speech
     temperature: float | None = None  # the fallback temperature its window was decoded at (0 = first try)
     compression_ratio: float | None = None  # of its window's text (over 2.4 = a loop)
+    seek: int | None = None  # start of its 30 s window in 10 ms frames (whisper's seek; OpenAI's verbose_json)
+    tokens: list[int] | None = None  # its token ids as Whisper decoded them (OpenAI's verbose_json)
 
 
 @dataclass

@@ -11,7 +11,8 @@ Runs without the UI::
 Why this module is over 700 lines: request checks, the voice-latent cache and sentence-wise synthesis
 share one loaded model and its lock, and the checks must be importable without loading torch models
 (Eval's planner calls ``check_request``). Model lookup and download live in ``engines.models``, text
-splitting in ``engines.textsplit``, options in ``engines.options``.
+splitting in ``engines.textsplit``, options in ``engines.options``, the streaming thread and queue in
+``engines.tts_stream``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,7 @@ from engines.options import OPTION_RANGES, TTSOptions
 from engines.progress import LogFn, ProgressFn, log_info, no_progress
 from engines.provenance import name_stamp, utc_now, versions
 from engines.textsplit import DEFAULT_CHAR_LIMIT, split_text
+from engines.tts_stream import StreamFeed, SynthesisStream
 
 if TYPE_CHECKING:
     from TTS.tts.models.xtts import Xtts
@@ -70,6 +72,9 @@ MIN_EMBED_SECONDS = 0.1  # the speaker encoder needs a few frames
 REFERENCE_NAME = "reference.wav"  # a model dir may ship its own voice
 CLIP_LEVEL = 0.99  # a sample at or above this magnitude sits at full scale
 CLIPPED_SHARE = 0.01  # a reference with more of its samples at full scale is called clipped (speech: ~0)
+# Streaming: coqui's own inference_stream defaults, passed explicitly (one place to change them).
+STREAM_CHUNK_TOKENS = 20  # GPT audio tokens per streamed chunk (~0.9 s of speech)
+STREAM_OVERLAP_SAMPLES = 1024  # crossfade between consecutive chunks of one sentence (at 24 kHz)
 
 # Extra packages some languages need for text normalisation (coqui-tts extras): code -> (modules, install hint).
 LANGUAGE_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -94,6 +99,36 @@ class TTSResult:
     notices: list[str]  # things the user should know (trimmed reference, fallbacks)
     seed: int | None = None  # the seed actually used (a fresh one when options.seed was None)
     chunks: list[str] = field(default_factory=list)  # the text pieces synthesised one by one
+    streamed: bool = False  # made by synthesize_stream (chunk by chunk) rather than synthesize
+    first_audio_seconds: float | None = None  # streamed only: from the call to the first chunk being ready
+
+
+@dataclass
+class _Request:
+    """One checked synthesis request (``TTSEngine._prepare``): what generation needs, nothing loaded yet."""
+
+    text: str
+    language: str
+    model_id: str
+    reference: list[Path]
+    speaker: str | None
+    options: TTSOptions
+    notices: list[str]
+
+
+@dataclass
+class _Plan:
+    """What one request speaks with, worked out under the GPU lock (``TTSEngine._plan``)."""
+
+    latent: torch.Tensor
+    embedding: torch.Tensor
+    cached: bool
+    references: list[dict[str, Any]]
+    chunks: list[str]
+    seed: int
+    sample_rate: int
+    extra: dict[str, Any]  # generate() keywords beyond the options (token cap, stopping criteria)
+    latents_seconds: float
 
 
 @dataclass
@@ -555,6 +590,74 @@ class TTSEngine:
 
     # ------------------------------------------------------------------ synthesis
 
+    def _prepare(
+        self,
+        text: str,
+        *,
+        model_id: str | None,
+        reference: Sequence[Path | str] | None,
+        speaker: str | None,
+        options: TTSOptions | None,
+    ) -> _Request:
+        """Every check that needs no model: text, language, options, voice, model folder (no load, no lock).
+
+        Raises:
+            InputError / AudioError / MissingWeightsError: see ``synthesize``.
+        """
+        options = options or self.settings.generation
+        model_id = (model_id or self.default_model()).strip()
+        refs = [Path(p) for p in (reference or [])]
+        speaker = (speaker or "").strip() or None
+        folder = self.model_dir(model_id)  # raises for broken folders; None = base not downloaded yet
+        model_reference = folder / REFERENCE_NAME if folder is not None else None
+        has_model_ref = model_reference is not None and model_reference.is_file()
+        known_speakers = self.speakers(model_id) if folder is not None else None
+        text, language = check_request(
+            text,
+            options,
+            reference=refs,
+            speaker=speaker,
+            max_chars=self.settings.max_text_chars,
+            speakers=known_speakers,
+            has_model_reference=has_model_ref,
+        )
+        notices: list[str] = text_notices(text, language)
+        if not refs and not speaker and has_model_ref:
+            refs = [model_reference]
+            notices.append(f"No voice given: using the model's own {REFERENCE_NAME}.")
+        return _Request(text, language, model_id, refs, speaker, options, notices)
+
+    def _plan(self, model: Xtts, req: _Request, progress: ProgressFn, stop: Any | None) -> _Plan:
+        """Voice latents, text pieces, the seed (RNG seeded here) and generate() extras; caller holds the lock.
+
+        Args:
+            stop: anything with ``is_set()``; when given, GPT generation ends within one token step once set.
+        """
+        start = time.perf_counter()
+        progress(0.1, desc="Computing the voice")
+        if req.speaker:
+            entry = model.speaker_manager.speakers[req.speaker]
+            latent, embedding = entry["gpt_cond_latent"], entry["speaker_embedding"]
+            cached, ref_info = True, []
+        else:
+            voice, cached = self._voice_for(model, req.model_id, req.reference)
+            latent, embedding, ref_info = voice.gpt_cond_latent, voice.speaker_embedding, voice.references
+            req.notices.extend(voice.notices)
+        latents_seconds = time.perf_counter() - start
+        options = req.options
+        limit = model.tokenizer.char_limits.get(req.language.split("-")[0], DEFAULT_CHAR_LIMIT)
+        chunks = split_text(req.text, req.language, limit, per_sentence=options.split_sentences)
+        seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
+        _seed_everything(seed)
+        extra: dict[str, Any] = {}
+        if options.max_audio_tokens is not None:
+            _quiet_transformers()
+            extra["max_new_tokens"] = int(min(options.max_audio_tokens, model.gpt.max_gen_mel_tokens))
+        if stop is not None:
+            extra["stopping_criteria"] = _cancel_criteria(stop)
+        sr = int(model.args.output_sample_rate)
+        return _Plan(latent, embedding, cached, ref_info, chunks, seed, sr, extra, latents_seconds)
+
     def synthesize(
         self,
         text: str,
@@ -590,72 +693,34 @@ class TTSEngine:
             MissingWeightsError: the model's files are missing.
             GPUOutOfMemoryError: the GPU ran out of memory.
         """
-        options = options or self.settings.generation
         progress = progress or no_progress
         log_fn = log_fn or log_info
-        model_id = (model_id or self.default_model()).strip()
-        reference = [Path(p) for p in (reference or [])]
-        speaker = (speaker or "").strip() or None
-
         # Validate before loading anything: cheap answers for bad input.
-        folder = self.model_dir(model_id)  # raises for broken folders; None = base not downloaded yet
-        model_reference = folder / REFERENCE_NAME if folder is not None else None
-        has_model_ref = model_reference is not None and model_reference.is_file()
-        known_speakers = self.speakers(model_id) if folder is not None else None
-        text, language = check_request(
-            text,
-            options,
-            reference=reference,
-            speaker=speaker,
-            max_chars=self.settings.max_text_chars,
-            speakers=known_speakers,
-            has_model_reference=has_model_ref,
-        )
-        notices: list[str] = text_notices(text, language)
-        if not reference and not speaker and has_model_ref:
-            reference = [model_reference]
-            notices.append(f"No voice given: using the model's own {REFERENCE_NAME}.")
+        req = self._prepare(text, model_id=model_id, reference=reference, speaker=speaker, options=options)
+        model_id, options = req.model_id, req.options
 
         with self.gpu_lock:
             load_start = time.perf_counter()
             model = self.load(model_id, progress=progress, log_fn=log_fn)
             load_seconds = time.perf_counter() - load_start
-            if speaker:
-                check_speaker(speaker, self.speakers(model_id))
+            if req.speaker:
+                check_speaker(req.speaker, self.speakers(model_id))
             with oom_guard(
                 "speech synthesis",
                 "Use shorter text, turn on sentence splitting, or free GPU memory "
                 "(unload other models in the System panel).",
             ):
                 start = time.perf_counter()
-                progress(0.1, desc="Computing the voice")
-                if speaker:
-                    entry = model.speaker_manager.speakers[speaker]
-                    latent, embedding = entry["gpt_cond_latent"], entry["speaker_embedding"]
-                    cached, ref_info = True, []
-                else:
-                    voice, cached = self._voice_for(model, model_id, reference)
-                    latent, embedding, ref_info = voice.gpt_cond_latent, voice.speaker_embedding, voice.references
-                    notices.extend(voice.notices)
-                latents_seconds = time.perf_counter() - start
-
-                limit = model.tokenizer.char_limits.get(language.split("-")[0], DEFAULT_CHAR_LIMIT)
-                chunks = split_text(text, language, limit, per_sentence=options.split_sentences)
-                seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
-                _seed_everything(seed)
-                sr = int(model.args.output_sample_rate)
+                plan = self._plan(model, req, progress, cancel)
+                chunks, sr = plan.chunks, plan.sample_rate
                 pause = np.zeros(int(PAUSE_SECONDS * sr), dtype=np.float32)
-                extra: dict[str, Any] = {}
-                if options.max_audio_tokens is not None:
-                    _quiet_transformers()
-                    extra["max_new_tokens"] = int(min(options.max_audio_tokens, model.gpt.max_gen_mel_tokens))
-                if cancel is not None:
-                    extra["stopping_criteria"] = _cancel_criteria(cancel)
                 pieces: list[np.ndarray] = []
                 for i, chunk in enumerate(chunks):
                     _check_cancel(cancel)
                     progress(0.15 + 0.85 * i / len(chunks), desc=f"Sentence {i + 1}/{len(chunks)}")
-                    wav = self._speak_chunk(model, chunk, language, latent, embedding, options, extra)
+                    wav = self._speak_chunk(
+                        model, chunk, req.language, plan.latent, plan.embedding, options, plan.extra
+                    )
                     _check_cancel(cancel)
                     if pieces:
                         pieces.append(pause)
@@ -663,43 +728,185 @@ class TTSEngine:
                 audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
                 gen_seconds = time.perf_counter() - start
         progress(1.0, desc="Done")
+        return self._finish(req, plan, audio, gen_seconds, load_seconds, save=save)
 
-        audio_seconds = len(audio) / sr
+    def _finish(
+        self,
+        req: _Request,
+        plan: _Plan,
+        audio: np.ndarray,
+        gen_seconds: float,
+        load_seconds: float,
+        *,
+        save: bool,
+        first_audio_seconds: float | None = None,
+    ) -> TTSResult:
+        """The result of a finished generation (saved when asked), logged in one line."""
+        audio_seconds = len(audio) / plan.sample_rate
         result = TTSResult(
             audio=audio,
-            sample_rate=sr,
+            sample_rate=plan.sample_rate,
             path=None,
             sidecar=None,
             gen_seconds=gen_seconds,
             audio_seconds=audio_seconds,
             rtf=gen_seconds / audio_seconds if audio_seconds > 0 else float("inf"),
-            latents_cached=cached,
-            model_id=model_id,
-            notices=notices,
-            seed=seed,
-            chunks=chunks,
+            latents_cached=plan.cached,
+            model_id=req.model_id,
+            notices=req.notices,
+            seed=plan.seed,
+            chunks=plan.chunks,
+            streamed=first_audio_seconds is not None,
+            first_audio_seconds=first_audio_seconds,
         )
         if save:
             self._save(
                 result,
-                text=text,
-                language=language,
-                speaker=speaker,
-                references=ref_info,
-                options=options,
+                text=req.text,
+                language=req.language,
+                speaker=req.speaker,
+                references=plan.references,
+                options=req.options,
                 load_seconds=load_seconds,
-                latents_seconds=latents_seconds,
+                latents_seconds=plan.latents_seconds,
             )
         _logger.info(
-            "TTS %s: %.2f s of audio in %.2f s (RTF %.2f, %d chunk(s), latents %s)",
-            model_id,
+            "TTS %s%s: %.2f s of audio in %.2f s (RTF %.2f, %d chunk(s), latents %s%s)",
+            req.model_id,
+            " (streamed)" if result.streamed else "",
             audio_seconds,
             gen_seconds,
             result.rtf,
-            len(chunks),
-            "cached" if cached else "computed",
+            len(plan.chunks),
+            "cached" if plan.cached else "computed",
+            f", first audio after {first_audio_seconds:.2f} s" if first_audio_seconds is not None else "",
         )
         return result
+
+    def synthesize_stream(
+        self,
+        text: str,
+        *,
+        model_id: str | None = None,
+        reference: list[Path] | None = None,
+        speaker: str | None = None,
+        options: TTSOptions | None = None,
+        save: bool = True,
+        progress: ProgressFn | None = None,
+        log_fn: LogFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> SynthesisStream:
+        """Speak ``text`` chunk by chunk as it is generated (XTTS ``inference_stream``, sentence by sentence).
+
+        Every input check runs here, before the stream is returned, so a caller can refuse bad input before
+        it sends anything. Generation starts at the first ``next()`` and runs in its own thread, holding the
+        GPU lock until the last chunk is generated or the stream is closed. Sentences are joined with the
+        same pause as ``synthesize``; the options (seed included) mean what they mean there, though a
+        streamed clip is not sample-equal to a non-streamed one (the latents come from the sampling pass,
+        not a second GPT pass).
+
+        Args:
+            text, model_id, reference, speaker, options, save, progress, log_fn: as for ``synthesize``.
+            cancel: set by the caller to give up: the stream raises ``CancelledError``, nothing is saved.
+
+        Returns:
+            A ``SynthesisStream``: iterate it for float32 chunks; ``.result`` once it is exhausted.
+
+        Raises:
+            InputError / AudioError / MissingWeightsError: bad input, before anything is generated.
+        """
+        started = time.perf_counter()
+        req = self._prepare(text, model_id=model_id, reference=reference, speaker=speaker, options=options)
+        progress = progress or no_progress
+        log_fn = log_fn or log_info
+
+        def finish(audio: np.ndarray, done: dict[str, Any]) -> TTSResult:
+            return self._finish(
+                req,
+                done["plan"],
+                audio,
+                done["gen_seconds"],
+                done["load_seconds"],
+                save=save,
+                first_audio_seconds=done["first_audio_seconds"],
+            )
+
+        return SynthesisStream(
+            lambda feed: self._generate_stream(req, feed, progress, log_fn, started), finish, cancel=cancel
+        )
+
+    def _generate_stream(
+        self, req: _Request, feed: StreamFeed, progress: ProgressFn, log_fn: LogFn, started: float
+    ) -> dict[str, Any]:
+        """The producer of ``synthesize_stream`` (its own thread): load, plan, and emit sentence by sentence
+        under the GPU lock."""
+        with self.gpu_lock:
+            feed.check()
+            load_start = time.perf_counter()
+            model = self.load(req.model_id, progress=progress, log_fn=log_fn)
+            load_seconds = time.perf_counter() - load_start
+            if req.speaker:
+                check_speaker(req.speaker, self.speakers(req.model_id))
+            with oom_guard(
+                "speech synthesis",
+                "Use shorter text, turn on sentence splitting, or free GPU memory "
+                "(unload other models in the System panel).",
+            ):
+                start = time.perf_counter()
+                plan = self._plan(model, req, progress, feed.stopping)
+                feed.sample_rate = plan.sample_rate
+                pause = np.zeros(int(PAUSE_SECONDS * plan.sample_rate), dtype=np.float32)
+                for i, chunk in enumerate(plan.chunks):
+                    feed.check()
+                    progress(0.15 + 0.85 * i / len(plan.chunks), desc=f"Sentence {i + 1}/{len(plan.chunks)}")
+                    if i:
+                        feed.emit(pause)
+                    pieces = self._stream_sentence(model, chunk, req.language, plan, req.options)
+                    try:
+                        for wav in pieces:
+                            feed.check()  # closed mid-sentence: no further vocoder pass for it
+                            feed.emit(wav)
+                    finally:
+                        pieces.close()
+                    feed.check()
+                gen_seconds = time.perf_counter() - start
+        progress(1.0, desc="Done")
+        first = feed.first_chunk_at if feed.first_chunk_at is not None else time.perf_counter()
+        return {
+            "plan": plan,
+            "gen_seconds": gen_seconds,
+            "load_seconds": load_seconds,
+            "first_audio_seconds": first - started,
+        }
+
+    def _stream_sentence(
+        self, model: Xtts, chunk: str, language: str, plan: _Plan, options: TTSOptions
+    ) -> Iterator[np.ndarray]:
+        """One sentence through ``inference_stream``: float32 chunks, crossfaded by coqui's handle_chunks."""
+        try:
+            # Every option is passed: inference_stream's defaults (0.75 / 10.0) are not XttsConfig's.
+            for wav in model.inference_stream(
+                chunk,
+                language,
+                plan.latent,
+                plan.embedding,
+                stream_chunk_size=STREAM_CHUNK_TOKENS,
+                overlap_wav_len=STREAM_OVERLAP_SAMPLES,
+                temperature=options.temperature,
+                length_penalty=options.length_penalty,
+                repetition_penalty=options.repetition_penalty,
+                top_k=options.top_k,
+                top_p=options.top_p,
+                do_sample=True,
+                speed=options.speed,
+                enable_text_splitting=False,
+                **plan.extra,
+            ):
+                yield wav.detach().float().cpu().numpy().reshape(-1).astype(np.float32, copy=False)
+        except ImportError as exc:
+            raise _language_error(language, exc) from exc
+        except AssertionError as exc:
+            raise InputError(f"A sentence is too long for XTTS ({len(chunk)} characters); split it up.") from exc
 
     @staticmethod
     def _speak_chunk(
@@ -727,10 +934,7 @@ class TTSEngine:
                 **extra,
             )
         except ImportError as exc:  # coqui's text front end imports language packages lazily
-            raise LabError(
-                f"{XTTS_LANGUAGES[language]} text cannot be prepared: {exc}. "
-                f"{LANGUAGE_PACKAGES.get(language, ((), 'Install the missing package'))[1]}."
-            ) from exc
+            raise _language_error(language, exc) from exc
         except AssertionError as exc:  # coqui asserts on > 400 text tokens
             raise InputError(f"A sentence is too long for XTTS ({len(chunk)} characters); split it up.") from exc
         return np.asarray(out["wav"], dtype=np.float32).reshape(-1)
@@ -776,7 +980,11 @@ class TTSEngine:
                 "gen_seconds": round(result.gen_seconds, 3),
                 "audio_seconds": round(result.audio_seconds, 3),
                 "rtf": round(result.rtf, 4),
+                "first_audio_seconds": (
+                    round(result.first_audio_seconds, 3) if result.first_audio_seconds is not None else None
+                ),
             },
+            "streamed": result.streamed,
             "latents_cached": result.latents_cached,
             "notices": result.notices,
             "versions": versions(),
@@ -975,13 +1183,21 @@ def check_reference_audio(audio: np.ndarray, sr: int, name: str, min_seconds: fl
         )
 
 
+def _language_error(language: str, exc: ImportError) -> LabError:
+    return LabError(
+        f"{XTTS_LANGUAGES[language]} text cannot be prepared: {exc}. "
+        f"{LANGUAGE_PACKAGES.get(language, ((), 'Install the missing package'))[1]}."
+    )
+
+
 def _check_cancel(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise CancelledError("Generation was cancelled (the request was abandoned); nothing was saved.")
 
 
-def _cancel_criteria(cancel: threading.Event) -> Any:
-    """A transformers stopping criterion that ends XTTS's GPT generation as soon as ``cancel`` is set."""
+def _cancel_criteria(cancel: Any) -> Any:
+    """A transformers stopping criterion that ends XTTS's GPT generation as soon as ``cancel`` (anything with
+    ``is_set()``: a threading.Event, a stream's ``stopping``) is set."""
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     class _Cancelled(StoppingCriteria):

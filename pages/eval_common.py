@@ -127,12 +127,14 @@ def build_config(values: Mapping[str, Any], defaults: TTSOptions = TTSOptions())
     model_ids = tuple(m for m in (models if isinstance(models, list | tuple) else [models] if models else []) if m)
     voice_specs = [v for v in (voices if isinstance(voices, list | tuple) else [voices] if voices else []) if v]
     voice_specs += [str(p) for p in file_paths(values.get("voice_files"))]
-    if not voice_specs:
+    folders = tuple(f"audio:{f}" for f in audio_folder_lines(values.get("audio_folders")))
+    if not voice_specs and not (folders and not model_ids):
         raise InputError("Pick at least one reference voice: a saved voice, a built-in speaker, or upload a clip.")
     seed = values.get("seed")
+    mos = values.get("mos")
     return EvalConfig(
         sentences=set_spec,
-        models=model_ids,
+        models=model_ids + folders,
         voices=tuple(voice_specs),
         language=values.get("language") or None,
         max_sentences=_opt_int(values.get("max_sentences")),
@@ -144,7 +146,15 @@ def build_config(values: Mapping[str, Any], defaults: TTSOptions = TTSOptions())
         asr_batch_size=int(values.get("batch_size") or 16),
         ground_truth=bool(values.get("ground_truth", True)),
         name=(values.get("name") or "").strip(),
+        sim_encoder=values.get("sim_encoder") or None,
+        mos=None if mos is None else tuple(mos if isinstance(mos, list | tuple) else [mos]),
     )
+
+
+def audio_folder_lines(text: Any) -> list[str]:
+    """The Run form's audio folders: one per line (blank lines and an "audio:" prefix ignored)."""
+    lines = [line.strip().removeprefix("audio:").strip() for line in str(text or "").splitlines()]
+    return [line for line in lines if line]
 
 
 def file_url(path: Path) -> str:
@@ -167,7 +177,9 @@ def run_files(folder: Path | None) -> list[str]:
     if folder is None:
         return []
     return [
-        str(Path(folder) / n) for n in ("report.html", "results.csv", "summary.json") if (Path(folder) / n).is_file()
+        str(Path(folder) / n)
+        for n in ("report.html", "results.csv", "timings.csv", "summary.json")
+        if (Path(folder) / n).is_file()
     ]
 
 

@@ -18,7 +18,15 @@ import gradio as gr
 
 from config import XTTS_LANGUAGES
 from pages.common import GENERATION_INPUTS, GPU_CONCURRENCY_ID, Form, generation_controls, guarded
-from pages.eval_common import InitialChoices, build_config, job_updates, report_link, voice_choices, watch_job
+from pages.eval_common import (
+    InitialChoices,
+    audio_folder_lines,
+    build_config,
+    job_updates,
+    report_link,
+    voice_choices,
+    watch_job,
+)
 
 # ---------------------------------------------------------------- callbacks (thin, guarded)
 
@@ -28,7 +36,9 @@ def run_callback(engines, values: Mapping[str, Any], progress=None) -> Iterator[
     """Run button: start the run (the Run form's values by name) as a background job, then watch it:
     (progress line, summary, report link, files) per update until it ends. Bad input fails before the
     job starts; closing the generator leaves the job running."""
-    config = build_config(values, engines.settings.generation)
+    # an audio folder on the server is read like a dataset's server folder: only below the allowed roots
+    folders = [str(engines.datasets.server_folder(f)) for f in audio_folder_lines(values.get("audio_folders"))]
+    config = build_config({**values, "audio_folders": "\n".join(folders)}, engines.settings.generation)
     job = engines.evaluation.start(config)
     for state in watch_job(job, progress):
         yield job_updates(state)
@@ -127,6 +137,13 @@ def build(engines, choices: InitialChoices) -> RunTab:
                     elem_id="ev-voice-files",
                     scale=2,
                 )
+            audio_folders = gr.Textbox(
+                label="…or systems that are folders of audio made elsewhere (one folder per line)",
+                info="Files named by sentence id (<id>.wav, any audio format), plus an optional reference.<ext> "
+                "voice for SIM. Scored like the TTS systems; no RTF.",
+                lines=1,
+                elem_id="ev-audio-folders",
+            )
             with gr.Accordion("Generation settings", open=False, elem_id="ev-gen-settings"):
                 controls = generation_controls(
                     settings.generation, "ev", max_tokens_default=24 if tiny else 0, split=False, seed=False
@@ -156,6 +173,28 @@ def build(engines, choices: InitialChoices) -> RunTab:
                     )
                     batch = gr.Number(16, precision=0, minimum=1, label="ASR batch size", elem_id="ev-batch")
                     ground_truth = gr.Checkbox(True, label="Score the real recordings too (ground truth)")
+                with gr.Row():
+                    sim_encoder = gr.Dropdown(
+                        [
+                            (label if ok else f"{label} (not downloaded)", eid)
+                            for eid, label, ok in engines.sim.encoders()
+                        ]
+                        + [("off", "none")],
+                        value=settings.sim_encoder,
+                        label="Speaker similarity (SIM) encoder",
+                        info="An independent verifier gives SIM-o as papers report it; XTTS's own encoder is "
+                        "self-similarity.",
+                        elem_id="ev-sim-encoder",
+                    )
+                    mos = gr.CheckboxGroup(
+                        [
+                            (label if ok else f"{label} (not available)", pid)
+                            for pid, label, ok in engines.mos.predictors()
+                        ],
+                        value=list(settings.mos_predictors),
+                        label="Predicted MOS",
+                        elem_id="ev-mos",
+                    )
             run_name = gr.Textbox(label="Run name (optional)", elem_id="ev-name")
             with gr.Row():
                 run_btn = gr.Button("Run evaluation", variant="primary", elem_id="ev-run")
@@ -189,6 +228,9 @@ def build(engines, choices: InitialChoices) -> RunTab:
         batch_size=batch,
         ground_truth=ground_truth,
         name=run_name,
+        audio_folders=audio_folders,
+        sim_encoder=sim_encoder,
+        mos=mos,
     )
 
     finished = run_btn.click(

@@ -2,7 +2,7 @@
 
 UI only: the plain functions below call ``engines.training`` (tests call them directly); the
 callbacks are thin guarded wrappers. The Start button's inputs travel by name (``pages.common.Form``):
-``dataset``, ``base`` and the ``PRESET_FIELDS``. Training runs in its own process, so the live view is a
+``dataset``, ``base``, the ``PRESET_FIELDS`` and ``gpus``. Training runs in its own process, so the live view is a
 ``gr.Timer`` reading the run folder every 2 s: refreshing the browser or restarting the app shows the
 running (or latest) run again.
 """
@@ -83,6 +83,7 @@ def build_options(values: Mapping[str, Any], keep_checkpoints: int = 3) -> Train
         eval_every=None if eval_every in (None, "") or int(eval_every) <= 0 else int(eval_every),
         seed=whole("seed", "seed"),
         keep_checkpoints=keep_checkpoints,
+        gpus=str(values.get("gpus") or "1").strip(),  # the engine validates it (count, list, CUDA)
     )
 
 
@@ -431,6 +432,13 @@ def build(engines) -> None:
             elem_id="tr-eval-every",
         )
         seed = gr.Number(defaults["seed"], label="Seed", precision=0, elem_id="tr-seed")
+        gpus = gr.Textbox(
+            TrainOptions().gpus,
+            label="GPUs",
+            info='1 = one process; 2, 4 or a list like "0,1" = one process per GPU (DDP, CUDA only)',
+            max_lines=1,
+            elem_id="tr-gpus",
+        )
     suggestion = gr.Markdown(
         suggestion_markdown(engines, default_base, defaults["batch_size"], defaults["max_audio_seconds"]),
         elem_id="tr-suggest",
@@ -495,7 +503,8 @@ def build(engines) -> None:
         seed=seed,
     )
     # The train_start API's positional order is this order (unchanged for script users).
-    form = Form(dataset=dataset, base=base, **{name: preset_fields[name] for name in PRESET_FIELDS})
+    # gpus last: not a preset field (it is the hardware, not the recipe).
+    form = Form(dataset=dataset, base=base, **{name: preset_fields[name] for name in PRESET_FIELDS}, gpus=gpus)
     live_outputs = [view_run, status, plot, log_box, runs, signature, dataset]
 
     preset.change(

@@ -1,5 +1,6 @@
 """System panel: device, GPU memory, library versions, resident models; refresh and unload-all buttons;
-getting the real models (XTTS v2 after accepting Coqui's CPML licence, Whisper sizes) with progress.
+getting the real models (XTTS v2 after accepting Coqui's CPML licence, Whisper sizes, Eval's WavLM speaker
+verifier and UTMOS) with progress.
 
 UI only: the buttons call plain functions (``system_info``, ``unload_all``) that tests call directly.
 """
@@ -20,8 +21,8 @@ XTTS_SIZE = "1.9 GB"
 
 log = logging.getLogger(__name__)
 
-# Engines that keep a model resident (training runs in its own process; eval borrows these two).
-ENGINE_NAMES = ("tts", "asr")
+# Engines that keep a model resident (training runs in its own process; eval borrows these).
+ENGINE_NAMES = ("tts", "asr", "sim", "mos")
 
 
 def versions() -> dict[str, str]:
@@ -176,6 +177,53 @@ def download_xtts_callback(engines, agreed: bool, progress=None) -> str:
     return xtts_state(engines)
 
 
+def wavlm_state(engines) -> str:
+    """Whether the WavLM speaker verifier (Eval's stronger SIM encoder) is on disk."""
+    from engines.speaker_sim import WAVLM_SIZE
+
+    sim = getattr(engines, "sim", None)
+    if sim is None:
+        return "**WavLM verifier**: no similarity engine in this app."
+    folder = sim.wavlm_dir()
+    if folder is not None:
+        return f"**WavLM verifier** (`{sim.settings.wavlm_sv_model}`): ready in `{folder}`."
+    where = sim.cache_dir or "the Hugging Face cache"
+    return (
+        f"**WavLM verifier** (`{sim.settings.wavlm_sv_model}`, {WAVLM_SIZE}): not downloaded; it goes to {where}. "
+        "Eval's default SIM encoder, Resemblyzer, works without it; WavLM is the stronger verifier."
+    )
+
+
+def utmos_state(engines) -> str:
+    """Whether UTMOS (Eval's naturalness MOS) is on disk."""
+    from engines.mos import UTMOS_SIZE
+
+    if getattr(engines, "mos", None) is None:
+        return "**UTMOS**: no MOS engine in this app."
+    reason = engines.mos.available("utmos")
+    if reason is None:
+        return f"**UTMOS**: ready (`{engines.mos.utmos_path()}`)."
+    return (
+        f"**UTMOS** ({UTMOS_SIZE}): not downloaded; it goes to `{engines.mos.utmos_path()}`. DNSMOS needs no download."
+    )
+
+
+@guarded
+def download_wavlm_callback(engines, progress=None) -> str:
+    """Fetch the WavLM speaker verifier into the hub cache (resumable)."""
+    folder = engines.sim.download("wavlm-sv", progress=progress)
+    notify(f"The WavLM verifier is in {folder}.")
+    return wavlm_state(engines)
+
+
+@guarded
+def download_utmos_callback(engines, progress=None) -> str:
+    """Fetch the UTMOS checkpoint."""
+    path = engines.mos.download("utmos", progress=progress)
+    notify(f"UTMOS is in {path}.")
+    return utmos_state(engines)
+
+
 @guarded
 def download_whisper_callback(engines, size: str | None, progress=None) -> str:
     """Fetch one Whisper size into the cache (with whisper's own progress bar)."""
@@ -208,6 +256,11 @@ def build(engines) -> None:
             size = gr.Dropdown(sizes, value=default_size, label="Whisper size", elem_id="system-whisper-size")
             get_whisper = gr.Button("Download Whisper", elem_id="system-whisper-download")
         whisper_md = gr.Markdown(whisper_state(engines, default_size), elem_id="system-whisper-state")
+        with gr.Row():
+            get_wavlm = gr.Button("Download WavLM verifier", elem_id="system-wavlm-download")
+            get_utmos = gr.Button("Download UTMOS", elem_id="system-utmos-download")
+        wavlm_md = gr.Markdown(wavlm_state(engines), elem_id="system-wavlm-state")
+        utmos_md = gr.Markdown(utmos_state(engines), elem_id="system-utmos-state")
     refresh.click(lambda: refresh_callback(engines), outputs=info, api_visibility="private")
     get_xtts.click(
         lambda ok, progress=gr.Progress(track_tqdm=True): download_xtts_callback(engines, ok, progress=progress),
@@ -221,6 +274,16 @@ def build(engines) -> None:
         inputs=size,
         outputs=whisper_md,
         api_name="system_download_whisper",
+    )
+    get_wavlm.click(
+        lambda progress=gr.Progress(track_tqdm=True): download_wavlm_callback(engines, progress=progress),
+        outputs=wavlm_md,
+        api_name="system_download_wavlm",
+    )
+    get_utmos.click(
+        lambda progress=gr.Progress(track_tqdm=True): download_utmos_callback(engines, progress=progress),
+        outputs=utmos_md,
+        api_name="system_download_utmos",
     )
     # Queued behind model work (same concurrency id), so it never pulls a model out from under a running job.
     unload.click(

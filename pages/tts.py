@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from config import XTTS_LANGUAGES
+from engines.audio import pcm16
 from engines.errors import InputError
 from engines.tts import TINY_ID, TTSResult
 from pages.common import (
@@ -41,6 +43,7 @@ NONE = "(none)"  # dropdown entry meaning "no saved voice" / "no built-in speake
 
 WAIT_SECONDS = 1.0  # how often the Generate event checks in while synthesis runs (and may learn its client left)
 TINY_DEFAULT_TOKENS = 64  # ~3 s of audio per sentence (about 21.5 tokens per second)
+STREAM_MIN_SECONDS = 1.0  # smallest piece sent to the live player (Gradio re-encodes each one; tiny ones stutter)
 
 
 def char_counter(text: str | None, limit: int) -> str:
@@ -78,17 +81,12 @@ def stats_markdown(result: TTSResult) -> str:
     return table
 
 
-def generate(
-    engines, values: Mapping[str, Any], progress=None, cancel: threading.Event | None = None
-) -> tuple[str, list[str], str, list[str]]:
-    """Run one synthesis from the Generate form's values (by name: text, language, files, recording,
-    voice, speaker, model and the generation settings).
-
-    Returns:
-        (WAV path, [WAV path, JSON sidecar path], stats markdown, notices).
+def request_kwargs(engines, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The Generate form's values (by name: text, language, files, recording, voice, speaker, model and the
+    generation settings) -> keyword arguments of ``synthesize`` / ``synthesize_stream``.
 
     Raises:
-        InputError and the other engine errors (the callback turns them into gr.Error).
+        InputError: clips and a built-in speaker both chosen, or a setting that is not a number.
     """
     options = generation_options(values, values.get("language") or "en", engines.settings.generation)
     files, recording, voice = values.get("files"), values.get("recording"), values.get("voice")
@@ -100,18 +98,56 @@ def generate(
             f"Both reference clips and the built-in speaker {chosen_speaker!r} are selected: "
             f"clear the clips or set the speaker to {NONE}."
         )
-    result = engines.tts.synthesize(
-        text,
-        model_id=model_id or None,
-        reference=references,
-        speaker=chosen_speaker,
-        options=options,
-        save=True,
-        progress=progress,
-        cancel=cancel,
-    )
+    return {
+        "text": text,
+        "model_id": model_id or None,
+        "reference": references,
+        "speaker": chosen_speaker,
+        "options": options,
+    }
+
+
+def outputs_of(result: TTSResult) -> tuple[str, list[str], str]:
+    """(WAV path, [WAV path, JSON sidecar path], stats markdown) of a saved result."""
     files_out = [str(p) for p in (result.path, result.sidecar) if p is not None]
-    return str(result.path), files_out, stats_markdown(result), list(result.notices)
+    return str(result.path), files_out, stats_markdown(result)
+
+
+def generate(
+    engines, values: Mapping[str, Any], progress=None, cancel: threading.Event | None = None
+) -> tuple[str, list[str], str, list[str]]:
+    """Run one synthesis from the Generate form's values (by name, see ``request_kwargs``).
+
+    Returns:
+        (WAV path, [WAV path, JSON sidecar path], stats markdown, notices).
+
+    Raises:
+        InputError and the other engine errors (the callback turns them into gr.Error).
+    """
+    result = engines.tts.synthesize(**request_kwargs(engines, values), save=True, progress=progress, cancel=cancel)
+    return (*outputs_of(result), list(result.notices))
+
+
+def stream_pieces(stream, min_seconds: float = STREAM_MIN_SECONDS, wait: float = WAIT_SECONDS):
+    """A ``SynthesisStream`` regrouped for the live player: int16 arrays of at least ``min_seconds`` (the last
+    one may be shorter), ``None`` while nothing new came for ``wait`` seconds (a check-in, so an abandoned
+    request is noticed). Their concatenation is ``pcm16`` of the whole audio, i.e. the saved WAV's samples.
+    """
+    min_samples = max(1, int(min_seconds * stream.sample_rate))
+    buffer: list[np.ndarray] = []
+    buffered = 0
+    while not stream.finished:
+        chunk = stream.next_chunk(wait)
+        if chunk is not None:
+            buffer.append(chunk)
+            buffered += len(chunk)
+        if buffered >= min_samples:
+            yield pcm16(np.concatenate(buffer))
+            buffer, buffered = [], 0
+        elif chunk is None and not stream.finished:
+            yield None
+    if buffered:
+        yield pcm16(np.concatenate(buffer))
 
 
 def save_voice(engines, name: str, files: Any, recording: str | None) -> tuple[str, list[str]]:
@@ -164,6 +200,30 @@ def generate_event(engines, values: Mapping[str, Any], progress=None):
     if "err" in box:
         raise box["err"]
     yield box["out"]
+
+
+@guarded
+def generate_stream_event(engines, values: Mapping[str, Any], progress=None):
+    """The Generate event with "Stream" on: yields (live chunk, audio, files, stats) updates.
+
+    Bad input fails before anything plays. Each live chunk is (sample rate, int16 array) of at least
+    STREAM_MIN_SECONDS (Gradio peak-normalises float chunks one by one); then the saved WAV, its sidecar and
+    the stats appear as without streaming. A client that goes away closes this generator, which closes the
+    stream: generation stops, nothing is saved, the GPU is free.
+    """
+    stream = engines.tts.synthesize_stream(**request_kwargs(engines, values), save=True, progress=progress)
+    try:
+        for piece in stream_pieces(stream):
+            live = gr.skip() if piece is None else (stream.sample_rate, piece)
+            yield live, gr.skip(), gr.skip(), gr.skip()
+    finally:
+        if not stream.finished:
+            log.info("TTS stream abandoned by its client: generation stopped, nothing saved")
+        stream.close()
+    result = stream.result
+    for notice in result.notices:
+        warn(notice)
+    yield (gr.skip(), *outputs_of(result))
 
 
 @guarded
@@ -250,7 +310,20 @@ def build(engines) -> None:
                 controls = generation_controls(
                     settings.generation, "tts", max_tokens_default=TINY_DEFAULT_TOKENS if settings.tiny_models else 0
                 )
-            generate_btn = gr.Button("Generate", variant="primary", elem_id="tts-generate")
+            with gr.Row():
+                stream = gr.Checkbox(
+                    False,
+                    label="Stream",
+                    info="Play the audio while it is generated (sentence by sentence)",
+                    elem_id="tts-stream",
+                    scale=1,
+                )
+                # Two buttons, one shown: the streamed event has one more output (the live player), and the
+                # plain one keeps its API (tts_generate) unchanged.
+                generate_btn = gr.Button("Generate", variant="primary", elem_id="tts-generate", scale=3)
+                generate_stream_btn = gr.Button(
+                    "Generate", variant="primary", visible=False, elem_id="tts-generate-stream", scale=3
+                )
         with gr.Column(scale=2):
             gr.Markdown(
                 "**Voice**: upload or record 3-10 s of clean speech, pick a saved voice, or choose a built-in speaker."
@@ -287,6 +360,14 @@ def build(engines) -> None:
 
     with gr.Row():
         with gr.Column(scale=3):
+            live_out = gr.Audio(
+                label="Live (streaming)",
+                streaming=True,
+                autoplay=True,
+                interactive=False,
+                visible=False,
+                elem_id="tts-live",
+            )
             audio_out = gr.Audio(
                 label="Output",
                 type="filepath",
@@ -363,4 +444,21 @@ def build(engines) -> None:
         api_name="tts_generate",
         concurrency_id=GPU_CONCURRENCY_ID,
         concurrency_limit=1,
+    )
+    generate_stream_btn.click(
+        form.handler(functools.partial(generate_stream_event, engines)),
+        inputs=form.inputs,
+        outputs=[live_out, audio_out, files_out, stats],
+        api_name="tts_generate_stream",
+        concurrency_id=GPU_CONCURRENCY_ID,
+        concurrency_limit=1,
+        show_progress="minimal",
+    )
+    stream.change(
+        lambda on: (gr.Button(visible=not on), gr.Button(visible=on), gr.Audio(visible=on)),
+        inputs=stream,
+        outputs=[generate_btn, generate_stream_btn, live_out],
+        queue=False,
+        show_progress="hidden",
+        api_visibility="private",
     )

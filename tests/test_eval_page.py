@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -190,7 +191,7 @@ def test_run_streams_progress_and_ends_with_summary_and_link(eng, page_run):
     assert "tiny / Tiny Alice (TTS random · ASR random)" in progress
     assert isinstance(table, pd.DataFrame) and set(table["system"]) == {"tiny / Tiny Alice", "tiny / Tiny Bob"}
     assert "gradio_api/file=" in link and "report.html" in link
-    assert sorted(Path(f).name for f in files) == ["report.html", "results.csv", "summary.json"]
+    assert sorted(Path(f).name for f in files) == ["report.html", "results.csv", "summary.json", "timings.csv"]
     summary = json.loads(Path(next(f for f in files if f.endswith("summary.json"))).read_text())
     for _, row in table.iterrows():
         corpus = summary["systems"][row["system"]]["wer"]["corpus"]["value"]
@@ -344,3 +345,29 @@ def test_a_failing_run_shows_its_message_on_the_page(eng, monkeypatch):
     assert "failed" in info and "Failed:" in info and "the ASR fell over (test)" in info
     text, *_ = next(eval_run.attach_callback(eng))  # a reload says so too, without an error popup
     assert "Failed" in text and "fell over" in text
+
+
+def test_the_form_takes_audio_folders_sim_encoder_and_mos(eng, tmp_path):
+    cfg = eval_common.build_config(
+        {
+            **ui_values(),
+            "audio_folders": f"{tmp_path / 'a'}\n\naudio:{tmp_path / 'b'}\n",
+            "sim_encoder": "xtts",
+            "mos": [],
+        }
+    )
+    assert cfg.models == ("tiny", f"audio:{tmp_path / 'a'}", f"audio:{tmp_path / 'b'}")
+    assert cfg.sim_encoder == "xtts" and cfg.mos == ()
+    # folders alone need no voice; a TTS model without one still does
+    alone = eval_common.build_config({**ui_values(models=(), voices=()), "audio_folders": str(tmp_path / "a")})
+    assert alone.models == (f"audio:{tmp_path / 'a'}",) and alone.voices == ()
+    with pytest.raises(Exception, match="at least one reference voice"):
+        eval_common.build_config({**ui_values(voices=()), "audio_folders": str(tmp_path / "a")})
+
+
+def test_an_exposed_app_reads_audio_folders_only_under_the_allowed_roots(eng, tmp_path):
+    exposed = Engines.create(dataclasses.replace(eng.settings, host="0.0.0.0"))
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    message = gr_error(lambda: eval_run.run_callback(exposed, {**ui_values(), "audio_folders": str(outside)}))
+    assert "server_folders" in message

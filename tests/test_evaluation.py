@@ -138,9 +138,12 @@ def full_run(eng, dataset, voice_clip):
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
-    """results.csv read with the csv module only (independent of engines.eval.read_results)."""
+    """results.csv with its timings.csv, read with the csv module only (independent of engines.eval.read_results)."""
     with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        rows = list(csv.DictReader(fh))
+    with open(path.with_name("timings.csv"), newline="", encoding="utf-8") as fh:
+        timings = {t["key"]: t for t in csv.DictReader(fh)}
+    return [{**r, **timings[r["key"]]} for r in rows]
 
 
 def _f(text: str) -> float:

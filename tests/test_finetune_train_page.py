@@ -94,6 +94,7 @@ def test_build_has_elem_ids_and_named_api(fresh_engines):
         "tr-save-every",
         "tr-eval-every",
         "tr-seed",
+        "tr-gpus",
     ]
     assert list(form("x")) == ["dataset", "base", *page.PRESET_FIELDS]
     assert any(isinstance(block, gr.Timer) for block in demo.blocks.values())

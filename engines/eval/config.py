@@ -31,7 +31,15 @@ class EvalConfig:
     asr_batch_size: int = 16  # clips under 30 s decoded together
     ground_truth: bool = True  # also transcribe the set's real recordings (system "ground truth")
     bootstrap: int = 1000  # bootstrap resamples for confidence intervals
+    # audio-only metrics; None = the settings' defaults (sim_encoder, mos_predictors)
+    sim_encoder: str | None = None  # engines.speaker_sim id ("resemblyzer", "wavlm-sv", "xtts") or "none"
+    mos: tuple[str, ...] | None = None  # engines.mos predictors ("dnsmos", "utmos"); () = none
     name: str = ""  # a label for the run (shown in the run list)
+    # how the work runs (results are the same either way): "local" in this process, or "ray" (sharded over the
+    # workers of a Ray cluster: settings.ray_address); pipeline overlaps synthesis with scoring in this process
+    executor: str = "local"
+    pipeline: bool = False
+    workers: int | None = None  # Ray workers; None = one per GPU of the cluster (one per 2 CPUs without GPUs)
     # checkpoint ranking (filled by rank_checkpoints): model folder -> checkpoint file, and the training run
     checkpoints: tuple[tuple[str, str], ...] = ()
     training_run: str | None = None
@@ -47,7 +55,8 @@ class EvalConfig:
             InputError: an unknown key or a missing ``sentences``.
         """
         data = dict(data)
-        flat = {k: data.pop(k) for k in list(data) if k in _GENERATION_KEYS}
+        # "seed" and "language" are the config's own fields (set per utterance), not generation settings
+        flat = {k: data.pop(k) for k in list(data) if k in _GENERATION_KEYS and k not in ("seed", "language")}
         nested = data.pop("generation", None)
         if nested is not None and not isinstance(nested, dict | TTSOptions):
             raise InputError("The eval config's 'generation' must be an object of generation settings.")
@@ -67,10 +76,10 @@ class EvalConfig:
         if not data.get("sentences"):
             raise InputError('The eval config needs \'sentences\' (e.g. "builtin:en", "dataset:<name>" or a CSV path).')
         values = dict(data)
-        for key in ("models", "voices"):
+        for key in ("models", "voices", "mos"):
             if isinstance(values.get(key), str):
                 values[key] = (values[key],)
-            if key in values:
+            if key in values and (key != "mos" or values[key] is not None):
                 values[key] = tuple(str(v) for v in values[key] or ())
         if "checkpoints" in values:
             values["checkpoints"] = tuple((str(a), str(b)) for a, b in values["checkpoints"] or ())
@@ -81,9 +90,21 @@ class EvalConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def with_defaults(self, defaults: TTSOptions) -> EvalConfig:
-        """This config with ``generation`` filled in from ``defaults`` when it has none."""
-        return self if self.generation is not None else dataclasses.replace(self, generation=defaults)
+    def with_defaults(
+        self, defaults: TTSOptions, sim_encoder: str | None = None, mos: tuple[str, ...] = ()
+    ) -> EvalConfig:
+        """This config with what it leaves open filled in: ``generation`` from ``defaults``, and the SIM encoder and
+        MOS predictors from the given defaults (the settings' ``sim_encoder`` / ``mos_predictors``)."""
+        return dataclasses.replace(
+            self,
+            generation=self.generation if self.generation is not None else defaults,
+            sim_encoder=self.sim_encoder if self.sim_encoder is not None else (sim_encoder or "none"),
+            mos=self.mos if self.mos is not None else tuple(mos),
+        )
+
+    @property
+    def sim_on(self) -> bool:
+        return (self.sim_encoder or "none") != "none"
 
     def tts_options(self, language: str, repeat: int) -> TTSOptions:
         """The options of one utterance: the run's generation settings, its language, seed + repeat."""

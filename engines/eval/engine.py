@@ -20,6 +20,7 @@ from config import Settings
 from engines.errors import BusyError, InputError, LabError
 from engines.eval import checkpoints
 from engines.eval.config import EvalConfig
+from engines.eval.distributed import run_on_ray
 from engines.eval.job import EvalJob
 from engines.eval.listening import ListeningTests
 from engines.eval.plan import Planner, System, Voice
@@ -43,6 +44,16 @@ def _last(updates: Iterator[RunProgress]) -> RunProgress:
     return final
 
 
+def sim_encoder_of(summary: dict[str, Any]) -> str:
+    """The SIM encoder a run used (runs from before encoders were selectable used XTTS's own)."""
+    sim = (summary.get("metrics") or {}).get("sim")
+    if sim:
+        return str(sim.get("id"))
+    if "sim_encoder" in (summary.get("config") or {}):
+        return str(summary["config"]["sim_encoder"] or "none")
+    return "xtts"
+
+
 class EvalEngine:
     """Runs evaluations, one at a time; results live in workspace/reports/<run-id>/.
 
@@ -51,15 +62,24 @@ class EvalEngine:
         tts: the TTS engine the systems speak with.
         asr: the ASR engine that scores them.
         training: the training engine (checkpoint ranking and export); None = not available.
+        sim: the speaker-similarity engine (``engines.speaker_sim``); None = one of its own.
+        mos: the predicted-MOS engine (``engines.mos``); None = one of its own.
     """
 
-    def __init__(self, settings: Settings, tts: Any, asr: Any, training: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, tts: Any, asr: Any, training: Any = None, sim: Any = None, mos: Any = None
+    ) -> None:
+        from engines.mos import MOSEngine
+        from engines.speaker_sim import SimilarityEngine
+
         self.settings = settings
         self.tts = tts
         self.asr = asr
         self.training = training
+        self.sim = sim if sim is not None else SimilarityEngine(settings, tts.gpu_lock, tts=tts)
+        self.mos = mos if mos is not None else MOSEngine(settings, tts.gpu_lock)
         self.store = RunStore(settings)
-        self.planner = Planner(settings, tts, asr)
+        self.planner = Planner(settings, tts, asr, sim=self.sim, mos=self.mos)
         self.listening = ListeningTests(self.store)
         self._stop = threading.Event()
         self._run_lock = threading.Lock()
@@ -116,7 +136,7 @@ class EvalEngine:
 
     def plan(self, config: EvalConfig) -> tuple[SentenceSet, list[System]]:
         """Check the whole config before any model runs (see ``Planner.plan``)."""
-        return self.planner.plan(config.with_defaults(self.settings.generation))
+        return self.planner.plan(config)
 
     def tts_weights(self, model_id: str) -> str:
         """ "random" for a toy TTS model, else "real" (see ``Planner.tts_weights``)."""
@@ -291,11 +311,14 @@ class EvalEngine:
         log_fn: LogFn | None,
     ) -> EvalRun:
         """Plan and make (or reopen) a run; the caller holds the run lock."""
-        config = config.with_defaults(self.settings.generation)  # recorded in config.json as used
+        config = self.planner.resolve(config)  # recorded in config.json as used
         common = {
             "settings": self.settings,
             "tts": self.tts,
             "asr": self.asr,
+            "sim": self.sim,
+            "mos": self.mos,
+            "remote": run_on_ray,
             "stop": self._stop,
             "progress": progress or no_progress,
             "log_fn": log_fn or log_info,
@@ -330,6 +353,9 @@ class EvalEngine:
             if summary is None:
                 raise InputError(f"Run {rid!r} has no summary yet (it has not finished a batch).")
             summaries.append(summary)
+        # SIM of different encoders is not on one scale: shown only when both runs used the same one
+        encoders = [sim_encoder_of(s) for s in summaries]
+        same_sim = encoders[0] == encoders[1]
         out = []
         for name in dict.fromkeys([*summaries[0]["systems"], *summaries[1]["systems"]]):
             row: dict[str, Any] = {"system": name}
@@ -338,8 +364,10 @@ class EvalEngine:
                 row[f"{tag} n"] = b["n"] if b else None
                 row[f"{tag} WER"] = b["wer"]["corpus"]["value"] if b else None
                 row[f"{tag} CER"] = b["cer"]["corpus"]["value"] if b else None
-                row[f"{tag} SIM"] = b["sim"]["mean"]["value"] if b else None
+                row[f"{tag} SIM"] = b["sim"]["mean"]["value"] if b and same_sim else None
+                row[f"{tag} DNSMOS OVRL"] = ((b.get("dnsmos_ovrl") or {}).get("mean") or {}).get("value") if b else None
                 row[f"{tag} RTF"] = b["rtf"]["mean"]["value"] if b else None
+            row["note"] = "" if same_sim else f"SIM not compared: run A used {encoders[0]}, run B {encoders[1]}"
             out.append(row)
         return out
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from config import XTTS_LANGUAGES, Settings
-from engines.audio import load_audio
+from engines.audio import AUDIO_EXTENSIONS, load_audio
 from engines.errors import AudioError, InputError, LabError
 from engines.eval.config import EvalConfig
 from engines.eval.results import GROUND_TRUTH, RANDOM, REAL
@@ -20,6 +20,9 @@ from engines.eval.sentences import SentenceSet, load_sentences
 from engines.names import slug
 
 TINY_GPT_CHANNELS = 256  # an XTTS GPT narrower than this is a toy (the tiny model or one fine-tuned from it)
+AUDIO_PREFIX = "audio:"  # a system that is a folder of audio files made elsewhere ("audio:<folder>")
+EXTERNAL = "external"  # tts_weights of such a system: nothing is known about what made it
+REFERENCE_STEM = "reference"  # <folder>/reference.<ext>: the voice an audio folder's system imitates (for SIM)
 
 
 @dataclass(frozen=True)
@@ -44,15 +47,86 @@ class System:
     model_label: str
     voice: Voice
     checkpoint: str | None = None  # when ranking checkpoints
+    audio_dir: str | None = None  # a folder of audio files named by sentence id (no synthesis, no RTF)
+
+    @property
+    def external(self) -> bool:
+        return self.audio_dir is not None
+
+
+@dataclass(frozen=True)
+class AudioFolder:
+    """The files of an ``audio:<folder>`` system matched against a sentence set."""
+
+    folder: Path
+    files: dict[str, Path]  # sentence id -> file
+    missing: tuple[str, ...]  # sentence ids without a file
+    extra: tuple[str, ...]  # audio files that match no sentence id
+    reference: Path | None  # <folder>/reference.<ext>, when there
+
+    def notice(self, name: str) -> str:
+        """What a user should know about the folder ("" when every sentence has exactly one file)."""
+        parts = []
+        if self.missing:
+            parts.append(
+                f"{len(self.missing)} sentence(s) have no file ({', '.join(self.missing[:5])}"
+                f"{'...' if len(self.missing) > 5 else ''})"
+            )
+        if self.extra:
+            parts.append(
+                f"{len(self.extra)} file(s) match no sentence id and are ignored ({', '.join(self.extra[:5])}"
+                f"{'...' if len(self.extra) > 5 else ''})"
+            )
+        return f"{name}: " + "; ".join(parts) + "." if parts else ""
+
+
+def match_audio_folder(folder: Path, sentence_set: SentenceSet) -> AudioFolder:
+    """Match a folder's audio files to sentence ids: ``<id>.<ext>``, or the file names XTTS Lab's own runs write
+    (``<slug(id)>.<ext>``, ``<slug(id)>_r0.<ext>``), so a run's audio/<system>/ folder can be scored again.
+
+    Raises:
+        InputError: not a folder, or no file matches any sentence.
+    """
+    if not folder.is_dir():
+        raise InputError(f"Audio folder not found: {folder}")
+    audio = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    reference = next((p for p in audio if p.stem.lower() == REFERENCE_STEM), None)
+    by_stem = {p.stem: p for p in audio if p is not reference}
+    files: dict[str, Path] = {}
+    for s in sentence_set.sentences:
+        for stem in (s.id, slug(s.id, 60), f"{slug(s.id, 60)}_r0"):
+            if stem in by_stem:
+                files[s.id] = by_stem[stem]
+                break
+    used = set(files.values())
+    extra = tuple(p.name for p in by_stem.values() if p not in used)
+    missing = tuple(s.id for s in sentence_set.sentences if s.id not in files)
+    if not files:
+        example = sentence_set.sentences[0].id if sentence_set.sentences else "<id>"
+        raise InputError(
+            f"No file in {folder} is named by a sentence id of {sentence_set.name} (e.g. {example}.wav); "
+            f"{len(audio)} audio file(s) there."
+        )
+    return AudioFolder(folder, files, missing, extra, reference)
 
 
 class Planner:
     """Checks configs against the TTS and ASR engines it is given (it loads no model)."""
 
-    def __init__(self, settings: Settings, tts: Any, asr: Any) -> None:
+    def __init__(self, settings: Settings, tts: Any, asr: Any, sim: Any = None, mos: Any = None) -> None:
         self.settings = settings
         self.tts = tts
         self.asr = asr
+        self.sim = sim  # engines.speaker_sim.SimilarityEngine (None: SIM off)
+        self.mos = mos  # engines.mos.MOSEngine (None: MOS off)
+
+    def resolve(self, config: EvalConfig) -> EvalConfig:
+        """The config with every default it leaves open filled in (what config.json records as used)."""
+        return config.with_defaults(
+            self.settings.generation,
+            sim_encoder=getattr(self.settings, "sim_encoder", "resemblyzer") if self.sim is not None else "none",
+            mos=tuple(getattr(self.settings, "mos_predictors", ("dnsmos",))) if self.mos is not None else (),
+        )
 
     def parse_voice(self, spec: str) -> Voice:
         """Turn a voice spec into a Voice (files checked to be audio).
@@ -135,17 +209,22 @@ class Planner:
         Raises:
             InputError / AudioError / MissingWeightsError: with a message naming what is wrong.
         """
-        config = config.with_defaults(self.settings.generation)
+        config = self.resolve(config)
         if config.repeats < 1 or config.repeats > 100:
             raise InputError(f"Repeats must be between 1 and 100, got {config.repeats}.")
         if config.asr_batch_size < 1:
             raise InputError(f"ASR batch size must be at least 1, got {config.asr_batch_size}.")
+        if config.executor not in ("local", "ray"):
+            raise InputError(f'Unknown executor {config.executor!r}: use "local" or "ray".')
+        if config.workers is not None and config.workers < 1:
+            raise InputError(f"Workers must be at least 1, got {config.workers}.")
         if config.bootstrap < 100:
             raise InputError(f"Bootstrap resamples must be at least 100, got {config.bootstrap}.")
         sentence_set = load_sentences(config.sentences, self.settings, config.language, config.max_sentences)
         self._plan_asr(config, sentence_set)
         systems = self._plan_systems(config, sentence_set)
         self._plan_requests(config, sentence_set, systems)
+        self.plan_quality(config, systems)
         if config.ground_truth:
             missing = [s for s in sentence_set.sentences if s.audio and not Path(s.audio).is_file()]
             if missing:
@@ -181,12 +260,45 @@ class Planner:
                     "asr_model), or English sentences."
                 ) from exc
 
+    def plan_quality(self, config: EvalConfig, systems: list[System]) -> dict[str, str]:
+        """The SIM encoder must be usable now (a stronger verifier that is not downloaded is refused here, not
+        half-way); MOS predictors must be known. A known predictor without its weights (UTMOS offline) is not an
+        error: its column stays empty and the report says why.
+
+        Returns:
+            ``{predictor: reason}`` for the predictors that are not available.
+
+        Raises:
+            InputError: an unknown encoder or predictor, or SIM/MOS asked for without the engine.
+            MissingWeightsError: the encoder's weights are missing.
+        """
+        if config.sim_on:
+            if self.sim is None:
+                raise InputError("Speaker similarity is not available in this app (no similarity engine).")
+            model = next((s.model_id for s in systems if not s.external), None)
+            self.sim.info(config.sim_encoder, model_id=model)
+        unavailable: dict[str, str] = {}
+        if config.mos:
+            if self.mos is None:
+                raise InputError("Predicted MOS is not available in this app (no MOS engine).")
+            known = [p for p, _label, _ok in self.mos.predictors()]
+            for name in config.mos:
+                if name not in known:
+                    raise InputError(f"Unknown MOS predictor {name!r}. Known: {', '.join(known)}.")
+                reason = self.mos.available(name)
+                if reason:
+                    unavailable[name] = reason
+        return unavailable
+
     def _plan_requests(self, config: EvalConfig, sentence_set: SentenceSet, systems: list[System]) -> None:
         """Every synthesis request passes the TTS engine's own guard: option ranges, seeds, text length, the
         language's text packages."""
         from engines.tts import check_request
 
-        voice = systems[0].voice
+        tts_systems = [s for s in systems if not s.external]
+        if not tts_systems:
+            return
+        voice = tts_systems[0].voice
         kwargs: dict[str, Any] = {
             "reference": [Path(f) for f in voice.files] or None,
             "speaker": voice.speaker,
@@ -202,14 +314,49 @@ class Planner:
             except InputError as exc:
                 raise InputError(f"Sentence {s.id!r}: {exc}") from None
 
+    def audio_folder(self, spec: str, sentence_set: SentenceSet) -> AudioFolder:
+        """The files of an ``audio:<folder>`` system (see ``match_audio_folder``); the reference, when there, is
+        checked like any reference voice."""
+        path = Path(spec.removeprefix(AUDIO_PREFIX).strip()).expanduser()
+        if not str(path).strip() or str(path) == ".":
+            raise InputError('An audio system needs a folder: "audio:<folder>".')
+        found = match_audio_folder(path.resolve(), sentence_set)
+        if found.reference is not None:
+            self.check_reference(found.reference, f"Audio folder {path.name}: ")
+        return found
+
+    def _audio_system(self, spec: str, sentence_set: SentenceSet, index: int, names: set[str]) -> System:
+        found = self.audio_folder(spec, sentence_set)
+        label = found.folder.name
+        ref = found.reference
+        voice = (
+            Voice(str(ref), "file", ref.stem, files=(str(ref),), display=f"file:{found.folder.name}/{ref.name}")
+            if ref is not None
+            else Voice("", "none", "", display="")
+        )
+        name, n = f"{label} (audio)", 2
+        while name in names:
+            name, n = f"{label} (audio {n})", n + 1
+        names.add(name)
+        return System(
+            name=name,
+            slug=f"s{index}-audio-{slug(label, 24)}",
+            model_id=f"{AUDIO_PREFIX}{found.folder}",
+            model_label=label,
+            voice=voice,
+            audio_dir=str(found.folder),
+        )
+
     def _plan_systems(self, config: EvalConfig, sentence_set: SentenceSet) -> list[System]:
-        models = list(dict.fromkeys(m.strip() for m in (config.models or (self.tts.default_model(),)) if m.strip()))
-        if not config.voices:
+        given = list(dict.fromkeys(m.strip() for m in (config.models or (self.tts.default_model(),)) if m.strip()))
+        folders = [m for m in given if m.startswith(AUDIO_PREFIX)]
+        models = [m for m in given if not m.startswith(AUDIO_PREFIX)]
+        if models and not config.voices:
             raise InputError("Pick at least one reference voice (a file, a saved voice or a built-in speaker).")
         voices = [self.parse_voice(v) for v in dict.fromkeys(config.voices)]
         checkpoints = dict(config.checkpoints)
         systems: list[System] = []
-        names: set[str] = set()
+        names: set[str] = {GROUND_TRUTH}
         for model_id in models:
             languages = self.model_languages(model_id)  # raises for unknown models
             lacking = [s for s in sentence_set.sentences if s.language not in languages]
@@ -228,7 +375,7 @@ class Planner:
                 label = self.model_label(model_id)
                 name = f"{label} / {voice.label}"
                 n = 2
-                while name in names or name == GROUND_TRUTH:
+                while name in names:
                     name, n = f"{label} / {voice.label} ({n})", n + 1
                 names.add(name)
                 systems.append(
@@ -241,6 +388,8 @@ class Planner:
                         checkpoint=checkpoints.get(model_id),
                     )
                 )
+        for spec in folders:
+            systems.append(self._audio_system(spec, sentence_set, len(systems) + 1, names))
         return systems
 
     # ------------------------------------------------------------------ running
@@ -252,6 +401,8 @@ class Planner:
 
         if model_id == TINY_ID:
             return RANDOM
+        if model_id.startswith(AUDIO_PREFIX):
+            return EXTERNAL
         try:
             folder = self.tts.model_dir(model_id)
             args = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_args", {})

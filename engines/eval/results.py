@@ -1,5 +1,8 @@
 """results.csv: one typed row per utterance (``ResultRow``); its fields are the file's columns, in order.
 
+Wall-clock timings (``TIMING_COLUMNS``) go to timings.csv beside it, keyed like results.csv: they differ from
+run to run, and without them the same config and seed give a byte-identical results.csv on the same device.
+
 Rows travel as dicts (``ResultRow.as_dict()``) between the runner, the summary and the report, so a
 results.csv read back and a run in memory are the same data; ``ResultRow`` is the one definition of
 what a row holds, and building one checks that nothing is missing.
@@ -62,8 +65,14 @@ class ResultRow:
     audio_seconds: float
     gen_seconds: float | None  # None for ground truth (no synthesis)
     rtf: float | None
-    sim: float | None
-    sim_encoder: str
+    sim: float | None  # cosine of the SIM encoder's embeddings: this audio vs the reference voice
+    sim_encoder: str  # the encoder's id (engines.speaker_sim): numbers of different encoders never pool
+    sim_reference: str  # which reference voice SIM was computed against ("" = no SIM)
+    dnsmos_ovrl: float | None  # DNSMOS P.835 overall / signal / background, and P.808 (predicted MOS 1-5)
+    dnsmos_sig: float | None
+    dnsmos_bak: float | None
+    dnsmos_p808: float | None
+    utmos: float | None  # UTMOS naturalness, when its weights are there
     seed: int | None
     audio_file: str  # relative to the run folder
     asr_seconds: float
@@ -99,6 +108,10 @@ def _column_types() -> tuple[tuple[str, type], ...]:
 # (column, type) in file order.
 RESULT_COLUMNS: tuple[tuple[str, type], ...] = _column_types()
 COLUMN_NAMES = tuple(name for name, _ in RESULT_COLUMNS)
+MOS_COLUMNS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "utmos")
+TIMING_COLUMNS = ("gen_seconds", "rtf", "asr_seconds")  # in timings.csv, not results.csv
+FILE_COLUMNS = tuple(name for name in COLUMN_NAMES if name not in TIMING_COLUMNS)
+TIMINGS_FILE = "timings.csv"
 
 
 def score_row(
@@ -115,13 +128,17 @@ def score_row(
     audio_file: str,
     gen_seconds: float | None,
     rtf: float | None,
-    sim: float | None,
-    sim_encoder: str,
     seed: int | None,
     notices: list[str],
     weights: tuple[str, str],
+    quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score one utterance (an ``engines.eval.sentences.Sentence`` and its ASR ``Transcript``) into a row."""
+    """Score one utterance (an ``engines.eval.sentences.Sentence`` and its ASR ``Transcript``) into a row.
+
+    ``quality`` holds the audio-only metrics (``sim``, ``sim_encoder``, ``sim_reference`` and ``MOS_COLUMNS``);
+    missing ones are empty.
+    """
+    q = quality or {}
     hyp = (transcript.text or "").strip()
     s = metrics.score(sentence.text, hyp, sentence.language)
     flags = metrics.failure_flags(s, audio, sr)
@@ -157,8 +174,10 @@ def score_row(
         audio_seconds=len(audio) / sr if sr else float("nan"),
         gen_seconds=gen_seconds,
         rtf=rtf,
-        sim=sim,
-        sim_encoder=sim_encoder,
+        sim=q.get("sim"),
+        sim_encoder=q.get("sim_encoder") or "",
+        sim_reference=q.get("sim_reference") or "",
+        **{name: q.get(name) for name in MOS_COLUMNS},
         seed=seed,
         audio_file=audio_file,
         asr_seconds=transcript.seconds,
@@ -201,23 +220,43 @@ def _parse_cell(text: str, kind: type) -> Any:
     return float(text)
 
 
-def write_results(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write results.csv atomically (readers never see half a file)."""
+def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMN_NAMES)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_format_cell(row.get(name)) for name in COLUMN_NAMES])
-    return write_text(path, buf.getvalue())
+        writer.writerow([_format_cell(row.get(name)) for name in columns])
+    return buf.getvalue()
+
+
+def write_results(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write results.csv and, beside it, timings.csv (key + ``TIMING_COLUMNS``), each atomically (readers never
+    see half a file). Timings first: a results row never lacks its timings."""
+    write_text(path.with_name(TIMINGS_FILE), _csv_text(rows, ("key", *TIMING_COLUMNS)))
+    return write_text(path, _csv_text(rows, FILE_COLUMNS))
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
-    """Read results.csv back into typed rows (missing file = no rows; columns of older files default)."""
+    """Read results.csv (and its timings.csv) back into typed rows.
+
+    A missing file = no rows; columns an older file lacks default to empty, and older files that still hold the
+    timing columns themselves keep them.
+    """
     if not path.is_file():
         return []
     types = dict(RESULT_COLUMNS)
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [
-            {name: _parse_cell(raw.get(name, "") or "", types.get(name, str)) for name in COLUMN_NAMES}
-            for raw in csv.DictReader(fh)
+    raw_rows = _read_csv(path)
+    timings_path = path.with_name(TIMINGS_FILE)
+    if timings_path.is_file():
+        timings = {t["key"]: t for t in _read_csv(timings_path)}
+        raw_rows = [
+            {**raw, **{k: v for k, v in timings.get(raw.get("key", ""), {}).items() if k != "key"}} for raw in raw_rows
         ]
+    return [
+        {name: _parse_cell(raw.get(name, "") or "", types.get(name, str)) for name in COLUMN_NAMES} for raw in raw_rows
+    ]

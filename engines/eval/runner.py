@@ -15,6 +15,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from engines import metrics
 from engines.audio import load_audio, resample, save_wav, write_json
 from engines.errors import LabError
 from engines.eval.config import EvalConfig
-from engines.eval.plan import Planner, System, Voice
+from engines.eval.plan import Planner, System, Voice, match_audio_folder
+from engines.eval.quality import QualityScorer
 from engines.eval.results import GROUND_TRUTH, RANDOM, read_results, score_row, write_results
 from engines.eval.sentences import Sentence, SentenceSet, read_sentences, write_sentences
 from engines.eval.store import RunProgress, RunStore, write_status
@@ -39,6 +41,35 @@ log = logging.getLogger(__name__)
 
 ASR_SR = 16000
 BATCH_MAX_SECONDS = 30.0  # Whisper's window: shorter clips are decoded in batches
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One batch of the loop: a system's takes (sentence id, repeat), scored together."""
+
+    index: int
+    system: str  # a system's name, or GROUND_TRUTH
+    items: tuple[tuple[str, int], ...]
+
+    @property
+    def keys(self) -> list[str]:
+        return [f"{self.system}|{sid}|{rep}" for sid, rep in self.items]
+
+
+def _take(sentence: Sentence, audio: np.ndarray, sr: int, rel: str) -> dict[str, Any]:
+    """A take that was not synthesized here (a recording, a file of an audio folder): no timings, no seed."""
+    return {
+        "sentence": sentence,
+        "repeat": 0,
+        "audio": audio,
+        "sr": sr,
+        "gen_seconds": None,
+        "audio_seconds": len(audio) / sr,
+        "rtf": None,
+        "seed": None,
+        "audio_file": rel,
+        "notices": [],
+    }
 
 
 def library_versions() -> dict[str, str]:
@@ -58,6 +89,7 @@ def _system_dict(system: System, tts_weights: str) -> dict[str, Any]:
         "voice_display": system.voice.display,
         "checkpoint": system.checkpoint,
         "tts_weights": tts_weights,
+        "audio_dir": system.audio_dir,
     }
 
 
@@ -68,6 +100,7 @@ def _saved_systems(planner: Planner, folder: Path, saved: dict[str, Any]) -> lis
     for d in saved["systems"]:
         files = tuple(str(folder / rel) for rel in refs.get(d["voice"], []))
         speaker = d["voice_label"] if d["voice_kind"] == "speaker" else None
+        audio_dir = d.get("audio_dir")
         voice = Voice(
             d["voice"],
             d["voice_kind"],
@@ -76,8 +109,13 @@ def _saved_systems(planner: Planner, folder: Path, saved: dict[str, Any]) -> lis
             speaker=speaker,
             display=d.get("voice_display") or d["voice_label"],
         )
-        planner.model_languages(d["model_id"])  # the model must still be there
-        systems.append(System(d["name"], d["slug"], d["model_id"], d["model_label"], voice, d.get("checkpoint")))
+        if audio_dir is None:
+            planner.model_languages(d["model_id"])  # the model must still be there
+        elif not Path(audio_dir).is_dir():
+            raise LabError(f"The audio folder of system {d['name']!r} is gone: {audio_dir}")
+        systems.append(
+            System(d["name"], d["slug"], d["model_id"], d["model_label"], voice, d.get("checkpoint"), audio_dir)
+        )
     return systems
 
 
@@ -86,7 +124,7 @@ def _copy_references(folder: Path, systems: list[System]) -> dict[str, list[str]
     out: dict[str, list[str]] = {}
     for s in systems:
         v = s.voice
-        if v.spec in out:
+        if not v.spec or v.spec in out:
             continue
         out[v.spec] = []
         for i, f in enumerate(v.files):
@@ -119,6 +157,8 @@ class EvalRun:
         settings: Settings,
         tts: Any,
         asr: Any,
+        sim: Any = None,
+        mos: Any = None,
         planner: Planner,
         folder: Path,
         config: EvalConfig,
@@ -131,8 +171,11 @@ class EvalRun:
         stop: threading.Event,
         progress: ProgressFn,
         log_fn: LogFn,
+        remote: Any = None,
     ) -> None:
         self.settings, self.tts, self.asr, self.planner = settings, tts, asr, planner
+        # runs the units of an executor="ray" run elsewhere: engines.eval.distributed.run_on_ray (given by EvalEngine)
+        self.remote = remote
         self.folder = folder
         self.run_id = folder.name
         self.config = config
@@ -143,14 +186,26 @@ class EvalRun:
         self.progress = progress
         self.log_fn = log_fn
         self.results_path = folder / "results.csv"
+        self._warmed: set[str] = set()  # systems whose warm-up synthesis ran in this process
+        self.ray_actors: list[Any] = []  # the Ray workers while a sharded run is in progress
         # rows already finished (a resume keeps those whose audio is still there)
         self.done_keys = {r["key"] for r in rows if r["audio_file"] and (folder / r["audio_file"]).is_file()}
         self.rows = [r for r in rows if r["key"] in self.done_keys]
         self.gt_work = [s for s in sentence_set.sentences if s.audio] if config.ground_truth else []
-        self.total = len(self.gt_work) + len(systems) * len(sentence_set.sentences) * config.repeats
+        # an audio folder's system has one take per sentence it has a file for
+        self.folders = {s.name: match_audio_folder(Path(s.audio_dir), sentence_set) for s in systems if s.audio_dir}
+        per_system = len(sentence_set.sentences) * config.repeats
+        self.total = len(self.gt_work) + sum(
+            len(self.folders[s.name].files) if s.external else per_system for s in systems
+        )
+        self._system_rank = {GROUND_TRUTH: 0, **{s.name: i + 1 for i, s in enumerate(systems)}}
+        self._sentence_rank = {s.id: i for i, s in enumerate(sentence_set.sentences)}
         self.asr_weights = planner.asr_weights(asr_model)
         self.tts_weights = {s.name: planner.tts_weights(s.model_id) for s in systems}
         self.asr_options = self._asr_options()
+        self.quality = QualityScorer(
+            config, systems, tts=tts, sim=sim, mos=mos, unavailable=planner.plan_quality(config, systems)
+        )
         self.meta = {
             "run_id": self.run_id,
             "created": created,
@@ -162,6 +217,16 @@ class EvalRun:
             "references": references,
             "provenance": self._provenance(),
             "asr_weights": self.asr_weights,
+            "metrics": self._metrics_models(),
+            "audio_folders": {
+                name: {
+                    "folder": str(f.folder),
+                    "files": len(f.files),
+                    "missing": list(f.missing),
+                    "extra": list(f.extra),
+                }
+                for name, f in self.folders.items()
+            },
             # any number of this run rests on a random-weight model (summary.json says which, per system)
             "tiny": self.asr_weights == RANDOM or RANDOM in self.tts_weights.values(),
         }
@@ -205,6 +270,8 @@ class EvalRun:
         saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         # A resumed run keeps the ASR it started with, even if the default changed since (e.g. tiny mode off).
         saved_asr = (saved.get("provenance") or {}).get("asr_model")
+        if "sim_encoder" not in (saved.get("config") or {}):  # a run from before SIM encoders: XTTS's, no MOS
+            config = dataclasses.replace(config, sim_encoder="xtts", mos=())
         return cls(
             folder=folder,
             config=config,
@@ -255,10 +322,46 @@ class EvalRun:
             "platform": sys.platform,
             "tts_models": models,
             "asr_model": self.asr_model,
-            "speaker_encoder": "XTTS v2 speaker encoder (ResNet H/ASP, 512-d) of each system's own model",
+            "speaker_encoder": self.quality.encoder_label(),
             "normalizers": {lang: metrics.normalizer_name(lang) for lang in XTTS_LANGUAGES},
             "tiny_models_setting": self.settings.tiny_models,
         }
+
+    def _metrics_models(self) -> dict[str, Any]:
+        """Which model computed each metric, with versions and weight hashes (the report's provenance)."""
+        from engines.provenance import installed_version, weights_sha256
+
+        asr: dict[str, Any] = {
+            "model": self.asr_model,
+            "weights": self.asr_weights,
+            "whisper": installed_version("openai-whisper"),
+        }
+        from engines import asr_faster
+
+        if asr_faster.is_faster_id(self.asr_model):
+            asr.update(
+                {
+                    "backend": "faster-whisper",
+                    "whisper": None,
+                    "faster-whisper": installed_version("faster-whisper"),
+                    "ctranslate2": installed_version("ctranslate2"),
+                }
+            )
+            folder = Path(self.asr_model.removeprefix(asr_faster.PREFIX)).expanduser()
+            if folder.is_dir():
+                asr.update({"file": str(folder), "sha256": weights_sha256(folder)})
+            return {"asr": asr, **self.quality.models()}
+        try:
+            target = self.asr._checkpoint(self.asr_model)  # a size name or a file
+        except (LabError, AttributeError, TypeError):
+            target = None
+        if target is not None:
+            path = Path(target)
+            if not path.exists():  # a size name: whisper keeps <size>.pt in the cache folder
+                path = Path(getattr(self.asr, "cache_dir", ".")) / f"{target}.pt"
+            if path.exists():
+                asr.update({"file": str(path), "sha256": weights_sha256(path)})
+        return {"asr": asr, **self.quality.models()}
 
     # ------------------------------------------------------------------ the loop
 
@@ -269,12 +372,27 @@ class EvalRun:
     def _status(self, state: str, message: str = "") -> RunProgress:
         return write_status(self.folder, state, self.done, self.total, message)
 
+    def _order(self, row: dict[str, Any]) -> tuple[int, int, int]:
+        """The sequential loop's order: ground truth, then system by system, sentence by sentence, repeat."""
+        systems = self._system_rank
+        return (
+            systems.get(row["system"], len(systems)),
+            self._sentence_rank.get(row["sentence_id"], len(self._sentence_rank)),
+            int(row["repeat"] or 0),
+        )
+
     def _commit(self, new_rows: list[dict[str, Any]]) -> None:
+        """Keep finished rows (results.csv rewritten atomically), in the sequential loop's order whatever order
+        they finished in (pipelined, or on Ray workers): the same run gives the same file."""
         self.rows.extend(new_rows)
+        self.rows.sort(key=self._order)
         self.done_keys.update(r["key"] for r in new_rows)
         write_results(self.results_path, self.rows)
 
     def _outputs(self, state: str) -> dict[str, Any]:
+        loaded = getattr(self.asr, "model_info", dict)()  # backend, compute type, device of what decoded
+        if loaded:
+            self.meta["metrics"]["asr"].update(loaded)
         rows = fill_weights(self.meta, self.rows, self.planner.tts_weights, self.planner.asr_weights)
         return write_outputs(self.folder, self.meta, rows, self.config, state)
 
@@ -292,11 +410,18 @@ class EvalRun:
             self.log_fn(f"Resuming {self.run_id}: {self.done} of {self.total} utterances already done.")
         try:
             yield self._status("running", "starting")
-            yield from self._ground_truth()
-            for system in self.systems:
-                if self.stop_event.is_set():
-                    break
-                yield from self._system(system)
+            for name, found in self.folders.items():
+                if found.notice(name):
+                    self.log_fn(found.notice(name))
+            units = self.work_units()
+            if self.config.executor == "ray":
+                if self.remote is None:
+                    raise LabError("This run was opened without a Ray executor (EvalEngine provides one).")
+                yield from self.remote(self, units)
+            elif self.config.pipeline:
+                yield from self._pipelined(units)
+            else:
+                yield from self._sequential(units)
         except GeneratorExit:
             # The caller stopped reading (a script left its loop): the batch in flight is lost, what was
             # committed is kept; say so instead of leaving "running" behind.
@@ -319,43 +444,103 @@ class EvalRun:
         self.progress(1.0, desc="Done" if finished else "Stopped")
         yield final
 
-    def _ground_truth(self) -> Iterator[RunProgress]:
-        pending = [s for s in self.gt_work if f"{GROUND_TRUTH}|{s.id}|0" not in self.done_keys]
-        size = self.config.asr_batch_size
-        for start in range(0, len(pending), size):
-            if self.stop_event.is_set():
-                return
-            chunk = pending[start : start + size]
-            self._tick(f"Ground truth: transcribing {len(chunk)} recording(s)")
-            self._commit(self._score_ground_truth(chunk))
-            yield self._status("running", f"ground truth {self.done}/{self.total}")
+    # ------------------------------------------------------------------ work units
 
-    def _system(self, system: System) -> Iterator[RunProgress]:
-        pending = [
-            (se, rep)
-            for se in self.sentence_set.sentences
-            for rep in range(self.config.repeats)
-            if f"{system.name}|{se.id}|{rep}" not in self.done_keys
-        ]
-        if not pending:
-            return
-        self.log_fn(f"System {system.name}: {len(pending)} utterance(s) to go.")
-        self._tick(f"{system.name}: warming up")
-        self._warm_up(system, pending[0][0])
-        ref_emb = self._reference_embedding(system)
+    def work_units(self) -> list[WorkUnit]:
+        """What is left to do, as the batches the sequential loop runs: the ground truth first, then each system
+        in order (checkpoint-major when ranking checkpoints), ``asr_batch_size`` takes per unit. The pipeline and
+        Ray workers run these same units, so every way of running decodes the same batches."""
         size = self.config.asr_batch_size
-        for start in range(0, len(pending), size):
+        units: list[WorkUnit] = []
+
+        def add(system: str, items: list[tuple[str, int]]) -> None:
+            for start in range(0, len(items), size):
+                units.append(WorkUnit(len(units), system, tuple(items[start : start + size])))
+
+        add(GROUND_TRUTH, [(s.id, 0) for s in self.gt_work if f"{GROUND_TRUTH}|{s.id}|0" not in self.done_keys])
+        for system in self.systems:
+            folder = self.folders.get(system.name)
+            add(
+                system.name,
+                [
+                    (se.id, rep)
+                    for se in self.sentence_set.sentences
+                    for rep in (range(1) if folder else range(self.config.repeats))
+                    if f"{system.name}|{se.id}|{rep}" not in self.done_keys
+                    and (folder is None or se.id in folder.files)
+                ],
+            )
+        return units
+
+    def system(self, name: str) -> System | None:
+        """The system of a unit (None for the ground truth)."""
+        return None if name == GROUND_TRUTH else next(s for s in self.systems if s.name == name)
+
+    def produce(self, unit: WorkUnit) -> list[dict[str, Any]]:
+        """The unit's audio: synthesized (TTS systems, after one warm-up per system), read from an audio folder,
+        or the real recordings. Stops between takes when the stop event is set (the takes so far are returned)."""
+        system = self.system(unit.system)
+        sentences = {s.id: s for s in self.sentence_set.sentences}
+        if system is not None and not system.external and system.name not in self._warmed:
+            self._tick(f"{system.name}: warming up")
+            self._warm_up(system, sentences[unit.items[0][0]])
+            self._warmed.add(system.name)
+        takes = []
+        for sid, rep in unit.items:
+            if self.stop_event.is_set():
+                break
+            sentence = sentences[sid]
+            if system is None:
+                self._tick(f"Ground truth: {sid} ({self.done + len(takes) + 1}/{self.total})")
+                takes.append(self._recording(sentence))
+            else:
+                self._tick(f"{system.name}: {sid} ({self.done + len(takes) + 1}/{self.total})")
+                if system.external:
+                    takes.append(self._from_folder(system, sentence, self.folders[system.name].files[sid]))
+                else:
+                    takes.append(self._synthesize(system, sentence, rep))
+        return takes
+
+    def run_unit(self, unit: WorkUnit) -> list[dict[str, Any]]:
+        """Produce and score one unit (what a Ray worker does), without committing it."""
+        takes = self.produce(unit)
+        return self.score(unit, takes) if takes else []
+
+    def _sequential(self, units: list[WorkUnit]) -> Iterator[RunProgress]:
+        current = None
+        for unit in units:
             if self.stop_event.is_set():
                 return
-            batch = []
-            for sentence, rep in pending[start : start + size]:
+            if unit.system != current:
+                current = unit.system
+                left = sum(len(u.items) for u in units if u.system == current)
+                self.log_fn(f"{current}: {left} utterance(s) to go.")
+            takes = self.produce(unit)
+            if takes:
+                self._commit(self.score(unit, takes))
+                yield self._status("running", f"{unit.system} {self.done}/{self.total}")
+
+    def _pipelined(self, units: list[WorkUnit]) -> Iterator[RunProgress]:
+        """Synthesis of the next unit overlaps the scoring (ASR, SIM, MOS) of the last: one unit in each stage
+        (a bounded pipeline), committed in order, so results equal the sequential loop's. Model calls still take
+        the engines' locks, so what overlaps is what runs outside them (or the ASR on another device)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval-score") as pool:
+            scoring = None
+            for unit in units:
                 if self.stop_event.is_set():
                     break
-                self._tick(f"{system.name}: {sentence.id} ({self.done + len(batch) + 1}/{self.total})")
-                batch.append(self._synthesize(system, sentence, rep))
-            if batch:
-                self._commit(self._score_batch(batch, system, ref_emb))
-                yield self._status("running", f"{system.name} {self.done}/{self.total}")
+                takes = self.produce(unit)
+                if scoring is not None:
+                    self._commit(scoring.result())
+                    scoring = None
+                    yield self._status("running", f"{unit.system} {self.done}/{self.total}")
+                if takes:
+                    scoring = pool.submit(self.score, unit, takes)
+            if scoring is not None:
+                self._commit(scoring.result())
+                yield self._status("running", f"{self.done}/{self.total}")
 
     # ------------------------------------------------------------------ steps
 
@@ -373,27 +558,6 @@ class EvalRun:
             save=False,
             options=dataclasses.replace(options, max_audio_tokens=min(options.max_audio_tokens or 64, 64)),
         )
-
-    def _reference_embedding(self, system: System) -> np.ndarray | None:
-        """The reference voice's speaker embedding (mean over its clips), from this system's model."""
-        if system.voice.kind == "speaker":
-            model = self.tts.load(system.model_id)
-            entry = model.speaker_manager.speakers.get(system.voice.speaker)
-            if entry is None:
-                return None
-            emb = entry["speaker_embedding"].reshape(-1).float().cpu().numpy()
-        else:
-            embs = []
-            for f in system.voice.files:
-                try:
-                    embs.append(self.tts.speaker_embedding(Path(f), model_id=system.model_id))
-                except LabError as exc:
-                    log.warning("No speaker embedding for %s: %s", f, exc)
-            if not embs:
-                return None
-            emb = np.mean(embs, axis=0)
-        norm = float(np.linalg.norm(emb))
-        return emb / norm if norm > 0 else emb
 
     def _synthesize(self, system: System, sentence: Sentence, rep: int) -> dict[str, Any]:
         options = self.config.tts_options(sentence.language, rep)
@@ -420,6 +584,16 @@ class EvalRun:
             "notices": result.notices,
         }
 
+    def _from_folder(self, system: System, sentence: Sentence, src: Path) -> dict[str, Any]:
+        """A take of an audio-folder system: the file is copied into the run (the report plays it), not made."""
+        audio, sr = load_audio(src, max_mb=self.settings.max_upload_mb)
+        rel = f"audio/{system.slug}/{slug(sentence.id, 60)}{src.suffix.lower()}"
+        dst = self.folder / rel
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        return _take(sentence, audio, sr, rel)
+
     def _transcribe(self, clips: list[np.ndarray], languages: list[str], labels: list[str]) -> list[Any]:
         """Batched Whisper per language (clips over 30 s fall back to sequential decoding inside the engine);
         ``labels`` name the clips in notices."""
@@ -439,65 +613,38 @@ class EvalRun:
                 out[i] = t
         return out
 
-    def _score_ground_truth(self, chunk: list[Sentence]) -> list[dict[str, Any]]:
-        clips, natives, files = [], [], []
-        for s in chunk:
-            src = Path(s.audio or "")
-            audio, sr = load_audio(src, max_mb=self.settings.max_upload_mb)
-            rel = f"audio/ground-truth/{slug(s.id, 60)}{src.suffix.lower() or '.wav'}"
-            dst = self.folder / rel
-            if not dst.exists():
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
-            clips.append(resample(audio, sr, ASR_SR))
-            natives.append((audio, sr))
-            files.append(rel)
-        transcripts = self._transcribe(clips, [s.language for s in chunk], [f"recording {s.id}" for s in chunk])
-        return [
-            score_row(
-                system=GROUND_TRUTH,
-                model="",
-                voice=s.speaker or "",
-                checkpoint=None,
-                sentence=s,
-                repeat=0,
-                transcript=t,
-                audio=a,
-                sr=sr,
-                audio_file=f,
-                gen_seconds=None,
-                rtf=None,
-                sim=None,
-                sim_encoder="",
-                seed=None,
-                notices=[],
-                weights=("", self.asr_weights),  # real recordings: no TTS
-            )
-            for s, t, (a, sr), f in zip(chunk, transcripts, natives, files)
-        ]
+    def _recording(self, sentence: Sentence) -> dict[str, Any]:
+        """A ground-truth take: the real recording, copied into the run (the report plays it)."""
+        src = Path(sentence.audio or "")
+        audio, sr = load_audio(src, max_mb=self.settings.max_upload_mb)
+        rel = f"audio/ground-truth/{slug(sentence.id, 60)}{src.suffix.lower() or '.wav'}"
+        dst = self.folder / rel
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        return _take(sentence, audio, sr, rel)
 
-    def _score_batch(self, batch: list[dict], system: System, ref_emb: np.ndarray | None) -> list[dict[str, Any]]:
+    def score(self, unit: WorkUnit, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Transcribe a unit's takes (batched), then score each: WER/CER, flags, SIM, MOS."""
+        system = self.system(unit.system)
         clips = [resample(b["audio"], b["sr"], ASR_SR) for b in batch]
-        labels = [
-            f"{system.name} / {b['sentence'].id}" + (f" r{b['repeat']}" if b.get("repeat") else "") for b in batch
-        ]
+        if system is None:
+            labels = [f"recording {b['sentence'].id}" for b in batch]
+        else:
+            labels = [
+                f"{system.name} / {b['sentence'].id}" + (f" r{b['repeat']}" if b.get("repeat") else "") for b in batch
+            ]
         transcripts = self._transcribe(clips, [b["sentence"].language for b in batch], labels)
+        reference = self.quality.reference(system)
         rows = []
-        encoder = f"xtts-speaker-encoder:{system.model_label}"
-        for b, t in zip(batch, transcripts):
-            sim = None
-            if ref_emb is not None and b["audio_seconds"] > 0.2:
-                try:
-                    emb = self.tts.speaker_embedding(b["audio"], sr=b["sr"], model_id=system.model_id)
-                    sim = metrics.cosine(ref_emb, emb)
-                except LabError as exc:
-                    log.warning("No SIM for %s: %s", b["audio_file"], exc)
+        for b, t, clip, label in zip(batch, transcripts, clips, labels):
+            quality = self.quality.score(b["audio"], b["sr"], clip, reference, system, label)
             rows.append(
                 score_row(
-                    system=system.name,
-                    model=system.model_label,
-                    voice=system.voice.display,
-                    checkpoint=system.checkpoint,
+                    system=unit.system,
+                    model=system.model_label if system else "",
+                    voice=system.voice.display if system else (b["sentence"].speaker or ""),
+                    checkpoint=system.checkpoint if system else None,
                     sentence=b["sentence"],
                     repeat=b["repeat"],
                     transcript=t,
@@ -506,11 +653,11 @@ class EvalRun:
                     audio_file=b["audio_file"],
                     gen_seconds=b["gen_seconds"],
                     rtf=b["rtf"],
-                    sim=sim,
-                    sim_encoder=encoder if sim is not None else "",
                     seed=b["seed"],
                     notices=b["notices"],
-                    weights=(self.tts_weights[system.name], self.asr_weights),
+                    # real recordings: no TTS
+                    weights=(self.tts_weights[system.name] if system else "", self.asr_weights),
+                    quality=quality,
                 )
             )
         return rows

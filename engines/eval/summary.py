@@ -13,8 +13,10 @@ import numpy as np
 from engines import metrics, report
 from engines.audio import write_json
 from engines.eval.config import EvalConfig
-from engines.eval.results import GROUND_TRUTH, RANDOM, REAL
+from engines.eval.results import GROUND_TRUTH, MOS_COLUMNS, RANDOM, REAL
 from engines.provenance import utc_now
+
+PAIRED_SCORES = ("sim", "dnsmos_ovrl", "utmos")  # higher-is-better scores compared sentence by sentence
 
 
 def _finite(values: Sequence[Any]) -> list[float]:
@@ -69,7 +71,17 @@ def _system_block(rows: list[dict], n_boot: int, seed: int, detail: bool = True)
             "p50": metrics.bootstrap(rtf, metrics.percentile(50), n_boot, seed).as_dict(),
             "p95": metrics.bootstrap(rtf, metrics.percentile(95), n_boot, seed).as_dict(),
         },
-        "sim": {"mean": metrics.bootstrap(sim, np.mean, n_boot, seed).as_dict()},
+        "sim": {
+            "mean": metrics.bootstrap(sim, np.mean, n_boot, seed).as_dict(),
+            "n": len(sim),
+            # one encoder per run; a set of several would mean pooled scales (never written by a run)
+            "encoders": sorted({r.get("sim_encoder") or "" for r in rows} - {""}),
+        },
+        **{
+            name: {"mean": metrics.bootstrap(v, np.mean, n_boot, seed).as_dict(), "n": len(v)}
+            for name in MOS_COLUMNS
+            for v in [_finite(r.get(name) for r in rows)]
+        },
         "audio_seconds": round(sum(_finite(r["audio_seconds"] for r in rows)), 3),
         "gen_seconds": round(sum(_finite(r["gen_seconds"] for r in rows)), 3),
         "flags": {
@@ -119,13 +131,17 @@ def paired_comparison(
         for r in rows:
             if r["system"] != name:
                 continue
-            d = out.setdefault(r["sentence_id"], {"we": 0.0, "wn": 0.0, "ce": 0.0, "cn": 0.0, "sim": []})
+            d = out.setdefault(
+                r["sentence_id"], {"we": 0.0, "wn": 0.0, "ce": 0.0, "cn": 0.0, **{m: [] for m in PAIRED_SCORES}}
+            )
             d["we"] += r["word_errors"] or 0
             d["wn"] += r["ref_words"] or 0
             d["ce"] += r["char_errors"] or 0
             d["cn"] += r["ref_chars"] or 0
-            if r["sim"] is not None and math.isfinite(r["sim"]):
-                d["sim"].append(r["sim"])
+            for m in PAIRED_SCORES:
+                v = r.get(m)
+                if v is not None and math.isfinite(v):
+                    d[m].append(v)
         return out
 
     a, b = per_sentence(system_a), per_sentence(system_b)
@@ -138,17 +154,22 @@ def paired_comparison(
     wb = [b[s]["we"] * wl[i] / b[s]["wn"] if b[s]["wn"] else 0.0 for i, s in enumerate(common)]
     ca = [a[s]["ce"] * cl[i] / a[s]["cn"] if a[s]["cn"] else 0.0 for i, s in enumerate(common)]
     cb = [b[s]["ce"] * cl[i] / b[s]["cn"] if b[s]["cn"] else 0.0 for i, s in enumerate(common)]
-    sa = [float(np.mean(a[s]["sim"])) if a[s]["sim"] else nan for s in common]
-    sb = [float(np.mean(b[s]["sim"])) if b[s]["sim"] else nan for s in common]
+
+    def means(side: dict[str, dict[str, Any]], m: str) -> list[float]:
+        return [float(np.mean(side[s][m])) if side[s][m] else nan for s in common]
+
     return {
         "a": system_a,
         "b": system_b,
         "n": len(common),
         "wer": metrics.paired_difference(wa, wb, wl, "wer", n_boot=n_boot, seed=seed).as_dict(),
         "cer": metrics.paired_difference(ca, cb, cl, "cer", n_boot=n_boot, seed=seed).as_dict(),
-        "sim": metrics.paired_difference(
-            sa, sb, None, "sim", higher_is_better=True, n_boot=n_boot, seed=seed
-        ).as_dict(),
+        **{
+            m: metrics.paired_difference(
+                means(a, m), means(b, m), None, m, higher_is_better=True, n_boot=n_boot, seed=seed
+            ).as_dict()
+            for m in PAIRED_SCORES
+        },
     }
 
 
@@ -193,7 +214,9 @@ def _weights_of(rows: Sequence[dict]) -> dict[str, Any]:
 
     def kind(column: str) -> str | None:
         values = {r.get(column) or "" for r in rows}
-        return RANDOM if RANDOM in values else REAL if REAL in values else None
+        if RANDOM in values:
+            return RANDOM
+        return REAL if REAL in values else next(iter(values - {""}), None)  # e.g. "external": an audio folder
 
     tts, asr = kind("tts_weights"), kind("asr_weights")
     return {"tts": tts, "asr": asr, "random": RANDOM in (tts, asr)}
@@ -260,6 +283,8 @@ def write_outputs(
         "normalizers_used": sorted({r["normalizer"] for r in rows}),
         "languages": sorted({r["language"] for r in rows}),
         "training_run": config.training_run,
+        "metrics": meta.get("metrics") or {},
+        "audio_folders": meta.get("audio_folders") or {},
         **summarize(rows, order, config.bootstrap, config.seed),
     }
     blocks = summary["systems"]

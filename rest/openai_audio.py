@@ -1,0 +1,599 @@
+"""The OpenAI-compatible audio API: routes under ``/v1``, on the app's own server, engines and GPU lock.
+
+``create_api()`` returns a Starlette router that ``main_launcher.launch_kwargs`` mounts at ``/v1`` through
+Gradio's ``app_kwargs`` (routes given to the FastAPI app when it is made come before Gradio's own). Who may call
+it is ``web_guard``'s decision (``rest.auth``), taken before a route runs.
+
+- ``POST /v1/audio/speech``: JSON {model, input, voice, response_format, speed, stream_format; extensions
+  ``language`` (auto-detected when absent) and ``seed``}. The whole file, or with ``stream_format`` "audio" the
+  encoded audio as it is generated (chunked transfer), or "sse" (``speech.audio.delta`` / ``speech.audio.done``).
+- ``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``: multipart {file, model, language (not for
+  translations), prompt, response_format, temperature, timestamp_granularities[]}.
+- ``GET /v1/models``, ``/v1/models/{id}``, ``/v1/audio/models`` and ``/v1/audio/voices`` (Open WebUI's lists).
+
+Model work runs in the thread pool and waits for the shared GPU lock at most ``api_busy_timeout`` seconds
+(503 + Retry-After); more than ``api_max_waiting`` waiting requests get 429. A client that goes away cancels
+its synthesis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import json
+import logging
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route, Router
+
+from rest import catalog, formats, transcription
+from rest.errors import APIError, bad_request, busy, error_body, from_exception, too_large
+
+log = logging.getLogger(__name__)
+
+JSON_BODY_LIMIT = 1 << 20  # a speech request is a few KB of JSON; more is not one
+OPENAI_SPEED = (0.25, 4.0)  # what OpenAI accepts; XTTS's own range (OPTION_RANGES) is narrower: clamped to it
+STREAM_FORMATS = ("audio", "sse")
+GATE_KEY = "api_gpu_gate"  # the gate's slot in Engines.extra: one per engine set, shared by every request
+
+
+class GPUGate:
+    """Waiting for the engines' GPU lock with a deadline, and a cap on how many requests wait at once."""
+
+    def __init__(self, lock: Any, timeout: float, max_waiting: int) -> None:
+        self.lock, self.timeout, self.max_waiting = lock, float(timeout), int(max_waiting)
+        self._waiting = 0
+        self._count = threading.Lock()
+
+    def _acquire(self) -> None:
+        with self._count:
+            if self._waiting >= self.max_waiting:
+                raise busy(
+                    429,
+                    f"{self._waiting} requests are already waiting for the GPU (api_max_waiting). Try again shortly.",
+                )
+            self._waiting += 1
+        try:
+            acquired = self.lock.acquire(timeout=self.timeout)
+        finally:
+            with self._count:
+                self._waiting -= 1
+        if not acquired:
+            raise busy(
+                503,
+                f"The GPU stayed busy for {self.timeout:g} s (another request, or a job started from the page; "
+                "api_busy_timeout). Try again shortly.",
+            )
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the GPU lock (in the calling thread; the engines take it again re-entrantly)."""
+        self._acquire()
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    def wait_free(self) -> None:
+        """Wait until the GPU is free, without keeping it (for a stream, whose own thread takes the lock)."""
+        self._acquire()
+        self.lock.release()
+
+
+def _gate(engines: Any) -> GPUGate:
+    gate = engines.extra.get(GATE_KEY)
+    if gate is None:
+        settings = engines.settings
+        gate = engines.extra.setdefault(
+            GATE_KEY, GPUGate(engines.gpu_lock, settings.api_busy_timeout, settings.api_max_waiting)
+        )
+    return gate
+
+
+def error_response(exc: APIError) -> Response:
+    body = error_body(exc.message, exc.type, exc.param, exc.code)
+    return Response(body, status_code=exc.status, media_type="application/json", headers=exc.headers)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(where: str, fn: Endpoint) -> Endpoint:
+    """Every failure of an endpoint becomes OpenAI's error shape (``rest.errors.from_exception``)."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the client in OpenAI's shape
+            return error_response(from_exception(exc, where))
+
+    return endpoint
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 beyond ``limit`` bytes (by Content-Length, or while it arrives)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large(f"The request body is {int(declared)} bytes; the limit is {limit}.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"The request body is over the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _limited(request: Request, limit: int) -> Request:
+    """The same request, whose body stream answers 413 once it passes ``limit`` bytes (uploads)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large(
+            f"The upload is {int(declared) / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB (max_upload_mb)."
+        )
+    seen = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal seen
+        message = await request.receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise too_large(f"The upload is over the limit of {limit / 1e6:.0f} MB (max_upload_mb).", "file")
+        return message
+
+    return Request(request.scope, receive)
+
+
+async def _run(request: Request, work: Callable[[], Any], cancel: threading.Event | None = None) -> Any:
+    """``work()`` in the thread pool; a client that disconnects meanwhile sets ``cancel``."""
+    task = asyncio.ensure_future(run_in_threadpool(work))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.5)
+        if done:
+            return task.result()
+        if cancel is not None and not cancel.is_set() and await request.is_disconnected():
+            log.info("API client went away: cancelling %s", request.url.path)
+            cancel.set()
+
+
+# ----------------------------------------------------------------------------------------------- speech
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechRequest:
+    """A checked ``/v1/audio/speech`` body."""
+
+    text: str
+    model: Any
+    voice: Any
+    response_format: str
+    speed: float  # what XTTS gets (clamped into OPTION_RANGES["speed"])
+    speed_asked: float
+    stream_format: str | None
+    language: str | None
+    seed: int | None
+
+
+def parse_speech(body: Any, max_chars: int) -> SpeechRequest:
+    """Check a speech request's fields before any model work.
+
+    Raises:
+        APIError: 400 naming the field and what is allowed.
+    """
+    from engines.errors import InputError
+    from engines.names import xtts_language
+    from engines.options import OPTION_RANGES
+
+    if not isinstance(body, dict):
+        raise bad_request("The body must be a JSON object with model, input and voice.")
+    text = body.get("input")
+    if not isinstance(text, str) or not text.strip():
+        raise bad_request("'input' is required: the text to speak.", "input")
+    if len(text) > max_chars:
+        raise bad_request(
+            f"'input' is {len(text)} characters long; the limit is {max_chars} (api_max_input_chars / max_text_chars). "
+            "Split the text into several requests.",
+            "input",
+            "string_above_max_length",
+        )
+    fmt = body.get("response_format") or formats.DEFAULT_FORMAT
+    if fmt not in formats.FORMATS:
+        raise bad_request(
+            f"response_format {fmt!r} is not supported; use one of {', '.join(formats.FORMATS)}.", "response_format"
+        )
+    speed = body.get("speed", 1.0)
+    speed = 1.0 if speed is None else speed
+    if isinstance(speed, bool) or not isinstance(speed, int | float) or not OPENAI_SPEED[0] <= speed <= OPENAI_SPEED[1]:
+        raise bad_request(
+            f"'speed' must be a number from {OPENAI_SPEED[0]} to {OPENAI_SPEED[1]}; got {speed!r}.", "speed"
+        )
+    low, high = OPTION_RANGES["speed"]
+    stream_format = body.get("stream_format")
+    if stream_format is not None and stream_format not in STREAM_FORMATS:
+        raise bad_request(
+            f"stream_format {stream_format!r} is not supported; use 'audio' or 'sse' (or leave it out).",
+            "stream_format",
+        )
+    language = body.get("language")
+    if language is not None:
+        if not isinstance(language, str):
+            raise bad_request("'language' must be a language code such as 'en'.", "language")
+        try:
+            language = xtts_language(language) if language.strip() else None
+        except InputError as exc:
+            raise bad_request(str(exc), "language") from exc
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise bad_request("'seed' must be a whole number >= 0 (same seed, same audio).", "seed")
+    return SpeechRequest(
+        text=text,
+        model=body.get("model"),
+        voice=body.get("voice"),
+        response_format=fmt,
+        speed=float(min(max(speed, low), high)),
+        speed_asked=float(speed),
+        stream_format=stream_format,
+        language=language,
+        seed=seed,
+    )
+
+
+@dataclasses.dataclass
+class _SpeechPlan:
+    """What a checked request will speak with: model, voice, language and options."""
+
+    model_id: str
+    voice: catalog.Voice
+    language: str
+    language_source: str
+    options: Any  # engines.options.TTSOptions
+
+
+def _plan_speech(engines: Any, req: SpeechRequest) -> _SpeechPlan:
+    """Resolve model, voice and language, and check the text as synthesis will (no model load, no lock)."""
+    from engines.tts import check_request
+    from rest.language import speech_language
+
+    settings = engines.settings
+    model_id = catalog.tts_model(engines.tts, req.model)
+    voice = catalog.resolve_voice(engines.tts, model_id, req.voice, settings)
+    language, source = speech_language(req.text, req.language, settings.generation.language)
+    changes: dict[str, Any] = {"language": language, "speed": req.speed}
+    if req.seed is not None:
+        changes["seed"] = req.seed
+    options = dataclasses.replace(settings.generation, **changes)
+    check_request(  # text, language, options: refused before waiting for the GPU
+        req.text,
+        options,
+        reference=list(voice.reference),
+        speaker=voice.speaker,
+        max_chars=settings.max_text_chars,
+        has_model_reference=True,
+    )
+    return _SpeechPlan(model_id, voice, language, source, options)
+
+
+def _speech_headers(plan: _SpeechPlan, req: SpeechRequest, sample_rate: int) -> dict[str, str]:
+    headers = {
+        "X-Model": plan.model_id,
+        "X-Voice": _latin1(plan.voice.label),
+        "X-Language": plan.language,
+        "X-Language-Source": plan.language_source,  # request | detected | default
+        "X-Sample-Rate": str(sample_rate),
+        "Cache-Control": "no-store",
+    }
+    if req.response_format == "pcm":
+        headers |= {"X-Sample-Format": "s16le", "X-Channels": "1"}
+    if req.speed != req.speed_asked:
+        headers["X-Speed"] = f"{req.speed:g}"  # clamped into XTTS's range
+    return headers
+
+
+def _latin1(text: str) -> str:
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def _media_type(req: SpeechRequest, sample_rate: int) -> str:
+    if req.response_format == "pcm":
+        return f"audio/pcm;rate={sample_rate};channels=1"
+    return formats.FORMATS[req.response_format].media_type
+
+
+async def speech(request: Request, engines: Any) -> Response:
+    settings = engines.settings
+    raw = await _body(request, JSON_BODY_LIMIT)
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError as exc:
+        raise bad_request(f"The body is not valid JSON ({exc}).") from exc
+    req = parse_speech(body, min(settings.api_max_input_chars, settings.max_text_chars))
+    plan = await run_in_threadpool(_plan_speech, engines, req)
+    if req.stream_format is not None:
+        return await _speech_stream(request, engines, req, plan)
+    cancel = threading.Event()
+
+    def work() -> tuple[Any, bytes]:
+        with _gate(engines).hold():
+            result = engines.tts.synthesize(
+                req.text,
+                model_id=plan.model_id,
+                reference=list(plan.voice.reference),
+                speaker=plan.voice.speaker,
+                options=plan.options,
+                save=settings.api_save_outputs,
+                cancel=cancel,
+            )
+        return result, formats.encode(result.audio, result.sample_rate, req.response_format)
+
+    result, data = await _run(request, work, cancel)
+    headers = _speech_headers(plan, req, result.sample_rate) | {"X-Audio-Seconds": f"{result.audio_seconds:.3f}"}
+    return Response(data, media_type=_media_type(req, result.sample_rate), headers=headers)
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+
+async def _speech_stream(request: Request, engines: Any, req: SpeechRequest, plan: _SpeechPlan) -> Response:
+    """Start the stream in a worker thread; answer an error as JSON when it fails before the first byte."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def put(kind: str, payload: Any = None) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, (kind, payload))
+
+    def work() -> None:
+        encoder = None
+        try:
+            stream = engines.tts.synthesize_stream(
+                req.text,
+                model_id=plan.model_id,
+                reference=list(plan.voice.reference),
+                speaker=plan.voice.speaker,
+                options=plan.options,
+                save=engines.settings.api_save_outputs,
+                cancel=cancel,
+            )
+            _gate(engines).wait_free()
+            with stream:
+                chunk = stream.next_chunk()  # loads the model: errors up to here still get a JSON answer
+                encoder = formats.StreamEncoder(req.response_format, stream.sample_rate, lambda b: put("data", b))
+                put("start", stream.sample_rate)
+                while chunk is not None:
+                    encoder.push(chunk)
+                    chunk = stream.next_chunk()
+                encoder.finish()
+                encoder = None
+                put("end", stream.result)
+        except BaseException as exc:  # noqa: BLE001 - handed to the response, which reports it
+            put("error", exc)
+        finally:
+            if encoder is not None:
+                encoder.close()
+
+    worker = threading.Thread(target=work, name="api-speech-stream", daemon=True)
+    worker.start()
+    kind, payload = await events.get()
+    if kind == "error":
+        cancel.set()
+        raise payload
+    sample_rate = payload
+    sse = req.stream_format == "sse"
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                kind, payload = await events.get()
+                if kind == "data" and payload:
+                    yield (
+                        _sse({"type": "speech.audio.delta", "audio": base64.b64encode(payload).decode()})
+                        if sse
+                        else payload
+                    )
+                elif kind == "end":
+                    if sse:
+                        yield _sse({"type": "speech.audio.done", "audio_seconds": round(payload.audio_seconds, 3)})
+                    return
+                elif kind == "error":
+                    # the status line is sent: the client sees a cut stream (audio) or an error event (sse)
+                    err = from_exception(payload, "speech stream")
+                    if sse:
+                        yield _sse(
+                            {
+                                "type": "error",
+                                "error": json.loads(error_body(err.message, err.type, err.param, err.code))["error"],
+                            }
+                        )
+                    return
+        finally:
+            cancel.set()  # a client that went away (or the end): the engine stops and frees the GPU
+
+    headers = _speech_headers(plan, req, sample_rate)
+    media_type = "text/event-stream" if sse else _media_type(req, sample_rate)
+    return StreamingResponse(body(), media_type=media_type, headers=headers)
+
+
+# ----------------------------------------------------------------------------------------------- transcription
+
+
+def _form_text(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    if value is None or isinstance(value, UploadFile):
+        return None
+    return str(value).strip() or None
+
+
+def _temperature(form: Any) -> float:
+    raw = _form_text(form, "temperature")
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise bad_request(f"'temperature' must be a number from 0 to 1; got {raw!r}.", "temperature")
+    return value
+
+
+async def transcribe(request: Request, engines: Any, task: str) -> Response:
+    from engines.asr import ASROptions
+
+    settings = engines.settings
+    limit = settings.max_upload_mb * 1_000_000 + 1_000_000  # the file plus the other fields
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise bad_request("Send the audio as multipart/form-data with a 'file' field.", "file")
+    form = await _limited(request, limit).form(max_files=1, max_fields=20)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise bad_request("'file' is required: the audio to transcribe.", "file")
+        model_id = catalog.asr_model(engines.asr, _form_text(form, "model"))
+        granularities = [
+            str(g) for g in form.getlist("timestamp_granularities[]") + form.getlist("timestamp_granularities")
+        ]
+        fmt, granular = transcription.check_format(_form_text(form, "response_format"), granularities)
+        temperature = _temperature(form)
+        options = ASROptions(
+            language=_form_text(form, "language") if task == "transcribe" else None,
+            task=task,
+            word_timestamps="word" in granular,
+            temperature=temperature,
+            # OpenAI: 0 = climb the fallback ladder; another value = that temperature only
+            temperature_increment=ASROptions.temperature_increment if temperature == 0.0 else None,
+            initial_prompt=_form_text(form, "prompt"),
+        )
+        suffix = Path(upload.filename or "audio").suffix[:10]
+        folder = settings.workspace_sub("cache", "api")
+        with tempfile.NamedTemporaryFile(dir=folder, prefix="upload-", suffix=suffix, delete=False) as handle:
+            path = Path(handle.name)
+            while chunk := await upload.read(1 << 20):
+                handle.write(chunk)
+    finally:
+        await form.close()
+
+    def work() -> Any:
+        try:
+            engines.asr.check_language(model_id, options.language, task)  # before waiting for the GPU
+            with _gate(engines).hold():
+                return engines.asr.transcribe_file(path, options, model_id)
+        finally:
+            path.unlink(missing_ok=True)
+
+    result = await _run(request, work)
+    data, media_type = transcription.render(result, fmt, task, granular)
+    return Response(data, media_type=media_type, headers={"X-Model": model_id})
+
+
+# ----------------------------------------------------------------------------------------------- lists
+
+
+def _model_ids(engines: Any) -> list[str]:
+    ids = [*catalog.TTS_ALIASES, *(m for _, m in engines.tts.list_models())]
+    ids += [catalog.ASR_ALIASES[0], *(m for _, m in engines.asr.list_models())]
+    return list(dict.fromkeys(ids))
+
+
+def _model(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "xtts-lab"}
+
+
+async def list_models(request: Request, engines: Any) -> Response:
+    ids = await run_in_threadpool(_model_ids, engines)
+    return JSONResponse({"object": "list", "data": [_model(m) for m in ids]})
+
+
+async def get_model(request: Request, engines: Any) -> Response:
+    model_id = request.path_params["model"]
+    if model_id not in await run_in_threadpool(_model_ids, engines):
+        raise APIError(
+            404,
+            f"The model {model_id!r} does not exist here (GET /v1/models lists them).",
+            "invalid_request_error",
+            "model",
+            "model_not_found",
+        )
+    return JSONResponse(_model(model_id))
+
+
+async def audio_models(request: Request, engines: Any) -> Response:
+    ids = [*catalog.TTS_ALIASES, *(m for _, m in await run_in_threadpool(engines.tts.list_models))]
+    return JSONResponse({"models": [{"id": m} for m in dict.fromkeys(ids)]})
+
+
+async def audio_voices(request: Request, engines: Any) -> Response:
+    listed = await run_in_threadpool(catalog.voices, engines.tts, engines.settings)
+    return JSONResponse({"voices": listed})
+
+
+async def unknown(request: Request, engines: Any) -> Response:
+    raise APIError(
+        404, f"No API route {request.method} {request.url.path}.", "invalid_request_error", None, "unknown_url"
+    )
+
+
+# ----------------------------------------------------------------------------------------------- the router
+
+
+def engines_of(request: Request) -> Any:
+    """The engines of the Gradio app serving this request (``demo.engines``, set by ``build_app``)."""
+    app = request.scope.get("app")
+    blocks = getattr(app, "blocks", None)
+    engines = getattr(blocks, "engines", None)
+    if engines is None:
+        raise APIError(
+            503, "The API is not attached to an XTTS Lab app (no engines).", "server_error", None, "unavailable"
+        )
+    return engines
+
+
+def create_api(engines: Any = None) -> Router:
+    """The ``/v1`` routes (mount them at ``/v1``).
+
+    Args:
+        engines: the engine set to serve; None = the serving Gradio app's ``demo.engines``, looked up per request
+            (so ``launch_kwargs`` can mount the API before ``build_app`` made the engines).
+
+    Returns:
+        A Starlette router; every answer it gives for a failure is in OpenAI's error shape.
+    """
+
+    def bind(where: str, fn: Callable[[Request, Any], Awaitable[Response]]) -> Endpoint:
+        async def call(request: Request) -> Response:
+            return await fn(request, engines if engines is not None else engines_of(request))
+
+        return _guarded(where, call)
+
+    async def transcriptions(request: Request, eng: Any) -> Response:
+        return await transcribe(request, eng, "transcribe")
+
+    async def translations(request: Request, eng: Any) -> Response:
+        return await transcribe(request, eng, "translate")
+
+    every = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    return Router(
+        routes=[
+            Route("/models", bind("GET /v1/models", list_models), methods=["GET"]),
+            Route("/models/{model:path}", bind("GET /v1/models/{id}", get_model), methods=["GET"]),
+            Route("/audio/speech", bind("POST /v1/audio/speech", speech), methods=["POST"]),
+            Route("/audio/transcriptions", bind("POST /v1/audio/transcriptions", transcriptions), methods=["POST"]),
+            Route("/audio/translations", bind("POST /v1/audio/translations", translations), methods=["POST"]),
+            Route("/audio/models", bind("GET /v1/audio/models", audio_models), methods=["GET"]),
+            Route("/audio/voices", bind("GET /v1/audio/voices", audio_voices), methods=["GET"]),
+            Route("/{path:path}", bind("/v1", unknown), methods=every),
+        ]
+    )
+
+
+__all__ = ["GPUGate", "SpeechRequest", "create_api", "engines_of", "parse_speech"]
