@@ -147,6 +147,8 @@ def build_config(values: Mapping[str, Any], defaults: TTSOptions = TTSOptions())
         ground_truth=bool(values.get("ground_truth", True)),
         name=(values.get("name") or "").strip(),
         sim_encoder=values.get("sim_encoder") or None,
+        executor="ray" if values.get("executor") == "ray" else "local",
+        pipeline=values.get("executor") == "pipeline",
         mos=None if mos is None else tuple(mos if isinstance(mos, list | tuple) else [mos]),
     )
 

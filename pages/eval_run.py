@@ -138,6 +138,7 @@ def build(engines, choices: InitialChoices) -> RunTab:
                     scale=2,
                 )
             audio_folders = gr.Textbox(
+                "",  # an initial value: the API parameter is optional, so older scripts keep working
                 label="…or systems that are folders of audio made elsewhere (one folder per line)",
                 info="Files named by sentence id (<id>.wav, any audio format), plus an optional reference.<ext> "
                 "voice for SIM. Scored like the TTS systems; no RTF.",
@@ -195,7 +196,20 @@ def build(engines, choices: InitialChoices) -> RunTab:
                         label="Predicted MOS",
                         elem_id="ev-mos",
                     )
-            run_name = gr.Textbox(label="Run name (optional)", elem_id="ev-name")
+            with gr.Row():
+                run_name = gr.Textbox(label="Run name (optional)", elem_id="ev-name", scale=2)
+                executor = gr.Dropdown(
+                    [
+                        ("this process", "local"),
+                        ("this process, synthesis overlapping scoring", "pipeline"),
+                        ("Ray cluster (ray_address setting; one worker per GPU)", "ray"),
+                    ],
+                    value="local",
+                    label="Run on",
+                    info="The same results either way.",
+                    elem_id="ev-executor",
+                    scale=1,
+                )
             with gr.Row():
                 run_btn = gr.Button("Run evaluation", variant="primary", elem_id="ev-run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="ev-stop")
@@ -231,6 +245,7 @@ def build(engines, choices: InitialChoices) -> RunTab:
         audio_folders=audio_folders,
         sim_encoder=sim_encoder,
         mos=mos,
+        executor=executor,
     )
 
     finished = run_btn.click(

@@ -58,7 +58,7 @@ def test_eval_run_returns_the_finished_run_and_a_run_outlives_its_client(tmp_pat
         client = gradio_client.Client(url, verbose=False)
         progress, table, link, files = client.predict(**eval_values(), api_name="/eval_run")
         assert "Finished" in progress and "1/1 utterances" in progress  # streamed to the end, as before
-        assert "report.html" in link and len(files) == 3
+        assert "report.html" in link and len(files) == 4  # report, results, timings, summary
         first = ev.job
 
         gate = gate_synthesis(demo.engines.tts, monkeypatch, free=2)  # warm-up + first utterance, then hold

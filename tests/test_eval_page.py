@@ -310,7 +310,9 @@ def test_closing_the_page_leaves_the_run_running_and_a_reload_attaches(eng, monk
     updates = list(reload)
     text, table, link, files = updates[-1]
     assert "Finished" in text and "3/3 utterances" in text and run_id in text
-    assert list(table["system"]) == ["tiny / Tiny Bob"] and "report.html" in link and len(files) == 3
+    assert (
+        list(table["system"]) == ["tiny / Tiny Bob"] and "report.html" in link and len(files) == 4
+    )  # report, results, timings, summary
     folder = eng.evaluation.run_dir(run_id)
     assert json.loads((folder / "status.json").read_text())["state"] == "done"
     assert len(read_results(folder / "results.csv")) == 3
@@ -358,6 +360,9 @@ def test_the_form_takes_audio_folders_sim_encoder_and_mos(eng, tmp_path):
     )
     assert cfg.models == ("tiny", f"audio:{tmp_path / 'a'}", f"audio:{tmp_path / 'b'}")
     assert cfg.sim_encoder == "xtts" and cfg.mos == ()
+    assert cfg.executor == "local" and not cfg.pipeline
+    assert eval_common.build_config({**ui_values(), "executor": "pipeline"}).pipeline
+    assert eval_common.build_config({**ui_values(), "executor": "ray"}).executor == "ray"
     # folders alone need no voice; a TTS model without one still does
     alone = eval_common.build_config({**ui_values(models=(), voices=()), "audio_folders": str(tmp_path / "a")})
     assert alone.models == (f"audio:{tmp_path / 'a'}",) and alone.voices == ()

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_evaluation import ESPEAK_SENTENCES, FAST, _link_tiny, make_dataset, refused_before_any_work
+from test_evaluation import ESPEAK_SENTENCES, FAST, make_dataset, refused_before_any_work
 
-from config import load_settings
 from engines.eval import GROUND_TRUTH, EvalConfig, read_results
 from engines.eval.results import FILE_COLUMNS, MOS_COLUMNS, TIMING_COLUMNS
 from engines.options import TTSOptions
+from tests.eval_helpers import tiny_engines
 
 DNSMOS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
 
@@ -34,15 +34,7 @@ def _empty(value) -> bool:
 
 @pytest.fixture(scope="module")
 def eng(tmp_path_factory, tiny_models):
-    from engines import Engines
-
-    root = tmp_path_factory.mktemp("eval-quality")
-    _link_tiny(root / "workspace", tiny_models)
-    settings = load_settings(
-        {"workspace": root / "workspace", "datasets_dir": root / "datasets", "tiny_models": True, "device": "cpu"},
-        env={},
-    )
-    return Engines.create(settings)
+    return tiny_engines(tmp_path_factory.mktemp("eval-quality"), tiny_models)
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,12 @@ import signal
 import time
 
 import pytest
-from test_eval_quality import LONGER, _link_tiny
+from test_eval_quality import LONGER
 
-from config import ROOT, load_settings
+from config import ROOT
 from engines.eval import EvalConfig, read_results
 from engines.eval.distributed import SHARDS_DIR, actor_name, worker_count
+from tests.eval_helpers import tiny_engines
 
 pytestmark = pytest.mark.slow
 
@@ -39,15 +40,7 @@ def ray_cluster():
 
 @pytest.fixture(scope="module")
 def eng(tmp_path_factory, tiny_models):
-    from engines import Engines
-
-    root = tmp_path_factory.mktemp("eval-scale")
-    _link_tiny(root / "workspace", tiny_models)
-    settings = load_settings(
-        {"workspace": root / "workspace", "datasets_dir": root / "datasets", "tiny_models": True, "device": "cpu"},
-        env={},
-    )
-    return Engines.create(settings)
+    return tiny_engines(tmp_path_factory.mktemp("eval-scale"), tiny_models)
 
 
 def _config(**kw) -> EvalConfig:

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
-from test_evaluation import FAST, _csv_rows, _link_tiny, check_report_agrees, make_dataset, refused_before_any_work
+from test_evaluation import FAST, _csv_rows, check_report_agrees, make_dataset, refused_before_any_work
 
-from config import load_settings
 from engines.eval import GROUND_TRUTH, EvalConfig
+from tests.eval_helpers import tiny_engines
 
 pytestmark = pytest.mark.real
 
@@ -24,15 +24,7 @@ MAX_GT_WER = 0.06  # tiny.en greedy measured 3.9 % corpus WER on these 8 clips (
 
 @pytest.fixture(scope="module")
 def eng(tmp_path_factory, tiny_models):
-    from engines import Engines
-
-    root = tmp_path_factory.mktemp("eval-real")
-    _link_tiny(root / "workspace", tiny_models)
-    settings = load_settings(
-        {"workspace": root / "workspace", "datasets_dir": root / "datasets", "tiny_models": True, "device": "cpu"},
-        env={},
-    )
-    return Engines.create(settings)
+    return tiny_engines(tmp_path_factory.mktemp("eval-real"), tiny_models)
 
 
 @pytest.fixture(scope="module")

@@ -585,14 +585,8 @@ class EvalRun:
         }
 
     def _from_folder(self, system: System, sentence: Sentence, src: Path) -> dict[str, Any]:
-        """A take of an audio-folder system: the file is copied into the run (the report plays it), not made."""
-        audio, sr = load_audio(src, max_mb=self.settings.max_upload_mb)
-        rel = f"audio/{system.slug}/{slug(sentence.id, 60)}{src.suffix.lower()}"
-        dst = self.folder / rel
-        if not dst.exists():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
-        return _take(sentence, audio, sr, rel)
+        """A take of an audio-folder system: the file, not made here."""
+        return self._copied_take(sentence, src, system.slug)
 
     def _transcribe(self, clips: list[np.ndarray], languages: list[str], labels: list[str]) -> list[Any]:
         """Batched Whisper per language (clips over 30 s fall back to sequential decoding inside the engine);
@@ -614,10 +608,13 @@ class EvalRun:
         return out
 
     def _recording(self, sentence: Sentence) -> dict[str, Any]:
-        """A ground-truth take: the real recording, copied into the run (the report plays it)."""
-        src = Path(sentence.audio or "")
+        """A ground-truth take: the real recording."""
+        return self._copied_take(sentence, Path(sentence.audio or ""), "ground-truth")
+
+    def _copied_take(self, sentence: Sentence, src: Path, subfolder: str) -> dict[str, Any]:
+        """A take read from a file, copied into the run's audio/<subfolder>/ (the report plays it)."""
         audio, sr = load_audio(src, max_mb=self.settings.max_upload_mb)
-        rel = f"audio/ground-truth/{slug(sentence.id, 60)}{src.suffix.lower() or '.wav'}"
+        rel = f"audio/{subfolder}/{slug(sentence.id, 60)}{src.suffix.lower() or '.wav'}"
         dst = self.folder / rel
         if not dst.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)
