@@ -16,7 +16,7 @@ Two backends, picked by model id: openai-whisper (sizes, ``.pt`` files; the pape
 and faster-whisper / CTranslate2 (``"faster-whisper:<size or folder>"``, or a CTranslate2 folder:
 ``engines.asr_faster``). Both go through the same gate, rules and Transcript building here.
 
-Why this module is long (~1,000 lines): ``ASREngine`` is the whole decode path of openai-whisper (load,
+Why this module is long (~1,150 lines): ``ASREngine`` is the whole decode path of both backends (load,
 VAD gate, clip timestamps, temperature fallback, loop guard, batched decoding that redoes failing results
 one by one), and its steps share the loaded model, tokenizer and options. What stands alone lives
 elsewhere: transcripts and their files (``engines.transcript``), the speech check before decoding
