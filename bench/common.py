@@ -92,3 +92,32 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def full_size_xtts(folder: Path, device: str) -> tuple[Any, Any, Any, float]:
+    """The full-size XTTS v2 architecture with random weights (seeded), its tokenizer in ``folder``, and the
+    voice latents of 6 s of seeded noise: ``(model, gpt_cond_latent, speaker_embedding, params in millions)``."""
+    import torch
+    from TTS.tts.configs.xtts_config import XttsConfig
+    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
+    from TTS.tts.models.xtts import Xtts
+
+    from engines.tiny import build_tokenizer
+
+    vocab = folder / "vocab.json"
+    build_tokenizer(vocab)
+    config = XttsConfig()  # full-size defaults: 30 GPT layers, 1024 wide, 16 heads
+    config.model_args.gpt_use_perceiver_resampler = True
+    config.model_args.tokenizer_file = str(vocab)
+    torch.manual_seed(0)
+    model = Xtts(config)
+    model.tokenizer = VoiceBpeTokenizer(vocab_file=str(vocab))
+    model.init_models()
+    model.gpt.init_gpt_for_inference(kv_cache=True)
+    model.to(device).eval()
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    ref_audio = torch.randn(1, 22050 * 6) * 0.1
+    with torch.inference_mode():
+        latent = model.get_gpt_cond_latents(ref_audio.to(device), 22050, length=6, chunk_length=6)
+        emb = model.get_speaker_embedding(ref_audio.to(device), 22050)
+    return model, latent, emb, params

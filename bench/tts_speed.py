@@ -13,7 +13,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bench.common import Row, clips
+from bench.common import Row, clips, full_size_xtts
 from config import load_settings
 
 TOKENS_PER_CHAR = 1.4
@@ -136,31 +136,12 @@ def _full_size_cpu(n_sentences: int = 2) -> list[Row]:
     import time
 
     import torch
-    from TTS.tts.configs.xtts_config import XttsConfig
-    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
-    from TTS.tts.models.xtts import Xtts
 
     from engines.device import resolve_device
-    from engines.tiny import build_tokenizer
 
     device = resolve_device("auto")
     with tempfile.TemporaryDirectory() as tmp:
-        vocab = Path(tmp) / "vocab.json"
-        build_tokenizer(vocab)
-        config = XttsConfig()  # full-size defaults: 30 GPT layers, 1024 wide, 16 heads
-        config.model_args.gpt_use_perceiver_resampler = True
-        config.model_args.tokenizer_file = str(vocab)
-        torch.manual_seed(0)
-        model = Xtts(config)
-        model.tokenizer = VoiceBpeTokenizer(vocab_file=str(vocab))
-        model.init_models()
-        model.gpt.init_gpt_for_inference(kv_cache=True)
-        model.to(device).eval()
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        ref_audio = torch.randn(1, 22050 * 6) * 0.1
-        with torch.inference_mode():
-            latent = model.get_gpt_cond_latents(ref_audio.to(device), 22050, length=6, chunk_length=6)
-            emb = model.get_speaker_embedding(ref_audio.to(device), 22050)
+        model, latent, emb, params = full_size_xtts(Path(tmp), device)
         rtfs = []
         for i, text in enumerate(SENTENCES["medium"][: n_sentences + 1]):
             torch.manual_seed(i)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from config import Settings
+from engines import metrics
 from engines.audio import is_silent, load_audio, resample, sanitize
 from engines.device import oom_guard, resolve_device
 from engines.errors import AudioError, InputError, MissingWeightsError
@@ -99,10 +100,10 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
         raise InputError(
             f"Cannot compare embeddings of {x.size} and {y.size} values: they come from different encoders."
         )
-    denom = float(np.linalg.norm(x) * np.linalg.norm(y))
-    if denom == 0.0:
+    value = metrics.cosine(x, y)  # NaN for a zero vector
+    if not np.isfinite(value):
         raise InputError("Cannot compare a zero embedding.")
-    return float(np.clip(np.dot(x, y) / denom, -1.0, 1.0))
+    return float(np.clip(value, -1.0, 1.0))
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

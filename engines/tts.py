@@ -17,6 +17,7 @@ splitting in ``engines.textsplit``, options in ``engines.options``, the streamin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -26,7 +27,7 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -658,6 +659,37 @@ class TTSEngine:
         sr = int(model.args.output_sample_rate)
         return _Plan(latent, embedding, cached, ref_info, chunks, seed, sr, extra, latents_seconds)
 
+    @contextlib.contextmanager
+    def _generating(
+        self,
+        req: _Request,
+        progress: ProgressFn,
+        log_fn: LogFn,
+        stop: threading.Event | None,
+        on_lock: Callable[[], None] | None = None,
+    ) -> Iterator[tuple[Xtts, _Plan, float, float]]:
+        """What every synthesis opens with: under the GPU lock (``on_lock`` runs once it is held), load the model,
+        check the speaker, and plan inside the OOM guard, which stays on for the caller's generation.
+
+        Yields:
+            (model, plan, load seconds, the time generation started: before the voice latents)
+        """
+        with self.gpu_lock:
+            if on_lock is not None:
+                on_lock()
+            load_start = time.perf_counter()
+            model = self.load(req.model_id, progress=progress, log_fn=log_fn)
+            load_seconds = time.perf_counter() - load_start
+            if req.speaker:
+                check_speaker(req.speaker, self.speakers(req.model_id))
+            with oom_guard(
+                "speech synthesis",
+                "Use shorter text, turn on sentence splitting, or free GPU memory "
+                "(unload other models in the System panel).",
+            ):
+                start = time.perf_counter()
+                yield model, self._plan(model, req, progress, stop), load_seconds, start
+
     def synthesize(
         self,
         text: str,
@@ -699,34 +731,20 @@ class TTSEngine:
         req = self._prepare(text, model_id=model_id, reference=reference, speaker=speaker, options=options)
         model_id, options = req.model_id, req.options
 
-        with self.gpu_lock:
-            load_start = time.perf_counter()
-            model = self.load(model_id, progress=progress, log_fn=log_fn)
-            load_seconds = time.perf_counter() - load_start
-            if req.speaker:
-                check_speaker(req.speaker, self.speakers(model_id))
-            with oom_guard(
-                "speech synthesis",
-                "Use shorter text, turn on sentence splitting, or free GPU memory "
-                "(unload other models in the System panel).",
-            ):
-                start = time.perf_counter()
-                plan = self._plan(model, req, progress, cancel)
-                chunks, sr = plan.chunks, plan.sample_rate
-                pause = np.zeros(int(PAUSE_SECONDS * sr), dtype=np.float32)
-                pieces: list[np.ndarray] = []
-                for i, chunk in enumerate(chunks):
-                    _check_cancel(cancel)
-                    progress(0.15 + 0.85 * i / len(chunks), desc=f"Sentence {i + 1}/{len(chunks)}")
-                    wav = self._speak_chunk(
-                        model, chunk, req.language, plan.latent, plan.embedding, options, plan.extra
-                    )
-                    _check_cancel(cancel)
-                    if pieces:
-                        pieces.append(pause)
-                    pieces.append(wav)
-                audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-                gen_seconds = time.perf_counter() - start
+        with self._generating(req, progress, log_fn, cancel) as (model, plan, load_seconds, start):
+            chunks, sr = plan.chunks, plan.sample_rate
+            pause = np.zeros(int(PAUSE_SECONDS * sr), dtype=np.float32)
+            pieces: list[np.ndarray] = []
+            for i, chunk in enumerate(chunks):
+                _check_cancel(cancel)
+                progress(0.15 + 0.85 * i / len(chunks), desc=f"Sentence {i + 1}/{len(chunks)}")
+                wav = self._speak_chunk(model, chunk, req.language, plan.latent, plan.embedding, options, plan.extra)
+                _check_cancel(cancel)
+                if pieces:
+                    pieces.append(pause)
+                pieces.append(wav)
+            audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+            gen_seconds = time.perf_counter() - start
         progress(1.0, desc="Done")
         return self._finish(req, plan, audio, gen_seconds, load_seconds, save=save)
 
@@ -840,36 +858,28 @@ class TTSEngine:
     ) -> dict[str, Any]:
         """The producer of ``synthesize_stream`` (its own thread): load, plan, and emit sentence by sentence
         under the GPU lock."""
-        with self.gpu_lock:
-            feed.check()
-            load_start = time.perf_counter()
-            model = self.load(req.model_id, progress=progress, log_fn=log_fn)
-            load_seconds = time.perf_counter() - load_start
-            if req.speaker:
-                check_speaker(req.speaker, self.speakers(req.model_id))
-            with oom_guard(
-                "speech synthesis",
-                "Use shorter text, turn on sentence splitting, or free GPU memory "
-                "(unload other models in the System panel).",
-            ):
-                start = time.perf_counter()
-                plan = self._plan(model, req, progress, feed.stopping)
-                feed.sample_rate = plan.sample_rate
-                pause = np.zeros(int(PAUSE_SECONDS * plan.sample_rate), dtype=np.float32)
-                for i, chunk in enumerate(plan.chunks):
-                    feed.check()
-                    progress(0.15 + 0.85 * i / len(plan.chunks), desc=f"Sentence {i + 1}/{len(plan.chunks)}")
-                    if i:
-                        feed.emit(pause)
-                    pieces = self._stream_sentence(model, chunk, req.language, plan, req.options)
-                    try:
-                        for wav in pieces:
-                            feed.check()  # closed mid-sentence: no further vocoder pass for it
-                            feed.emit(wav)
-                    finally:
-                        pieces.close()
-                    feed.check()
-                gen_seconds = time.perf_counter() - start
+        with self._generating(req, progress, log_fn, feed.stopping, on_lock=feed.check) as (
+            model,
+            plan,
+            load_seconds,
+            start,
+        ):
+            feed.sample_rate = plan.sample_rate
+            pause = np.zeros(int(PAUSE_SECONDS * plan.sample_rate), dtype=np.float32)
+            for i, chunk in enumerate(plan.chunks):
+                feed.check()
+                progress(0.15 + 0.85 * i / len(plan.chunks), desc=f"Sentence {i + 1}/{len(plan.chunks)}")
+                if i:
+                    feed.emit(pause)
+                pieces = self._stream_sentence(model, chunk, req.language, plan, req.options)
+                try:
+                    for wav in pieces:
+                        feed.check()  # closed mid-sentence: no further vocoder pass for it
+                        feed.emit(wav)
+                finally:
+                    pieces.close()
+                feed.check()
+            gen_seconds = time.perf_counter() - start
         progress(1.0, desc="Done")
         first = feed.first_chunk_at if feed.first_chunk_at is not None else time.perf_counter()
         return {

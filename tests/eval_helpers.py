@@ -29,16 +29,7 @@ def gate_synthesis(tts, monkeypatch, free: int) -> threading.Event:
 def tiny_engines(root: Path, tiny_models):
     """``Engines`` in tiny mode on the CPU with their own workspace and datasets under ``root`` (the session's tiny
     models linked in, not rebuilt)."""
-    from config import load_settings
     from engines import Engines
+    from tests.browser_helpers import tiny_settings
 
-    workspace = root / "workspace"
-    (workspace / "tiny-models").mkdir(parents=True, exist_ok=True)
-    for item in (tiny_models.xtts_dir, tiny_models.whisper_path):
-        link = workspace / "tiny-models" / item.name
-        if not link.exists():
-            link.symlink_to(item, target_is_directory=item.is_dir())
-    settings = load_settings(
-        {"workspace": workspace, "datasets_dir": root / "datasets", "tiny_models": True, "device": "cpu"}, env={}
-    )
-    return Engines.create(settings)
+    return Engines.create(tiny_settings(root, tiny_models))

@@ -182,7 +182,6 @@ def run_on_ray(run: EvalRun, units: list[WorkUnit]) -> Iterator[RunProgress]:
         )  # named: reachable by id
         for i in range(n)
     ]
-    run.ray_actors = actors  # tests and the status line reach the workers through this
     run.log_fn(f"Ray: {n} worker(s){' with 1 GPU each' if gpus else ''} for {len(units)} unit(s).")
     queue = list(units)
     in_flight: dict[Any, tuple[Any, WorkUnit]] = {}
@@ -204,4 +203,3 @@ def run_on_ray(run: EvalRun, units: list[WorkUnit]) -> Iterator[RunProgress]:
     finally:
         for actor in actors:
             ray.kill(actor)
-        run.ray_actors = []

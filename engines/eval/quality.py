@@ -144,9 +144,8 @@ class QualityScorer:
             model = self._model_for(system) if self.encoder == "xtts" else None
             try:
                 emb = self.sim.embed(self.encoder, audio, sr=sr, model_id=model)
-                out.update(
-                    {"sim": float(np.dot(ref, _unit(emb))), "sim_encoder": self.encoder, "sim_reference": ref_label}
-                )
+                sim = self.sim.similarity(self.encoder, ref, emb)
+                out.update({"sim": sim, "sim_encoder": self.encoder, "sim_reference": ref_label})
             except LabError as exc:
                 log.warning("No SIM for %s: %s", label, exc)
         if "dnsmos" in self.predictors:

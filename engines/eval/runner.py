@@ -187,7 +187,6 @@ class EvalRun:
         self.log_fn = log_fn
         self.results_path = folder / "results.csv"
         self._warmed: set[str] = set()  # systems whose warm-up synthesis ran in this process
-        self.ray_actors: list[Any] = []  # the Ray workers while a sharded run is in progress
         # rows already finished (a resume keeps those whose audio is still there)
         self.done_keys = {r["key"] for r in rows if r["audio_file"] and (folder / r["audio_file"]).is_file()}
         self.rows = [r for r in rows if r["key"] in self.done_keys]
