@@ -4,7 +4,7 @@ Precedence, highest first: command-line flag > environment variable (``XTTSLAB_<
 ``XTTSLAB_DEVICE=cpu``) > ``my_config.py`` (``OVERRIDES``) > the defaults below.
 Relative paths are resolved against the project root.
 
-Generation settings (temperature, top-k, ...) are one ``engines.options.TTSOptions`` in
+Generation settings (temperature, top-k, ...) are one ``engines.core.options.TTSOptions`` in
 ``Settings.generation``; they are overridden by their own names (``"temperature": 0.7`` in OVERRIDES,
 ``XTTSLAB_TEMPERATURE=0.7``) or as a whole (``"generation": {"temperature": 0.7}``).
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from engines.options import TTSOptions
+from engines.core.options import TTSOptions
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class Settings:
     xtts_cache_dir: Path | None = None  # where coqui downloads models; None = coqui's default
     whisper_cache_dir: Path | None = None  # where whisper downloads; None = ~/.cache/whisper
 
-    # --- eval metrics (engines/speaker_sim.py, engines/mos.py) ---
+    # --- eval metrics (engines/scoring/sim.py, engines/scoring/mos.py) ---
     # speaker-similarity encoder: "resemblyzer", "wavlm-sv" or "xtts" (self-similarity)
     sim_encoder: str = "resemblyzer"
     mos_predictors: tuple[str, ...] = ("dnsmos",)  # predicted-MOS models to run: "dnsmos", "utmos"
@@ -138,7 +138,7 @@ class Settings:
     wavlm_sv_model: str = "microsoft/wavlm-base-plus-sv"  # Hugging Face id, or a local folder of that model
     metrics_cache_dir: Path | None = None  # downloads of WavLM-SV / UTMOS; None = the HF and torch hub caches
 
-    # --- generation defaults: engines.options.TTSOptions is their one definition ---
+    # --- generation defaults: engines.core.options.TTSOptions is their one definition ---
     generation: TTSOptions = TTSOptions()
 
     # --- limits ---

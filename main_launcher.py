@@ -48,7 +48,7 @@ def build_app(
     import gradio as gr
 
     from engines import Engines
-    from engines.provenance import warn_on_drift
+    from engines.core.provenance import warn_on_drift
     from pages import api, asr, finetune, system, tts
     from pages import eval as eval_page
 

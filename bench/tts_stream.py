@@ -60,9 +60,9 @@ def _pair_rows(label: str, plain_first: list[float], stream_first: list[float], 
 
 
 def _tiny() -> list[Row]:
-    from engines.options import TTSOptions
+    from engines.core.options import TTSOptions
     from engines.tiny import ensure_tiny_models
-    from engines.tts import TTSEngine
+    from engines.tts.engine import TTSEngine
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -95,7 +95,7 @@ def _tiny() -> list[Row]:
 
 
 def _device() -> str:
-    from engines.device import resolve_device
+    from engines.core.device import resolve_device
 
     return resolve_device("auto")
 
@@ -105,8 +105,8 @@ def _full_size() -> list[Row]:
     each, the same options and a fixed token count (min = max new tokens)."""
     import torch
 
-    from engines.options import TTSOptions
-    from engines.tts import STREAM_CHUNK_TOKENS, STREAM_OVERLAP_SAMPLES
+    from engines.core.options import TTSOptions
+    from engines.tts.engine import STREAM_CHUNK_TOKENS, STREAM_OVERLAP_SAMPLES
 
     device = _device()
     opts = TTSOptions()

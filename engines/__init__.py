@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # config imports engines.options: a runtime import here would be a cycle
+if TYPE_CHECKING:  # config imports engines.core.options: a runtime import here would be a cycle
     from config import Settings
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,8 @@ class Engines:
     training: Any = None  # engines.training.TrainingEngine
     evaluation: Any = None  # engines.eval.EvalEngine
     datasets: Any = None  # engines.datasets.DatasetEngine
-    sim: Any = None  # engines.speaker_sim.SimilarityEngine
-    mos: Any = None  # engines.mos.MOSEngine
+    sim: Any = None  # engines.scoring.sim.SimilarityEngine
+    mos: Any = None  # engines.scoring.mos.MOSEngine
     extra: dict[str, Any] = field(default_factory=dict)  # later engines (finetune, eval)
 
     @classmethod
@@ -40,21 +40,21 @@ class Engines:
             from engines.tiny import ensure_tiny_models
 
             engines.extra["tiny"] = ensure_tiny_models(settings.workspace_sub("tiny-models"))
-        from engines.asr import ASREngine
+        from engines.asr.engine import ASREngine
         from engines.eval import EvalEngine
-        from engines.tts import TTSEngine
+        from engines.tts.engine import TTSEngine
 
         engines.tts = TTSEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
         engines.asr = ASREngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
-        from engines.mos import MOSEngine
-        from engines.speaker_sim import SimilarityEngine
+        from engines.scoring.mos import MOSEngine
+        from engines.scoring.sim import SimilarityEngine
 
         engines.sim = SimilarityEngine(settings, engines.gpu_lock, tts=engines.tts)
         engines.mos = MOSEngine(settings, engines.gpu_lock)
-        from engines.training import TrainingEngine
+        from engines.training.engine import TrainingEngine
 
         engines.training = TrainingEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"), tts=engines.tts)
-        engines.evaluation = EvalEngine(
+        engines.eval = EvalEngine(
             settings, engines.tts, engines.asr, training=engines.training, sim=engines.sim, mos=engines.mos
         )
         from engines.datasets import DatasetEngine
@@ -65,7 +65,7 @@ class Engines:
 
     @property
     def device(self) -> str:
-        from engines.device import resolve_device
+        from engines.core.device import resolve_device
 
         return resolve_device(self.settings.device)
 

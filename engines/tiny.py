@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from config import XTTS_LANGUAGES
-from engines.audio import write_json
+from engines.core.audio import write_json
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from engines.errors import InputError
+from engines.core.errors import InputError
 from pages.common import GPU_CONCURRENCY_ID, guarded
 
 
@@ -123,39 +123,39 @@ def endpoints(engines) -> dict[str, Any]:
 
     def eval_runs() -> list[dict]:
         """Eval runs, newest first: run_id, name, created, state, done/total, sentence set, systems, report."""
-        return _plain(engines.evaluation.list_runs())
+        return _plain(engines.eval.list_runs())
 
     def eval_summary(run_id: str) -> dict:
         """A run's summary.json (per system: WER/CER/SIM/RTF with CIs, breakdowns, paired tests, ranking)."""
-        _, _, summary = engines.evaluation.load_run(run_id)
+        _, _, summary = engines.eval.load_run(run_id)
         if summary is None:
             raise InputError(f"Run {run_id!r} has no summary yet (it has not finished a batch).")
         return summary
 
     def eval_results(run_id: str) -> list[dict]:
         """A run's results.csv rows (one per utterance)."""
-        _, rows, _ = engines.evaluation.load_run(run_id)
+        _, rows, _ = engines.eval.load_run(run_id)
         return _plain(rows)
 
     def eval_compare(run_a: str, run_b: str) -> list[dict]:
         """Two runs side by side, one row per system: n, corpus WER and CER, mean SIM and RTF of each."""
-        return _plain(engines.evaluation.compare_runs(run_a, run_b))
+        return _plain(engines.eval.compare_runs(run_a, run_b))
 
     def eval_export_best(run_id: str, name: str = "") -> str:
         """Export the best checkpoint of a checkpoint-ranking run as a model; returns the model folder."""
-        return str(engines.evaluation.export_best(run_id, name or None))
+        return str(engines.eval.export_best(run_id, name or None))
 
     def eval_listening_create(
         run_id: str, system_a: str, system_b: str, mode: str = "ab+mos", max_items: int = 20, seed: int = 0
     ) -> str:
         """A blind listening test on two systems of a run; returns its test id."""
-        return engines.evaluation.create_listening_test(
+        return engines.eval.create_listening_test(
             run_id, system_a, system_b, mode=mode, max_items=int(max_items), seed=int(seed)
         )
 
     def eval_listening_plan(run_id: str, test_id: str) -> dict:
         """A listening test's trials (clip paths relative to the run folder, sides as played)."""
-        return engines.evaluation.listening_plan(run_id, test_id)
+        return engines.eval.listening_plan(run_id, test_id)
 
     def eval_listening_answer(
         run_id: str,
@@ -167,7 +167,7 @@ def endpoints(engines) -> dict[str, Any]:
         listener: str = "",
     ) -> dict:
         """Record one trial: preference "1", "2" or "same"; mos1/mos2 from 1 to 5 (0 = not given)."""
-        return engines.evaluation.record_listening(
+        return engines.eval.record_listening(
             run_id,
             test_id,
             int(index),
@@ -179,7 +179,7 @@ def endpoints(engines) -> dict[str, Any]:
 
     def eval_listening_summary(run_id: str, test_id: str) -> dict:
         """Preference shares and MOS per system, with bootstrap CIs."""
-        return engines.evaluation.listening_summary(run_id, test_id)
+        return engines.eval.listening_summary(run_id, test_id)
 
     return {name: fn for name, fn in locals().items() if callable(fn) and not name.startswith("_")}
 

@@ -1,7 +1,7 @@
 """ASR tab: upload files or record -> Whisper text, segments, subtitles (TXT/SRT/VTT/JSON) and timing.
 
 UI only: the callback is a thin, guarded wrapper around ``transcribe`` (a plain function tests call), which
-calls ``engines.asr``. The Transcribe button's inputs travel by name (``pages.common.Form``): ``files``,
+calls ``engines.asr.engine.engine``. The Transcribe button's inputs travel by name (``pages.common.Form``): ``files``,
 ``recording``, ``model``, ``language``, ``task``, ``word_timestamps``, ``beam_size``.
 """
 
@@ -17,16 +17,16 @@ from typing import Any
 import gradio as gr
 
 from config import XTTS_LANGUAGES
-from engines.asr import (
+from engines.asr.engine import (
     TINY_MODEL_ID,
     ASROptions,
     check_options,
     whisper_languages,
 )
-from engines.audio import collect_notices
-from engines.errors import AudioError, InputError, LabError
-from engines.provenance import name_stamp
-from engines.transcript import Transcript, safe_stem, save_outputs
+from engines.asr.transcript import Transcript, safe_stem, save_outputs
+from engines.core.audio import collect_notices
+from engines.core.errors import AudioError, InputError, LabError
+from engines.core.provenance import name_stamp
 from pages.common import GPU_CONCURRENCY_ID, Form, guarded, warn
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def transcribe(engines, values: Mapping[str, Any], progress=None) -> PageResult:
     """Transcribe every uploaded file and the recording; a file that cannot be decoded is skipped with a warning.
 
     Args:
-        engines: the container; ``engines.asr`` does the work.
+        engines: the container; ``engines.asr.engine.engine`` does the work.
         values: the form's values by name: ``files`` (uploads), ``recording``, ``model`` (empty = the
             default model) and the decoding options ``build_options`` reads.
         progress: ``progress(fraction, desc=...)`` (a gr.Progress passes straight through).
@@ -231,7 +231,7 @@ def _model_choices(engines) -> list[tuple[str, str]]:
 
 
 def build(engines) -> None:
-    """Lay out the ASR tab and wire it to ``engines.asr``."""
+    """Lay out the ASR tab and wire it to ``engines.asr.engine.engine``."""
     asr = engines.asr
     with gr.Row():
         with gr.Column(scale=3):

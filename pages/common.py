@@ -12,8 +12,8 @@ from typing import Any
 
 import gradio as gr
 
-from engines.errors import InputError, LabError
-from engines.options import OPTION_RANGES, TTSOptions
+from engines.core.errors import InputError, LabError
+from engines.core.options import OPTION_RANGES, TTSOptions
 
 log = logging.getLogger(__name__)
 

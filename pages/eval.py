@@ -14,7 +14,7 @@ from pages.eval_common import initial_choices, refresh_run_lists_callback, refre
 
 
 def build(engines) -> None:
-    """Lay out the Eval tab and wire it to ``engines.evaluation``."""
+    """Lay out the Eval tab and wire it to ``engines.eval``."""
     choices = initial_choices(engines)
     gr.Markdown(
         "Speak a sentence set with one or more systems (model × reference voice), transcribe it with "

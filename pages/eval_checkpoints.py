@@ -10,8 +10,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from engines import report
-from engines.errors import InputError
+from engines.core.errors import InputError
+from engines.eval import report
 from pages.common import GPU_CONCURRENCY_ID, Form, guarded, notify
 from pages.eval_common import InitialChoices, build_config, job_text, report_link, rows_frame, watch_job
 from pages.eval_run import RunTab
@@ -59,7 +59,7 @@ def rank_callback(engines, values: Mapping[str, Any], progress=None) -> Iterator
     )
     include_base = values.get("include_base")
     include = engines.tts.default_model() if include_base else None
-    job = engines.evaluation.start_rank_checkpoints(training_run, base, include_base_model=include)
+    job = engines.eval.start_rank_checkpoints(training_run, base, include_base_model=include)
     for state in watch_job(job, progress):
         p = state.progress
         if p is None or p.summary is None:
@@ -73,7 +73,7 @@ def rank_callback(engines, values: Mapping[str, Any], progress=None) -> Iterator
 def export_best_callback(engines, run_id: str | None, name: str | None) -> str:
     if not run_id:
         raise InputError("Rank the checkpoints of a training run first.")
-    folder = engines.evaluation.export_best(run_id, (name or "").strip() or None)
+    folder = engines.eval.export_best(run_id, (name or "").strip() or None)
     notify(f"Exported the best checkpoint as {folder.name}; it is now in the TTS and Eval model lists.")
     return f"Exported to `{folder}`."
 

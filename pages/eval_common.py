@@ -22,11 +22,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from engines import report
-from engines.errors import InputError, LabError
-from engines.eval import GROUND_TRUTH, EvalConfig, RunProgress, sentence_set_choices
+from engines.core.errors import InputError, LabError
+from engines.core.options import TTSOptions
+from engines.eval import GROUND_TRUTH, EvalConfig, RunProgress, report, sentence_set_choices
 from engines.eval.job import EvalJob, JobState
-from engines.options import TTSOptions
 from pages.common import file_paths, generation_options, guarded
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ def voice_choices(engines, models: list[str] | None = None) -> list[tuple[str, s
 def run_choices(engines) -> list[tuple[str, str]]:
     """(label, run id) of past runs, newest first."""
     out = []
-    for r in engines.evaluation.list_runs():
+    for r in engines.eval.list_runs():
         label = f"{r.run_id}" + (f" — {r.name}" if r.name else "") + f" — {r.state} {r.done}/{r.total}"
         out.append((label, r.run_id))
     return out
@@ -72,7 +71,7 @@ def run_systems(engines, run_id: str | None) -> list[str]:
     """The system names of a run, in the order its rows first name them."""
     if not run_id:
         return []
-    _, rows, _ = engines.evaluation.load_run(run_id)
+    _, rows, _ = engines.eval.load_run(run_id)
     return list(dict.fromkeys(r["system"] for r in rows))
 
 

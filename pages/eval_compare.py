@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from engines import report
-from engines.errors import InputError
-from engines.eval import paired_comparison
+from engines.core.errors import InputError
+from engines.eval import paired_comparison, report
 from pages.common import guarded
 from pages.eval_common import InitialChoices, rows_frame, systems_callback
 
@@ -22,7 +21,7 @@ def paired_frame(engines, run_id: str | None, system_a: str | None, system_b: st
         raise InputError("Pick a run and two of its systems.")
     if system_a == system_b:
         raise InputError("Pick two different systems.")
-    cfg, rows, _ = engines.evaluation.load_run(run_id)
+    cfg, rows, _ = engines.eval.load_run(run_id)
     seed = int(cfg["config"].get("seed", 0))
     result = paired_comparison(rows, system_a, system_b, int(cfg["config"].get("bootstrap", 1000)), seed)
     return rows_frame(report.paired_rows({"paired": [result]}))
@@ -35,7 +34,7 @@ def paired_frame(engines, run_id: str | None, system_a: str | None, system_b: st
 def compare_callback(engines, run_a: str | None, run_b: str | None) -> pd.DataFrame:
     if not run_a or not run_b:
         raise InputError("Pick two runs to compare.")
-    return rows_frame(engines.evaluation.compare_runs(run_a, run_b))
+    return rows_frame(engines.eval.compare_runs(run_a, run_b))
 
 
 @guarded

@@ -9,8 +9,8 @@ from typing import Any
 
 import gradio as gr
 
-from engines import report
-from engines.errors import InputError
+from engines.core.errors import InputError
+from engines.eval import report
 from pages.common import Form, guarded
 from pages.eval_common import InitialChoices, systems_callback
 
@@ -23,7 +23,7 @@ def listening_trial(engines, state: dict[str, Any] | None) -> tuple[str, str | N
     """(sentence markdown, clip 1 path, clip 2 path, position text) of the current trial."""
     if not state:
         return "Start a test first.", None, None, ""
-    plan = engines.evaluation.listening_plan(state["run_id"], state["test_id"])
+    plan = engines.eval.listening_plan(state["run_id"], state["test_id"])
     trials = plan["trials"]
     index = int(state["index"])
     if index >= len(trials):
@@ -34,7 +34,7 @@ def listening_trial(engines, state: dict[str, Any] | None) -> tuple[str, str | N
             f"{len(trials)}/{len(trials)}",
         )
     trial = trials[index]
-    folder = engines.evaluation.run_dir(state["run_id"])
+    folder = engines.eval.run_dir(state["run_id"])
     return (
         f"**Sentence:** {trial['text']}",
         str(folder / trial["clip1"]),
@@ -47,7 +47,7 @@ def listening_summary_markdown(engines, state: dict[str, Any] | None) -> str:
     """Preference shares and MOS with 95% CIs (systems unblinded only here, after answering)."""
     if not state:
         return ""
-    s = engines.evaluation.listening_summary(state["run_id"], state["test_id"])
+    s = engines.eval.listening_summary(state["run_id"], state["test_id"])
     lines = [f"**{s['answered']} of {s['trials']} trials answered** (test `{s['test_id']}`, mode {s['mode']})"]
     if "preference" in s:
         lines.append("\n| preferred | share [95% CI] |\n|---|---|")
@@ -70,7 +70,7 @@ def start_listening_callback(engines, values: Mapping[str, Any]):
     run_id = values.get("run_id")
     if not run_id:
         raise InputError("Pick a run.")
-    test_id = engines.evaluation.create_listening_test(
+    test_id = engines.eval.create_listening_test(
         run_id,
         values.get("system_a"),
         values.get("system_b"),
@@ -90,12 +90,12 @@ def answer_callback(engines, values: Mapping[str, Any]):
     state = values.get("state")
     if not state:
         raise InputError("Start a test first.")
-    plan = engines.evaluation.listening_plan(state["run_id"], state["test_id"])
+    plan = engines.eval.listening_plan(state["run_id"], state["test_id"])
     if int(state["index"]) >= len(plan["trials"]):
         raise InputError("The test is finished.")
     pref = PREFERENCES.get(values.get("preference") or "", None)
     mode = plan["mode"]
-    engines.evaluation.record_listening(
+    engines.eval.record_listening(
         state["run_id"],
         state["test_id"],
         int(state["index"]),

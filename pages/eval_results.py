@@ -12,8 +12,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from engines import report
-from engines.errors import InputError
+from engines.core.errors import InputError
+from engines.eval import report
 from pages.common import GPU_CONCURRENCY_ID, guarded
 from pages.eval_common import (
     InitialChoices,
@@ -52,11 +52,11 @@ def utterance_view(engines, run_id: str, key: str | None) -> tuple[str, str | No
     """(alignment HTML with texts, audio path) of one utterance of a run."""
     if not run_id or not key:
         return "", None
-    _, rows, _ = engines.evaluation.load_run(run_id)
+    _, rows, _ = engines.eval.load_run(run_id)
     row = next((r for r in rows if r["key"] == key), None)
     if row is None:
         raise InputError(f"Utterance {key!r} is not in run {run_id}.")
-    folder = engines.evaluation.run_dir(run_id)
+    folder = engines.eval.run_dir(run_id)
     texts = (
         f"<p><b>{html.escape(row['system'])}</b> · {html.escape(row['sentence_id'])} · WER "
         f"{row['wer'] * 100:.1f}% · CER {row['cer'] * 100:.1f}% · S/D/I {row['substitutions']}/{row['deletions']}/"
@@ -80,9 +80,9 @@ def run_view(
     empty = pd.DataFrame()
     if not run_id:
         return empty, empty, empty, empty, report_link(None), [], [], ""
-    cfg, rows, summary = engines.evaluation.load_run(run_id)
-    folder = engines.evaluation.run_dir(run_id)
-    listed = next((r for r in engines.evaluation.list_runs() if r.run_id == run_id), None)
+    cfg, rows, summary = engines.eval.load_run(run_id)
+    folder = engines.eval.run_dir(run_id)
+    listed = next((r for r in engines.eval.list_runs() if r.run_id == run_id), None)
     state = listed.state if listed else "?"
     info = f"Run `{run_id}` · {state} · {len(rows)} utterance(s) · sentences `{cfg['config']['sentences']}`"
     if listed and listed.state == "failed" and listed.message:
@@ -111,7 +111,7 @@ def resume_callback(engines, run_id: str | None, progress=None) -> Iterator[tupl
     update until it ends."""
     if not run_id:
         raise InputError("Pick a run to resume.")
-    job = engines.evaluation.start_resume(run_id)
+    job = engines.eval.start_resume(run_id)
     for state in watch_job(job, progress):
         yield job_updates(state)
 

@@ -1,6 +1,6 @@
 """Eval tab, "Run" sub-tab: a sentence set spoken by models × voices, transcribed and scored.
 
-The Run form's values reach ``engines.evaluation.start`` by name (``eval_common.build_config``); the
+The Run form's values reach ``engines.eval.start`` by name (``eval_common.build_config``); the
 ``eval_run`` API keeps the form's positional order. The run is a background job of the engine: the
 button starts it and then watches it until it ends (so the API call returns the final result), a closed
 tab ends only the watching, and loading the page watches the running job again. Stop is the only way to
@@ -39,7 +39,7 @@ def run_callback(engines, values: Mapping[str, Any], progress=None) -> Iterator[
     # an audio folder on the server is read like a dataset's server folder: only below the allowed roots
     folders = [str(engines.datasets.server_folder(f)) for f in audio_folder_lines(values.get("audio_folders"))]
     config = build_config({**values, "audio_folders": "\n".join(folders)}, engines.settings.generation)
-    job = engines.evaluation.start(config)
+    job = engines.eval.start(config)
     for state in watch_job(job, progress):
         yield job_updates(state)
 
@@ -48,7 +48,7 @@ def run_callback(engines, values: Mapping[str, Any], progress=None) -> Iterator[
 def attach_callback(engines, progress=None) -> Iterator[tuple]:
     """Page load: watch the running evaluation job (or show how the last one of this app ended) in the Run
     sub-tab; nothing changes when this app has run none."""
-    job = engines.evaluation.job
+    job = engines.eval.job
     if job is None:
         yield gr.update(), gr.update(), gr.update(), gr.update()
         return
@@ -58,7 +58,7 @@ def attach_callback(engines, progress=None) -> Iterator[tuple]:
 
 @guarded
 def stop_callback(engines) -> str:
-    if engines.evaluation.stop():
+    if engines.eval.stop():
         return "**Stopping** after the current utterance; finished ones are kept (resume from Results)."
     return "Nothing is running."
 
@@ -84,7 +84,7 @@ class RunTab:
 
 
 def build(engines, choices: InitialChoices) -> RunTab:
-    """Lay out the Run sub-tab (inside the caller's ``gr.Tab``) and wire it to ``engines.evaluation``."""
+    """Lay out the Run sub-tab (inside the caller's ``gr.Tab``) and wire it to ``engines.eval``."""
     settings = engines.settings
     tiny = settings.tiny_models
     default_model = engines.tts.default_model()

@@ -20,9 +20,9 @@ import gradio as gr
 import pandas as pd
 
 from config import XTTS_LANGUAGES
+from engines.core.errors import InputError
+from engines.core.progress import ProgressFn, no_progress
 from engines.datasets import ClipRow, DatasetOptions, DatasetReport, DatasetStats
-from engines.errors import InputError
-from engines.progress import ProgressFn, no_progress
 from pages.common import GPU_CONCURRENCY_ID, Form, file_paths, guarded, notify, warn
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from typing import Any
 import gradio as gr
 
 from config import WHISPER_SIZES
-from engines import models
-from engines.provenance import drift_message, version_drift
+from engines.core import catalog as models
+from engines.core.provenance import drift_message, version_drift
 from pages.common import GPU_CONCURRENCY_ID, guarded, notify
 
 XTTS_SIZE = "1.9 GB"
@@ -27,8 +27,8 @@ ENGINE_NAMES = ("tts", "asr", "sim", "mos")
 
 def versions() -> dict[str, str]:
     """Versions of the libraries that matter for bug reports, with torch's CUDA build."""
-    from engines.device import torch_versions
-    from engines.provenance import versions as library_versions
+    from engines.core.device import torch_versions
+    from engines.core.provenance import versions as library_versions
 
     out = dict(library_versions())
     out["CUDA (torch build)"] = torch_versions()["cuda"]
@@ -57,7 +57,7 @@ def _loaded(status: dict[str, Any]) -> str | None:
 
 def system_info(engines) -> str:
     """The panel's markdown: device, GPU memory, versions, resident models, tiny-mode flag."""
-    from engines.device import gpu_memory, resolve_device
+    from engines.core.device import gpu_memory, resolve_device
 
     settings = engines.settings
     lines = ["### System"]
@@ -103,7 +103,7 @@ def system_info(engines) -> str:
 
 def unload_all(engines) -> str:
     """Unload every resident model and give cached GPU memory back. Returns what was done, for a toast."""
-    from engines.device import free_memory
+    from engines.core.device import free_memory
 
     unloaded: list[str] = []
     failed: list[str] = []
@@ -161,7 +161,7 @@ def whisper_state(engines, size: str | None) -> str:
 @guarded
 def download_xtts_callback(engines, agreed: bool, progress=None) -> str:
     """Accept the CPML (only with the box ticked) and fetch XTTS v2; coqui's download resumes a cut one."""
-    from engines.errors import InputError
+    from engines.core.errors import InputError
 
     if models.find_base_model(engines.settings) is not None:
         notify("XTTS v2 is already on this machine.")
@@ -179,7 +179,7 @@ def download_xtts_callback(engines, agreed: bool, progress=None) -> str:
 
 def wavlm_state(engines) -> str:
     """Whether the WavLM speaker verifier (Eval's stronger SIM encoder) is on disk."""
-    from engines.speaker_sim import WAVLM_SIZE
+    from engines.scoring.sim import WAVLM_SIZE
 
     sim = getattr(engines, "sim", None)
     if sim is None:
@@ -196,7 +196,7 @@ def wavlm_state(engines) -> str:
 
 def utmos_state(engines) -> str:
     """Whether UTMOS (Eval's naturalness MOS) is on disk."""
-    from engines.mos import UTMOS_SIZE
+    from engines.scoring.mos import UTMOS_SIZE
 
     if getattr(engines, "mos", None) is None:
         return "**UTMOS**: no MOS engine in this app."

@@ -1,7 +1,7 @@
 """TTS tab: text + a voice (reference clips, a saved voice or a built-in speaker) -> speech.
 
 UI only: every callback is a thin, guarded wrapper around a plain function that calls
-``engines.tts`` (tests call both directly).
+``engines.tts.engine.engine`` (tests call both directly).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import gradio as gr
 import numpy as np
 
 from config import XTTS_LANGUAGES
-from engines.audio import pcm16
-from engines.errors import InputError
-from engines.tts import TINY_ID, TTSResult
+from engines.core.audio import pcm16
+from engines.core.errors import InputError
+from engines.tts.engine import TINY_ID, TTSResult
 from pages.common import (
     GENERATION_INPUTS,
     GPU_CONCURRENCY_ID,
@@ -280,7 +280,7 @@ def clips_chosen_callback(value: Any, current: str | None) -> str | None:
 
 
 def build(engines) -> None:
-    """Lay out the TTS tab and wire it to ``engines.tts``."""
+    """Lay out the TTS tab and wire it to ``engines.tts.engine.engine``."""
     settings = engines.settings
     tts = engines.tts
     limit = settings.max_text_chars

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from config import OPENAI_VOICES, Settings
-from engines.errors import LabError
+from engines.core.errors import LabError
 from rest.errors import bad_request, not_found
 
 TTS_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")

@@ -1,6 +1,6 @@
 """OpenAI's error shape, ``{"error": {"message", "type", "param", "code"}}``, and which status each failure gets.
 
-User errors come from the engines (``engines.errors``) with a message written for the user; they keep it. Only
+User errors come from the engines (``engines.core.errors``) with a message written for the user; they keep it. Only
 an exception outside that family is a bug: 500, logged with its traceback.
 """
 
@@ -61,7 +61,7 @@ def from_exception(exc: BaseException, where: str) -> APIError:
     ``GPUOutOfMemoryError`` and other ``LabError`` (a full disk, a missing language package) 503; anything
     else 500.
     """
-    from engines.errors import (
+    from engines.core.errors import (
         AudioTooLargeError,
         BusyError,
         CancelledError,

@@ -1,6 +1,6 @@
 """Speech as the bytes a client asked for: mp3, opus (Ogg), aac (ADTS), flac, wav, pcm (raw 16-bit LE mono).
 
-Samples become 16-bit by ``engines.audio.pcm16`` (what ``save_wav`` writes), so ``pcm`` bytes, a ``wav``'s data
+Samples become 16-bit by ``engines.core.audio.pcm16`` (what ``save_wav`` writes), so ``pcm`` bytes, a ``wav``'s data
 and a decoded ``flac`` are the same samples as the saved WAV. mp3 / opus / aac go through the ``ffmpeg`` binary
 (already required); ``StreamEncoder`` encodes chunk by chunk for streamed responses.
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engines.audio import pcm16
-from engines.errors import LabError
+from engines.core.audio import pcm16
+from engines.core.errors import LabError
 
 
 @dataclass(frozen=True)

@@ -190,9 +190,9 @@ def parse_speech(body: Any, max_chars: int) -> SpeechRequest:
     Raises:
         APIError: 400 naming the field and what is allowed.
     """
-    from engines.errors import InputError
-    from engines.names import xtts_language
-    from engines.options import OPTION_RANGES
+    from engines.core.errors import InputError
+    from engines.core.names import xtts_language
+    from engines.core.options import OPTION_RANGES
 
     if not isinstance(body, dict):
         raise bad_request("The body must be a JSON object with model, input and voice.")
@@ -256,12 +256,12 @@ class _SpeechPlan:
     voice: catalog.Voice
     language: str
     language_source: str
-    options: Any  # engines.options.TTSOptions
+    options: Any  # engines.core.options.TTSOptions
 
 
 def _plan_speech(engines: Any, req: SpeechRequest) -> _SpeechPlan:
     """Resolve model, voice and language, and check the text as synthesis will (no model load, no lock)."""
-    from engines.tts import check_request
+    from engines.tts.engine import check_request
     from rest.language import speech_language
 
     settings = engines.settings
@@ -448,7 +448,7 @@ def _temperature(form: Any) -> float:
 
 
 async def transcribe(request: Request, engines: Any, task: str) -> Response:
-    from engines.asr import ASROptions
+    from engines.asr.engine import ASROptions
 
     settings = engines.settings
     limit = settings.max_upload_mb * 1_000_000 + 1_000_000  # the file plus the other fields

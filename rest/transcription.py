@@ -3,7 +3,7 @@
 verbose_json carries openai-whisper's segment fields (id, seek, start, end, text, tokens, temperature,
 avg_logprob, compression_ratio, no_speech_prob) and, with the ``word`` granularity, ``words`` [{word, start,
 end}]. ``language`` is Whisper's language name in lower case ("english"), as OpenAI answers. SRT and VTT come
-from ``engines.transcript`` (whisper's own writers), so they match the ASR tab's files.
+from ``engines.asr.engine.transcript`` (whisper's own writers), so they match the ASR tab's files.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def verbose(transcript: Any, task: str, granularities: frozenset[str]) -> dict[s
 
 def render(transcript: Any, fmt: str, task: str, granularities: frozenset[str]) -> tuple[bytes, str]:
     """(body, media type) of a transcript in one response format."""
-    from engines.transcript import to_srt, to_vtt
+    from engines.asr.transcript import to_srt, to_vtt
 
     if fmt == "json":
         text = json.dumps({"text": transcript.text}, ensure_ascii=False)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engines.asr import (
+from engines.asr.engine import (
     ASREngine,
     ASROptions,
     alignment_heads_dump,
@@ -29,11 +29,11 @@ from engines.asr import (
     whisper_languages,
     window_is_silent,
 )
-from engines.audio import load_audio, save_wav
-from engines.errors import AudioError, InputError, MissingWeightsError
+from engines.asr.transcript import Segment, Transcript, Word, save_outputs, to_json, to_srt, to_txt, to_vtt
+from engines.asr.vad import check_speech, no_speech_reason
+from engines.core.audio import load_audio, save_wav
+from engines.core.errors import AudioError, InputError, MissingWeightsError
 from engines.tiny import build_tiny_whisper
-from engines.transcript import Segment, Transcript, Word, save_outputs, to_json, to_srt, to_txt, to_vtt
-from engines.vad import check_speech, no_speech_reason
 from tests.conftest import replace_settings
 
 SR = 16000

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from config import load_settings
-from engines import asr_faster
-from engines.asr import ASREngine, ASROptions
-from engines.audio import load_audio
-from engines.errors import InputError, MissingWeightsError
-from engines.metrics import score
+from engines.asr.backends import faster_whisper as asr_faster
+from engines.asr.engine import ASREngine, ASROptions
+from engines.core.audio import load_audio
+from engines.core.errors import InputError, MissingWeightsError
+from engines.scoring.metrics import score
 
 SR = 16000
 LJ_TEXTS = 8  # metadata.csv's transcribed clips
@@ -284,15 +284,15 @@ def test_eval_run_with_faster_whisper(engines, ct2, lj, shared_data, tmp_path):
     clips = [(root / c.split("|")[0], c.split("|")[1]) for c in lines]
     make_dataset(engines.settings.path("datasets_dir"), "lj3", clips)
     base = {"models": ("tiny",), "voices": ("speaker:Tiny Alice",), "asr_model": ct2, **FAST}
-    run = engines.evaluation.run(EvalConfig(sentences="dataset:lj3", name="fw", **base))
+    run = engines.eval.run(EvalConfig(sentences="dataset:lj3", name="fw", **base))
     assert run.state == "done"
     rows = [r for r in _csv_rows(run.folder / "results.csv") if r["system"] == GROUND_TRUTH]
     assert len(rows) == 3 and all(r["hyp_text"] for r in rows)
     errors, words = sum(int(r["word_errors"]) for r in rows), sum(int(r["ref_words"]) for r in rows)
     assert errors / words <= 0.1
-    assert engines.evaluation.asr_weights(ct2) == "real"
+    assert engines.eval.asr_weights(ct2) == "real"
     with pytest.raises(InputError, match="English-only"):
-        engines.evaluation.run(EvalConfig(sentences="builtin:ru", **base))
+        engines.eval.run(EvalConfig(sentences="builtin:ru", **base))
 
 
 def test_one_model_resident_across_backends(lab, ct2):

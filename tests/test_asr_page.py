@@ -15,8 +15,8 @@ import soundfile as sf
 
 from config import XTTS_LANGUAGES, load_settings
 from engines import Engines
-from engines.asr import ASREngine, ASROptions
-from engines.audio import save_wav
+from engines.asr.engine import ASREngine, ASROptions
+from engines.core.audio import save_wav
 from pages import asr as page
 from pages.common import GPU_CONCURRENCY_ID
 
@@ -196,7 +196,7 @@ def test_gradio_client_calls_asr_transcribe(asr_engines, clips):
 
 def nan_speech(clip: Path, folder: Path, name: str) -> Path:
     """The clip at 44.1 kHz (resampled to 16 kHz on load, where NaN used to raise) with NaN samples in it."""
-    from engines.audio import load_audio, resample
+    from engines.core.audio import load_audio, resample
 
     audio, sr = load_audio(clip)
     audio = resample(audio, sr, 44100)

@@ -19,16 +19,16 @@ import numpy as np
 import pytest
 
 from config import load_settings
-from engines.asr import (
+from engines.asr.engine import (
     ASREngine,
     ASROptions,
     loop_reason,
 )
-from engines.audio import load_audio, resample, save_wav
-from engines.errors import InputError
-from engines.metrics import normalize
-from engines.transcript import Transcript, to_srt, to_vtt
-from engines.vad import check_speech, no_speech_reason, speech_regions
+from engines.asr.transcript import Transcript, to_srt, to_vtt
+from engines.asr.vad import check_speech, no_speech_reason, speech_regions
+from engines.core.audio import load_audio, resample, save_wav
+from engines.core.errors import InputError
+from engines.scoring.metrics import normalize
 
 pytestmark = pytest.mark.real
 

@@ -136,7 +136,7 @@ def test_settings_are_frozen():
 
 
 def test_generation_settings_have_one_definition(my_config):
-    from engines.options import TTSOptions
+    from engines.core.options import TTSOptions
 
     my_config(temperature=0.6, generation={"top_k": 20})
     s = load_settings(env={"XTTSLAB_SPEED": "1.25", "XTTSLAB_SEED": "none", "XTTSLAB_MAX_AUDIO_TOKENS": "16"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engines.dataset_format import ClipEntry, metadata_path, read_info, read_metadata, write_dataset, write_metadata
+from engines.datasets.manifest import ClipEntry, metadata_path, read_info, read_metadata, write_dataset, write_metadata
 
 
 def test_round_trip_keeps_quotes_and_order(tmp_path: Path) -> None:

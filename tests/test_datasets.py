@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engines.audio import file_sha256, load_audio
+from engines.asr.checks import repetition_loop
+from engines.core.audio import file_sha256, load_audio
+from engines.core.errors import BusyError, InputError
 from engines.datasets import (
     DatasetEngine,
     DatasetOptions,
@@ -25,8 +27,8 @@ from engines.datasets import (
     check_name,
     parse_transcripts,
 )
-from engines.errors import BusyError, InputError
-from engines.segment import plan_clips, plan_recut, repetition_loop, split_text, text_cer
+from engines.datasets.cutting import plan_clips, plan_recut, split_text
+from engines.scoring.metrics import text_cer
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -497,10 +499,10 @@ def test_delete_refused_while_a_run_uses_it(engines, speak, tmp_path) -> None:
     t = write_list(tmp_path / "t.txt", [(f.name, text) for f, text in zip(files, SENTENCES)])
     ds.build("busy", files, "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
     # a stand-in training worker: a live process whose command line names the worker module
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "engines.train_worker"])
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "engines.training.worker"])
     cmdline = Path(f"/proc/{worker.pid}/cmdline")
     for _ in range(200):  # until the child has exec'd (a loaded machine takes a moment)
-        if cmdline.is_file() and b"engines.train_worker" in cmdline.read_bytes():
+        if cmdline.is_file() and b"engines.training.worker" in cmdline.read_bytes():
             break
         time.sleep(0.05)
     try:
@@ -676,7 +678,7 @@ def test_untrusted_speaker_column_is_ignored_with_a_notice(ds, speak, tmp_path) 
 
 
 def test_failed_build_leaves_no_half_dataset(engines, speak, tmp_path, monkeypatch) -> None:
-    from engines.errors import LabError
+    from engines.core.errors import LabError
 
     ds = engines.datasets
     a = speak(SENTENCES[0], "en", "wav", name="fa")

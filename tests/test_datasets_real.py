@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from engines.core.errors import InputError
 from engines.datasets import CER_THRESHOLD, DatasetEngine, DatasetOptions
-from engines.errors import InputError
-from engines.metrics import normalize
-from engines.segment import text_cer
+from engines.scoring.metrics import normalize, text_cer
 
 pytestmark = pytest.mark.real
 

@@ -101,12 +101,12 @@ def test_a_run_outlives_its_tab_and_a_new_tab_shows_it(tmp_path, tiny_models, ar
             tab.locator("#ev-run").click()
             # Half-way: the second utterance is held (whatever the batch size, nothing of it is committed yet).
             tab.locator("#ev-progress").get_by_text("(2/3)").wait_for(timeout=120_000)
-            run_id = demo.engines.evaluation.running
+            run_id = demo.engines.eval.running
             assert run_id and run_id in tab.locator("#ev-progress").inner_text()
             tab.close()  # the user closes the tab half-way
 
             time.sleep(3)  # longer than the watcher's heartbeat: the server has dropped the closed tab's watcher
-            assert demo.engines.evaluation.running == run_id
+            assert demo.engines.eval.running == run_id
             again = context.new_page()
             again.goto(url)
             again.get_by_role("tab", name="Eval").click()
@@ -122,9 +122,9 @@ def test_a_run_outlives_its_tab_and_a_new_tab_shows_it(tmp_path, tiny_models, ar
         finally:
             gate.set()
             browser.close()
-            job = demo.engines.evaluation.job
+            job = demo.engines.eval.job
             if job is not None and not job.ended:  # a failed check: end the run before the app closes
-                demo.engines.evaluation.stop()
+                demo.engines.eval.stop()
                 with contextlib.suppress(Exception):  # keep the failed check's own error
                     job.wait(timeout=120)
     folder = settings.workspace_dir / "reports" / run_id

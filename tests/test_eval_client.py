@@ -54,7 +54,7 @@ def wait_for(predicate, timeout: float, what: str):
 def test_eval_run_returns_the_finished_run_and_a_run_outlives_its_client(tmp_path, tiny_models, monkeypatch):
     settings = tiny_settings(tmp_path, tiny_models)
     with launched_app(settings) as (demo, url):
-        ev = demo.engines.evaluation
+        ev = demo.engines.eval
         client = gradio_client.Client(url, verbose=False)
         progress, table, link, files = client.predict(**eval_values(), api_name="/eval_run")
         assert "Finished" in progress and "1/1 utterances" in progress  # streamed to the end, as before

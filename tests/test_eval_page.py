@@ -12,7 +12,7 @@ import pytest
 
 from config import load_settings
 from engines import Engines
-from engines.errors import LabError
+from engines.core.errors import LabError
 from engines.eval import GROUND_TRUTH, EvalConfig, read_results
 from pages import eval as page
 from pages import eval_checkpoints, eval_common, eval_compare, eval_listening, eval_results, eval_run

@@ -19,9 +19,9 @@ import pytest
 import soundfile as sf
 from test_evaluation import ESPEAK_SENTENCES, FAST, make_dataset, refused_before_any_work
 
+from engines.core.options import TTSOptions
 from engines.eval import GROUND_TRUTH, EvalConfig, read_results
 from engines.eval.results import FILE_COLUMNS, MOS_COLUMNS, TIMING_COLUMNS
-from engines.options import TTSOptions
 from tests.eval_helpers import tiny_engines
 
 DNSMOS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")

@@ -25,11 +25,11 @@ import pytest
 import soundfile as sf
 
 from config import ROOT, load_settings
-from engines.audio import load_audio, save_wav, write_text
-from engines.dataset_format import ClipEntry, write_dataset
-from engines.errors import AudioError, BusyError, InputError, LabError, MissingWeightsError
+from engines.core.audio import load_audio, save_wav, write_text
+from engines.core.errors import AudioError, BusyError, InputError, LabError, MissingWeightsError
+from engines.core.options import TTSOptions
+from engines.datasets.manifest import ClipEntry, write_dataset
 from engines.eval import GROUND_TRUTH, EvalConfig, load_sentences, read_results
-from engines.options import TTSOptions
 from tests.eval_helpers import gate_synthesis
 
 TOKENS = 8  # GPT audio tokens per sentence: ~0.35 s of (noise) audio keeps each synthesis short
@@ -213,7 +213,7 @@ def _close(shown: float, value: float, digits: int) -> bool:
 
 
 def _pct_text(est: dict, ci: bool = True) -> str:
-    """How summary.json's estimate must read in the page (independent of engines.report)."""
+    """How summary.json's estimate must read in the page (independent of engines.eval.report)."""
     if est["value"] is None:
         return "n/a"
     text = f"{est['value'] * 100:.1f}%"

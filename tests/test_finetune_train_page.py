@@ -12,7 +12,7 @@ import gradio as gr
 import pytest
 
 from engines import Engines
-from engines.training import PRESETS, TrainingEngine
+from engines.training.engine import PRESETS, TrainingEngine
 from pages import finetune_train as page
 from tests.test_training import ESPEAK_SENTENCES, get_trained_run, make_dataset, make_settings
 

@@ -14,11 +14,11 @@ import pytest
 import soundfile as sf
 
 from config import load_settings
-from engines import audio as audio_mod
-from engines.audio import load_audio, resample, save_wav, write_json, write_text
-from engines.errors import AudioError, InputError, LabError
-from engines.options import TTSOptions
-from engines.tts import TTSEngine, check_request
+from engines.core import audio as audio_mod
+from engines.core.audio import load_audio, resample, save_wav, write_json, write_text
+from engines.core.errors import AudioError, InputError, LabError
+from engines.core.options import TTSOptions
+from engines.tts.engine import TTSEngine, check_request
 
 FAST = TTSOptions(max_audio_tokens=12)
 
@@ -74,7 +74,7 @@ def test_nan_samples_are_set_to_silence_before_resampling(speech, tmp_path):
 def test_resample_repairs_an_array_with_nan(caplog):
     samples = np.sin(np.linspace(0, 200, 44100)).astype(np.float32)
     samples[10:20] = np.nan
-    with caplog.at_level(logging.WARNING, logger="engines.audio"), audio_mod.collect_notices() as notices:
+    with caplog.at_level(logging.WARNING, logger="engines.core.audio"), audio_mod.collect_notices() as notices:
         out = resample(samples, 44100, 16000, label="clip 3")
     assert np.isfinite(out).all() and abs(len(out) - 16000) <= 1
     assert notices and notices[0].startswith("clip 3: 10 of 44100 samples")
@@ -362,7 +362,7 @@ def test_punctuation_only_text_is_refused(text):
 )
 def test_text_in_the_wrong_script_for_its_language_is_a_notice(text, language, script, advice):
     from config import XTTS_LANGUAGES
-    from engines.tts import text_notices
+    from engines.tts.engine import text_notices
 
     notices = text_notices(text, language)
     assert len(notices) == 1
@@ -388,7 +388,7 @@ def test_text_in_the_wrong_script_for_its_language_is_a_notice(text, language, s
     ],
 )
 def test_text_in_its_own_script_has_no_notice(text, language):
-    from engines.tts import text_notices
+    from engines.tts.engine import text_notices
 
     assert text_notices(text, language) == []
 

@@ -9,7 +9,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from engines import provenance
+from engines.core import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ import jiwer
 import numpy as np
 import pytest
 
-from engines import metrics
-from engines.metrics import (
+from engines.scoring import metrics
+from engines.scoring.metrics import (
     bootstrap,
     bootstrap_ratio,
     corpus_rate,

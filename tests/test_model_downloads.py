@@ -18,7 +18,8 @@ import gradio as gr
 import pytest
 
 from config import load_settings
-from engines import Engines, models
+from engines import Engines
+from engines.core import catalog
 from pages import system
 
 
@@ -92,20 +93,20 @@ def test_xtts_download_needs_the_licence_box(dl_engines, monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # never fetch 1.9 GB from a test
-    assert "not accepted yet" in system.xtts_state(dl_engines) and models.LICENCE_URL in system.xtts_state(dl_engines)
+    assert "not accepted yet" in system.xtts_state(dl_engines) and catalog.LICENCE_URL in system.xtts_state(dl_engines)
     with pytest.raises(gr.Error, match="CPML"):
         system.download_xtts_callback(dl_engines, False)
-    assert not models.licence_accepted(dl_engines.settings)  # refusing leaves no consent behind
+    assert not catalog.licence_accepted(dl_engines.settings)  # refusing leaves no consent behind
 
     with pytest.raises(gr.Error, match="Could not download XTTS v2") as info:
         system.download_xtts_callback(dl_engines, True)  # consent given, then the real download path (offline)
     assert "Traceback" not in str(info.value)
-    assert models.licence_accepted(dl_engines.settings)  # coqui's own marker: later downloads need no env var
+    assert catalog.licence_accepted(dl_engines.settings)  # coqui's own marker: later downloads need no env var
     assert "accepted" in system.xtts_state(dl_engines)
 
 
 def test_xtts_state_names_a_present_model(dl_engines, tiny_models):
-    folder = models.base_search(dl_engines.settings).folders[0]
+    folder = catalog.base_search(dl_engines.settings).folders[0]
     shutil.copytree(tiny_models.xtts_dir, folder)
     assert "ready" in system.xtts_state(dl_engines) and str(folder) in system.xtts_state(dl_engines)
     assert "ready" in system.download_xtts_callback(dl_engines, False)  # nothing to fetch: no licence asked

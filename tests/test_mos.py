@@ -1,5 +1,5 @@
-"""engines.mos: DNSMOS with the real ONNX models from the speechmos wheel; UTMOS's not-available path, and its
-real network (engines.utmos22) with random weights for the loading/inference plumbing."""
+"""engines.scoring.mos: DNSMOS with the real ONNX models from the speechmos wheel; UTMOS's not-available path, and its
+real network (engines.scoring.utmos22) with random weights for the loading/inference plumbing."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.audio import file_sha256, load_audio, resample
-from engines.errors import AudioError, InputError, MissingWeightsError
-from engines.mos import MOS_COLUMNS, UTMOS_FILE, MOSEngine
+from engines.core.audio import file_sha256, load_audio, resample
+from engines.core.errors import AudioError, InputError, MissingWeightsError
+from engines.scoring.mos import MOS_COLUMNS, UTMOS_FILE, MOSEngine
 
 
 def _settings(tmp_path: Path):
@@ -126,7 +126,7 @@ def test_utmos_network_loads_and_scores(tmp_path: Path, joe_clip) -> None:
     """The real UTMOS22 architecture with random weights, saved where the download goes: plumbing only."""
     import torch
 
-    from engines.utmos22 import UTMOS22Strong
+    from engines.scoring.utmos22 import UTMOS22Strong
 
     torch.manual_seed(0)
     model = UTMOS22Strong()

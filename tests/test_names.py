@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engines import datasets, names, training, tts
-from engines.errors import InputError
+from engines import datasets
+from engines.core import names
+from engines.core.errors import InputError
+from engines.training import engine as training
+from engines.tts import engine as tts
 
 
 def test_every_engine_uses_the_same_folder_name_rule() -> None:

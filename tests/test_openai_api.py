@@ -403,7 +403,7 @@ def test_a_real_bug_answers_500_and_is_logged(client, app, monkeypatch, caplog) 
 
 
 def test_engine_errors_map_onto_status_codes() -> None:
-    from engines import errors
+    from engines.core import errors
     from rest.errors import from_exception
 
     expected = {

@@ -1,4 +1,4 @@
-"""Where clips are cut (engines.segment): pauses only, implausible word times ignored, one normalizer."""
+"""Where clips are cut (engines.datasets.cutting): pauses only, implausible word times ignored, one normalizer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from engines.segment import Span, plan_clips, speech_spans, text_cer
+from engines.datasets.cutting import Span, plan_clips, speech_spans
+from engines.scoring.metrics import text_cer
 
 
 def word(start: float, end: float, text: str) -> SimpleNamespace:
@@ -79,7 +80,7 @@ def test_text_cer_uses_the_metrics_normalizer() -> None:
 
 
 def test_speech_spans_find_pauses_at_any_level(speak) -> None:
-    from engines.audio import load_audio, resample
+    from engines.core.audio import load_audio, resample
 
     a, sr = load_audio(speak("The quick brown fox jumps over the lazy dog.", "en", name="span-a"))
     b, _ = load_audio(speak("Printing differs from most arts and crafts.", "en", name="span-b"))

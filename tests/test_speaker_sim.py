@@ -1,4 +1,4 @@
-"""engines.speaker_sim: speaker similarity from Resemblyzer (real GE2E weights from its wheel), WavLM-SV
+"""engines.scoring.sim: speaker similarity from Resemblyzer (real GE2E weights from its wheel), WavLM-SV
 (a tiny random model of the real architecture: plumbing only) and XTTS's own encoder (tiny: plumbing only)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.audio import file_sha256, load_audio, resample
-from engines.errors import AudioError, InputError, MissingWeightsError
-from engines.speaker_sim import SimilarityEngine, cosine
+from engines.core.audio import file_sha256, load_audio, resample
+from engines.core.errors import AudioError, InputError, MissingWeightsError
+from engines.scoring.sim import SimilarityEngine, cosine
 
 SENTENCES = [
     "Printing differs from most arts and crafts.",

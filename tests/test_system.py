@@ -9,7 +9,7 @@ import pytest
 
 from config import load_settings
 from engines import Engines
-from engines.asr import ASREngine
+from engines.asr.engine import ASREngine
 from pages import system
 
 
@@ -41,7 +41,7 @@ def test_info_reports_device_versions_and_models(sys_engines):
 
 
 def test_info_with_the_tts_engine(sys_engines):
-    from engines.tts import TTSEngine
+    from engines.tts.engine import TTSEngine
 
     sys_engines.tts = TTSEngine(sys_engines.settings, sys_engines.gpu_lock, tiny=sys_engines.extra["tiny"])
     assert "(none)" in _row(system.system_info(sys_engines), "tts")

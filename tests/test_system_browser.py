@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engines import models
+from engines.core import catalog as models
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, launched_app, tiny_settings
 
 pytestmark = pytest.mark.browser

@@ -8,15 +8,15 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from engines import mos as mos_module
+from engines.scoring import mos as mos_module
 from pages import system
 
 
 @pytest.fixture()
 def metric_engines(engines, tmp_path: Path):
     """The tiny-mode engines with the metric downloads pointed at an empty temp folder."""
-    from engines.mos import MOSEngine
-    from engines.speaker_sim import SimilarityEngine
+    from engines.scoring.mos import MOSEngine
+    from engines.scoring.sim import SimilarityEngine
 
     settings = dataclasses.replace(engines.settings, metrics_cache_dir=tmp_path / "metrics")
     engines.sim = SimilarityEngine(settings, engines.gpu_lock, tts=engines.tts)
@@ -39,7 +39,7 @@ def test_utmos_download_failure_is_a_message(metric_engines, monkeypatch) -> Non
 
 
 def test_wavlm_local_folder(metric_engines, tmp_path: Path) -> None:
-    from engines.speaker_sim import SimilarityEngine
+    from engines.scoring.sim import SimilarityEngine
     from tests.test_speaker_sim import _tiny_wavlm
 
     empty = tmp_path / "empty"

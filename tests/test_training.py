@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engines.audio import load_audio, save_wav
-from engines.dataset_format import ClipEntry, write_dataset, write_metadata
-from engines.errors import BusyError, InputError, MissingWeightsError
-from engines.training import (
+from engines.core.audio import load_audio, save_wav
+from engines.core.errors import BusyError, InputError, MissingWeightsError
+from engines.datasets.manifest import ClipEntry, write_dataset, write_metadata
+from engines.training.engine import (
     PRESETS,
     TrainingEngine,
     TrainOptions,
@@ -236,7 +236,7 @@ def test_missing_base_weights_name_the_folder_and_files(engine, speak):
 
 
 def test_oom_failure_tells_what_to_lower():
-    from engines.train_worker import describe_failure
+    from engines.training.worker import describe_failure
 
     options = TrainOptions(batch_size=4, max_audio_seconds=11.0)
     message = describe_failure(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"), options)
@@ -342,7 +342,7 @@ def test_export_loads_strictly_and_synthesizes(trained, tiny_models):
     model.load_checkpoint(config, checkpoint_dir=str(out), strict=True, eval=True)
 
     try:
-        from engines.tts import TTSEngine, TTSOptions
+        from engines.tts.engine import TTSEngine, TTSOptions
     except ImportError:  # the TTS engine not there yet: synthesize directly
         latent, speaker = model.get_conditioning_latents(audio_path=[str(out / "reference.wav")])
         wav = model.inference("hello there.", "en", latent, speaker, max_new_tokens=20)["wav"]
@@ -379,7 +379,7 @@ def test_metrics_keep_one_line_per_step(tmp_path):
     """Killed at step 3 with the last checkpoint at step 2 (and a line cut short): the resume trains step 3
     again. The worker drops the first step-3 line and the broken one before it appends; a reader keeps
     the last line of any step logged twice all the same."""
-    from engines.train_runs import METRICS_FILE, trim_metrics
+    from engines.training.runs import METRICS_FILE, trim_metrics
 
     path = tmp_path / METRICS_FILE
     session1 = [
@@ -495,7 +495,7 @@ def test_a_worker_we_spawned_counts_as_running_before_it_is_recognisable(engine)
 
     run_dir = engine.runs_dir / "20261202-000000-early"
     run_dir.mkdir(parents=True)
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # not engines.train_worker
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # not engines.training.worker
     try:
         (run_dir / "run.json").write_text(json.dumps({"id": run_dir.name, "status": "running", "pid": child.pid}))
         engine._procs[run_dir.name] = child

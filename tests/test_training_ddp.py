@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from config import ROOT
-from engines.errors import InputError
-from engines.train_options import TrainOptions, parse_gpus, rank_plan, select_gpus
-from engines.train_worker import parse_worker_args, writes_run_files
-from engines.training import WORKER_SCRIPT, launch_command
+from engines.core.errors import InputError
+from engines.training.engine import WORKER_SCRIPT, launch_command
+from engines.training.options import TrainOptions, parse_gpus, rank_plan, select_gpus
+from engines.training.worker import parse_worker_args, writes_run_files
 
 
 def test_one_gpu_is_the_single_process_launch(tmp_path):
@@ -26,7 +26,7 @@ def test_one_gpu_is_the_single_process_launch(tmp_path):
     for value in ("1", 1, "", " 1 ", None):
         assert select_gpus(value, visible=0, device="cpu") is None  # never touches CUDA
     argv, env = launch_command(tmp_path, "cpu", None, environ, python="/venv/bin/python")
-    assert argv == ["/venv/bin/python", "-m", "engines.train_worker", str(tmp_path)]
+    assert argv == ["/venv/bin/python", "-m", "engines.training.worker", str(tmp_path)]
     assert env["CUDA_VISIBLE_DEVICES"] == "" and env["PYTHONPATH"] == os.pathsep.join([str(ROOT), "/x"])
     assert env["PATH"] == "/usr/bin" and "CUDA_DEVICE_ORDER" not in env
     _, env = launch_command(tmp_path, "cuda:1", None, environ, python="/venv/bin/python")
@@ -82,7 +82,7 @@ def test_ddp_needs_cuda_and_enough_gpus():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_engine_refuses_ddp_here_and_says_why(tmp_path, tiny_models, speak):
-    from engines.training import TrainingEngine
+    from engines.training.engine import TrainingEngine
     from tests.test_training import ESPEAK_SENTENCES, make_dataset, make_settings
 
     engine = TrainingEngine(make_settings(tmp_path, tiny_models), tiny=tiny_models)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from engines.core.errors import InputError
 from engines.datasets import DatasetOptions, DatasetReport, parse_transcripts
 from engines.datasets.ingest import Source, read_transcripts
-from engines.errors import InputError
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -13,8 +13,8 @@ import time
 import gradio_client
 import pytest
 
-from engines.errors import CancelledError
-from engines.options import TTSOptions
+from engines.core.errors import CancelledError
+from engines.core.options import TTSOptions
 from pages import tts as page
 from tests.browser_helpers import launched_app, tiny_settings
 from tests.test_tts_page import values

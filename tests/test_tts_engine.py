@@ -15,12 +15,12 @@ import pytest
 import soundfile as sf
 
 from config import XTTS_LANGUAGES, load_settings
-from engines.audio import file_sha256, load_audio
-from engines.errors import AudioError, InputError, LabError, MissingWeightsError
-from engines.models import INFERENCE_FILES as BASE_FILES
-from engines.names import xtts_language as normalize_language
-from engines.textsplit import split_sentences, split_text
-from engines.tts import TTSEngine, TTSOptions
+from engines.core.audio import file_sha256, load_audio
+from engines.core.catalog import INFERENCE_FILES as BASE_FILES
+from engines.core.errors import AudioError, InputError, LabError, MissingWeightsError
+from engines.core.names import xtts_language as normalize_language
+from engines.tts.engine import TTSEngine, TTSOptions
+from engines.tts.textsplit import split_sentences, split_text
 
 TOKENS = 12  # GPT audio tokens per sentence: ~0.5 s of (noise) audio keeps each call short
 FAST = TTSOptions(max_audio_tokens=TOKENS)

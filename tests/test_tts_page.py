@@ -13,7 +13,7 @@ import soundfile as sf
 
 from config import load_settings
 from engines import Engines
-from engines.tts import TTSEngine
+from engines.tts.engine import TTSEngine
 from pages import tts as page
 from pages.common import generation_options
 

@@ -17,10 +17,10 @@ import pytest
 import soundfile as sf
 
 from engines import Engines
-from engines.audio import pcm16
-from engines.errors import CancelledError, InputError, MissingWeightsError
-from engines.options import TTSOptions
-from engines.tts import TTSEngine
+from engines.core.audio import pcm16
+from engines.core.errors import CancelledError, InputError, MissingWeightsError
+from engines.core.options import TTSOptions
+from engines.tts.engine import TTSEngine
 from pages import tts as page
 from tests.test_tts_page import values
 

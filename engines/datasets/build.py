@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engines.audio import (
+from engines.core.audio import (
     clipped_fraction,
     is_silent,
     load_audio,
@@ -40,10 +40,10 @@ from engines.datasets.ingest import (
 )
 from engines.datasets.options import ASR_RATE, FORMAT_VERSION, MIN_MINUTES, NO_INPUT, SAMPLE_RATE, DatasetOptions
 from engines.datasets.results import DatasetReport, FileReport
-from engines.errors import AudioError, AudioTooLargeError, InputError
-from engines.progress import LogFn, ProgressFn
-from engines.provenance import app_version, utc_now
-from engines.segment import Piece, clean_text, plan_clips, speech_spans
+from engines.core.errors import AudioError, AudioTooLargeError, InputError
+from engines.core.progress import LogFn, ProgressFn
+from engines.core.provenance import app_version, utc_now
+from engines.datasets.cutting import Piece, clean_text, plan_clips, speech_spans
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Builder:
     ) -> None:
         """
         Args:
-            asr: an ``engines.asr.ASREngine`` (default model, language check, per-clip transcription).
+            asr: an ``engines.asr.engine.engine.ASREngine`` (default model, language check, per-clip transcription).
             max_upload_mb: largest audio file or zip (``settings.max_upload_mb``).
             check_not_in_use: ``check_not_in_use(name, what)`` raises BusyError while a training run uses
                 the dataset (before an overwrite).

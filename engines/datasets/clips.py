@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from engines.audio import resample
+from engines.core.audio import resample
 from engines.datasets.options import ASR_RATE, SAMPLE_RATE
-from engines.segment import clean_text, repetition_loop
+from engines.asr.checks import repetition_loop
+from engines.datasets.cutting import clean_text
 
 TRAINER_MIN_SECONDS = 0.5  # GPTTrainer's dataset drops clips under half a second
 
@@ -23,7 +24,7 @@ def transcribe_clip(asr: Any, audio: np.ndarray, language: str | None, model_id:
     a clip's last words (a false mismatch); one decode for both means a clip built from Whisper's text
     re-transcribes to that text.
     """
-    from engines.asr import ASROptions
+    from engines.asr.engine import ASROptions
 
     transcript = asr.transcribe_array(
         resample(audio, SAMPLE_RATE, ASR_RATE),

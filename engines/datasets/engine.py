@@ -31,9 +31,9 @@ from engines.datasets.results import (
     SaveResult,
     ValidationReport,
 )
-from engines.errors import BusyError, InputError
-from engines.progress import ConsoleProgress, LogFn, ProgressFn
-from engines.train_runs import pid_alive, process_exists
+from engines.core.errors import BusyError, InputError
+from engines.core.progress import ConsoleProgress, LogFn, ProgressFn
+from engines.core.process import pid_alive, process_exists
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class DatasetEngine:
         """
         Args:
             settings: app settings (datasets_dir, workspace, max_upload_mb).
-            asr_engine: an ``engines.asr.ASREngine`` (transcription and validation).
+            asr_engine: an ``engines.asr.engine.engine.ASREngine`` (transcription and validation).
             in_use: ``in_use(name) -> bool``: a training run uses this dataset (default: scan run.json files).
                 The training engine may replace it (``engine.in_use = training.uses_dataset``).
             token_counter: ``token_counter(text, language) -> tokens`` with the trainer's tokenizer, to flag

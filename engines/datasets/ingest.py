@@ -20,12 +20,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from engines.audio import AUDIO_EXTENSIONS, file_sha256
+from engines.core.audio import AUDIO_EXTENSIONS, file_sha256
 from engines.datasets.options import DatasetOptions
 from engines.datasets.results import DatasetReport, FileReport
-from engines.errors import InputError
-from engines.progress import LogFn
-from engines.segment import clean_text
+from engines.core.errors import InputError
+from engines.core.progress import LogFn
+from engines.datasets.cutting import clean_text
 
 ZIP_EXPANSION = 4  # a zip may unpack to at most max_upload_mb x this (zip-bomb guard)
 MAX_ZIP_ENTRIES = 20000

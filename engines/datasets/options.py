@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engines.errors import InputError
-from engines.names import check_name as _check_folder_name
-from engines.names import xtts_language
+from engines.core.errors import InputError
+from engines.core.names import check_name as _check_folder_name
+from engines.core.names import xtts_language
 
 SAMPLE_RATE = 22050  # XTTS trains on 22.05 kHz audio
 ASR_RATE = 16000  # Whisper's input rate
@@ -44,12 +44,12 @@ class DatasetOptions:
 
 
 def check_name(name: str) -> str:
-    """Validate a dataset name (``engines.names.check_name``)."""
+    """Validate a dataset name (``engines.core.names.check_name``)."""
     return _check_folder_name(name, "dataset")
 
 
 def check_language(language: str) -> str:
-    """The dataset language must be one XTTS speaks (``engines.names.xtts_language``)."""
+    """The dataset language must be one XTTS speaks (``engines.core.names.xtts_language``)."""
     return xtts_language(language)
 
 

@@ -16,16 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from engines.audio import frame_levels, load_audio, save_wav
+from engines.core.audio import frame_levels, load_audio, save_wav
 from engines.datasets import store
 from engines.datasets.clips import assign_split, clip_flags, transcribe_clip
 from engines.datasets.options import MIN_MINUTES, SAMPLE_RATE
 from engines.datasets.results import ClipRow, DatasetStats, DatasetSummary, Mismatch, SaveResult, ValidationReport
-from engines.errors import InputError
-from engines.names import is_folder_name
-from engines.progress import LogFn, ProgressFn, no_progress
-from engines.provenance import utc_now
-from engines.segment import clean_text, find_pauses, plan_recut, split_text, text_cer
+from engines.core.errors import InputError
+from engines.core.names import is_folder_name
+from engines.core.progress import LogFn, ProgressFn, no_progress
+from engines.core.provenance import utc_now
+from engines.datasets.cutting import clean_text, find_pauses, plan_recut, split_text
+from engines.scoring.metrics import text_cer
 
 log = logging.getLogger(__name__)
 
@@ -258,11 +259,11 @@ def validate(
 
     Each clip is decoded the way the build transcribes one (``clips.transcribe_clip``: timestamp decoding,
     clip by clip, not the batched text-only decode, reported to stop early on tiny.en). The CER is
-    ``segment.text_cer``: the evaluation's normalizer (``engines.metrics.normalize``), so "1455" and
+    ``segment.text_cer``: the evaluation's normalizer (``engines.scoring.metrics.normalize``), so "1455" and
     "fourteen fifty-five" agree.
 
     Args:
-        asr: an ``engines.asr.ASREngine``.
+        asr: an ``engines.asr.engine.engine.ASREngine``.
 
     Raises:
         InputError: bad threshold, a Whisper model that cannot hear the dataset's language.

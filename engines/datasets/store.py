@@ -13,12 +13,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engines.audio import write_json
-from engines.dataset_format import SPLITS, WAVS, ClipEntry, read_metadata, write_metadata
+from engines.core.audio import write_json
+from engines.datasets.manifest import SPLITS, WAVS, ClipEntry, read_metadata, write_metadata
 from engines.datasets.options import FORMAT_VERSION, DatasetOptions
-from engines.errors import InputError
-from engines.provenance import utc_now
-from engines.segment import clean_text
+from engines.core.errors import InputError
+from engines.core.provenance import utc_now
+from engines.datasets.cutting import clean_text
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from engines.errors import LabError
+from engines.core.errors import LabError
 from engines.eval.config import EvalConfig
 
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     engines = Engines.create(settings)
-    evaluation = engines.evaluation
+    evaluation = engines.eval
 
     def show(fraction: float, desc: str = "") -> None:
         print(f"[{fraction * 100:5.1f}%] {desc}", file=sys.stderr, flush=True)
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the finished utterances are kept; resume with --resume", file=sys.stderr)
         return 2
-    from engines.report import summary_table_text
+    from engines.eval.report import summary_table_text
 
     print(summary_table_text(final.summary or {}))
     print(f"\nReport: {final.folder / 'report.html'}")

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
-from engines.audio import write_json
-from engines.errors import InputError
+from engines.core.audio import write_json
+from engines.core.errors import InputError
+from engines.core.names import slug
+from engines.core.progress import ProgressFn
 from engines.eval.config import EvalConfig
-from engines.names import slug
-from engines.progress import ProgressFn
 
 
 def require_training(training: Any) -> Any:

@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engines.errors import InputError
-from engines.options import TTSOptions
+from engines.core.errors import InputError
+from engines.core.options import TTSOptions
 
 _GENERATION_KEYS = frozenset(f.name for f in dataclasses.fields(TTSOptions))
 
@@ -32,8 +32,8 @@ class EvalConfig:
     ground_truth: bool = True  # also transcribe the set's real recordings (system "ground truth")
     bootstrap: int = 1000  # bootstrap resamples for confidence intervals
     # audio-only metrics; None = the settings' defaults (sim_encoder, mos_predictors)
-    sim_encoder: str | None = None  # engines.speaker_sim id ("resemblyzer", "wavlm-sv", "xtts") or "none"
-    mos: tuple[str, ...] | None = None  # engines.mos predictors ("dnsmos", "utmos"); () = none
+    sim_encoder: str | None = None  # engines.scoring.sim id ("resemblyzer", "wavlm-sv", "xtts") or "none"
+    mos: tuple[str, ...] | None = None  # engines.scoring.mos predictors ("dnsmos", "utmos"); () = none
     name: str = ""  # a label for the run (shown in the run list)
     # how the work runs (results are the same either way): "local" in this process, or "ray" (sharded over the
     # workers of a Ray cluster: settings.ray_address); pipeline overlaps synthesis with scoring in this process

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config import ROOT, Settings
-from engines.audio import write_json
-from engines.errors import LabError
+from engines.core.audio import write_json
+from engines.core.errors import LabError
 
 if TYPE_CHECKING:
     from engines.eval.runner import EvalRun, WorkUnit
@@ -102,11 +102,11 @@ class EvalWorker:
 
     def _opened(self) -> EvalRun:
         if self._run is None:
+            from engines.core.progress import log_info, no_progress
             from engines.eval.config import EvalConfig
             from engines.eval.runner import EvalRun
-            from engines.progress import log_info, no_progress
 
-            ev = self.engines.evaluation
+            ev = self.engines.eval
             meta = ev.store.meta(self.run_id)
             config = EvalConfig.from_dict(meta["config"], self.engines.settings.generation)
             self._run = EvalRun.resume(

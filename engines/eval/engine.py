@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
-from engines.errors import BusyError, InputError, LabError
+from engines.core.errors import BusyError, InputError, LabError
+from engines.core.progress import LogFn, ProgressFn, log_info, no_progress
 from engines.eval import checkpoints
 from engines.eval.config import EvalConfig
 from engines.eval.distributed import run_on_ray
@@ -29,7 +30,6 @@ from engines.eval.runner import EvalRun
 from engines.eval.sentences import SentenceSet
 from engines.eval.store import RunInfo, RunProgress, RunStore
 from engines.eval.summary import fill_weights, write_outputs
-from engines.progress import LogFn, ProgressFn, log_info, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +62,15 @@ class EvalEngine:
         tts: the TTS engine the systems speak with.
         asr: the ASR engine that scores them.
         training: the training engine (checkpoint ranking and export); None = not available.
-        sim: the speaker-similarity engine (``engines.speaker_sim``); None = one of its own.
-        mos: the predicted-MOS engine (``engines.mos``); None = one of its own.
+        sim: the speaker-similarity engine (``engines.scoring.sim``); None = one of its own.
+        mos: the predicted-MOS engine (``engines.scoring.mos``); None = one of its own.
     """
 
     def __init__(
         self, settings: Settings, tts: Any, asr: Any, training: Any = None, sim: Any = None, mos: Any = None
     ) -> None:
-        from engines.mos import MOSEngine
-        from engines.speaker_sim import SimilarityEngine
+        from engines.scoring.mos import MOSEngine
+        from engines.scoring.sim import SimilarityEngine
 
         self.settings = settings
         self.tts = tts

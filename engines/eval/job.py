@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from engines.errors import LabError
+from engines.core.errors import LabError
 from engines.eval.store import RunProgress
 
 log = logging.getLogger(__name__)

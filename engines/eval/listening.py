@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from engines import metrics
-from engines.audio import write_json, write_text
-from engines.errors import InputError
+from engines.core.audio import write_json, write_text
+from engines.core.errors import InputError
+from engines.core.names import slug
+from engines.core.provenance import name_stamp, utc_now
 from engines.eval.store import RunStore
-from engines.names import slug
-from engines.provenance import name_stamp, utc_now
+from engines.scoring import metrics
 
 
 class ListeningTests:

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from config import XTTS_LANGUAGES, Settings
-from engines.audio import AUDIO_EXTENSIONS, load_audio
-from engines.errors import AudioError, InputError, LabError
+from engines.core.audio import AUDIO_EXTENSIONS, load_audio
+from engines.core.errors import AudioError, InputError, LabError
+from engines.core.names import slug
 from engines.eval.config import EvalConfig
 from engines.eval.results import GROUND_TRUTH, RANDOM, REAL
 from engines.eval.sentences import SentenceSet, load_sentences
-from engines.names import slug
 
 TINY_GPT_CHANNELS = 256  # an XTTS GPT narrower than this is a toy (the tiny model or one fine-tuned from it)
 AUDIO_PREFIX = "audio:"  # a system that is a folder of audio files made elsewhere ("audio:<folder>")
@@ -117,8 +117,8 @@ class Planner:
         self.settings = settings
         self.tts = tts
         self.asr = asr
-        self.sim = sim  # engines.speaker_sim.SimilarityEngine (None: SIM off)
-        self.mos = mos  # engines.mos.MOSEngine (None: MOS off)
+        self.sim = sim  # engines.scoring.sim.SimilarityEngine (None: SIM off)
+        self.mos = mos  # engines.scoring.mos.MOSEngine (None: MOS off)
 
     def resolve(self, config: EvalConfig) -> EvalConfig:
         """The config with every default it leaves open filled in (what config.json records as used)."""
@@ -163,8 +163,8 @@ class Planner:
         Raises:
             AudioError: not audio, too short, silent, a constant offset, or no speech in the used part.
         """
-        from engines.tts import check_reference_audio
-        from engines.vad import SAMPLE_RATE, check_speech
+        from engines.asr.vad import SAMPLE_RATE, check_speech
+        from engines.tts.engine import check_reference_audio
 
         audio, sr = load_audio(path, sr=SAMPLE_RATE, max_mb=self.settings.max_upload_mb)
         try:
@@ -242,7 +242,7 @@ class Planner:
             InputError: bad ASR options, or an English-only Whisper with sentences in another language.
             MissingWeightsError: a Whisper checkpoint path that does not exist (for non-English sets).
         """
-        from engines.asr import ASROptions, check_options
+        from engines.asr.engine import ASROptions, check_options
 
         asr_model = config.asr_model or self.asr.default_model()
         for lang in sentence_set.languages:
@@ -293,7 +293,7 @@ class Planner:
     def _plan_requests(self, config: EvalConfig, sentence_set: SentenceSet, systems: list[System]) -> None:
         """Every synthesis request passes the TTS engine's own guard: option ranges, seeds, text length, the
         language's text packages."""
-        from engines.tts import check_request
+        from engines.tts.engine import check_request
 
         tts_systems = [s for s in systems if not s.external]
         if not tts_systems:
@@ -369,7 +369,7 @@ class Planner:
                 )
             for voice in voices:
                 if voice.kind == "speaker":
-                    from engines.tts import check_speaker
+                    from engines.tts.engine import check_speaker
 
                     check_speaker(voice.speaker or "", self.tts.speakers(model_id))
                 label = self.model_label(model_id)
@@ -397,7 +397,7 @@ class Planner:
     def tts_weights(self, model_id: str) -> str:
         """``"random"`` for the tiny model or a model folder with a toy-sized GPT (e.g. fine-tuned from the tiny
         model), else ``"real"``."""
-        from engines.tts import TINY_ID
+        from engines.tts.engine import TINY_ID
 
         if model_id == TINY_ID:
             return RANDOM

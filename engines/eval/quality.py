@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.errors import LabError
+from engines.core.errors import LabError
 from engines.eval.config import EvalConfig
 from engines.eval.plan import System
 

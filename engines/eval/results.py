@@ -20,8 +20,8 @@ from typing import Any, get_type_hints
 
 import numpy as np
 
-from engines import metrics
-from engines.audio import write_text
+from engines.core.audio import write_text
+from engines.scoring import metrics
 
 GROUND_TRUTH = "ground truth"  # the system name of rows that score real recordings
 # What a system's numbers rest on: each row records whether its TTS and its ASR had trained or random weights
@@ -66,7 +66,7 @@ class ResultRow:
     gen_seconds: float | None  # None for ground truth (no synthesis)
     rtf: float | None
     sim: float | None  # cosine of the SIM encoder's embeddings: this audio vs the reference voice
-    sim_encoder: str  # the encoder's id (engines.speaker_sim): numbers of different encoders never pool
+    sim_encoder: str  # the encoder's id (engines.scoring.sim): numbers of different encoders never pool
     sim_reference: str  # which reference voice SIM was computed against ("" = no SIM)
     dnsmos_ovrl: float | None  # DNSMOS P.835 overall / signal / background, and P.808 (predicted MOS 1-5)
     dnsmos_sig: float | None

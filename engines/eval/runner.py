@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 
 from config import XTTS_LANGUAGES, Settings
-from engines import metrics
-from engines.audio import load_audio, resample, save_wav, write_json
-from engines.errors import LabError
+from engines.core.audio import load_audio, resample, save_wav, write_json
+from engines.core.errors import LabError
+from engines.core.names import slug
+from engines.core.progress import LogFn, ProgressFn
+from engines.core.provenance import git_commit, utc_now, versions
 from engines.eval.config import EvalConfig
 from engines.eval.plan import Planner, System, Voice, match_audio_folder
 from engines.eval.quality import QualityScorer
@@ -33,9 +35,7 @@ from engines.eval.results import GROUND_TRUTH, RANDOM, read_results, score_row, 
 from engines.eval.sentences import Sentence, SentenceSet, read_sentences, write_sentences
 from engines.eval.store import RunProgress, RunStore, write_status
 from engines.eval.summary import fill_weights, write_outputs
-from engines.names import slug
-from engines.progress import LogFn, ProgressFn
-from engines.provenance import git_commit, utc_now, versions
+from engines.scoring import metrics
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ class EvalRun:
         )
 
     def _asr_options(self) -> dict[str, Any]:
-        from engines.asr import ASROptions
+        from engines.asr.engine import ASROptions
 
         beam = self.config.beam_size
         return {
@@ -293,7 +293,7 @@ class EvalRun:
         }
 
     def _provenance(self) -> dict[str, Any]:
-        from engines.device import gpu_memory, resolve_device
+        from engines.core.device import gpu_memory, resolve_device
 
         device = resolve_device(self.settings.device)
         models = {}
@@ -328,14 +328,14 @@ class EvalRun:
 
     def _metrics_models(self) -> dict[str, Any]:
         """Which model computed each metric, with versions and weight hashes (the report's provenance)."""
-        from engines.provenance import installed_version, weights_sha256
+        from engines.core.provenance import installed_version, weights_sha256
 
         asr: dict[str, Any] = {
             "model": self.asr_model,
             "weights": self.asr_weights,
             "whisper": installed_version("openai-whisper"),
         }
-        from engines import asr_faster
+        from engines.asr.backends import faster_whisper as asr_faster
 
         if asr_faster.is_faster_id(self.asr_model):
             asr.update(

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import Settings
-from engines import metrics
-from engines.audio import write_text
-from engines.dataset_format import metadata_path, read_info, read_metadata
-from engines.errors import InputError
-from engines.names import xtts_language
+from engines.core.audio import write_text
+from engines.core.errors import InputError
+from engines.core.names import xtts_language
+from engines.datasets.manifest import metadata_path, read_info, read_metadata
+from engines.scoring import metrics
 
 
 @dataclass(frozen=True)

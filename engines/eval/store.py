@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
-from engines.audio import write_json
-from engines.errors import InputError
+from engines.core.audio import write_json
+from engines.core.errors import InputError
+from engines.core.names import slug
+from engines.core.provenance import name_stamp, utc_now
 from engines.eval.results import read_results
-from engines.names import slug
-from engines.provenance import name_stamp, utc_now
 
 RUN_STATES = ("running", "stopped", "failed", "done")
 

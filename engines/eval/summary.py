@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from engines import metrics, report
-from engines.audio import write_json
+from engines.core.audio import write_json
+from engines.core.provenance import utc_now
+from engines.eval import report
 from engines.eval.config import EvalConfig
 from engines.eval.results import GROUND_TRUTH, MOS_COLUMNS, RANDOM, REAL
-from engines.provenance import utc_now
+from engines.scoring import metrics
 
 PAIRED_SCORES = ("sim", "dnsmos_ovrl", "utmos")  # higher-is-better scores compared sentence by sentence
 

@@ -187,6 +187,6 @@ def weights_sha256(path: str | Path) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    from engines.audio import file_sha256
+    from engines.core.audio import file_sha256
 
     return file_sha256(path)

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
-from engines.errors import InputError
+from engines.core.errors import InputError
 
 log = logging.getLogger(__name__)
 

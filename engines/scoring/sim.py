@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 
 from config import Settings
-from engines import metrics
-from engines.audio import is_silent, load_audio, resample, sanitize
-from engines.device import oom_guard, resolve_device
-from engines.errors import AudioError, InputError, MissingWeightsError
-from engines.holder import ModelHolder
-from engines.progress import ProgressFn
-from engines.provenance import installed_version, weights_sha256
+from engines.core.audio import is_silent, load_audio, resample, sanitize
+from engines.core.device import oom_guard, resolve_device
+from engines.core.errors import AudioError, InputError, MissingWeightsError
+from engines.core.holder import ModelHolder
+from engines.core.progress import ProgressFn
+from engines.core.provenance import installed_version, weights_sha256
+from engines.scoring import metrics
 
 log = logging.getLogger(__name__)
 

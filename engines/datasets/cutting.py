@@ -1,7 +1,7 @@
 """Where to cut long recordings into training clips, and text checks on the clips.
 
 Cuts go only where the audio pauses: ``speech_spans`` asks the voice-activity detector
-(``engines.vad``, level-independent) where the speech is, and ``plan_clips`` groups those spans
+(``engines.asr.engine.vad``, level-independent) where the speech is, and ``plan_clips`` groups those spans
 into clips, cutting only in the gaps between them. Whisper's segment edges are contiguous and its
 word times can be zero-length or seconds long, so neither decides a cut here; each planned clip is
 transcribed on its own afterwards (``engines.datasets``), so its text is what its audio says.
@@ -15,13 +15,12 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from engines.audio import frame_levels
+from engines.core.audio import frame_levels
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +32,9 @@ TOO_SHORT_COST = 3.0  # a planned clip under min_clip is dropped later: merge it
 WORD_SPAN = (0.02, 2.0)  # seconds: Whisper word times outside this are alignment failures, never cut beside them
 PUNCT_BONUS = 0.15  # seconds added to a pause after a comma etc. when choosing where to split
 SENTENCE_BONUS = 0.3  # ... and after a full stop, question or exclamation mark
-COMPRESSION_LIMIT = 2.4  # whisper's compression_ratio_threshold: above it the text is a loop
-MIN_LOOP_CHARS = 40  # the compression check means nothing on short texts
 
 _SENTENCE_END = re.compile(r"[.!?。！？…]['\"”’)\]]*$")
 _CLAUSE_END = re.compile(r"[,;:、，；：—-]['\"”’)\]]*$")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
 @dataclass
@@ -272,7 +268,7 @@ FINE_VAD_SILENCE_MS = 60  # second look inside a stretch too long for one clip: 
 def speech_spans(audio_16k: np.ndarray, max_span: float, sr: int = 16000) -> list[Span]:
     """Where the speech is, as spans whose gaps are real pauses (voice-activity detection).
 
-    Silero VAD (``engines.vad``) judges each window by what it sounds like, whatever the level, so a
+    Silero VAD (``engines.asr.engine.vad``) judges each window by what it sounds like, whatever the level, so a
     quiet recording is not "silence" and a noisy pause is not "speech". A span longer than
     ``max_span`` gets a second, finer look for the shorter pauses inside it (a breath, a comma); what
     is still too long has no pause to cut at.
@@ -285,7 +281,7 @@ def speech_spans(audio_16k: np.ndarray, max_span: float, sr: int = 16000) -> lis
     Returns:
         The spans in time order (empty when there is no speech).
     """
-    from engines.vad import VadOptions, speech_regions
+    from engines.asr.vad import VadOptions, speech_regions
 
     coarse = speech_regions(audio_16k, VadOptions(min_silence_ms=CUT_VAD_SILENCE_MS, pad_ms=CUT_VAD_PAD_MS))
     spans: list[Span] = []
@@ -393,79 +389,15 @@ def split_text(text: str, fractions: Sequence[float]) -> list[str]:
     return [" ".join(words[a:b]) for a, b in zip(bounds, bounds[1:])]
 
 
-# ----- text checks -----
-
-
-def compression_ratio(text: str) -> float:
-    """Whisper's loop detector: bytes / zlib-compressed bytes (above ~2.4 = repetitive)."""
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
-
-
-def repetition_loop(text: str, min_repeats: int = 3, max_n: int = 8) -> str | None:
-    """Detect a Whisper repetition loop: an n-gram repeated ``min_repeats`` times in a row, or a text
-    that compresses too well.
-
-    Args:
-        text: the transcript.
-        min_repeats: repeats in a row that count as a loop.
-        max_n: longest n-gram checked (words; characters for Chinese/Japanese text).
-
-    Returns:
-        A short description of the loop, or None.
-    """
-    tokens = re.findall(r"\w+", text.lower())
-    units, joiner, min_n = tokens, " ", 1
-    if _CJK.search(text) and len(tokens) < 4:  # no spaces to split on: look at characters
-        units, joiner, min_n = [c for c in text if c.isalnum()], "", 2
-    for n in range(min_n, max_n + 1):
-        for i in range(0, len(units) - n * min_repeats + 1):
-            gram = units[i : i + n]
-            count, j = 1, i + n
-            while units[j : j + n] == gram:
-                count += 1
-                j += n
-            if count >= min_repeats:
-                return f'"{joiner.join(gram)}" repeated {count} times in a row'
-    if len(text) >= MIN_LOOP_CHARS:
-        ratio = compression_ratio(text)
-        if ratio > COMPRESSION_LIMIT:
-            return f"text compresses {ratio:.1f}x (over {COMPRESSION_LIMIT}): likely a repetition loop"
-    return None
-
-
-def text_cer(reference: str, hypothesis: str, language: str | None) -> float:
-    """Character error rate of ``hypothesis`` against ``reference``, scored as the evaluation scores it.
-
-    Both texts go through ``engines.metrics.normalize`` (Whisper's English normalizer for English, so
-    "1455" and "fourteen fifty-five" are the same text; the basic normalizer elsewhere; characters
-    for zh/ja/ko): one normalizer for datasets and evaluation.
-
-    Returns:
-        The CER (0.0 when both are empty after normalization, 1.0 for an empty hypothesis).
-    """
-    from engines.metrics import char_counts, normalize
-
-    ref, hyp = normalize(reference, language), normalize(hypothesis, language)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    if not hyp:
-        return 1.0
-    return float(char_counts(ref, hyp).rate)
-
-
 __all__ = [
     "Piece",
     "Span",
     "TimedWord",
     "clean_text",
-    "compression_ratio",
     "find_pauses",
     "join_texts",
     "plan_clips",
     "plan_recut",
-    "repetition_loop",
     "speech_spans",
     "split_text",
-    "text_cer",
 ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engines.audio import frame_levels, rms_dbfs
+from engines.core.audio import frame_levels, rms_dbfs
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ SAMPLE_RATE = 16000  # Silero VAD's rate (and Whisper's)
 DIGITAL_SILENCE_DBFS = -90.0  # a peak under this is zeros or dither: no detector needed
 _PEAK_TARGET = 0.5  # peak-normalize to -6 dBFS before detection
 
-# Where speech is decides what Whisper hears (engines.vad). Each detected region gets this much context on
+# Where speech is decides what Whisper hears (engines.asr.vad). Each detected region gets this much context on
 # both sides (Silero trims soft onsets, more so under noise); regions closer than MIN_SKIP_SECONDS are decoded
 # together (Whisper copes with pauses inside a window); longer stretches without speech are never decoded.
 SPEECH_PAD_SECONDS = 1.0

@@ -1,4 +1,4 @@
-"""The training process: ``python -m engines.train_worker <run_dir>``, or one rank of a multi-GPU run.
+"""The training process: ``python -m engines.training.worker <run_dir>``, or one rank of a multi-GPU run.
 
 Started by ``TrainingEngine.start``/``resume`` in its own session. Reads run.json, builds coqui's
 ``GPTTrainerConfig`` from the base model's config (so the GPT's shape is the base's: the tiny model
@@ -49,17 +49,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.audio import atomic_file, write_json
-from engines.errors import InputError, LabError
-from engines.provenance import utc_now
-from engines.train_options import (
+from engines.core.audio import atomic_file, write_json
+from engines.core.errors import InputError, LabError
+from engines.core.provenance import utc_now
+from engines.training.options import (
     SAMPLE_RATE,
     RankPlan,
     TrainOptions,
     options_from_dict,
     rank_plan,
 )
-from engines.train_runs import (
+from engines.training.runs import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
     FAILED,
@@ -78,7 +78,7 @@ from engines.train_runs import (
     update_run,
 )
 
-log = logging.getLogger("engines.train_worker")
+log = logging.getLogger("engines.training.worker")
 
 CHECKPOINT_FORMAT = "xtts-lab-gpt-checkpoint/1"
 
@@ -103,7 +103,7 @@ def parse_worker_args(argv: list[str], environ: dict[str, str] | None = None) ->
             their own checkpoints, not coqui's).
     """
     environ = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(prog="python -m engines.train_worker")
+    parser = argparse.ArgumentParser(prog="python -m engines.training.worker")
     parser.add_argument("run_dir")
     parser.add_argument("--rank", type=int, default=None)
     parser.add_argument("--group_id", default="")

@@ -1,4 +1,4 @@
-"""A training run's folder and its files, shared by the app (``engines.training``) and the worker process.
+"""A training run's folder and its files, shared by the app (``engines.training.engine.engine``) and the worker process.
 
 Writes to run.json go through ``update_run`` (atomic, under a file lock both processes take).
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from config import XTTS_LANGUAGES
-from engines.audio import atomic_file, write_json
-from engines.dataset_format import read_info, read_metadata
-from engines.errors import InputError
-from engines.provenance import utc_now
+from engines.core.audio import atomic_file, write_json
+from engines.core.errors import InputError
+from engines.core.provenance import utc_now
+from engines.datasets.manifest import read_info, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -214,36 +214,6 @@ def log_tail(run_dir: Path, lines: int = 40) -> str:
     text = _ANSI.sub("", text).replace("\r", "\n")
     kept = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
     return "\n".join(kept[-lines:])
-
-
-def process_exists(pid: int) -> bool:
-    """Whether a process with this pid exists (any owner; a zombie still counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True when ``pid`` is a live (not zombie) training worker; a recycled pid does not count."""
-    if not pid or not process_exists(pid):
-        return False
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state in ("Z", "X"):  # exited, not yet reaped by its parent
-                return False
-            cmdline = (proc / "cmdline").read_bytes()
-            # the worker itself, or trainer.distribute launching it (--script .../engines/train_worker.py)
-            if b"engines.train_worker" not in cmdline and b"engines/train_worker.py" not in cmdline:
-                return False
-        except (OSError, IndexError):
-            pass
-    return True
 
 
 def read_dataset(dataset_dir: Path) -> tuple[list[dict[str, str]], list[dict[str, str]], str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.errors import CancelledError, LabError
+from engines.core.errors import CancelledError, LabError
 
 log = logging.getLogger(__name__)
 

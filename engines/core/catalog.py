@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import XTTS_BASE_MODEL, Settings, resolve_path
-from engines.errors import MissingWeightsError
-from engines.progress import LogFn, ProgressFn
+from engines.core.errors import MissingWeightsError
+from engines.core.progress import LogFn, ProgressFn
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from engines.errors import AudioError, AudioTooLargeError, LabError
+from engines.core.errors import AudioError, AudioTooLargeError, LabError
 
 log = logging.getLogger(__name__)
 

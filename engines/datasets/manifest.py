@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.audio import write_text
+from engines.core.audio import write_text
 
 CSV_HEADER = ("audio_file", "text", "speaker_name")
 SPLITS = ("train", "eval")

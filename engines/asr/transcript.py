@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.audio import write_text
+from engines.core.audio import write_text
 
 
 @dataclass

@@ -10,9 +10,9 @@ Runs without the UI::
 
 Why this module is over 700 lines: request checks, the voice-latent cache and sentence-wise synthesis
 share one loaded model and its lock, and the checks must be importable without loading torch models
-(Eval's planner calls ``check_request``). Model lookup and download live in ``engines.models``, text
-splitting in ``engines.textsplit``, options in ``engines.options``, the streaming thread and queue in
-``engines.tts_stream``.
+(Eval's planner calls ``check_request``). Model lookup and download live in ``engines.core.catalog``, text
+splitting in ``engines.tts.engine.textsplit``, options in ``engines.core.options``, the streaming thread and queue in
+``engines.tts.engine.stream``.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from config import XTTS_LANGUAGES, Settings
-from engines import models
-from engines.audio import (
+from engines.core import catalog
+from engines.core.audio import (
     AUDIO_EXTENSIONS,
     clipped_fraction,
     collect_notices,
@@ -48,16 +48,16 @@ from engines.audio import (
     save_wav,
     write_json,
 )
-from engines.device import oom_guard, resolve_device
-from engines.errors import AudioError, CancelledError, InputError, LabError, MissingWeightsError
-from engines.holder import ModelHolder
-from engines.models import BASE_ID, MODEL_FILES, TINY_ID
-from engines.names import check_voice_name, slug, xtts_language
-from engines.options import OPTION_RANGES, TTSOptions
-from engines.progress import LogFn, ProgressFn, log_info, no_progress
-from engines.provenance import name_stamp, utc_now, versions
-from engines.textsplit import DEFAULT_CHAR_LIMIT, split_text
-from engines.tts_stream import StreamFeed, SynthesisStream
+from engines.core.catalog import BASE_ID, MODEL_FILES, TINY_ID
+from engines.core.device import oom_guard, resolve_device
+from engines.core.errors import AudioError, CancelledError, InputError, LabError, MissingWeightsError
+from engines.core.holder import ModelHolder
+from engines.core.names import check_voice_name, slug, xtts_language
+from engines.core.options import OPTION_RANGES, TTSOptions
+from engines.core.progress import LogFn, ProgressFn, log_info, no_progress
+from engines.core.provenance import name_stamp, utc_now, versions
+from engines.tts.stream import StreamFeed, SynthesisStream
+from engines.tts.textsplit import DEFAULT_CHAR_LIMIT, split_text
 
 if TYPE_CHECKING:
     from TTS.tts.models.xtts import Xtts
@@ -363,14 +363,14 @@ class TTSEngine:
                 if (
                     folder.is_dir()
                     and not folder.name.startswith(".")
-                    and not models.missing_files(folder, MODEL_FILES)
+                    and not catalog.missing_files(folder, MODEL_FILES)
                 ):
                     choices.append((f"{folder.name} (workspace/models)", folder.name))
         return choices
 
     def find_base_model(self) -> Path | None:
         """The folder holding XTTS v2's files, when already on this machine (never downloads)."""
-        return models.find_base_model(self.settings)
+        return catalog.find_base_model(self.settings)
 
     def model_dir(
         self,
@@ -395,7 +395,7 @@ class TTSEngine:
             found = self.find_base_model()
             if found is not None or not download:
                 return found
-            return models.download_base(self.settings, self.models_dir, progress or no_progress, log_fn or log.info)
+            return catalog.download_base(self.settings, self.models_dir, progress or no_progress, log_fn or log.info)
         path = Path(model_id).expanduser()
         folder = path if path.is_absolute() else self.models_dir / model_id
         if not folder.is_dir():
@@ -404,7 +404,7 @@ class TTSEngine:
                 f"Model folder {folder} not found. A model id is {', '.join(repr(n) for n in names)}, "
                 f"or a folder holding {', '.join(MODEL_FILES)}."
             )
-        missing = models.missing_files(folder, MODEL_FILES)
+        missing = catalog.missing_files(folder, MODEL_FILES)
         if missing:
             raise MissingWeightsError(
                 f"Model folder {folder} is missing {', '.join(missing)} (an XTTS model folder holds "

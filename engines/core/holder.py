@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from engines.device import free_memory
+from engines.core.device import free_memory
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engines import metrics
-from engines.audio import write_text
+from engines.core.audio import write_text
+from engines.scoring import metrics
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ derived from sarulab-speech/UTMOS22 (MIT, Saruwatari & Koyama laboratory, The Un
 fairseq's wav2vec 2.0 (MIT, Facebook, Inc. and its affiliates). Kept here rather than fetched with
 ``torch.hub.load`` so no downloaded code runs and the architecture can be built offline (tests); module
 and parameter names are SpeechMOS's, so its released checkpoint loads with ``strict=True``.
-Only the weights are downloaded (``engines.mos``).
+Only the weights are downloaded (``engines.scoring.mos``).
 """
 
 from __future__ import annotations

@@ -620,7 +620,26 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (na * nb))
 
 
+def text_cer(reference: str, hypothesis: str, language: str | None) -> float:
+    """Character error rate of ``hypothesis`` against ``reference``, scored as the evaluation scores it.
+
+    Both texts go through ``engines.scoring.metrics.normalize`` (Whisper's English normalizer for English, so
+    "1455" and "fourteen fifty-five" are the same text; the basic normalizer elsewhere; characters
+    for zh/ja/ko): one normalizer for datasets and evaluation.
+
+    Returns:
+        The CER (0.0 when both are empty after normalization, 1.0 for an empty hypothesis).
+    """
+    ref, hyp = normalize(reference, language), normalize(hypothesis, language)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    if not hyp:
+        return 1.0
+    return float(char_counts(ref, hyp).rate)
+
+
 __all__ = [
+    "text_cer",
     "CHAR_LANGUAGES",
     "Chunk",
     "ErrorCounts",

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import torch
 
-from engines.errors import GPUOutOfMemoryError, InputError
+from engines.core.errors import GPUOutOfMemoryError, InputError
 
 
 def resolve_device(name: str = "auto") -> str:

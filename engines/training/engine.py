@@ -1,7 +1,7 @@
 """XTTS GPT fine-tuning as a managed background process (coqui ``GPTTrainer`` + ``trainer.Trainer``).
 
 The engine never trains in the app's process: ``start`` writes a run folder and spawns
-``python -m engines.train_worker <run_dir>`` in its own session, so training survives a browser refresh
+``python -m engines.training.worker <run_dir>`` in its own session, so training survives a browser refresh
 or an app restart and can be stopped, killed and resumed. Everything about a run lives in its folder::
 
     workspace/runs/<run-id>/
@@ -18,9 +18,9 @@ base model's and are taken from it again on resume and export.
 
 No gradio here. The worker module holds the training loop; this module is cheap to import.
 
-Layout: options and presets are in ``engines.train_options``, the run folder's files (run.json under a lock,
-metrics, checkpoints, pid check) in ``engines.train_runs`` (the worker shares them), the loop in
-``engines.train_worker``. This module is still ~850 lines because ``TrainingEngine`` is one lifecycle
+Layout: options and presets are in ``engines.training.engine.options``, the run folder's files (run.json under a lock,
+metrics, checkpoints, pid check) in ``engines.training.engine.runs`` (the worker shares them), the loop in
+``engines.training.engine.worker``. This module is still ~850 lines because ``TrainingEngine`` is one lifecycle
 (validate, spawn, stop, kill, resume, status, export) over the same run folder and process handle.
 """
 
@@ -42,13 +42,14 @@ from pathlib import Path
 from typing import Any
 
 from config import ROOT, Settings
-from engines import models
-from engines.audio import write_json
-from engines.errors import BusyError, InputError, LabError, MissingWeightsError
-from engines.models import BASE_ID, MODEL_FILES, TINY_ID, TRAINING_ASSETS, TRAINING_FILES
-from engines.names import check_name
-from engines.provenance import name_stamp, utc_now
-from engines.train_options import (
+from engines.core import catalog
+from engines.core.audio import write_json
+from engines.core.catalog import BASE_ID, MODEL_FILES, TINY_ID, TRAINING_ASSETS, TRAINING_FILES
+from engines.core.errors import BusyError, InputError, LabError, MissingWeightsError
+from engines.core.names import check_name
+from engines.core.process import pid_alive
+from engines.core.provenance import name_stamp, utc_now
+from engines.training.options import (
     CODE_STRIDE,
     PRESETS,
     SAMPLE_RATE,
@@ -61,7 +62,7 @@ from engines.train_options import (
     rank_plan,
     select_gpus,
 )
-from engines.train_runs import (
+from engines.training.runs import (
     CHECKPOINT_DIR,
     CRASHED,
     FAILED,
@@ -80,7 +81,6 @@ from engines.train_runs import (
     clip_seconds,
     file_lock,
     log_tail,
-    pid_alive,
     read_dataset,
     read_index,
     read_metrics,
@@ -104,8 +104,8 @@ def launch_command(
 ) -> tuple[list[str], dict[str, str]]:
     """The worker's command line and environment (pure: nothing is started).
 
-    One process (``gpus`` None): ``python -m engines.train_worker <run_dir>``. Several GPUs: coqui's
-    ``python -m trainer.distribute --script engines/train_worker.py --gpus "a,b" <run_dir>``, which starts
+    One process (``gpus`` None): ``python -m engines.training.worker <run_dir>``. Several GPUs: coqui's
+    ``python -m trainer.distribute --script engines/training/worker.py --gpus "a,b" <run_dir>``, which starts
     ``python3 <script> --continue_path= --restore_path= --group_id=group_<time> --use_ddp=true <run_dir>
     --rank=<r>`` per GPU with RANK=<r> and CUDA_VISIBLE_DEVICES=<the chosen GPUs>.
 
@@ -130,7 +130,7 @@ def launch_command(
             env["CUDA_VISIBLE_DEVICES"] = ""  # the trainer uses CUDA whenever it sees it
         elif device.startswith("cuda:"):
             env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
-        return [python, "-m", "engines.train_worker", str(run_dir)], env
+        return [python, "-m", "engines.training.worker", str(run_dir)], env
     # The app's indices are positions in its own CUDA_VISIBLE_DEVICES (ids or UUIDs) when that is set;
     # trainer.distribute prefers CUDA_VISIBLE_DEVICES over --gpus, so both name the same devices.
     parent = [d.strip() for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
@@ -229,7 +229,7 @@ class TrainingEngine:
 
     def xtts_base_candidates(self) -> list[Path]:
         """Folders that may hold XTTS v2, in search order (the model catalogue's)."""
-        return models.base_search(self.settings).candidates()
+        return catalog.base_search(self.settings).candidates()
 
     def xtts_base_dir(self) -> Path:
         """The XTTS v2 folder to fine-tune from: the first candidate with model.pth, else the first candidate."""
@@ -269,7 +269,7 @@ class TrainingEngine:
             folder = self._tiny_dir()
         elif model_id == BASE_ID:
             folder = self.xtts_base_dir()
-            missing = models.missing_files(folder, TRAINING_FILES)
+            missing = catalog.missing_files(folder, TRAINING_FILES)
             if missing:
                 searched = ", ".join(str(c) for c in self.xtts_base_candidates())
                 raise MissingWeightsError(
@@ -283,7 +283,7 @@ class TrainingEngine:
             folder = path if path.is_absolute() else self.models_dir / check_name(model_id, "model")
             if not folder.is_dir():
                 raise InputError(f"Base model {model_id!r} not found (looked in {folder}).")
-        missing = models.missing_files(folder, MODEL_FILES)
+        missing = catalog.missing_files(folder, MODEL_FILES)
         if missing:
             raise MissingWeightsError(
                 f"Model folder {folder} lacks {', '.join(missing)}; it cannot be a fine-tuning base."
@@ -400,7 +400,7 @@ class TrainingEngine:
 
     def _select_gpus(self, options: TrainOptions) -> tuple[int, ...] | None:
         """``select_gpus`` against this machine (a count of 1 never touches CUDA)."""
-        from engines.device import resolve_device
+        from engines.core.device import resolve_device
 
         if parse_gpus(options.gpus) is None:  # one process: nothing to check against the hardware
             return None
@@ -482,7 +482,7 @@ class TrainingEngine:
             MissingWeightsError: base model files missing.
             BusyError: another run is running.
         """
-        from engines.device import resolve_device
+        from engines.core.device import resolve_device
 
         dataset_dir, base, facts = self.validate(options)
         device = resolve_device(self.settings.device)
@@ -782,7 +782,7 @@ class TrainingEngine:
             device: torch device; default from settings.
             options: for the base model's GPT shape and the max audio length (defaults: XTTS v2, 11 s).
         """
-        from engines.device import gpu_memory, resolve_device
+        from engines.core.device import gpu_memory, resolve_device
 
         device = device or resolve_device(self.settings.device)
         memory = gpu_memory(device)

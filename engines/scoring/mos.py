@@ -5,7 +5,7 @@
   implementation's rule, kept so scores compare with published DNSMOS), so a 2 s TTS utterance is scored as
   16 s of itself repeated. BAK saturates near its top on clean speech and TTS output.
 - UTMOS (UTMOS22 strong learner, the naturalness predictor most TTS papers report): the network is in
-  ``engines.utmos22``; its weights (~380 MB) come from SpeechMOS's release on request (System panel). Without
+  ``engines.scoring.utmos22``; its weights (~380 MB) come from SpeechMOS's release on request (System panel). Without
   them ``utmos()`` raises MissingWeightsError and ``available()`` says why: never a made-up number.
 
 Scores of different predictors are different scales: never pool them. Never imports gradio.
@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from config import Settings
-from engines.audio import resample, sanitize
-from engines.device import oom_guard, resolve_device
-from engines.errors import AudioError, InputError, MissingWeightsError
-from engines.holder import ModelHolder
-from engines.progress import ProgressFn
-from engines.provenance import installed_version
-from engines.speaker_sim import weights_sha256
+from engines.core.audio import resample, sanitize
+from engines.core.device import oom_guard, resolve_device
+from engines.core.errors import AudioError, InputError, MissingWeightsError
+from engines.core.holder import ModelHolder
+from engines.core.progress import ProgressFn
+from engines.core.provenance import installed_version
+from engines.scoring.sim import weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ def _load_utmos_state(path: Path) -> dict[str, Any]:
 
 
 def _load_utmos(key: str, device: str) -> Any:
-    from engines.utmos22 import UTMOS22Strong
+    from engines.scoring.utmos22 import UTMOS22Strong
 
     model = UTMOS22Strong()
     model.load_state_dict(_load_utmos_state(Path(key)), strict=True)

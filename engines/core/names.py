@@ -10,7 +10,7 @@ import os
 import re
 
 from config import XTTS_LANGUAGES
-from engines.errors import InputError
+from engines.core.errors import InputError
 
 NAME_MAX = 100  # long enough for generated names ("<dataset>-step123456", "<dataset>-<timestamp>")
 NAME_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_MAX - 1}}}$")

@@ -1,8 +1,8 @@
-"""The faster-whisper (CTranslate2) backend of ``engines.asr``: model ids, loading, decoding.
+"""The faster-whisper (CTranslate2) backend of ``engines.asr.engine.engine``: model ids, loading, decoding.
 
 ``ASREngine`` picks the backend by model id: ``"faster-whisper:<size>"`` (downloaded from the Hugging Face hub
 when online), ``"faster-whisper:<folder>"`` or a CTranslate2 folder itself (``model.bin`` + ``config.json``).
-Every other id is openai-whisper's. What the two backends share stays in ``engines.asr``: the voice-activity
+Every other id is openai-whisper's. What the two backends share stays in ``engines.asr.engine.engine``: the voice-activity
 gate before decoding, the fallback and loop rules, the Transcript built from the segments. This module only
 turns a decode request into faster-whisper calls and their results into whisper.transcribe's result shape.
 
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from config import WHISPER_SIZES, Settings
-from engines.device import oom_guard
-from engines.errors import GPUOutOfMemoryError, InputError, MissingWeightsError
+from engines.core.device import oom_guard
+from engines.core.errors import GPUOutOfMemoryError, InputError, MissingWeightsError
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel

@@ -6,7 +6,7 @@
     t = engine.transcribe_file("talk.m4a", ASROptions(language="en"))
     save_outputs(t, Path("out"), "talk")      # talk.txt / .srt / .vtt / .json
 
-Before Whisper hears anything, a voice-activity detector (``engines.vad``) finds where speech is: audio
+Before Whisper hears anything, a voice-activity detector (``engines.asr.engine.vad``) finds where speech is: audio
 without speech is never decoded (Whisper hallucinates "Thank you." on silence and noise), and long
 stretches without speech are skipped (``clip_timestamps``), so times stay those of the original file.
 Each 30 s window is decoded with Whisper's temperature fallback, and a window whose text is still a
@@ -14,13 +14,13 @@ repetition loop afterwards is dropped with a notice.
 
 Two backends, picked by model id: openai-whisper (sizes, ``.pt`` files; the papers' exact recipe, the default)
 and faster-whisper / CTranslate2 (``"faster-whisper:<size or folder>"``, or a CTranslate2 folder:
-``engines.asr_faster``). Both go through the same gate, rules and Transcript building here.
+``engines.asr.engine.backends.faster_whisper``). Both go through the same gate, rules and Transcript building here.
 
 Why this module is long (~1,150 lines): ``ASREngine`` is the whole decode path of both backends (load,
 VAD gate, clip timestamps, temperature fallback, loop guard, batched decoding that redoes failing results
 one by one), and its steps share the loaded model, tokenizer and options. What stands alone lives
-elsewhere: transcripts and their files (``engines.transcript``), the speech check before decoding
-(``engines.vad``), loop detection (``engines.segment``).
+elsewhere: transcripts and their files (``engines.asr.engine.transcript``), the speech check before decoding
+(``engines.asr.engine.vad``), loop detection (``engines.datasets.cutting``).
 """
 
 from __future__ import annotations
@@ -42,16 +42,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from config import WHISPER_SIZES, Settings
-from engines import asr_faster
-from engines.audio import load_audio
-from engines.device import oom_guard, resolve_device
-from engines.errors import AudioError, InputError, LabError, MissingWeightsError
-from engines.holder import ModelHolder
-from engines.progress import ProgressFn
-from engines.segment import COMPRESSION_LIMIT, repetition_loop
+from engines.asr.backends import faster_whisper as asr_faster
+from engines.asr.checks import COMPRESSION_LIMIT, repetition_loop
+from engines.asr.transcript import Segment, Transcript, Word
+from engines.asr.vad import SpeechCheck, check_speech
+from engines.core.audio import load_audio
+from engines.core.device import oom_guard, resolve_device
+from engines.core.errors import AudioError, InputError, LabError, MissingWeightsError
+from engines.core.holder import ModelHolder
+from engines.core.progress import ProgressFn
 from engines.tiny import TinyModels
-from engines.transcript import Segment, Transcript, Word
-from engines.vad import SpeechCheck, check_speech
 
 if TYPE_CHECKING:
     import torch
@@ -79,7 +79,7 @@ THRESHOLDS = {  # whisper.transcribe's names; faster-whisper gets the same value
 }
 
 # A window whose text still repeats an n-gram this often in a row after the fallback is a loop. Higher than
-# segment.repetition_loop's 3 (a dataset flag): real speech says "no, no, no", and here the window is dropped.
+# checks.repetition_loop's 3 (a dataset flag): real speech says "no, no, no", and here the window is dropped.
 LOOP_REPEATS = 4
 
 # The tiny random model never emits end-of-text, so every window would run to Whisper's 224-token limit of

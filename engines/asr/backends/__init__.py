@@ -1,0 +1,1 @@
+"""ASR backends (openai-whisper, faster-whisper) behind one interface."""

@@ -1,0 +1,1 @@
+"""Shared foundations: errors, audio I/O, device, model holder, progress, provenance, names, options, the XTTS model catalogue."""

@@ -1,0 +1,1 @@
+"""Fine-tuning XTTS: the engine, the worker process, run folders, options."""

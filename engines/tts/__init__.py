@@ -1,0 +1,1 @@
+"""Speech synthesis with XTTS v2: the engine, streaming, text splitting."""
