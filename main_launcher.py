@@ -198,17 +198,17 @@ def refuse_public_without_auth(settings: Settings) -> None:
         )
 
 
-def launch_kwargs(settings: Settings) -> dict[str, Any]:
+def launch_kwargs(settings: Settings, engines: Engines | None = None) -> dict[str, Any]:
     """Arguments for ``demo.launch()`` from settings; warns when the app is exposed without a login.
 
     Args:
         settings: merged settings.
+        engines: the engine set the OpenAI-compatible API serves (the app's own); None = no ``/v1`` API.
 
     Returns:
         Keyword arguments for ``gr.Blocks.launch``; ``app_kwargs`` installs ``WebGuard`` (Host header
         check, nothing before login, login throttle, the API's key rule) and mounts the OpenAI-compatible API
-        at ``/v1`` (``rest``; routes given to the app when it is made come before Gradio's own, and it serves
-        the launched app's ``demo.engines``).
+        at ``/v1`` over ``engines`` (``rest``; routes given to the app when it is made come before Gradio's own).
     """
     from starlette.middleware import Middleware
     from starlette.routing import Mount
@@ -235,7 +235,7 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         ],
         "app_kwargs": {
             "middleware": [Middleware(WebGuard, hosts=allowed_hosts(settings), api=APIAccess.from_settings(settings))],
-            "routes": [Mount(API_PREFIX, app=create_api())],
+            "routes": [Mount(API_PREFIX, app=create_api(engines))] if engines is not None else [],
         },
     }
 
@@ -252,9 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(parse_args(argv))
     refuse_public_without_auth(settings)
-    kwargs = launch_kwargs(settings)
-    demo = build_app(settings)
-    demo.launch(**kwargs)
+    from engines import Engines
+
+    kwargs = launch_kwargs(settings)  # warns about exposure before anything is built
+    engines = Engines.create(settings)
+    demo = build_app(settings, engines=engines)
+    demo.launch(**{**kwargs, **launch_kwargs(settings, engines)})
     return 0
 
 

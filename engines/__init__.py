@@ -1,67 +1,78 @@
 """In-process engines: they hold the loaded models and do the work. No gradio here.
 
-``Engines.create(settings)`` is cheap: nothing loads until a page or script asks for it.
+``Engines.create(settings)`` is cheap: nothing loads until a page or script asks for it. One package per
+domain (see docs/DESIGN.md): ``core`` (shared foundations), ``tts``, ``asr``, ``scoring``, ``datasets``,
+``training``, ``eval``; ``tiny`` builds the random stand-in models of tiny mode and the tests.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # config imports engines.core.options: a runtime import here would be a cycle
+if TYPE_CHECKING:  # the engine modules import torch: only create() imports them at run time
     from config import Settings
+    from engines.asr.engine import ASREngine
+    from engines.datasets.engine import DatasetEngine
+    from engines.eval.engine import EvalEngine
+    from engines.scoring.mos import MOSEngine
+    from engines.scoring.sim import SimilarityEngine
+    from engines.tiny import TinyModels
+    from engines.training.engine import TrainingEngine
+    from engines.tts.engine import TTSEngine
 
-log = logging.getLogger(__name__)
 
-
-@dataclass
+@dataclass(eq=False)  # identity semantics: an engine set is one object, usable as a dict key
 class Engines:
-    """Everything the pages need, passed in explicitly (no module globals holding models)."""
+    """Everything the pages and the API need, passed in explicitly (no module globals holding models).
+
+    Built by ``create``; tests may build one field by field. Every engine shares ``gpu_lock``.
+    """
 
     settings: Settings
+    tts: TTSEngine
+    asr: ASREngine
+    sim: SimilarityEngine
+    mos: MOSEngine
+    training: TrainingEngine
+    eval: EvalEngine
+    datasets: DatasetEngine
     gpu_lock: threading.RLock = field(default_factory=threading.RLock)  # one GPU job at a time
-    tts: Any = None  # engines.tts.TTSEngine
-    asr: Any = None  # engines.asr.ASREngine
-    training: Any = None  # engines.training.TrainingEngine
-    evaluation: Any = None  # engines.eval.EvalEngine
-    datasets: Any = None  # engines.datasets.DatasetEngine
-    sim: Any = None  # engines.scoring.sim.SimilarityEngine
-    mos: Any = None  # engines.scoring.mos.MOSEngine
-    extra: dict[str, Any] = field(default_factory=dict)  # later engines (finetune, eval)
+    tiny: TinyModels | None = None  # the random stand-in models (tiny mode only)
 
     @classmethod
-    def create(cls, settings: Settings) -> Engines:
-        """Make the engine set for these settings (builds tiny models first in tiny mode)."""
-        engines = cls(settings=settings)
-        if settings.tiny_models:
-            from engines.tiny import ensure_tiny_models
+    def create(cls, settings: Settings, tiny: TinyModels | None = None) -> Engines:
+        """Make the engine set for these settings (builds the tiny models first in tiny mode).
 
-            engines.extra["tiny"] = ensure_tiny_models(settings.workspace_sub("tiny-models"))
+        Args:
+            settings: the app's settings.
+            tiny: tiny models already built (tests share one set); None = build them when
+                ``settings.tiny_models`` is on.
+        """
         from engines.asr.engine import ASREngine
-        from engines.eval import EvalEngine
-        from engines.tts.engine import TTSEngine
-
-        engines.tts = TTSEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
-        engines.asr = ASREngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"))
+        from engines.datasets.engine import DatasetEngine
+        from engines.eval.engine import EvalEngine
         from engines.scoring.mos import MOSEngine
         from engines.scoring.sim import SimilarityEngine
-
-        engines.sim = SimilarityEngine(settings, engines.gpu_lock, tts=engines.tts)
-        engines.mos = MOSEngine(settings, engines.gpu_lock)
         from engines.training.engine import TrainingEngine
+        from engines.tts.engine import TTSEngine
 
-        engines.training = TrainingEngine(settings, engines.gpu_lock, tiny=engines.extra.get("tiny"), tts=engines.tts)
-        engines.eval = EvalEngine(
-            settings, engines.tts, engines.asr, training=engines.training, sim=engines.sim, mos=engines.mos
-        )
-        from engines.datasets import DatasetEngine
+        if tiny is None and settings.tiny_models:
+            from engines.tiny import ensure_tiny_models
 
+            tiny = ensure_tiny_models(settings.workspace_sub("tiny-models"))
+        lock = threading.RLock()
+        tts = TTSEngine(settings, lock, tiny=tiny)
+        asr = ASREngine(settings, lock, tiny=tiny)
+        sim = SimilarityEngine(settings, lock, tts=tts)
+        mos = MOSEngine(settings, lock)
+        training = TrainingEngine(settings, lock, tiny=tiny, tts=tts)
+        evaluation = EvalEngine(settings, tts, asr, training=training, sim=sim, mos=mos)
         # the training engine knows which dataset a live run uses: deleting that one is refused
-        engines.datasets = DatasetEngine(settings, engines.asr, in_use=getattr(engines.training, "in_use", None))
-        return engines
+        datasets = DatasetEngine(settings, asr, in_use=training.in_use)
+        return cls(settings, tts, asr, sim, mos, training, evaluation, datasets, gpu_lock=lock, tiny=tiny)
 
     @property
     def device(self) -> str:

@@ -26,6 +26,7 @@ import json
 import logging
 import tempfile
 import threading
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, Router
 
+from engines import Engines
 from rest import catalog, formats, transcription
 from rest.errors import APIError, bad_request, busy, error_body, from_exception, too_large
 
@@ -44,7 +46,6 @@ log = logging.getLogger(__name__)
 JSON_BODY_LIMIT = 1 << 20  # a speech request is a few KB of JSON; more is not one
 OPENAI_SPEED = (0.25, 4.0)  # what OpenAI accepts; XTTS's own range (OPTION_RANGES) is narrower: clamped to it
 STREAM_FORMATS = ("audio", "sse")
-GATE_KEY = "api_gpu_gate"  # the gate's slot in Engines.extra: one per engine set, shared by every request
 
 
 class GPUGate:
@@ -90,14 +91,18 @@ class GPUGate:
         self.lock.release()
 
 
-def _gate(engines: Any) -> GPUGate:
-    gate = engines.extra.get(GATE_KEY)
-    if gate is None:
-        settings = engines.settings
-        gate = engines.extra.setdefault(
-            GATE_KEY, GPUGate(engines.gpu_lock, settings.api_busy_timeout, settings.api_max_waiting)
-        )
-    return gate
+_GATES: weakref.WeakKeyDictionary[Engines, GPUGate] = weakref.WeakKeyDictionary()  # one per engine set
+_GATES_LOCK = threading.Lock()
+
+
+def _gate(engines: Engines) -> GPUGate:
+    """The busy gate of this engine set, shared by every request it serves."""
+    with _GATES_LOCK:
+        gate = _GATES.get(engines)
+        if gate is None:
+            settings = engines.settings
+            gate = _GATES[engines] = GPUGate(engines.gpu_lock, settings.api_busy_timeout, settings.api_max_waiting)
+        return gate
 
 
 def error_response(exc: APIError) -> Response:
@@ -259,7 +264,7 @@ class _SpeechPlan:
     options: Any  # engines.core.options.TTSOptions
 
 
-def _plan_speech(engines: Any, req: SpeechRequest) -> _SpeechPlan:
+def _plan_speech(engines: Engines, req: SpeechRequest) -> _SpeechPlan:
     """Resolve model, voice and language, and check the text as synthesis will (no model load, no lock)."""
     from engines.tts.engine import check_request
     from rest.language import speech_language
@@ -309,7 +314,7 @@ def _media_type(req: SpeechRequest, sample_rate: int) -> str:
     return formats.FORMATS[req.response_format].media_type
 
 
-async def speech(request: Request, engines: Any) -> Response:
+async def speech(request: Request, engines: Engines) -> Response:
     settings = engines.settings
     raw = await _body(request, JSON_BODY_LIMIT)
     try:
@@ -344,7 +349,7 @@ def _sse(event: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(event).encode() + b"\n\n"
 
 
-async def _speech_stream(request: Request, engines: Any, req: SpeechRequest, plan: _SpeechPlan) -> Response:
+async def _speech_stream(request: Request, engines: Engines, req: SpeechRequest, plan: _SpeechPlan) -> Response:
     """Start the stream in a worker thread; answer an error as JSON when it fails before the first byte."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -447,7 +452,7 @@ def _temperature(form: Any) -> float:
     return value
 
 
-async def transcribe(request: Request, engines: Any, task: str) -> Response:
+async def transcribe(request: Request, engines: Engines, task: str) -> Response:
     from engines.asr.engine import ASROptions
 
     settings = engines.settings
@@ -499,7 +504,7 @@ async def transcribe(request: Request, engines: Any, task: str) -> Response:
 # ----------------------------------------------------------------------------------------------- lists
 
 
-def _model_ids(engines: Any) -> list[str]:
+def _model_ids(engines: Engines) -> list[str]:
     ids = [*catalog.TTS_ALIASES, *(m for _, m in engines.tts.list_models())]
     ids += [catalog.ASR_ALIASES[0], *(m for _, m in engines.asr.list_models())]
     return list(dict.fromkeys(ids))
@@ -509,12 +514,12 @@ def _model(model_id: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": 0, "owned_by": "xtts-lab"}
 
 
-async def list_models(request: Request, engines: Any) -> Response:
+async def list_models(request: Request, engines: Engines) -> Response:
     ids = await run_in_threadpool(_model_ids, engines)
     return JSONResponse({"object": "list", "data": [_model(m) for m in ids]})
 
 
-async def get_model(request: Request, engines: Any) -> Response:
+async def get_model(request: Request, engines: Engines) -> Response:
     model_id = request.path_params["model"]
     if model_id not in await run_in_threadpool(_model_ids, engines):
         raise APIError(
@@ -527,17 +532,17 @@ async def get_model(request: Request, engines: Any) -> Response:
     return JSONResponse(_model(model_id))
 
 
-async def audio_models(request: Request, engines: Any) -> Response:
+async def audio_models(request: Request, engines: Engines) -> Response:
     ids = [*catalog.TTS_ALIASES, *(m for _, m in await run_in_threadpool(engines.tts.list_models))]
     return JSONResponse({"models": [{"id": m} for m in dict.fromkeys(ids)]})
 
 
-async def audio_voices(request: Request, engines: Any) -> Response:
+async def audio_voices(request: Request, engines: Engines) -> Response:
     listed = await run_in_threadpool(catalog.voices, engines.tts, engines.settings)
     return JSONResponse({"voices": listed})
 
 
-async def unknown(request: Request, engines: Any) -> Response:
+async def unknown(request: Request, engines: Engines) -> Response:
     raise APIError(
         404, f"No API route {request.method} {request.url.path}.", "invalid_request_error", None, "unknown_url"
     )
@@ -546,24 +551,11 @@ async def unknown(request: Request, engines: Any) -> Response:
 # ----------------------------------------------------------------------------------------------- the router
 
 
-def engines_of(request: Request) -> Any:
-    """The engines of the Gradio app serving this request (``demo.engines``, set by ``build_app``)."""
-    app = request.scope.get("app")
-    blocks = getattr(app, "blocks", None)
-    engines = getattr(blocks, "engines", None)
-    if engines is None:
-        raise APIError(
-            503, "The API is not attached to an XTTS Lab app (no engines).", "server_error", None, "unavailable"
-        )
-    return engines
-
-
-def create_api(engines: Any = None) -> Router:
+def create_api(engines: Engines) -> Router:
     """The ``/v1`` routes (mount them at ``/v1``).
 
     Args:
-        engines: the engine set to serve; None = the serving Gradio app's ``demo.engines``, looked up per request
-            (so ``launch_kwargs`` can mount the API before ``build_app`` made the engines).
+        engines: the engine set to serve (the app's own, so both share its models and GPU lock).
 
     Returns:
         A Starlette router; every answer it gives for a failure is in OpenAI's error shape.
@@ -571,14 +563,14 @@ def create_api(engines: Any = None) -> Router:
 
     def bind(where: str, fn: Callable[[Request, Any], Awaitable[Response]]) -> Endpoint:
         async def call(request: Request) -> Response:
-            return await fn(request, engines if engines is not None else engines_of(request))
+            return await fn(request, engines)
 
         return _guarded(where, call)
 
-    async def transcriptions(request: Request, eng: Any) -> Response:
+    async def transcriptions(request: Request, eng: Engines) -> Response:
         return await transcribe(request, eng, "transcribe")
 
-    async def translations(request: Request, eng: Any) -> Response:
+    async def translations(request: Request, eng: Engines) -> Response:
         return await transcribe(request, eng, "translate")
 
     every = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -596,4 +588,4 @@ def create_api(engines: Any = None) -> Router:
     )
 
 
-__all__ = ["GPUGate", "SpeechRequest", "create_api", "engines_of", "parse_speech"]
+__all__ = ["GPUGate", "SpeechRequest", "create_api", "parse_speech"]

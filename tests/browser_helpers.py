@@ -50,7 +50,7 @@ def launched_app(settings) -> Iterator[tuple[object, str]]:
     from main_launcher import build_app, launch_kwargs
 
     demo = build_app(settings)
-    kwargs = launch_kwargs(settings)
+    kwargs = launch_kwargs(settings, demo.engines)
     kwargs.update(server_name="127.0.0.1", server_port=free_port(), share=False, inbrowser=False)
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
     try:

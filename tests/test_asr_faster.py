@@ -74,8 +74,7 @@ def lab(settings, tiny_models):
     from engines import Engines
     from engines.datasets import DatasetEngine
 
-    lab = Engines(settings=settings)
-    lab.asr = ASREngine(settings, lab.gpu_lock, tiny=tiny_models)
+    lab = Engines.create(settings, tiny=tiny_models)
     lab.datasets = DatasetEngine(settings, lab.asr, in_use=lambda name: False)
     return lab
 

@@ -38,9 +38,7 @@ def asr_engines(tmp_path_factory, tiny_models) -> Engines:
     """An engine set holding only the ASR engine (the other tabs are not under test here)."""
     root = tmp_path_factory.mktemp("asr-page")
     settings = load_settings({"workspace": root / "workspace", "tiny_models": True, "device": "cpu"}, env={})
-    engines = Engines(settings=settings)
-    engines.extra["tiny"] = tiny_models
-    engines.asr = ASREngine(settings, engines.gpu_lock, tiny=tiny_models)
+    engines = Engines.create(settings, tiny=tiny_models)
     return engines
 
 
@@ -128,7 +126,8 @@ def test_missing_weights_message(asr_engines, clips, tmp_path, monkeypatch):
     import dataclasses
 
     settings = dataclasses.replace(asr_engines.settings, whisper_cache_dir=tmp_path / "cache")
-    engines = Engines(settings=settings, asr=ASREngine(settings, threading.RLock()))
+    engines = Engines.create(settings)
+    engines.asr = ASREngine(settings, threading.RLock())
 
     def offline(*args, **kwargs):  # no network: on a connected machine this would download 460 MB
         raise urllib.error.URLError("offline")

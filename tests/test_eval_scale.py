@@ -60,7 +60,7 @@ def _config(**kw) -> EvalConfig:
 
 @pytest.fixture(scope="module")
 def local_run(eng):
-    return eng.evaluation.run(_config(), run_id="seq")
+    return eng.eval.run(_config(), run_id="seq")
 
 
 def _results(folder) -> bytes:
@@ -68,7 +68,7 @@ def _results(folder) -> bytes:
 
 
 def test_pipelined_run_equals_the_sequential_one(eng, local_run):
-    final = eng.evaluation.run(_config(pipeline=True), run_id="pipe")
+    final = eng.eval.run(_config(pipeline=True), run_id="pipe")
     assert final.state == "done"
     assert _results(final.folder) == _results(local_run.folder)
 
@@ -80,7 +80,7 @@ def test_ray_schedules_one_worker_per_logical_gpu(ray_cluster):
 
 def test_ray_run_equals_the_sequential_one(eng, local_run, ray_cluster):
     logs: list[str] = []
-    final = eng.evaluation.run(_config(executor="ray"), run_id="ray", log_fn=logs.append)
+    final = eng.eval.run(_config(executor="ray"), run_id="ray", log_fn=logs.append)
     assert final.state == "done"
     assert _results(final.folder) == _results(local_run.folder)
     assert any("Ray: 2 worker(s) with 1 GPU each" in line for line in logs), logs
@@ -90,8 +90,8 @@ def test_ray_run_equals_the_sequential_one(eng, local_run, ray_cluster):
 
 
 def test_a_killed_worker_loses_no_row(eng, local_run, ray_cluster):
-    job = eng.evaluation.start(_config(executor="ray"), run_id="ray-kill")
-    folder = eng.evaluation.run_dir("ray-kill")
+    job = eng.eval.start(_config(executor="ray"), run_id="ray-kill")
+    folder = eng.eval.run_dir("ray-kill")
     deadline = time.monotonic() + 300
     pid = None
     while time.monotonic() < deadline and pid is None:  # a worker is up and working: kill it mid-unit
@@ -108,15 +108,15 @@ def test_a_killed_worker_loses_no_row(eng, local_run, ray_cluster):
 
 
 def test_a_resumed_driver_keeps_finished_shards(eng, local_run, ray_cluster):
-    steps = eng.evaluation.iter_run(_config(executor="ray"), run_id="ray-resume")
+    steps = eng.eval.iter_run(_config(executor="ray"), run_id="ray-resume")
     for update in steps:
         if update.done >= 2:  # one unit committed: the driver goes away (the caller stops reading)
             break
     steps.close()
-    folder = eng.evaluation.run_dir("ray-resume")
+    folder = eng.eval.run_dir("ray-resume")
     shards = {p: p.stat().st_mtime_ns for p in (folder / SHARDS_DIR).glob("*.json")}
     assert shards, "no shard was written"
-    final = eng.evaluation.resume("ray-resume")
+    final = eng.eval.resume("ray-resume")
     assert final.state == "done"
     assert {p: p.stat().st_mtime_ns for p in shards} == shards  # read back, not redone
     assert _results(folder) == _results(local_run.folder)

@@ -133,7 +133,7 @@ def full_run(eng, dataset, voice_clip):
         **FAST,
     )
     updates = []
-    final = eng.evaluation.run(config, progress=lambda f, desc="": updates.append((f, desc)))
+    final = eng.eval.run(config, progress=lambda f, desc="": updates.append((f, desc)))
     return {"final": final, "config": config, "updates": updates}
 
 
@@ -831,7 +831,7 @@ def refused_before_any_work(eng, monkeypatch, config: EvalConfig, match: str) ->
 
     monkeypatch.setattr(eng.tts, "synthesize", no_synthesis)
     with pytest.raises(InputError, match=match) as err:
-        eng.evaluation.run(config)
+        eng.eval.run(config)
     assert sorted(p.name for p in reports.iterdir()) == before  # no run folder
     monkeypatch.undo()
     return str(err.value)
@@ -948,7 +948,7 @@ def test_generation_settings_come_from_the_app_settings(ev_root, tiny_models):
     config = EvalConfig(
         sentences="builtin:en", max_sentences=1, voices=("speaker:Tiny Alice",), ground_truth=False, bootstrap=200
     )
-    final = Engines.create(settings).evaluation.run(config, run_id="gen-settings")
+    final = Engines.create(settings).eval.run(config, run_id="gen-settings")
     used = json.loads((final.folder / "config.json").read_text(encoding="utf-8"))["config"]["generation"]
     assert (used["temperature"], used["max_audio_tokens"]) == (0.6, TOKENS)
 

@@ -34,9 +34,10 @@ ELEM_IDS = {
 
 
 def engines_for(settings, tiny_models, training: TrainingEngine | None = None) -> Engines:
-    """An engine container with just the training engine (the page needs no other)."""
-    engines = Engines(settings=settings)
-    engines.training = training or TrainingEngine(settings, engines.gpu_lock, tiny=tiny_models)
+    """An engine container whose training engine is ``training`` when given (the page needs no other)."""
+    engines = Engines.create(settings, tiny=tiny_models)
+    if training is not None:
+        engines.training = training
     return engines
 
 

@@ -431,7 +431,9 @@ def test_busy_gpu_answers_429_then_503_with_retry_after(auth_app) -> None:
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(speech, keyed)
             deadline = time.monotonic() + 30
-            while getattr(demo.engines.extra.get("api_gpu_gate"), "_waiting", 0) < 1:  # the first one is waiting
+            from rest import openai_audio
+
+            while getattr(openai_audio._GATES.get(demo.engines), "_waiting", 0) < 1:  # the first one is waiting
                 assert time.monotonic() < deadline and not first.done()
                 time.sleep(0.01)
             with pytest.raises(openai.RateLimitError) as second:
@@ -535,8 +537,11 @@ def test_launch_kwargs_mount_the_api() -> None:
 
     import main_launcher
     from config import load_settings
+    from engines import Engines
 
-    kwargs = main_launcher.launch_kwargs(load_settings({"api_keys": ("k1",), "api_allow_remote": True}, env={}))
+    settings = load_settings({"api_keys": ("k1",), "api_allow_remote": True}, env={})
+    assert main_launcher.launch_kwargs(settings)["app_kwargs"]["routes"] == []  # no engines, no API
+    kwargs = main_launcher.launch_kwargs(settings, Engines.create(settings))
     (mount,) = kwargs["app_kwargs"]["routes"]
     assert isinstance(mount, Mount) and mount.path == "/v1"
     (middleware,) = kwargs["app_kwargs"]["middleware"]

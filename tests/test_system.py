@@ -9,16 +9,13 @@ import pytest
 
 from config import load_settings
 from engines import Engines
-from engines.asr.engine import ASREngine
 from pages import system
 
 
 @pytest.fixture()
 def sys_engines(tmp_path, tiny_models) -> Engines:
     settings = load_settings({"workspace": tmp_path / "workspace", "tiny_models": True, "device": "cpu"}, env={})
-    engines = Engines(settings=settings)
-    engines.extra["tiny"] = tiny_models
-    engines.asr = ASREngine(settings, engines.gpu_lock, tiny=tiny_models)
+    engines = Engines.create(settings, tiny=tiny_models)
     return engines
 
 
@@ -43,7 +40,7 @@ def test_info_reports_device_versions_and_models(sys_engines):
 def test_info_with_the_tts_engine(sys_engines):
     from engines.tts.engine import TTSEngine
 
-    sys_engines.tts = TTSEngine(sys_engines.settings, sys_engines.gpu_lock, tiny=sys_engines.extra["tiny"])
+    sys_engines.tts = TTSEngine(sys_engines.settings, sys_engines.gpu_lock, tiny=sys_engines.tiny)
     assert "(none)" in _row(system.system_info(sys_engines), "tts")
 
 

@@ -13,7 +13,6 @@ import soundfile as sf
 
 from config import load_settings
 from engines import Engines
-from engines.tts.engine import TTSEngine
 from pages import tts as page
 from pages.common import generation_options
 
@@ -27,9 +26,7 @@ def tts_engines(tmp_path_factory, tiny_models) -> Engines:
     settings = load_settings(
         {"workspace": root / "workspace", "samples_dir": root / "samples", "tiny_models": True, "device": "cpu"}, env={}
     )
-    engines = Engines(settings=settings)
-    engines.extra["tiny"] = tiny_models
-    engines.tts = TTSEngine(settings, engines.gpu_lock, tiny=tiny_models)
+    engines = Engines.create(settings, tiny=tiny_models)
     return engines
 
 

@@ -20,7 +20,6 @@ from engines import Engines
 from engines.core.audio import pcm16
 from engines.core.errors import CancelledError, InputError, MissingWeightsError
 from engines.core.options import TTSOptions
-from engines.tts.engine import TTSEngine
 from pages import tts as page
 from tests.test_tts_page import values
 
@@ -32,9 +31,8 @@ WAIT = 120  # seconds a test waits for the other thread before calling it a fail
 
 @pytest.fixture()
 def engines(settings, tiny_models) -> Engines:
-    """A fresh workspace with only the TTS engine (the other tabs are not under test here)."""
-    engines = Engines(settings=settings)
-    engines.tts = TTSEngine(settings, engines.gpu_lock, tiny=tiny_models)
+    """A fresh workspace and engine set (only the TTS engine is under test here)."""
+    engines = Engines.create(settings, tiny=tiny_models)
     return engines
 
 

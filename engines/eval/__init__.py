@@ -12,10 +12,10 @@ or from Python::
     from engines.eval import EvalConfig
     eng = Engines.create(load_settings())
     config = EvalConfig(sentences="builtin:en", models=("xtts_v2",), voices=("me.wav",))
-    run = eng.evaluation.run(config)        # in this thread, to the end
+    run = eng.eval.run(config)        # in this thread, to the end
     print(run.folder / "report.html")
 
-    job = eng.evaluation.start(config)      # or in a background thread, as the Eval tab does
+    job = eng.eval.start(config)      # or in a background thread, as the Eval tab does
     for state in job.watch():               # leaving this loop leaves the job running; stop() ends it
         print(state.state, state.desc)
 
