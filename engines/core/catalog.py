@@ -74,6 +74,20 @@ class BaseSearch:
         return [*self.folders, *([snapshot] if snapshot else [])]
 
 
+def model_folders(models_dir: Path) -> list[Path]:
+    """The XTTS model folders in ``models_dir`` (exports, copies), by name: one rule for every picker.
+
+    A folder counts when it holds ``MODEL_FILES``; hidden folders (``.partial`` downloads, staging) never do.
+    """
+    if not models_dir.is_dir():
+        return []
+    return [
+        folder
+        for folder in sorted(models_dir.iterdir(), key=lambda p: p.name.lower())
+        if folder.is_dir() and not folder.name.startswith(".") and not missing_files(folder, MODEL_FILES)
+    ]
+
+
 def base_search(settings: Settings) -> BaseSearch:
     """The search places for XTTS v2 under these settings."""
     if settings.xtts_cache_dir is not None:

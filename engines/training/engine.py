@@ -218,10 +218,7 @@ class TrainingEngine:
         """(label, model id) choices for the base: the tiny or XTTS v2 base, then workspace/models/*."""
         choices = [("Tiny XTTS (random weights)", TINY_ID)] if self.settings.tiny_models else []
         choices.append(("XTTS v2 (coqui base)", BASE_ID))
-        if self.models_dir.is_dir():
-            for folder in sorted(self.models_dir.iterdir()):
-                if (folder / "model.pth").is_file() and (folder / "config.json").is_file():
-                    choices.append((f"{folder.name} (continue this voice)", folder.name))
+        choices += [(f"{f.name} (continue this voice)", f.name) for f in catalog.model_folders(self.models_dir)]
         return choices
 
     def default_base(self) -> str:

@@ -358,14 +358,9 @@ class TTSEngine:
             choices.append(("Tiny random model (noise; for testing)", TINY_ID))
         base_here = self.find_base_model() is not None
         choices.append(("XTTS v2 base" + ("" if base_here else " (downloads ~1.9 GB on first use)"), BASE_ID))
-        if self.models_dir.is_dir():
-            for folder in sorted(self.models_dir.iterdir(), key=lambda p: p.name.lower()):
-                if (
-                    folder.is_dir()
-                    and not folder.name.startswith(".")
-                    and not catalog.missing_files(folder, MODEL_FILES)
-                ):
-                    choices.append((f"{folder.name} (workspace/models)", folder.name))
+        choices += [
+            (f"{folder.name} (workspace/models)", folder.name) for folder in catalog.model_folders(self.models_dir)
+        ]
         return choices
 
     def find_base_model(self) -> Path | None:
