@@ -16,11 +16,15 @@ import importlib
 import ipaddress
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_type_hints, overload
 
 from engines.core.options import TTSOptions
+
+# Path settings that may be unset (None = the library's own default location)
+OptionalPathSetting = Literal["xtts_cache_dir", "whisper_cache_dir", "metrics_cache_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +169,10 @@ class Settings:
             return getattr(self.generation, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    @overload
+    def path(self, name: OptionalPathSetting) -> Path | None: ...  # type: ignore[overload-overlap]  # the optional names are also str: mypy cannot know they are excluded below
+    @overload
+    def path(self, name: str) -> Path: ...
     def path(self, name: str) -> Path | None:
         """Absolute form of a path setting (relative paths are under the project root).
 
@@ -266,7 +274,7 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
     Raises:
         ValueError: an unknown field name or a value of the wrong type.
     """
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     hints = get_type_hints(Settings)
     generation_hints = get_type_hints(TTSOptions)
     known = {f.name for f in fields(Settings)} - {"generation"}
@@ -274,12 +282,12 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
     merged: dict[str, Any] = {}
     generation: dict[str, Any] = {}
     # A typo in an environment variable would otherwise be silently ignored.
-    for key in env:
+    for key in environ:
         if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() not in names:
             log.warning("Ignoring %s: no setting named %r", key, key[len(ENV_PREFIX) :].lower())
     layers = [
         _my_config_overrides(),
-        {name: env[ENV_PREFIX + name.upper()] for name in sorted(names) if ENV_PREFIX + name.upper() in env},
+        {name: environ[ENV_PREFIX + name.upper()] for name in sorted(names) if ENV_PREFIX + name.upper() in environ},
         {k: v for k, v in (cli or {}).items() if v is not None},
     ]
     for layer in layers:

@@ -35,7 +35,7 @@ def resolve_device(name: str = "auto") -> str:
     raise InputError(f"Unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
 
 
-def gpu_memory(device: str) -> dict[str, float] | None:
+def gpu_memory(device: str) -> dict[str, float | str] | None:
     """Free/total/allocated GPU memory in GiB, or None on CPU."""
     if not device.startswith("cuda") or not torch.cuda.is_available():
         return None

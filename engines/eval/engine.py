@@ -124,7 +124,7 @@ class EvalEngine:
         self._stop.set()
         job = self._job
         alive = job is not None and not job.ended
-        if alive:
+        if job is not None and alive:
             job.note_stop()  # a ranking job still exporting checkpoints stops as soon as its run begins
         return self._current is not None or alive
 
@@ -421,6 +421,7 @@ class EvalEngine:
         """
         _, _, summary = self.load_run(run_id)
         best = checkpoints.best_checkpoint(run_id, summary)
+        assert summary is not None  # best_checkpoint refuses a run without one
         if self.training is None:
             raise InputError("Fine-tuning is not available in this app.")
         log.info(

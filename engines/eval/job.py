@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from engines.core.errors import LabError
@@ -100,6 +101,9 @@ class EvalJob:
 
     # ------------------------------------------------------------------ readers
 
+    def _changed_since(self, version: int) -> bool:
+        return self._version != version
+
     def snapshot(self) -> JobState:
         """The job now."""
         with self._changed:
@@ -147,7 +151,7 @@ class EvalJob:
             if state.ended:
                 return
             with self._changed:
-                self._changed.wait_for(lambda last=seen: self._version != last, timeout=interval)
+                self._changed.wait_for(partial(self._changed_since, seen), timeout=interval)
 
     def wait(self, timeout: float | None = None) -> RunProgress:
         """Block until the job ends.

@@ -94,7 +94,7 @@ class QualityScorer:
         if system is None:
             with_audio = [s for s in self.systems if s.voice.files]
             speakers = [s for s in self.systems if s.voice.kind == "speaker"] if self.encoder == "xtts" else []
-            chosen = (with_audio or speakers or [None])[0]
+            chosen = next(iter(with_audio or speakers), None)
             if chosen is None:
                 return None, ""
             return self.reference(chosen)

@@ -205,7 +205,7 @@ class EvalRun:
         self.quality = QualityScorer(
             config, systems, tts=tts, sim=sim, mos=mos, unavailable=planner.plan_quality(config, systems)
         )
-        self.meta = {
+        self.meta: dict[str, Any] = {
             "run_id": self.run_id,
             "created": created,
             "config": config.to_dict(),
@@ -389,7 +389,7 @@ class EvalRun:
         write_results(self.results_path, self.rows)
 
     def _outputs(self, state: str) -> dict[str, Any]:
-        loaded = getattr(self.asr, "model_info", dict)()  # backend, compute type, device of what decoded
+        loaded: dict[str, Any] = getattr(self.asr, "model_info", dict)()  # backend, compute type, device
         if loaded:
             self.meta["metrics"]["asr"].update(loaded)
         rows = fill_weights(self.meta, self.rows, self.planner.tts_weights, self.planner.asr_weights)
@@ -484,7 +484,7 @@ class EvalRun:
             self._tick(f"{system.name}: warming up")
             self._warm_up(system, sentences[unit.items[0][0]])
             self._warmed.add(system.name)
-        takes = []
+        takes: list[Any] = []
         for sid, rep in unit.items:
             if self.stop_event.is_set():
                 break

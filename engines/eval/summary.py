@@ -4,7 +4,7 @@ comparisons and the ranking; ``write_outputs`` turns them into summary.json and 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,8 @@ from engines.scoring import metrics
 PAIRED_SCORES = ("sim", "dnsmos_ovrl", "utmos")  # higher-is-better scores compared sentence by sentence
 
 
-def _finite(values: Sequence[Any]) -> list[float]:
-    out = []
+def _finite(values: Iterable[Any]) -> list[float]:
+    out: list[float] = []
     for v in values:
         try:
             f = float(v)

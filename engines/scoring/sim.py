@@ -268,14 +268,14 @@ class SimilarityEngine:
         tts = self._need_tts()
         model_id = model_id or self._xtts_model_id()
         folder = tts.model_dir(model_id)
-        weights = folder / "model.pth" if folder is not None else None
+        xtts_weights = folder / "model.pth" if folder is not None else None
         return EncoderInfo(
             XTTS,
             LABELS[XTTS],
             False,
             f"{model_id} (coqui-tts {installed_version('coqui-tts') or '?'})",
-            str(weights) if weights is not None else "",
-            weights_sha256(weights) if weights is not None and weights.is_file() else "",
+            str(xtts_weights) if xtts_weights is not None else "",
+            weights_sha256(xtts_weights) if xtts_weights is not None and xtts_weights.is_file() else "",
         )
 
     # ------------------------------------------------------------------ embeddings
@@ -372,9 +372,11 @@ class SimilarityEngine:
             samples, sr = load_audio(audio, sr=SR, max_mb=self.settings.max_upload_mb)
             samples = samples[: int(self.settings.max_ref_seconds * SR)]  # as TTS trims references
         else:
+            if sr is None:
+                raise AudioError("An audio array needs its sample rate.")
             samples = self._array(audio, sr)
-        self._check_usable(samples, int(sr))
-        return resample(samples, int(sr), SR)
+        self._check_usable(samples, sr)
+        return resample(samples, sr, SR)
 
     def _load_resemblyzer(self, key: str, device: str) -> Any:
         _import_resemblyzer()
@@ -413,7 +415,7 @@ class SimilarityEngine:
 
         folder = Path(key)
         extractor = AutoFeatureExtractor.from_pretrained(folder)
-        model = WavLMForXVector.from_pretrained(folder, dtype=torch.float32).to(device).eval()
+        model = WavLMForXVector.from_pretrained(folder, dtype=torch.float32).to(device).eval()  # type: ignore[arg-type]  # transformers 5 types .to() through a decorator that mypy misreads
         return extractor, model
 
     def _embed_wavlm(self, samples: np.ndarray) -> np.ndarray:
