@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config import Settings
 from engines.core.errors import BusyError, InputError, LabError
@@ -30,6 +30,13 @@ from engines.eval.runner import EvalRun
 from engines.eval.sentences import SentenceSet
 from engines.eval.store import RunInfo, RunProgress, RunStore
 from engines.eval.summary import fill_weights, write_outputs
+
+if TYPE_CHECKING:  # engine modules import torch; eval only needs their types here
+    from engines.asr.engine import ASREngine
+    from engines.scoring.mos import MOSEngine
+    from engines.scoring.sim import SimilarityEngine
+    from engines.training.engine import TrainingEngine
+    from engines.tts.engine import TTSEngine
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +74,13 @@ class EvalEngine:
     """
 
     def __init__(
-        self, settings: Settings, tts: Any, asr: Any, training: Any = None, sim: Any = None, mos: Any = None
+        self,
+        settings: Settings,
+        tts: TTSEngine,
+        asr: ASREngine,
+        training: TrainingEngine | None = None,
+        sim: SimilarityEngine | None = None,
+        mos: MOSEngine | None = None,
     ) -> None:
         from engines.scoring.mos import MOSEngine
         from engines.scoring.sim import SimilarityEngine

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config import XTTS_LANGUAGES, Settings
 from engines.core.audio import AUDIO_EXTENSIONS, load_audio
@@ -18,6 +18,12 @@ from engines.core.names import slug
 from engines.eval.config import EvalConfig
 from engines.eval.results import GROUND_TRUTH, RANDOM, REAL
 from engines.eval.sentences import SentenceSet, load_sentences
+
+if TYPE_CHECKING:  # engine modules import torch; eval only needs their types here
+    from engines.asr.engine import ASREngine
+    from engines.scoring.mos import MOSEngine
+    from engines.scoring.sim import SimilarityEngine
+    from engines.tts.engine import TTSEngine
 
 TINY_GPT_CHANNELS = 256  # an XTTS GPT narrower than this is a toy (the tiny model or one fine-tuned from it)
 AUDIO_PREFIX = "audio:"  # a system that is a folder of audio files made elsewhere ("audio:<folder>")
@@ -113,7 +119,14 @@ def match_audio_folder(folder: Path, sentence_set: SentenceSet) -> AudioFolder:
 class Planner:
     """Checks configs against the TTS and ASR engines it is given (it loads no model)."""
 
-    def __init__(self, settings: Settings, tts: Any, asr: Any, sim: Any = None, mos: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tts: TTSEngine,
+        asr: ASREngine,
+        sim: SimilarityEngine | None = None,
+        mos: MOSEngine | None = None,
+    ) -> None:
         self.settings = settings
         self.tts = tts
         self.asr = asr
@@ -276,7 +289,7 @@ class Planner:
             if self.sim is None:
                 raise InputError("Speaker similarity is not available in this app (no similarity engine).")
             model = next((s.model_id for s in systems if not s.external), None)
-            self.sim.info(config.sim_encoder, model_id=model)
+            self.sim.info(config.sim_encoder or "", model_id=model)
         unavailable: dict[str, str] = {}
         if config.mos:
             if self.mos is None:
@@ -405,6 +418,8 @@ class Planner:
             return EXTERNAL
         try:
             folder = self.tts.model_dir(model_id)
+            if folder is None:
+                return REAL
             args = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_args", {})
         except (LabError, OSError, TypeError, AttributeError, json.JSONDecodeError):
             return REAL

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engines.core.errors import LabError
 from engines.eval.config import EvalConfig
 from engines.eval.plan import System
+
+if TYPE_CHECKING:  # engine modules import torch; eval only needs their types here
+    from engines.scoring.mos import MOSEngine
+    from engines.scoring.sim import SimilarityEngine
+    from engines.tts.engine import TTSEngine
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +40,9 @@ class QualityScorer:
         config: EvalConfig,
         systems: list[System],
         *,
-        tts: Any,
-        sim: Any,
-        mos: Any,
+        tts: TTSEngine,
+        sim: SimilarityEngine | None,
+        mos: MOSEngine | None,
         unavailable: dict[str, str] | None = None,
     ) -> None:
         self.config = config
@@ -52,13 +57,21 @@ class QualityScorer:
         # the model whose encoder "xtts" SIM uses for rows without a model of their own (ground truth, audio folders)
         self.default_model = next((s.model_id for s in systems if not s.external), None)
 
+    def _sim(self) -> SimilarityEngine:
+        assert self.sim is not None  # self.encoder is set only with an engine
+        return self.sim
+
+    def _mos(self) -> MOSEngine:
+        assert self.mos is not None  # self.predictors is non-empty only with an engine
+        return self.mos
+
     # ------------------------------------------------------------------ what the report says
 
     def encoder_label(self) -> str:
         if self.encoder is None:
             return "none (SIM off)"
         try:
-            return self.sim.info(self.encoder, model_id=self.default_model).name
+            return self._sim().info(self.encoder, model_id=self.default_model).name
         except LabError as exc:
             return f"{self.encoder} ({exc})"
 
@@ -66,13 +79,13 @@ class QualityScorer:
         """``{"sim": encoder info or None, "mos": {predictor: info | {"available": False, "reason": ...}}}``."""
         sim = None
         if self.encoder is not None:
-            sim = self.sim.info(self.encoder, model_id=self.default_model).as_dict()
+            sim = self._sim().info(self.encoder, model_id=self.default_model).as_dict()
         mos: dict[str, Any] = {}
         for name in self.config.mos or ():
             if name in self.unavailable:
                 mos[name] = {"id": name, "available": False, "reason": self.unavailable[name]}
             else:
-                mos[name] = {**self.mos.info(name).as_dict(), "available": True}
+                mos[name] = {**self._mos().info(name).as_dict(), "available": True}
         return {"sim": sim, "mos": mos}
 
     # ------------------------------------------------------------------ references
@@ -111,7 +124,7 @@ class QualityScorer:
             embs = []
             for f in voice.files:
                 try:
-                    embs.append(self.sim.embed(self.encoder, Path(f), model_id=model))
+                    embs.append(self._sim().embed(self.encoder, Path(f), model_id=model))
                 except LabError as exc:
                     log.warning("No %s embedding for reference %s: %s", self.encoder, f, exc)
             emb = _unit(np.mean(embs, axis=0)) if embs else None
@@ -143,19 +156,19 @@ class QualityScorer:
         if self.encoder is not None and ref is not None and len(audio) >= SIM_MIN_SECONDS * sr:
             model = self._model_for(system) if self.encoder == "xtts" else None
             try:
-                emb = self.sim.embed(self.encoder, audio, sr=sr, model_id=model)
-                sim = self.sim.similarity(self.encoder, ref, emb)
+                emb = self._sim().embed(self.encoder, audio, sr=sr, model_id=model)
+                sim = self._sim().similarity(self.encoder, ref, emb)
                 out.update({"sim": sim, "sim_encoder": self.encoder, "sim_reference": ref_label})
             except LabError as exc:
                 log.warning("No SIM for %s: %s", label, exc)
         if "dnsmos" in self.predictors:
             try:
-                out.update(self.mos.dnsmos(audio_16k, 16000))
+                out.update(self._mos().dnsmos(audio_16k, 16000))
             except LabError as exc:
                 log.warning("No DNSMOS for %s: %s", label, exc)
         if "utmos" in self.predictors:
             try:
-                out["utmos"] = self.mos.utmos(audio_16k, 16000)
+                out["utmos"] = self._mos().utmos(audio_16k, 16000)
             except LabError as exc:
                 log.warning("No UTMOS for %s: %s", label, exc)
         return out

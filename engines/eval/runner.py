@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,12 @@ from engines.eval.sentences import Sentence, SentenceSet, read_sentences, write_
 from engines.eval.store import RunProgress, RunStore, write_status
 from engines.eval.summary import fill_weights, write_outputs
 from engines.scoring import metrics
+
+if TYPE_CHECKING:  # engine modules import torch; eval only needs their types here
+    from engines.asr.engine import ASREngine
+    from engines.scoring.mos import MOSEngine
+    from engines.scoring.sim import SimilarityEngine
+    from engines.tts.engine import TTSEngine
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +161,10 @@ class EvalRun:
         self,
         *,
         settings: Settings,
-        tts: Any,
-        asr: Any,
-        sim: Any = None,
-        mos: Any = None,
+        tts: TTSEngine,
+        asr: ASREngine,
+        sim: SimilarityEngine | None = None,
+        mos: MOSEngine | None = None,
         planner: Planner,
         folder: Path,
         config: EvalConfig,
