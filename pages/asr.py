@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from config import XTTS_LANGUAGES
+from engines import Engines
 from engines.asr.engine import (
     TINY_MODEL_ID,
     ASROptions,
@@ -125,7 +126,7 @@ def _unique_stem(folder: Path, label: str) -> str:
     return candidate
 
 
-def transcribe(engines, values: Mapping[str, Any], progress=None) -> PageResult:
+def transcribe(engines: Engines, values: Mapping[str, Any], progress=None) -> PageResult:
     """Transcribe every uploaded file and the recording; a file that cannot be decoded is skipped with a warning.
 
     Args:
@@ -204,7 +205,7 @@ def transcribe(engines, values: Mapping[str, Any], progress=None) -> PageResult:
 
 
 @guarded
-def transcribe_callback(engines, values: Mapping[str, Any], progress=None):
+def transcribe_callback(engines: Engines, values: Mapping[str, Any], progress=None):
     """Transcribe button: returns (text, language, segments, files, stats); warnings become toasts."""
     result = transcribe(engines, values, progress=progress)
     for message in result.warnings:
@@ -213,13 +214,13 @@ def transcribe_callback(engines, values: Mapping[str, Any], progress=None):
 
 
 @guarded
-def refresh_models_callback(engines, current: str | None):
+def refresh_models_callback(engines: Engines, current: str | None):
     choices = _model_choices(engines)
     ids = [mid for _, mid in choices]
     return gr.Dropdown(choices=choices, value=current if current in ids else engines.asr.default_model())
 
 
-def _model_choices(engines) -> list[tuple[str, str]]:
+def _model_choices(engines: Engines) -> list[tuple[str, str]]:
     choices = engines.asr.list_models()
     default = engines.asr.default_model()
     if default not in [mid for _, mid in choices]:  # e.g. a .pt path from settings
@@ -230,7 +231,7 @@ def _model_choices(engines) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- layout
 
 
-def build(engines) -> None:
+def build(engines: Engines) -> None:
     """Lay out the ASR tab and wire it to ``engines.asr.engine.engine``."""
     asr = engines.asr
     with gr.Row():

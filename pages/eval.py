@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import gradio as gr
 
+from engines import Engines
 from pages import eval_checkpoints, eval_compare, eval_listening, eval_results, eval_run
 from pages.eval_common import initial_choices, refresh_run_lists_callback, refresh_runs_callback
 
 
-def build(engines) -> None:
+def build(engines: Engines) -> None:
     """Lay out the Eval tab and wire it to ``engines.eval``."""
     choices = initial_choices(engines)
     gr.Markdown(

@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from engines import Engines
 from engines.core.errors import InputError
 from engines.eval import report
 from pages.common import GPU_CONCURRENCY_ID, Form, guarded, notify
@@ -19,7 +20,7 @@ from pages.eval_run import RunTab
 # ---------------------------------------------------------------- plain functions (no gradio)
 
 
-def training_run_choices(engines) -> list[tuple[str, str]]:
+def training_run_choices(engines: Engines) -> list[tuple[str, str]]:
     """(label with status, run id) of the training runs (none when training is unavailable)."""
     training = getattr(engines, "training", None)
     if training is None:
@@ -46,7 +47,7 @@ def ranking_outputs(summary: dict[str, Any] | None) -> tuple[pd.DataFrame, str]:
 
 
 @guarded
-def rank_callback(engines, values: Mapping[str, Any], progress=None) -> Iterator[tuple]:
+def rank_callback(engines: Engines, values: Mapping[str, Any], progress=None) -> Iterator[tuple]:
     """Rank a training run's checkpoints: ``values`` by the Rank form's names; the other generation
     settings are the app's defaults. The ranking is a background job (a closed tab ends only the watching).
     Yields (progress line, table, plot, report link, eval run id) until it ends."""
@@ -70,7 +71,7 @@ def rank_callback(engines, values: Mapping[str, Any], progress=None) -> Iterator
 
 
 @guarded
-def export_best_callback(engines, run_id: str | None, name: str | None) -> str:
+def export_best_callback(engines: Engines, run_id: str | None, name: str | None) -> str:
     if not run_id:
         raise InputError("Rank the checkpoints of a training run first.")
     folder = engines.eval.export_best(run_id, (name or "").strip() or None)
@@ -79,14 +80,14 @@ def export_best_callback(engines, run_id: str | None, name: str | None) -> str:
 
 
 @guarded
-def refresh_training_runs_callback(engines):
+def refresh_training_runs_callback(engines: Engines):
     return gr.Dropdown(choices=training_run_choices(engines))
 
 
 # ---------------------------------------------------------------- layout
 
 
-def build(engines, choices: InitialChoices, run: RunTab) -> None:
+def build(engines: Engines, choices: InitialChoices, run: RunTab) -> None:
     """Lay out the Checkpoints sub-tab (inside the caller's ``gr.Tab``); the language, token cap and
     ASR settings are the Run sub-tab's (``run``)."""
     sets = choices.sets

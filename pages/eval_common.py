@@ -22,6 +22,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from engines import Engines
 from engines.core.errors import InputError, LabError
 from engines.core.options import TTSOptions
 from engines.eval import GROUND_TRUTH, EvalConfig, RunProgress, report, sentence_set_choices
@@ -37,12 +38,12 @@ FILE_ROUTE = "gradio_api/file="  # Gradio's file route (the launcher allows the 
 # ---------------------------------------------------------------- plain functions (no gradio)
 
 
-def set_choices(engines) -> list[tuple[str, str]]:
+def set_choices(engines: Engines) -> list[tuple[str, str]]:
     """Sentence sets for the picker: built-in sets, datasets' eval splits, then "uploaded file"."""
     return [*sentence_set_choices(engines.settings), ("Uploaded file (CSV with a 'text' column, or TXT)", UPLOAD)]
 
 
-def voice_choices(engines, models: list[str] | None = None) -> list[tuple[str, str]]:
+def voice_choices(engines: Engines, models: list[str] | None = None) -> list[tuple[str, str]]:
     """Saved voices and the built-in speakers of the chosen models, as (label, spec)."""
     out = [(f"Saved voice: {name}", f"voice:{name}") for name in engines.tts.list_voices()]
     seen: set[str] = set()
@@ -58,7 +59,7 @@ def voice_choices(engines, models: list[str] | None = None) -> list[tuple[str, s
     return out
 
 
-def run_choices(engines) -> list[tuple[str, str]]:
+def run_choices(engines: Engines) -> list[tuple[str, str]]:
     """(label, run id) of past runs, newest first."""
     out = []
     for r in engines.eval.list_runs():
@@ -67,7 +68,7 @@ def run_choices(engines) -> list[tuple[str, str]]:
     return out
 
 
-def run_systems(engines, run_id: str | None) -> list[str]:
+def run_systems(engines: Engines, run_id: str | None) -> list[str]:
     """The system names of a run, in the order its rows first name them."""
     if not run_id:
         return []
@@ -85,7 +86,7 @@ class InitialChoices:
     runs: list[tuple[str, str]]  # past eval runs, newest first (run_choices)
 
 
-def initial_choices(engines) -> InitialChoices:
+def initial_choices(engines: Engines) -> InitialChoices:
     """Read the choices the sub-tabs start with; a broken default model leaves the voice list empty."""
     try:
         voices = voice_choices(engines, [engines.tts.default_model()])
@@ -253,7 +254,7 @@ def watch_job(job: EvalJob, progress=None, *, raise_error: bool = True) -> Itera
 
 
 @guarded
-def refresh_runs_callback(engines, current: str | None = None):
+def refresh_runs_callback(engines: Engines, current: str | None = None):
     """A run picker with the fresh run list, keeping ``current`` if it is still there (else the newest)."""
     choices = run_choices(engines)
     ids = [rid for _, rid in choices]
@@ -261,14 +262,14 @@ def refresh_runs_callback(engines, current: str | None = None):
 
 
 @guarded
-def refresh_run_lists_callback(engines, count: int) -> list[gr.Dropdown]:
+def refresh_run_lists_callback(engines: Engines, count: int) -> list[gr.Dropdown]:
     """``count`` run pickers with the fresh run list (their values are kept)."""
     choices = run_choices(engines)
     return [gr.Dropdown(choices=choices) for _ in range(count)]
 
 
 @guarded
-def systems_callback(engines, run_id: str | None):
+def systems_callback(engines: Engines, run_id: str | None):
     """Two system pickers for a run: the first real system, then the next other one."""
     names = run_systems(engines, run_id)
     first = next((n for n in names if n != GROUND_TRUTH), names[0] if names else None)

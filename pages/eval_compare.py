@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
+from engines import Engines
 from engines.core.errors import InputError
 from engines.eval import paired_comparison, report
 from pages.common import guarded
@@ -15,7 +16,7 @@ from pages.eval_common import InitialChoices, rows_frame, systems_callback
 # ---------------------------------------------------------------- plain functions (no gradio)
 
 
-def paired_frame(engines, run_id: str | None, system_a: str | None, system_b: str | None) -> pd.DataFrame:
+def paired_frame(engines: Engines, run_id: str | None, system_a: str | None, system_b: str | None) -> pd.DataFrame:
     """A paired comparison of two systems of one run."""
     if not run_id or not system_a or not system_b:
         raise InputError("Pick a run and two of its systems.")
@@ -31,14 +32,14 @@ def paired_frame(engines, run_id: str | None, system_a: str | None, system_b: st
 
 
 @guarded
-def compare_callback(engines, run_a: str | None, run_b: str | None) -> pd.DataFrame:
+def compare_callback(engines: Engines, run_a: str | None, run_b: str | None) -> pd.DataFrame:
     if not run_a or not run_b:
         raise InputError("Pick two runs to compare.")
     return rows_frame(engines.eval.compare_runs(run_a, run_b))
 
 
 @guarded
-def paired_callback(engines, run_id: str | None, system_a: str | None, system_b: str | None) -> pd.DataFrame:
+def paired_callback(engines: Engines, run_id: str | None, system_a: str | None, system_b: str | None) -> pd.DataFrame:
     return paired_frame(engines, run_id, system_a, system_b)
 
 
@@ -54,7 +55,7 @@ class CompareTab:
     pair_run: gr.Dropdown  # the run of the paired comparison
 
 
-def build(engines, choices: InitialChoices) -> CompareTab:
+def build(engines: Engines, choices: InitialChoices) -> CompareTab:
     """Lay out the Compare sub-tab (inside the caller's ``gr.Tab``) and wire it."""
     runs0 = choices.runs
     gr.Markdown(

@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 
+from engines import Engines
 from engines.core.errors import InputError
 from engines.eval import report
 from pages.common import Form, guarded
@@ -19,7 +20,7 @@ PREFERENCES = {"Clip 1": "1", "Clip 2": "2", "About the same": "same"}  # the ra
 # ---------------------------------------------------------------- plain functions (no gradio)
 
 
-def listening_trial(engines, state: dict[str, Any] | None) -> tuple[str, str | None, str | None, str]:
+def listening_trial(engines: Engines, state: dict[str, Any] | None) -> tuple[str, str | None, str | None, str]:
     """(sentence markdown, clip 1 path, clip 2 path, position text) of the current trial."""
     if not state:
         return "Start a test first.", None, None, ""
@@ -43,7 +44,7 @@ def listening_trial(engines, state: dict[str, Any] | None) -> tuple[str, str | N
     )
 
 
-def listening_summary_markdown(engines, state: dict[str, Any] | None) -> str:
+def listening_summary_markdown(engines: Engines, state: dict[str, Any] | None) -> str:
     """Preference shares and MOS with 95% CIs (systems unblinded only here, after answering)."""
     if not state:
         return ""
@@ -64,7 +65,7 @@ def listening_summary_markdown(engines, state: dict[str, Any] | None) -> str:
 
 
 @guarded
-def start_listening_callback(engines, values: Mapping[str, Any]):
+def start_listening_callback(engines: Engines, values: Mapping[str, Any]):
     """Start button, the Start form's values by name (run_id, system_a, system_b, mode, max_items)
     -> (state, sentence, clip 1, clip 2, position, summary)."""
     run_id = values.get("run_id")
@@ -84,7 +85,7 @@ def start_listening_callback(engines, values: Mapping[str, Any]):
 
 
 @guarded
-def answer_callback(engines, values: Mapping[str, Any]):
+def answer_callback(engines: Engines, values: Mapping[str, Any]):
     """Submit button, the Answer form's values by name (state, preference, mos1, mos2): record the
     answer, go on -> (state, sentence, clip 1, clip 2, position, summary, cleared preference)."""
     state = values.get("state")
@@ -118,7 +119,7 @@ class ListeningTab:
     run: gr.Dropdown  # the run whose systems are tested
 
 
-def build(engines, choices: InitialChoices) -> ListeningTab:
+def build(engines: Engines, choices: InitialChoices) -> ListeningTab:
     """Lay out the Listening test sub-tab (inside the caller's ``gr.Tab``) and wire it."""
     gr.Markdown(
         "A blind test: the same sentences from two systems, clips in random order. Systems are "

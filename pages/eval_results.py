@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from engines import Engines
 from engines.core.errors import InputError
 from engines.eval import report
 from pages.common import GPU_CONCURRENCY_ID, guarded
@@ -48,7 +49,7 @@ def utterance_choices(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     ]
 
 
-def utterance_view(engines, run_id: str, key: str | None) -> tuple[str, str | None]:
+def utterance_view(engines: Engines, run_id: str, key: str | None) -> tuple[str, str | None]:
     """(alignment HTML with texts, audio path) of one utterance of a run."""
     if not run_id or not key:
         return "", None
@@ -105,7 +106,7 @@ def run_view(
 
 
 @guarded
-def resume_callback(engines, run_id: str | None, progress=None) -> Iterator[tuple]:
+def resume_callback(engines: Engines, run_id: str | None, progress=None) -> Iterator[tuple]:
     """Resume button: finish a stopped run as a background job (like Run: a closed tab ends only the
     watching; the Run sub-tab shows it after a reload) -> (progress line, summary, report link, files) per
     update until it ends."""
@@ -117,7 +118,7 @@ def resume_callback(engines, run_id: str | None, progress=None) -> Iterator[tupl
 
 
 @guarded
-def open_results_callback(engines, current: str | None):
+def open_results_callback(engines: Engines, current: str | None):
     """Opening the Results sub-tab: fresh run list, and the selected (else newest) run shown."""
     choices = run_choices(engines)
     ids = [rid for _, rid in choices]
@@ -137,13 +138,13 @@ def open_results_callback(engines, current: str | None):
 
 
 @guarded
-def run_view_callback(engines, run_id: str | None):
+def run_view_callback(engines: Engines, run_id: str | None):
     s, by_lang, by_len, paired, link, files, utts, info = run_view(engines, run_id)
     return s, by_lang, by_len, paired, link, files, gr.Dropdown(choices=utts, value=None), info
 
 
 @guarded
-def utterance_callback(engines, run_id: str | None, key: str | None):
+def utterance_callback(engines: Engines, run_id: str | None, key: str | None):
     return utterance_view(engines, run_id, key)
 
 
@@ -157,7 +158,7 @@ class ResultsTab:
     runs: gr.Dropdown  # the past-runs picker (refreshed when a run from the Run sub-tab ends)
 
 
-def build(engines, choices: InitialChoices, tab: gr.Tab) -> ResultsTab:
+def build(engines: Engines, choices: InitialChoices, tab: gr.Tab) -> ResultsTab:
     """Lay out the Results sub-tab inside ``tab`` (the caller's ``gr.Tab``; selecting it reloads the view)."""
     runs0 = choices.runs
     with gr.Row():

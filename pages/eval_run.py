@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from config import XTTS_LANGUAGES
+from engines import Engines
 from pages.common import GENERATION_INPUTS, GPU_CONCURRENCY_ID, Form, generation_controls, guarded
 from pages.eval_common import (
     InitialChoices,
@@ -32,7 +33,7 @@ from pages.eval_common import (
 
 
 @guarded
-def run_callback(engines, values: Mapping[str, Any], progress=None) -> Iterator[tuple]:
+def run_callback(engines: Engines, values: Mapping[str, Any], progress=None) -> Iterator[tuple]:
     """Run button: start the run (the Run form's values by name) as a background job, then watch it:
     (progress line, summary, report link, files) per update until it ends. Bad input fails before the
     job starts; closing the generator leaves the job running."""
@@ -45,7 +46,7 @@ def run_callback(engines, values: Mapping[str, Any], progress=None) -> Iterator[
 
 
 @guarded
-def attach_callback(engines, progress=None) -> Iterator[tuple]:
+def attach_callback(engines: Engines, progress=None) -> Iterator[tuple]:
     """Page load: watch the running evaluation job (or show how the last one of this app ended) in the Run
     sub-tab; nothing changes when this app has run none."""
     job = engines.eval.job
@@ -57,14 +58,14 @@ def attach_callback(engines, progress=None) -> Iterator[tuple]:
 
 
 @guarded
-def stop_callback(engines) -> str:
+def stop_callback(engines: Engines) -> str:
     if engines.eval.stop():
         return "**Stopping** after the current utterance; finished ones are kept (resume from Results)."
     return "Nothing is running."
 
 
 @guarded
-def voices_callback(engines, models: list[str] | None, current: list[str] | None):
+def voices_callback(engines: Engines, models: list[str] | None, current: list[str] | None):
     """The voice picker for the chosen models (their built-in speakers), keeping the picked voices."""
     return gr.Dropdown(choices=voice_choices(engines, models), value=current, multiselect=True)
 
@@ -83,7 +84,7 @@ class RunTab:
     beam_size: gr.Number  # Whisper's beam size, 0 = greedy (also for checkpoint ranking)
 
 
-def build(engines, choices: InitialChoices) -> RunTab:
+def build(engines: Engines, choices: InitialChoices) -> RunTab:
     """Lay out the Run sub-tab (inside the caller's ``gr.Tab``) and wire it to ``engines.eval``."""
     settings = engines.settings
     tiny = settings.tiny_models

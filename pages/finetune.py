@@ -7,12 +7,13 @@ import logging
 
 import gradio as gr
 
+from engines import Engines
 from pages import finetune_dataset
 
 log = logging.getLogger(__name__)
 
 
-def build(engines) -> None:
+def build(engines: Engines) -> None:
     """The Finetune tab: two sub-tabs, one module each."""
     with gr.Tabs():
         with gr.Tab("1. Dataset", id="ft-dataset-tab"):

@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from engines import Engines
 from engines.core.errors import InputError
 from engines.training.engine import METRICS_FILE, PRESETS, RunStatus, TrainOptions, estimate_vram_gib
 from pages.common import Form, guarded, notify
@@ -126,7 +127,7 @@ def status_markdown(st: RunStatus | None, tiny: bool = False) -> str:
     return "\n\n".join(lines)
 
 
-def plot_frame(engines, run_id: str | None) -> pd.DataFrame | None:
+def plot_frame(engines: Engines, run_id: str | None) -> pd.DataFrame | None:
     """Train and eval loss against the global step, for gr.LinePlot (columns step, loss, series).
 
     None when there is nothing to plot: Gradio 6's LinePlot draws no lines after it once held an empty
@@ -149,7 +150,7 @@ def plot_frame(engines, run_id: str | None) -> pd.DataFrame | None:
     return pd.concat([out, placeholder], ignore_index=True) if missing else out.reset_index(drop=True)
 
 
-def runs_frame(engines) -> pd.DataFrame:
+def runs_frame(engines: Engines) -> pd.DataFrame:
     """The runs table."""
     rows = [
         [
@@ -166,7 +167,7 @@ def runs_frame(engines) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
-def checkpoint_choices(engines, run_id: str | None) -> list[tuple[str, str]]:
+def checkpoint_choices(engines: Engines, run_id: str | None) -> list[tuple[str, str]]:
     """(label, value) for the export checkpoint dropdown: best first, then each checkpoint, newest first."""
     if not run_id:
         return [(BEST, BEST)]
@@ -180,7 +181,7 @@ def checkpoint_choices(engines, run_id: str | None) -> list[tuple[str, str]]:
     return choices
 
 
-def view_of(engines, run_id: str | None) -> tuple[str | None, RunStatus | None]:
+def view_of(engines: Engines, run_id: str | None) -> tuple[str | None, RunStatus | None]:
     """The run to show: the given one if it still exists, else the running or latest run."""
     if run_id:
         try:
@@ -191,7 +192,7 @@ def view_of(engines, run_id: str | None) -> tuple[str | None, RunStatus | None]:
     return latest, (engines.training.status(latest) if latest else None)
 
 
-def suggestion_markdown(engines, base: str | None, batch_size: float | None, max_audio: float | None) -> str:
+def suggestion_markdown(engines: Engines, base: str | None, batch_size: float | None, max_audio: float | None) -> str:
     """Device note, suggested batch size on GPU, and the VRAM estimate for XTTS v2 at these settings."""
     training = engines.training
     audio = float(max_audio or 11.0)
@@ -214,12 +215,12 @@ def suggestion_markdown(engines, base: str | None, batch_size: float | None, max
     )
 
 
-def start(engines, values: Mapping[str, Any]) -> str:
+def start(engines: Engines, values: Mapping[str, Any]) -> str:
     """Start a run from the Start form's values (by name, see ``build_options``); returns its id."""
     return engines.training.start(build_options(values))
 
 
-def export(engines, run_id: str | None, checkpoint: str | None, name: str | None) -> Path:
+def export(engines: Engines, run_id: str | None, checkpoint: str | None, name: str | None) -> Path:
     """Export the selected run's checkpoint into workspace/models."""
     if not run_id:
         raise InputError("Select a run in the runs table first.")
@@ -227,7 +228,7 @@ def export(engines, run_id: str | None, checkpoint: str | None, name: str | None
     return engines.training.export(run_id, ckpt, (name or "").strip() or None)
 
 
-def delete(engines, run_id: str | None, confirmed: bool) -> None:
+def delete(engines: Engines, run_id: str | None, confirmed: bool) -> None:
     """Delete the selected run (only with the confirmation ticked)."""
     if not run_id:
         raise InputError("Select a run in the runs table first.")
@@ -239,7 +240,7 @@ def delete(engines, run_id: str | None, confirmed: bool) -> None:
 # ---------------------------------------------------------------- callbacks (thin, guarded)
 
 
-def _live(engines, run_id: str | None, signature: dict | None = None, force: bool = False) -> tuple:
+def _live(engines: Engines, run_id: str | None, signature: dict | None = None, force: bool = False) -> tuple:
     """Outputs of the live view: run id, status, plot, log, runs table, signature, dataset choices.
 
     The plot, the runs table and the dataset choices are sent only when what they show changed (a redraw
@@ -277,7 +278,7 @@ def _live(engines, run_id: str | None, signature: dict | None = None, force: boo
 
 
 @guarded
-def refresh_callback(engines, run_id: str | None, signature: Any):
+def refresh_callback(engines: Engines, run_id: str | None, signature: Any):
     return _live(engines, run_id, signature)
 
 
@@ -288,13 +289,13 @@ def preset_callback(name: str):
 
 
 @guarded
-def suggestion_callback(engines, base: str | None, batch_size: float | None, max_audio: float | None):
+def suggestion_callback(engines: Engines, base: str | None, batch_size: float | None, max_audio: float | None):
     """Base, batch size or max audio changed: the device and VRAM hint."""
     return suggestion_markdown(engines, base, batch_size, max_audio)
 
 
 @guarded
-def refresh_choices_callback(engines, current_dataset: str | None, current_base: str | None):
+def refresh_choices_callback(engines: Engines, current_dataset: str | None, current_base: str | None):
     """The ↻ button: fresh dataset and base-model lists, keeping the current picks where they still exist."""
     names = engines.training.list_datasets()
     choices, default_base = _base_choices(engines)
@@ -306,7 +307,7 @@ def refresh_choices_callback(engines, current_dataset: str | None, current_base:
 
 
 @guarded
-def start_callback(engines, values: Mapping[str, Any]):
+def start_callback(engines: Engines, values: Mapping[str, Any]):
     """Start button: the form's values by name (see ``build_options``)."""
     run_id = start(engines, values)
     notify(f"Training run {run_id} started.")
@@ -314,7 +315,7 @@ def start_callback(engines, values: Mapping[str, Any]):
 
 
 @guarded
-def stop_callback(engines, run_id: str | None):
+def stop_callback(engines: Engines, run_id: str | None):
     active = engines.training.active_run()
     if not active:
         raise InputError("No training run is running.")
@@ -324,7 +325,7 @@ def stop_callback(engines, run_id: str | None):
 
 
 @guarded
-def resume_callback(engines, run_id: str | None):
+def resume_callback(engines: Engines, run_id: str | None):
     run_id, st = view_of(engines, run_id)
     if st is None:
         raise InputError("No run to resume.")
@@ -334,7 +335,7 @@ def resume_callback(engines, run_id: str | None):
 
 
 @guarded
-def select_callback(engines, table: pd.DataFrame, evt: gr.SelectData):
+def select_callback(engines: Engines, table: pd.DataFrame, evt: gr.SelectData):
     row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
     run_id = str(table.iloc[int(row)]["run"])
     choices = checkpoint_choices(engines, run_id)
@@ -344,14 +345,14 @@ def select_callback(engines, table: pd.DataFrame, evt: gr.SelectData):
 
 
 @guarded
-def export_callback(engines, run_id: str | None, checkpoint: str | None, name: str | None):
+def export_callback(engines: Engines, run_id: str | None, checkpoint: str | None, name: str | None):
     path = export(engines, run_id, checkpoint, name)
     notify(f"Exported to {path}: pick '{path.name}' in the TTS and Eval model lists.")
     return f"Exported **{path.name}** to `{path}` (config.json, model.pth, vocab.json, reference.wav, export.json)."
 
 
 @guarded
-def delete_callback(engines, run_id: str | None, confirmed: bool):
+def delete_callback(engines: Engines, run_id: str | None, confirmed: bool):
     delete(engines, run_id, confirmed)
     notify(f"Run {run_id} deleted.")
     return (None, "Run deleted.", gr.update(choices=[(BEST, BEST)], value=BEST), False, runs_frame(engines))
@@ -360,7 +361,7 @@ def delete_callback(engines, run_id: str | None, confirmed: bool):
 # ---------------------------------------------------------------- layout
 
 
-def _base_choices(engines) -> tuple[list[tuple[str, str]], str]:
+def _base_choices(engines: Engines) -> tuple[list[tuple[str, str]], str]:
     training = engines.training
     choices: list[tuple[str, str]] = []
     if getattr(engines, "tts", None) is not None:
@@ -376,7 +377,7 @@ def _base_choices(engines) -> tuple[list[tuple[str, str]], str]:
     return choices, default
 
 
-def build(engines) -> None:
+def build(engines: Engines) -> None:
     """The "2. Train" sub-tab (called inside the Finetune tab)."""
     if getattr(engines, "training", None) is None:
         gr.Markdown("Training is not available (no training engine).")
