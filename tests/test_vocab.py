@@ -1,0 +1,129 @@
+"""Vocabulary extension for a language XTTS lacks (engines.tts.vocab): coverage, exact old tokenization, grown rows."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from engines.core.errors import InputError
+from engines.tts import vocab
+
+VIETNAMESE = [
+    "Xin chào, tôi tên là Lan và tôi đến từ Hà Nội.",
+    "Hôm nay trời đẹp quá, chúng ta đi dạo nhé.",
+    "Tôi có 3 con mèo và 12 con cá.",
+    "Cảm ơn bạn rất nhiều vì đã giúp đỡ tôi.",
+]
+UKRAINIAN = [
+    "Привіт, як справи? Мене звати Олена.",
+    "Сьогодні чудова погода, ходімо гуляти.",
+    "У мене є 3 коти та 12 рибок.",
+    "Дякую вам за допомогу, це дуже приємно.",
+]
+GEORGIAN = ["გამარჯობა, როგორ ხარ?", "დღეს კარგი ამინდია."]
+ENGLISH = [
+    "the quick brown fox jumps over the lazy dog.",
+    "and so my fellow americans, ask not what your country can do for you.",
+    "printing differs from most arts.",
+]
+
+
+@pytest.fixture()
+def base_vocab(tiny_models, tmp_path) -> Path:
+    copy = tmp_path / "vocab.json"
+    copy.write_bytes((Path(tiny_models.xtts_dir) / "vocab.json").read_bytes())
+    return copy
+
+
+def test_coqui_cleans_its_languages_and_the_fallback_says_what_it_did():
+    assert vocab.clean_text('Hello "World" 42', "en").steps == ("coqui cleaners",)
+    vi = vocab.clean_text("Tôi có  3 con MÈO", "vi")
+    assert vi.text == "tôi có ba con mèo"
+    assert "numbers spelled out (num2words)" in vi.steps
+    ka = vocab.clean_text("მაქვს 3 კატა", "ka")  # num2words has no Georgian: digits stay, and it says so
+    assert "3" in ka.text and "numbers kept as digits (num2words lacks it)" in ka.steps
+    assert vocab.clean_text("გამარჯობა!", "ka").text == "გამარჯობა!"  # nothing deleted
+
+
+def test_coverage_reports_unknown_characters_and_a_missing_language_token(base_vocab):
+    report = vocab.coverage(VIETNAMESE, base_vocab, "vi")
+    assert report.needs_extension and not report.language_token
+    assert report.unk_tokens > 0 and 0 < report.unk_share < 1
+    assert "ư" in report.unknown_chars or "ạ" in report.unknown_chars or "ế" in report.unknown_chars
+    assert "[UNK]" in report.summary() and "[vi]" in report.summary()
+    english = vocab.coverage(ENGLISH, base_vocab, "en")
+    assert english.language_token and english.unk_tokens == 0
+
+
+@pytest.mark.parametrize(("code", "texts"), [("vi", VIETNAMESE), ("uk", UKRAINIAN), ("ka", GEORGIAN)])
+def test_extension_covers_the_new_language(base_vocab, tmp_path, code, texts):
+    out = tmp_path / f"vocab-{code}.json"
+    ext = vocab.extend_vocabulary(base_vocab, texts, code, out)
+    assert ext.new_size > ext.old_size and ext.language_token_id == ext.new_size - 1
+    after = vocab.coverage(texts, out, code)
+    assert after.language_token and after.unk_tokens == 0
+    assert not after.needs_extension, after.reasons
+    assert code in vocab.vocabulary_languages(out)
+    before = vocab.coverage(texts, base_vocab, code)
+    assert after.tokens_per_char <= before.tokens_per_char
+
+
+def test_old_languages_tokenize_exactly_as_before(base_vocab, tmp_path):
+    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
+
+    out = tmp_path / "vocab-vi.json"
+    vocab.extend_vocabulary(base_vocab, VIETNAMESE + UKRAINIAN, "vi", out)
+    old, new = VoiceBpeTokenizer(str(base_vocab)), VoiceBpeTokenizer(str(out))
+    for text in ENGLISH:
+        assert new.encode(text, "en") == old.encode(text, "en")
+    assert new.encode("hola, ¿cómo estás?", "es") == old.encode("hola, ¿cómo estás?", "es")
+    # random words over the base alphabet: none of them may meet a new merge
+    data = json.loads(base_vocab.read_text())
+    alphabet = sorted({t for t in data["model"]["vocab"] if len(t) == 1 and t.isalpha()})
+    rng = random.Random(0)
+    for _ in range(300):
+        text = " ".join("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9))) for _ in range(4))
+        assert new.tokenizer.encode(text).ids == old.tokenizer.encode(text).ids, text
+
+
+def test_lab_tokenizer_speaks_the_new_language_coqui_refuses(base_vocab, tmp_path):
+    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
+
+    out = tmp_path / "vocab-vi.json"
+    ext = vocab.extend_vocabulary(base_vocab, VIETNAMESE, "vi", out)
+    with pytest.raises(NotImplementedError):
+        VoiceBpeTokenizer(str(out)).encode(VIETNAMESE[0], "vi")
+    lab = vocab.lab_tokenizer(out)
+    ids = lab.encode(VIETNAMESE[0], "vi")
+    assert ids[0] == ext.language_token_id and lab.tokenizer.token_to_id("[UNK]") not in ids
+    assert lab.char_limits["vi"] == vocab.DEFAULT_CHAR_LIMIT
+    assert lab.encode(ENGLISH[0], "en") == VoiceBpeTokenizer(str(out)).encode(ENGLISH[0], "en")
+
+
+def test_grown_rows_keep_every_old_row_bit_identical():
+    torch.manual_seed(0)
+    state = {
+        "gpt.text_embedding.weight": torch.randn(300, 64),
+        "gpt.text_head.weight": torch.randn(300, 64),
+        "gpt.text_head.bias": torch.randn(300),
+        "gpt.other": torch.randn(3),
+    }
+    grown = vocab.grow_text_rows(state, 320)
+    for key in vocab.TEXT_ROW_KEYS:
+        old, new = state["gpt." + key], grown["gpt." + key]
+        assert new.shape[0] == 320 and torch.equal(new[:300], old)
+        assert torch.allclose(new[300:], old.mean(dim=0, keepdim=True).expand(20, *old.shape[1:]))
+    assert grown["gpt.other"] is state["gpt.other"]
+    with pytest.raises(InputError, match="more than"):
+        vocab.grow_text_rows(state, 299)
+
+
+def test_language_codes_are_checked():
+    assert vocab.check_code(" VI ") == "vi" and vocab.check_code("yue") == "yue"
+    for bad in ("", "vietnamese", "v", "../x"):
+        with pytest.raises(InputError):
+            vocab.check_code(bad)
