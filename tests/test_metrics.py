@@ -214,3 +214,13 @@ def test_cosine():
     assert metrics.cosine(np.array([1.0, 0.0]), np.array([1.0, 0.0])) == pytest.approx(1.0)
     assert metrics.cosine(np.array([1.0, 0.0]), np.array([0.0, 2.0])) == pytest.approx(0.0)
     assert np.isnan(metrics.cosine(np.zeros(3), np.ones(3)))
+
+
+def test_scripts_without_spaces_are_scored_on_characters():
+    from engines.scoring import metrics as m
+
+    for code in ("th", "lo", "km", "my", "zh-cn", "ja"):
+        assert m.headline_metric(code) == "cer", code
+    for code in ("vi", "uk", "ka", "en"):
+        assert m.headline_metric(code) == "wer", code
+    assert m.tokens(m.normalize("สวัสดีครับ", "th"), "th") == list(m.normalize("สวัสดีครับ", "th"))

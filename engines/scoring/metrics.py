@@ -32,8 +32,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# Languages scored on characters (no spaces between words, or CER is the convention).
-CHAR_LANGUAGES = frozenset({"zh", "zh-cn", "zh-tw", "ja", "ko", "yue"})
+# Languages scored on characters: scripts without spaces between words (Chinese, Japanese, Thai, Lao, Khmer,
+# Burmese, Tibetan), and Korean, where CER is the convention. A language XTTS learns here is scored the same way.
+CHAR_LANGUAGES = frozenset({"zh", "zh-cn", "zh-tw", "ja", "ko", "yue", "th", "lo", "km", "my", "bo"})
 
 # Sentence-length buckets, in scoring units (words, or characters for CHAR_LANGUAGES).
 WORD_BUCKETS = ((1, 8, "short (1-8 words)"), (9, 20, "medium (9-20 words)"), (21, 10**9, "long (21+ words)"))
@@ -49,13 +50,13 @@ def base_language(language: str | None) -> str:
 
 
 def is_char_language(language: str | None) -> bool:
-    """True for languages scored on characters (zh, ja, ko)."""
+    """True for languages scored on characters (``CHAR_LANGUAGES``: zh, ja, ko, th ...)."""
     lang = (language or "").strip().lower()
     return lang in CHAR_LANGUAGES or base_language(lang) in CHAR_LANGUAGES
 
 
 def headline_metric(language: str | None) -> str:
-    """``"cer"`` for zh/ja/ko, ``"wer"`` otherwise."""
+    """``"cer"`` for ``CHAR_LANGUAGES``, ``"wer"`` otherwise."""
     return "cer" if is_char_language(language) else "wer"
 
 
