@@ -6,10 +6,13 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from engines.core.errors import InputError
+from engines.training.runs import BaseModel
+from engines.training.vocabulary import prepare_base
 from engines.tts import vocab
 
 VIETNAMESE = [
@@ -127,3 +130,59 @@ def test_language_codes_are_checked():
     for bad in ("", "vietnamese", "v", "../x"):
         with pytest.raises(InputError):
             vocab.check_code(bad)
+
+
+def _tiny_base(tiny_models) -> BaseModel:
+    folder = Path(tiny_models.xtts_dir)
+    return BaseModel(
+        model_id="tiny",
+        model_dir=folder,
+        checkpoint=folder / "model.pth",
+        config=folder / "config.json",
+        vocab=folder / "vocab.json",
+        dvae=folder / "dvae.pth",
+        mel_stats=folder / "mel_stats.pth",
+        speakers=None,
+    )
+
+
+def test_a_covered_dataset_trains_from_the_base_itself(tiny_models, tmp_path):
+    base = _tiny_base(tiny_models)
+    same, record = prepare_base(tmp_path / "run", base, ENGLISH, "en")
+    assert same == base and record["extension"] is None and not record["coverage"]["needs_extension"]
+    with pytest.raises(InputError, match="does not cover"):
+        prepare_base(tmp_path / "run", base, VIETNAMESE, "vi", extend=False)
+
+
+def test_an_extended_base_loads_through_coqui_and_speaks_the_new_language(tiny_models, tmp_path):
+    from TTS.tts.configs.xtts_config import XttsConfig
+    from TTS.tts.models.xtts import Xtts
+
+    base = _tiny_base(tiny_models)
+    extended, record = prepare_base(tmp_path / "run", base, VIETNAMESE, "vi")
+    assert extended.checkpoint.parent == tmp_path / "run" / "base" and extended.dvae == base.dvae
+    new_size = record["extension"]["new_size"]
+    config = XttsConfig()
+    config.load_json(str(extended.config))
+    assert "vi" in config.languages and vocab.model_languages(config.to_dict())[-1] == "vi"
+    model = Xtts(config)
+    model.load_checkpoint(config, checkpoint_dir=str(extended.checkpoint.parent), eval=True, use_deepspeed=False)
+    assert model.gpt.text_embedding.weight.shape[0] == new_size
+    old = torch.load(base.checkpoint, map_location="cpu", weights_only=True)["model"]["gpt.text_embedding.weight"]
+    assert torch.equal(model.gpt.text_embedding.weight[: old.shape[0]].detach(), old)
+    model.tokenizer = vocab.lab_tokenizer(extended.vocab)
+    torch.manual_seed(0)
+    latent, embedding = model.get_conditioning_latents(audio_path=[str(_speech(tmp_path))])
+    out = model.inference(VIETNAMESE[1], "vi", latent, embedding, enable_text_splitting=False, max_new_tokens=40)
+    wav = np.asarray(out["wav"])
+    assert wav.size > 0 and np.isfinite(wav).all()
+
+
+def _speech(tmp_path: Path) -> Path:
+    import soundfile as sf
+
+    t = np.arange(int(22050 * 2.0)) / 22050
+    wav = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    path = tmp_path / "ref.wav"
+    sf.write(path, wav.astype(np.float32), 22050)
+    return path
