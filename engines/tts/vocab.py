@@ -36,6 +36,10 @@ COQUI_CLEANED = frozenset(
 DEFAULT_CHAR_LIMIT = 250  # coqui's default for a language without a measured limit
 MAX_UNK_SHARE = 0.0  # any character the vocabulary cannot spell is lost speech: extend
 MAX_TOKENS_PER_CHAR = 0.75  # English on XTTS v2's vocabulary is ~0.3; near 1 means characters one by one
+# Merged tokens learnt for a new language: XTTS v2's vocabulary holds ~2,000 per language (6,681 in all);
+# community runs found 2,000 best for Vietnamese (3,000 no better, 5,000 worse; anhnh2002/XTTSv2-Finetuning-for-
+# New-Languages#44), viXTTS added 863. A small dataset learns fewer: the trainer stops where merges run out.
+DEFAULT_NEW_TOKENS = 2000
 CODE_RULE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")  # ISO 639-1/-3 with an optional region/script tag
 UNK, SPACE = "[UNK]", "[SPACE]"
 
@@ -278,7 +282,7 @@ def _merge_pair(entry: Any) -> tuple[str, str]:
 
 
 def extend_vocabulary(
-    vocab_path: Path, texts: Sequence[str], language: str, out_path: Path, max_new_tokens: int = 1000
+    vocab_path: Path, texts: Sequence[str], language: str, out_path: Path, max_new_tokens: int = DEFAULT_NEW_TOKENS
 ) -> Extension:
     """Write ``out_path``: ``vocab_path`` plus the language token and BPE merges learnt on ``texts``.
 
