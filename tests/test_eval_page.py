@@ -300,8 +300,8 @@ def test_closing_the_page_leaves_the_run_running_and_a_reload_attaches(eng, monk
             break
     assert "Running" in text
     watcher.close()  # the browser tab went away
-    run_id = eng.evaluation.running
-    assert run_id and run_id in text and not eng.evaluation.job.ended  # still running, nobody watching
+    run_id = eng.eval.running
+    assert run_id and run_id in text and not eng.eval.job.ended  # still running, nobody watching
 
     reload = eval_run.attach_callback(eng)  # the page opened again
     text, *_ = next(reload)
@@ -313,7 +313,7 @@ def test_closing_the_page_leaves_the_run_running_and_a_reload_attaches(eng, monk
     assert (
         list(table["system"]) == ["tiny / Tiny Bob"] and "report.html" in link and len(files) == 4
     )  # report, results, timings, summary
-    folder = eng.evaluation.run_dir(run_id)
+    folder = eng.eval.run_dir(run_id)
     assert json.loads((folder / "status.json").read_text())["state"] == "done"
     assert len(read_results(folder / "results.csv")) == 3
 
@@ -342,7 +342,7 @@ def test_a_failing_run_shows_its_message_on_the_page(eng, monkeypatch):
 
     monkeypatch.setattr(eng.asr, "transcribe_batch", falls_over)
     assert "fell over" in gr_error(lambda: eval_run.run_callback(eng, ui_values(max_sentences=1, name="fails")))
-    run_id = eng.evaluation.job.run_id
+    run_id = eng.eval.job.run_id
     *_, info = eval_results.run_view_callback(eng, run_id)
     assert "failed" in info and "Failed:" in info and "the ASR fell over (test)" in info
     text, *_ = next(eval_run.attach_callback(eng))  # a reload says so too, without an error popup

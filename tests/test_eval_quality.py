@@ -67,7 +67,7 @@ def _config(dataset: str, voice: Path, **kw) -> EvalConfig:
 
 @pytest.fixture(scope="module")
 def run(eng, dataset, voice):
-    return eng.evaluation.run(
+    return eng.eval.run(
         _config(dataset, voice, sim_encoder="resemblyzer", mos=("dnsmos", "utmos")), run_id="q-run"
     )
 
@@ -150,7 +150,7 @@ def test_timings_live_beside_results_and_read_back_together(run):
 
 def test_same_config_and_seed_give_a_byte_identical_results_csv(eng, dataset, voice, run):
     config = _config(dataset, voice, sim_encoder="resemblyzer", mos=("dnsmos", "utmos"))
-    again = eng.evaluation.run(config, run_id="q-run-again")
+    again = eng.eval.run(config, run_id="q-run-again")
     assert (again.folder / "results.csv").read_bytes() == (run.folder / "results.csv").read_bytes()
     assert (again.folder / "timings.csv").read_bytes() != (run.folder / "timings.csv").read_bytes()
 
@@ -166,7 +166,7 @@ def test_a_config_read_back_keeps_its_seed_language_and_metrics():
 
 
 def test_xtts_encoder_is_recorded_as_self_similarity(eng, dataset, voice):
-    final = eng.evaluation.run(_config(dataset, voice, sim_encoder="xtts", mos=(), max_sentences=1), run_id="q-xtts")
+    final = eng.eval.run(_config(dataset, voice, sim_encoder="xtts", mos=(), max_sentences=1), run_id="q-xtts")
     rows = read_results(final.folder / "results.csv")
     assert rows and all(r["sim_encoder"] == "xtts" and not _empty(r["sim"]) for r in rows)
     assert all(_empty(r[m]) for r in rows for m in MOS_COLUMNS)
@@ -176,11 +176,11 @@ def test_xtts_encoder_is_recorded_as_self_similarity(eng, dataset, voice):
 
 
 def test_runs_with_different_encoders_are_not_compared_on_sim(eng, dataset, voice, run):
-    other = eng.evaluation.run(_config(dataset, voice, sim_encoder="xtts", mos=()), run_id="q-xtts-all")
-    rows = eng.evaluation.compare_runs(run.run_id, other.run_id)
+    other = eng.eval.run(_config(dataset, voice, sim_encoder="xtts", mos=()), run_id="q-xtts-all")
+    rows = eng.eval.compare_runs(run.run_id, other.run_id)
     assert rows and all(r["A SIM"] is None and r["B SIM"] is None for r in rows)
     assert all("resemblyzer" in r["note"] and "xtts" in r["note"] for r in rows)
-    same = eng.evaluation.compare_runs(run.run_id, "q-run-again")
+    same = eng.eval.compare_runs(run.run_id, "q-run-again")
     assert all(r["A SIM"] is not None and r["note"] == "" for r in same)
 
 
@@ -192,7 +192,7 @@ def test_unknown_encoder_or_predictor_is_refused_before_any_work(eng, dataset, v
 
 
 def test_sim_off_leaves_the_columns_empty(eng, dataset, voice):
-    final = eng.evaluation.run(_config(dataset, voice, sim_encoder="none", mos=(), max_sentences=1), run_id="q-off")
+    final = eng.eval.run(_config(dataset, voice, sim_encoder="none", mos=(), max_sentences=1), run_id="q-off")
     rows = read_results(final.folder / "results.csv")
     assert rows and all(_empty(r["sim"]) and r["sim_encoder"] == "" for r in rows)
     assert _summary(final)["metrics"]["sim"] is None
@@ -215,7 +215,7 @@ def _folder_of(tmp_path: Path, spoken, take: int, extra: bool = True, reference:
 
 def test_an_audio_folder_is_scored_beside_a_tts_system(eng, dataset, voice, spoken, tmp_path):
     folder = _folder_of(tmp_path, spoken, take=2, reference=voice)
-    final = eng.evaluation.run(
+    final = eng.eval.run(
         _config(dataset, voice, models=("tiny", f"audio:{folder}"), sim_encoder="resemblyzer", mos=("dnsmos",)),
         run_id="q-folder",
     )
@@ -240,7 +240,7 @@ def test_an_audio_folder_is_scored_beside_a_tts_system(eng, dataset, voice, spok
 
 def test_audio_folders_alone_need_no_voice_and_no_tts(eng, dataset, spoken, tmp_path):
     folder = _folder_of(tmp_path, spoken, take=3, extra=False)
-    final = eng.evaluation.run(
+    final = eng.eval.run(
         EvalConfig(sentences=dataset, models=(f"audio:{folder}",), sim_encoder="resemblyzer", mos=(), **FAST),
         run_id="q-folder-only",
     )
@@ -273,14 +273,14 @@ def test_piper_folder_through_the_real_whisper_scores_a_few_percent(
     cells = [line.split("|") for line in lines if line.strip()]
     clips = [(root / c[0], c[2].strip() or c[1].strip()) for c in cells if len(c) > 2 and c[2].strip()][:4]
     make_dataset(eng.settings.path("datasets_dir"), "lj-piper", clips)
-    sentence_set, _ = eng.evaluation.plan(EvalConfig(sentences="dataset:lj-piper", voices=(str(clips[0][0]),)))
+    sentence_set, _ = eng.eval.plan(EvalConfig(sentences="dataset:lj-piper", voices=(str(clips[0][0]),)))
     folder = tmp_path / "piper"
     folder.mkdir()
     for s in sentence_set.sentences:
         shutil.copy(piper_say([s.text], name=f"p-{s.id}"), folder / f"{s.id}.wav")
     reference = clips[-1][0]  # an LJSpeech clip: the voice of the recordings, and the one Piper's folder imitates
     shutil.copy(reference, folder / "reference.wav")
-    final = eng.evaluation.run(
+    final = eng.eval.run(
         EvalConfig(
             sentences="dataset:lj-piper",
             models=("tiny", f"audio:{folder}"),

@@ -505,15 +505,15 @@ def test_rows_and_summary_say_which_models_were_random(eng, full_run):
     assert meta["asr_weights"] == "random" and {d["tts_weights"] for d in meta["systems"]} == {"random"}
     page = (folder / "report.html").read_text(encoding="utf-8")
     assert "recordings · ASR random" in page and "TTS random · ASR random" in page
-    assert eng.evaluation.tts_weights("tiny") == "random" and eng.evaluation.asr_weights("tiny-random") == "random"
-    assert eng.evaluation.tts_weights("xtts_v2") == "real" and eng.evaluation.asr_weights("small") == "real"
-    assert eng.evaluation.asr_weights(str(eng.asr.tiny.whisper_path)) == "random"  # by file, not only by id
+    assert eng.eval.tts_weights("tiny") == "random" and eng.eval.asr_weights("tiny-random") == "random"
+    assert eng.eval.tts_weights("xtts_v2") == "real" and eng.eval.asr_weights("small") == "real"
+    assert eng.eval.asr_weights(str(eng.asr.tiny.whisper_path)) == "random"  # by file, not only by id
 
 
 def test_rebuild_fills_the_model_columns_of_an_older_run(eng, full_run):
     """A run recorded before results.csv had tts_weights/asr_weights still gets per-system weights."""
     src = full_run["final"].folder
-    old = eng.evaluation.reports_dir / "old-format"
+    old = eng.eval.reports_dir / "old-format"
     shutil.copytree(src, old)
     meta = json.loads((old / "config.json").read_text(encoding="utf-8"))
     meta.pop("asr_weights")
@@ -526,7 +526,7 @@ def test_rebuild_fills_the_model_columns_of_an_older_run(eng, full_run):
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([row[i] for i in keep] for row in table)
     write_text(old / "results.csv", buf.getvalue())
-    eng.evaluation.rebuild_report("old-format")
+    eng.eval.rebuild_report("old-format")
     summary = json.loads((old / "summary.json").read_text(encoding="utf-8"))
     assert summary["systems"][GROUND_TRUTH]["weights"] == {"tts": None, "asr": "random", "random": True}
     assert summary["systems"]["tiny / Tiny Alice"]["weights"]["tts"] == "random" and summary["tiny"] is True
@@ -537,18 +537,18 @@ def test_compare_runs_and_paired_comparison(eng, full_run):
     from engines.eval import paired_comparison
 
     run_id = full_run["final"].run_id
-    table = eng.evaluation.compare_runs(run_id, run_id)
+    table = eng.eval.compare_runs(run_id, run_id)
     assert {row["system"] for row in table} == {GROUND_TRUTH, "tiny / Tiny Alice", "tiny / eval-ref"}
     for row in table:
         assert row["A WER"] == row["B WER"] and row["A n"] == 3
-    _, rows, _ = eng.evaluation.load_run(run_id)
+    _, rows, _ = eng.eval.load_run(run_id)
     same = paired_comparison(rows, "tiny / Tiny Alice", "tiny / Tiny Alice", 200, 0)
     assert same["wer"]["diff"]["value"] == 0.0 and same["n"] == 3
-    assert [r.run_id for r in eng.evaluation.list_runs()].count(run_id) == 1
+    assert [r.run_id for r in eng.eval.list_runs()].count(run_id) == 1
 
 
 def test_listening_test_round_trip(eng, full_run):
-    ev = eng.evaluation
+    ev = eng.eval
     run_id = full_run["final"].run_id
     a, b = "tiny / Tiny Alice", "tiny / eval-ref"
     test_id = ev.create_listening_test(run_id, a, b, mode="ab+mos", seed=3)
@@ -591,7 +591,7 @@ def test_listening_test_round_trip(eng, full_run):
 
 
 def test_stop_after_k_then_resume_finishes_without_redoing(eng, tmp_path, monkeypatch):
-    ev = eng.evaluation
+    ev = eng.eval
     config = EvalConfig(
         sentences="builtin:en",
         max_sentences=4,
@@ -673,7 +673,7 @@ def test_headless_command_writes_the_same_report(eng, ev_settings, ev_root):
     for name in ("results.csv", "summary.json", "report.html"):
         assert (headless / name).is_file(), name
 
-    inproc = eng.evaluation.run(EvalConfig.from_dict(config), run_id="inproc").folder
+    inproc = eng.eval.run(EvalConfig.from_dict(config), run_id="inproc").folder
     a, b = _csv_rows(headless / "results.csv"), _csv_rows(inproc / "results.csv")
     same = ("key", "hyp_text", "wer", "cer", "audio_seconds", "audio_file", "sim")
     assert [{k: r[k] for k in same} for r in a] == [{k: r[k] for k in same} for r in b]
@@ -702,7 +702,7 @@ def test_empty_sentence_set_is_refused(eng, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n\n", encoding="utf-8")
     with pytest.raises(InputError, match="no sentences"):
-        eng.evaluation.plan(EvalConfig(sentences=str(empty), language="en", voices=("speaker:Tiny Alice",)))
+        eng.eval.plan(EvalConfig(sentences=str(empty), language="en", voices=("speaker:Tiny Alice",)))
     header_only = tmp_path / "header.csv"
     header_only.write_text("id,text,language\n", encoding="utf-8")
     with pytest.raises(InputError, match="no sentences"):
@@ -741,8 +741,12 @@ def test_uploaded_csv_and_txt_are_read(eng, tmp_path):
 def test_sentence_in_a_language_the_model_lacks(eng, tmp_path, tiny_models):
     path = tmp_path / "swedish.csv"
     path.write_text("text,language\nHej då.,sv\n", encoding="utf-8")
-    with pytest.raises(InputError, match="not supported by XTTS"):
-        eng.evaluation.plan(EvalConfig(sentences=str(path), voices=("speaker:Tiny Alice",)))
+    # any language code is text XTTS may learn (issue 21); the model's own languages decide
+    with pytest.raises(InputError, match=r"Model 'tiny' does not speak sv .*It speaks: en"):
+        eng.eval.plan(EvalConfig(sentences=str(path), voices=("speaker:Tiny Alice",)))
+    path.write_text("text,language\nHej då.,swedish\n", encoding="utf-8")
+    with pytest.raises(InputError, match="not a language code"):
+        eng.eval.plan(EvalConfig(sentences=str(path), voices=("speaker:Tiny Alice",)))
     # A model whose config lists English only cannot be asked for Russian.
     folder = eng.settings.workspace_sub("models", "tiny-en-only")
     for item in tiny_models.xtts_dir.iterdir():
@@ -752,18 +756,18 @@ def test_sentence_in_a_language_the_model_lacks(eng, tmp_path, tiny_models):
     cfg["languages"] = ["en"]
     write_text(folder / "config.json", json.dumps(cfg))
     with pytest.raises(InputError, match="does not speak ru") as err:
-        eng.evaluation.plan(
+        eng.eval.plan(
             EvalConfig(sentences="builtin:ru", models=("tiny-en-only",), voices=("speaker:Tiny Alice",))
         )
     assert "It speaks: en" in str(err.value)
-    assert eng.evaluation.plan(
+    assert eng.eval.plan(
         EvalConfig(sentences="builtin:en", models=("tiny-en-only",), voices=("speaker:Tiny Alice",))
     )[1]
 
 
 def test_unknown_model_is_refused(eng):
     with pytest.raises(MissingWeightsError, match="not found"):
-        eng.evaluation.plan(
+        eng.eval.plan(
             EvalConfig(sentences="builtin:en", models=("no-such-model",), voices=("speaker:Tiny Alice",))
         )
 
@@ -772,22 +776,22 @@ def test_reference_voice_that_is_not_audio(eng, tmp_path):
     fake = tmp_path / "voice.wav"
     fake.write_text("this is not audio", encoding="utf-8")
     with pytest.raises(AudioError, match="not a readable audio file"):
-        eng.evaluation.plan(EvalConfig(sentences="builtin:en", voices=(str(fake),)))
+        eng.eval.plan(EvalConfig(sentences="builtin:en", voices=(str(fake),)))
     with pytest.raises(InputError, match="not found"):
-        eng.evaluation.plan(EvalConfig(sentences="builtin:en", voices=(str(tmp_path / "missing.wav"),)))
+        eng.eval.plan(EvalConfig(sentences="builtin:en", voices=(str(tmp_path / "missing.wav"),)))
     with pytest.raises(InputError, match="Unknown built-in speaker"):
-        eng.evaluation.plan(EvalConfig(sentences="builtin:en", voices=("speaker:Nobody",)))
+        eng.eval.plan(EvalConfig(sentences="builtin:en", voices=("speaker:Nobody",)))
     with pytest.raises(InputError, match="No saved voice"):
-        eng.evaluation.plan(EvalConfig(sentences="builtin:en", voices=("voice:nobody",)))
+        eng.eval.plan(EvalConfig(sentences="builtin:en", voices=("voice:nobody",)))
     with pytest.raises(InputError, match="at least one reference voice"):
-        eng.evaluation.plan(EvalConfig(sentences="builtin:en"))
+        eng.eval.plan(EvalConfig(sentences="builtin:en"))
 
 
 def test_empty_asr_text_scores_wer_one_and_keeps_the_row(eng, ev_settings, tmp_path):
     silent = tmp_path / "silence.wav"
     save_wav(silent, np.zeros(int(1.5 * 22050), np.float32), 22050)
     make_dataset(ev_settings.path("datasets_dir"), "silent", [(silent, "Hello there, my friend.")])
-    final = eng.evaluation.run(
+    final = eng.eval.run(
         EvalConfig(sentences="dataset:silent", models=("tiny",), voices=("speaker:Tiny Alice",), name="silent", **FAST)
     )
     rows = read_results(final.folder / "results.csv")
@@ -802,13 +806,13 @@ def test_empty_asr_text_scores_wer_one_and_keeps_the_row(eng, ev_settings, tmp_p
 
 def test_bad_config_values(eng, tmp_path):
     with pytest.raises(InputError, match="Repeats"):
-        eng.evaluation.plan(EvalConfig(sentences="builtin:en", voices=("speaker:Tiny Alice",), repeats=0))
+        eng.eval.plan(EvalConfig(sentences="builtin:en", voices=("speaker:Tiny Alice",), repeats=0))
     with pytest.raises(InputError, match="Unknown eval config key"):
         EvalConfig.from_dict({"sentences": "builtin:en", "voice": ["x"]})
     with pytest.raises(InputError, match="needs 'sentences'"):
         EvalConfig.from_dict({"voices": ["speaker:Tiny Alice"]})
     with pytest.raises(InputError, match="not allowed"):
-        eng.evaluation.run_dir("../etc")
+        eng.eval.run_dir("../etc")
     with pytest.raises(InputError, match="no eval split"):
         load_sentences("dataset:nothing-here", eng.settings)
 
@@ -823,7 +827,7 @@ def english_only_whisper(folder: Path) -> Path:
 
 def refused_before_any_work(eng, monkeypatch, config: EvalConfig, match: str) -> str:
     """``run(config)`` raises InputError matching ``match`` before a run folder exists or a word is synthesized."""
-    reports = eng.evaluation.reports_dir
+    reports = eng.eval.reports_dir
     before = sorted(p.name for p in reports.iterdir())
 
     def no_synthesis(*args, **kwargs):
@@ -847,8 +851,8 @@ def test_english_only_asr_with_other_languages_is_refused_in_plan(eng, monkeypat
     # the same model by its name in workspace/models/whisper, and English sentences are fine
     by_name = EvalConfig(sentences="builtin:ru", **{**base, "asr_model": "tiny-random.en"})
     refused_before_any_work(eng, monkeypatch, by_name, "English-only")
-    assert eng.evaluation.plan(EvalConfig(sentences="builtin:en", **base))[1]
-    assert eng.evaluation.asr_weights(str(model)) == "random"  # a toy-width checkpoint under any name
+    assert eng.eval.plan(EvalConfig(sentences="builtin:en", **base))[1]
+    assert eng.eval.asr_weights(str(model)) == "random"  # a toy-width checkpoint under any name
 
 
 def test_plan_checks_every_request_before_synthesis(eng, ev_settings, monkeypatch, tmp_path, recordings):
@@ -875,7 +879,7 @@ def test_plan_checks_every_request_before_synthesis(eng, ev_settings, monkeypatc
     (folder / "wavs" / "clip001.wav").unlink()
     message = refused_before_any_work(eng, monkeypatch, EvalConfig(sentences="dataset:lost", **base), "missing")
     assert "clip001.wav" in message and "ground_truth" in message
-    assert eng.evaluation.plan(EvalConfig(sentences="dataset:lost", ground_truth=False, **base))[1]
+    assert eng.eval.plan(EvalConfig(sentences="dataset:lost", ground_truth=False, **base))[1]
 
 
 # ---------------------------------------------------------------- checkpoint ranking
@@ -894,7 +898,7 @@ def test_rank_checkpoints_and_export_best(request, tmp_path_factory, tiny_models
     checkpoints = eng.training.checkpoints(run_id)
     assert len(checkpoints) >= 2
     base = EvalConfig(sentences="builtin:en", max_sentences=2, voices=("speaker:Tiny Alice",), **FAST)
-    final = eng.evaluation.rank_checkpoints(run_id, base)
+    final = eng.eval.rank_checkpoints(run_id, base)
     assert final.state == "done" and final.total == 2 * len(checkpoints)
     summary = final.summary
     assert summary["training_run"] == run_id and summary["tiny"] is True
@@ -909,10 +913,10 @@ def test_rank_checkpoints_and_export_best(request, tmp_path_factory, tiny_models
 
     # A second ranking reuses the exported folders instead of exporting again.
     stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("model.pth")}
-    eng.evaluation.checkpoint_models(run_id)
+    eng.eval.checkpoint_models(run_id)
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("model.pth")} == stamps
 
-    folder = eng.evaluation.export_best(final.run_id, "best-of-run")
+    folder = eng.eval.export_best(final.run_id, "best-of-run")
     assert folder == trained["settings"].workspace_dir / "models" / "best-of-run"
     exported = json.loads((folder / "export.json").read_text(encoding="utf-8"))
     assert exported["checkpoint"] == Path(ranking[0]["checkpoint"]).name
@@ -922,9 +926,9 @@ def test_rank_checkpoints_and_export_best(request, tmp_path_factory, tiny_models
 
 def test_export_best_needs_a_ranking_run(eng, full_run):
     with pytest.raises(InputError, match="did not rank"):
-        eng.evaluation.export_best(full_run["final"].run_id, "nope")
+        eng.eval.export_best(full_run["final"].run_id, "nope")
     with pytest.raises(InputError, match="no saved checkpoints|No training run|not found|Invalid run"):
-        eng.evaluation.checkpoint_models("no-such-training-run")
+        eng.eval.checkpoint_models("no-such-training-run")
 
 
 def test_generation_settings_come_from_the_app_settings(ev_root, tiny_models):
@@ -980,7 +984,7 @@ def first_state(job, predicate):
 
 
 def test_a_started_run_returns_at_once_and_finishes_with_nobody_watching(eng, monkeypatch):
-    ev = eng.evaluation
+    ev = eng.eval
     gate = gate_synthesis(eng.tts, monkeypatch, free=2)  # the warm-up and the first utterance
     job = ev.start(job_config("job"))
     assert job.run_id and ev.running == job.run_id and not job.ended  # returned while the run goes on
@@ -1000,7 +1004,7 @@ def test_a_started_run_returns_at_once_and_finishes_with_nobody_watching(eng, mo
 
 
 def test_stop_ends_a_job_and_start_resume_finishes_it(eng, monkeypatch):
-    ev = eng.evaluation
+    ev = eng.eval
     gate = gate_synthesis(eng.tts, monkeypatch, free=2)
     job = ev.start(job_config("stopjob"))
     first_state(job, lambda s: s.progress is not None and s.progress.done >= 1)
@@ -1017,7 +1021,7 @@ def test_stop_ends_a_job_and_start_resume_finishes_it(eng, monkeypatch):
 
 
 def test_leaving_iter_run_early_marks_the_run_stopped(eng):
-    ev = eng.evaluation
+    ev = eng.eval
     updates = ev.iter_run(job_config("leave"))
     while (p := next(updates)).done < 1:
         continue
@@ -1064,8 +1068,8 @@ def test_a_reference_voice_without_speech_is_refused_before_any_folder(eng, monk
     message = refused_before_any_work(eng, monkeypatch, config, match)
     assert ref.name in message and "3-10 s of" in message  # which clip, and what to give instead
     with pytest.raises(AudioError, match=match):
-        eng.evaluation.start(config)  # the page's path: refused before a job starts
-    assert eng.evaluation.running is None
+        eng.eval.start(config)  # the page's path: refused before a job starts
+    assert eng.eval.running is None
 
 
 def test_a_saved_voice_with_a_silent_clip_and_a_long_sentence_are_refused_before_any_folder(
@@ -1085,21 +1089,21 @@ def test_a_saved_voice_with_a_silent_clip_and_a_long_sentence_are_refused_before
 
 
 def test_a_failure_while_making_the_run_folder_leaves_no_folder(eng, monkeypatch):
-    reports = eng.evaluation.reports_dir
+    reports = eng.eval.reports_dir
     before = sorted(p.name for p in reports.iterdir())
 
     def broken(model):
         raise LabError("cannot read the ASR checkpoint (test)")
 
-    monkeypatch.setattr(eng.evaluation.planner, "asr_weights", broken)  # read while the run is set up
+    monkeypatch.setattr(eng.eval.planner, "asr_weights", broken)  # read while the run is set up
     with pytest.raises(LabError, match="cannot read the ASR checkpoint"):
-        eng.evaluation.start(job_config("debris"))
+        eng.eval.start(job_config("debris"))
     assert sorted(p.name for p in reports.iterdir()) == before  # no half-made folder
-    assert eng.evaluation.running is None
+    assert eng.eval.running is None
 
 
 def test_a_run_failing_half_way_says_failed_with_the_message(eng, monkeypatch):
-    ev = eng.evaluation
+    ev = eng.eval
     real = eng.asr.transcribe_batch
     calls = {"n": 0}
 

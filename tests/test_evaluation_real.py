@@ -49,7 +49,7 @@ def real_run(eng, lj8, real_whisper):
         name="real-asr",
         **FAST,  # greedy: what the 3.9 % was measured with
     )
-    return eng.evaluation.run(config)
+    return eng.eval.run(config)
 
 
 def test_ground_truth_through_the_real_whisper_scores_a_few_percent(real_run):
@@ -112,4 +112,4 @@ def test_english_only_model_refuses_russian_before_synthesis(eng, real_whisper, 
     message = refused_before_any_work(eng, monkeypatch, config, "English-only")
     assert "'whisper-tiny.en.pt'" in message and "Russian (ru)" in message and "ru-01" in message
     assert "multilingual Whisper model" in message
-    assert eng.evaluation.asr_weights(real_whisper) == "real"
+    assert eng.eval.asr_weights(real_whisper) == "real"

@@ -126,10 +126,12 @@ def test_grown_rows_keep_every_old_row_bit_identical():
 
 
 def test_language_codes_are_checked():
-    assert vocab.check_code(" VI ") == "vi" and vocab.check_code("yue") == "yue"
-    for bad in ("", "vietnamese", "v", "../x"):
+    from engines.core.names import speech_language
+
+    assert speech_language(" VI ") == "vi" and speech_language("yue") == "yue" and speech_language("zh") == "zh-cn"
+    for bad in ("", "vietnamese", "v", "../x", None):
         with pytest.raises(InputError):
-            vocab.check_code(bad)
+            speech_language(bad)
 
 
 def _tiny_base(tiny_models) -> BaseModel:

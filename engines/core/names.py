@@ -78,12 +78,35 @@ def xtts_language(language: str | None) -> str:
     return code
 
 
+LANGUAGE_CODE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")  # ISO 639-1/-3, optional region or script tag
+
+
+def speech_language(language: str | None) -> str:
+    """A language code for text and speech in any language: XTTS's 17 (aliases mapped, ``xtts_language``) or
+    any ISO 639-1/-3 code (a language XTTS can learn here; whether a model speaks it is the model's to say).
+
+    Raises:
+        InputError: empty, or not a language code.
+    """
+    code = (language or "").strip()
+    mapped = LANGUAGE_ALIASES.get(code, code.lower())
+    mapped = LANGUAGE_ALIASES.get(mapped, mapped)
+    if mapped in XTTS_LANGUAGES:
+        return mapped
+    if not LANGUAGE_CODE_RE.match(mapped):
+        raise InputError(
+            f"{language!r} is not a language code: use an ISO 639-1 or 639-3 code such as 'en', 'vi', 'uk' or 'yue'."
+        )
+    return mapped
+
+
 __all__ = [
     "LANGUAGE_ALIASES",
     "NAME_RULE",
     "check_name",
     "check_voice_name",
     "is_folder_name",
+    "speech_language",
     "xtts_language",
 ]
 

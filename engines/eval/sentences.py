@@ -13,7 +13,7 @@ from pathlib import Path
 from config import Settings
 from engines.core.audio import write_text
 from engines.core.errors import InputError
-from engines.core.names import xtts_language
+from engines.core.names import speech_language
 from engines.datasets.manifest import metadata_path, read_info, read_metadata
 from engines.scoring import metrics
 
@@ -208,7 +208,7 @@ def load_sentences(spec: str, settings: Settings, language: str | None = None, l
     fixed = []
     for s in sentences:
         try:
-            fixed.append(dataclasses.replace(s, language=xtts_language(s.language)))
+            fixed.append(dataclasses.replace(s, language=speech_language(s.language)))
         except InputError as exc:
             raise InputError(f"Sentence {s.id!r}: {exc}") from None
         if not metrics.normalize(s.text, fixed[-1].language):

@@ -40,7 +40,6 @@ MAX_TOKENS_PER_CHAR = 0.75  # English on XTTS v2's vocabulary is ~0.3; near 1 me
 # community runs found 2,000 best for Vietnamese (3,000 no better, 5,000 worse; anhnh2002/XTTSv2-Finetuning-for-
 # New-Languages#44), viXTTS added 863. A small dataset learns fewer: the trainer stops where merges run out.
 DEFAULT_NEW_TOKENS = 2000
-CODE_RULE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")  # ISO 639-1/-3 with an optional region/script tag
 UNK, SPACE = "[UNK]", "[SPACE]"
 
 
@@ -48,18 +47,6 @@ def base_code(language: str) -> str:
     """The code coqui's tokenizer works with: the region dropped, except zh-cn, which it keeps."""
     code = language.strip().lower()
     return "zh-cn" if code in ("zh", "zh-cn") else code.split("-")[0]
-
-
-def check_code(code: str) -> str:
-    """A language code a user may give for a language XTTS lacks (ISO 639-1 or -3, optional region).
-
-    Raises:
-        InputError: not such a code.
-    """
-    norm = (code or "").strip().lower()
-    if not CODE_RULE.match(norm):
-        raise InputError(f"{code!r} is not a language code: use ISO 639-1 or 639-3, e.g. 'vi', 'uk', 'ka' or 'yue'.")
-    return norm
 
 
 # ----------------------------------------------------------------------------------------------- text cleaning
@@ -293,7 +280,7 @@ def extend_vocabulary(
     Args:
         vocab_path: the base model's ``vocab.json``.
         texts: the dataset's transcripts (raw; cleaned here as training cleans them).
-        language: the language code (``check_code`` rules).
+        language: the language code (``engines.core.names.speech_language`` rules).
         out_path: where the extended vocabulary goes (written atomically).
         max_new_tokens: cap on merged tokens added.
 
@@ -416,7 +403,6 @@ __all__ = [
     "CoverageReport",
     "Extension",
     "base_code",
-    "check_code",
     "clean_text",
     "coverage",
     "extend_vocabulary",
