@@ -67,9 +67,7 @@ def _config(dataset: str, voice: Path, **kw) -> EvalConfig:
 
 @pytest.fixture(scope="module")
 def run(eng, dataset, voice):
-    return eng.eval.run(
-        _config(dataset, voice, sim_encoder="resemblyzer", mos=("dnsmos", "utmos")), run_id="q-run"
-    )
+    return eng.eval.run(_config(dataset, voice, sim_encoder="resemblyzer", mos=("dnsmos", "utmos")), run_id="q-run")
 
 
 def _summary(final) -> dict:

@@ -756,20 +756,16 @@ def test_sentence_in_a_language_the_model_lacks(eng, tmp_path, tiny_models):
     cfg["languages"] = ["en"]
     write_text(folder / "config.json", json.dumps(cfg))
     with pytest.raises(InputError, match="does not speak ru") as err:
-        eng.eval.plan(
-            EvalConfig(sentences="builtin:ru", models=("tiny-en-only",), voices=("speaker:Tiny Alice",))
-        )
+        eng.eval.plan(EvalConfig(sentences="builtin:ru", models=("tiny-en-only",), voices=("speaker:Tiny Alice",)))
     assert "It speaks: en" in str(err.value)
-    assert eng.eval.plan(
-        EvalConfig(sentences="builtin:en", models=("tiny-en-only",), voices=("speaker:Tiny Alice",))
-    )[1]
+    assert eng.eval.plan(EvalConfig(sentences="builtin:en", models=("tiny-en-only",), voices=("speaker:Tiny Alice",)))[
+        1
+    ]
 
 
 def test_unknown_model_is_refused(eng):
     with pytest.raises(MissingWeightsError, match="not found"):
-        eng.eval.plan(
-            EvalConfig(sentences="builtin:en", models=("no-such-model",), voices=("speaker:Tiny Alice",))
-        )
+        eng.eval.plan(EvalConfig(sentences="builtin:en", models=("no-such-model",), voices=("speaker:Tiny Alice",)))
 
 
 def test_reference_voice_that_is_not_audio(eng, tmp_path):
