@@ -7,12 +7,12 @@ import pytest
 from engines import datasets
 from engines.core import names
 from engines.core.errors import InputError
-from engines.training import engine as training
+from engines.training import base, checks, export, runs
 from engines.tts import engine as tts
 
 
 def test_every_engine_uses_the_same_folder_name_rule() -> None:
-    assert training.check_name is names.check_name
+    assert all(m.check_name is names.check_name for m in (runs, base, checks, export))  # run, model, dataset
     long_name = "voice-" + "x" * 88 + "-step1"  # 100 characters: a generated export name of a long dataset
     for check in (datasets.check_name, lambda n: names.check_name(n, "model")):
         assert check(long_name) == long_name

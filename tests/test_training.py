@@ -498,11 +498,11 @@ def test_a_worker_we_spawned_counts_as_running_before_it_is_recognisable(engine)
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # not engines.training.worker
     try:
         (run_dir / "run.json").write_text(json.dumps({"id": run_dir.name, "status": "running", "pid": child.pid}))
-        engine._procs[run_dir.name] = child
+        engine.processes.children[run_dir.name] = child
         assert engine.active_run() == run_dir.name
         assert engine.status(run_dir.name).status == "running"
         with pytest.raises(BusyError, match="still running"):
-            engine._refuse_if_busy()
+            engine.processes.refuse_if_busy()
     finally:
         child.kill()
         child.wait()

@@ -42,7 +42,7 @@ def test_several_gpus_build_the_distribute_launch(tmp_path):
     assert argv == [
         python, "-m", "trainer.distribute", "--script", str(WORKER_SCRIPT), "--gpus", "0,1", str(tmp_path),
     ]  # fmt: skip
-    assert WORKER_SCRIPT == ROOT / "engines" / "train_worker.py" and WORKER_SCRIPT.is_file()
+    assert WORKER_SCRIPT == ROOT / "engines" / "training" / "worker.py" and WORKER_SCRIPT.is_file()
     assert env["CUDA_VISIBLE_DEVICES"] == "0,1" and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     assert env["PATH"] == os.pathsep.join([bin_dir, "/usr/bin"])  # distribute runs a bare "python3"
     # The app's indices are positions in its own CUDA_VISIBLE_DEVICES (which distribute prefers to --gpus).

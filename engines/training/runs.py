@@ -1,4 +1,4 @@
-"""A training run's folder and its files, shared by the app (``engines.training.engine.engine``) and the worker process.
+"""A training run's folder and its files, shared by the app (``engines.training.engine``) and the worker process.
 
 Writes to run.json go through ``update_run`` (atomic, under a file lock both processes take).
 """
@@ -19,6 +19,7 @@ from typing import Any
 from config import XTTS_LANGUAGES
 from engines.core.audio import atomic_file, write_json
 from engines.core.errors import InputError
+from engines.core.names import check_name
 from engines.core.provenance import utc_now
 from engines.datasets.manifest import read_info, read_metadata
 
@@ -103,6 +104,19 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def find_run(runs_dir: Path, run_id: str) -> Path:
+    """The folder of an existing run.
+
+    Raises:
+        InputError: bad id or no such run.
+    """
+    run_id = check_name(run_id, "run")
+    folder = runs_dir / run_id
+    if not (folder / RUN_FILE).is_file():
+        raise InputError(f"No training run named {run_id!r} in {runs_dir}.")
+    return folder
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:

@@ -29,8 +29,8 @@ from __future__ import annotations
 import sys
 
 if __name__ == "__main__" and __package__ in (None, ""):
-    # Run as a script (trainer.distribute): sys.path[0] is engines/, whose module names (audio, metrics,
-    # models, ...) would shadow top-level packages; the project root (on PYTHONPATH) is what we need.
+    # Run as a script (trainer.distribute): sys.path[0] is engines/training/, whose module names (base,
+    # export, process, ...) would shadow other modules; the project root (on PYTHONPATH) is what we need.
     from pathlib import Path as _Path
 
     _here = _Path(__file__).resolve().parent
@@ -45,9 +45,10 @@ import os
 import signal
 import time
 import traceback
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engines.core.audio import atomic_file, write_json
 from engines.core.errors import InputError, LabError
@@ -78,6 +79,9 @@ from engines.training.runs import (
     update_run,
 )
 
+if TYPE_CHECKING:  # imported where used: the worker's --plan mode and the app need neither
+    from TTS.tts.layers.xtts.trainer.gpt_trainer import GPTTrainerConfig
+
 log = logging.getLogger("engines.training.worker")
 
 CHECKPOINT_FORMAT = "xtts-lab-gpt-checkpoint/1"
@@ -102,7 +106,7 @@ def parse_worker_args(argv: list[str], environ: dict[str, str] | None = None) ->
         SystemExit: unknown arguments (argparse), or a --continue_path/--restore_path (runs resume from
             their own checkpoints, not coqui's).
     """
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(prog="python -m engines.training.worker")
     parser.add_argument("run_dir")
     parser.add_argument("--rank", type=int, default=None)
@@ -115,8 +119,8 @@ def parse_worker_args(argv: list[str], environ: dict[str, str] | None = None) ->
     if ns.continue_path or ns.restore_path:
         parser.error("--continue_path/--restore_path are not used: a run resumes from its own checkpoints")
     use_ddp = ns.use_ddp.lower() == "true"
-    rank = ns.rank if ns.rank is not None else int(environ.get("RANK", 0) or 0)
-    visible = [d for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    rank = ns.rank if ns.rank is not None else int(env.get("RANK", 0) or 0)
+    visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
     world_size = len(visible) if use_ddp else 1
     if use_ddp and not 0 <= rank < world_size:
         parser.error(f"rank {rank} outside the {world_size} GPU(s) in CUDA_VISIBLE_DEVICES")
@@ -184,7 +188,7 @@ class _Head:
     def __len__(self) -> int:
         return self.n
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return itertools.islice(iter(self.loader), self.n)
 
 
@@ -233,7 +237,9 @@ def usable_samples(
     return kept, {k: v for k, v in dropped.items() if v}
 
 
-def build_config(run_dir: Path, info: dict[str, Any], options: TrainOptions, device: str, world_size: int = 1):
+def build_config(
+    run_dir: Path, info: dict[str, Any], options: TrainOptions, device: str, world_size: int = 1
+) -> GPTTrainerConfig:
     """GPTTrainerConfig with the base's GPT shape and audio settings, following coqui's XTTS recipe.
 
     ``batch_size`` is per process: under DDP each rank takes that many clips per step.
@@ -301,7 +307,7 @@ def build_config(run_dir: Path, info: dict[str, Any], options: TrainOptions, dev
     return config
 
 
-def make_trainer_class():
+def make_trainer_class() -> type[Any]:  # a subclass of trainer.Trainer, defined on first use
     """``trainer.Trainer`` with metrics lines, atomic checkpoints, mid-epoch resume and clean stop."""
     import torch
     from trainer import Trainer
@@ -344,7 +350,8 @@ def make_trainer_class():
                     trainer.average_gradients()
                     check_gradient_clipping(trainer)
 
-                self.callbacks.before_gradient_clipping = before_gradient_clipping  # runs before each step
+                # runs before each step; coqui's callbacks object is patched per trainer
+                self.callbacks.before_gradient_clipping = before_gradient_clipping  # type: ignore[method-assign]
 
         # -- several GPUs
         def average_gradients(self) -> None:
@@ -407,7 +414,8 @@ def make_trainer_class():
                 self.train_loader = self.prepare_accelerate_loader(self.train_loader)
             full = self.train_loader
             sampler = getattr(full, "sampler", None)
-            if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new shuffle each epoch, the same on all ranks
+            # DistributedSampler: a new shuffle each epoch, the same on all ranks
+            if sampler is not None and hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(self.epochs_done)
             self.skip_offset = min(self.resume_skip, len(full))
             self.resume_skip = 0
@@ -418,14 +426,15 @@ def make_trainer_class():
                     self.skip_offset,
                     len(full),
                 )
-                self.train_loader = _Head(full, len(full) - self.skip_offset)
+                # the rest of the epoch; coqui only iterates and measures its loader
+                self.train_loader = _Head(full, len(full) - self.skip_offset)  # type: ignore[assignment]
             try:
                 super().train_epoch()
             finally:
                 self.train_loader = full
                 self.skip_offset = 0
 
-        def train_step(self, batch: Any, batch_n_steps: int, step: int, loader_start_time: float):
+        def train_step(self, batch: Any, batch_n_steps: int, step: int, loader_start_time: float) -> tuple[Any, Any]:
             started = time.time()
             # Offsets keep gradient-accumulation boundaries and the printed step those of the full epoch.
             outputs, loss_dict = super().train_step(
