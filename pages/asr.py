@@ -1,7 +1,7 @@
 """ASR tab: upload files or record -> Whisper text, segments, subtitles (TXT/SRT/VTT/JSON) and timing.
 
 UI only: the callback is a thin, guarded wrapper around ``transcribe`` (a plain function tests call), which
-calls ``engines.asr.engine.engine``. The Transcribe button's inputs travel by name (``pages.common.Form``): ``files``,
+calls ``engines.asr``. The Transcribe button's inputs travel by name (``pages.common.Form``): ``files``,
 ``recording``, ``model``, ``language``, ``task``, ``word_timestamps``, ``beam_size``.
 """
 
@@ -130,7 +130,7 @@ def transcribe(engines: Engines, values: Mapping[str, Any], progress=None) -> Pa
     """Transcribe every uploaded file and the recording; a file that cannot be decoded is skipped with a warning.
 
     Args:
-        engines: the container; ``engines.asr.engine.engine`` does the work.
+        engines: the container; ``engines.asr`` does the work.
         values: the form's values by name: ``files`` (uploads), ``recording``, ``model`` (empty = the
             default model) and the decoding options ``build_options`` reads.
         progress: ``progress(fraction, desc=...)`` (a gr.Progress passes straight through).
@@ -232,7 +232,7 @@ def _model_choices(engines: Engines) -> list[tuple[str, str]]:
 
 
 def build(engines: Engines) -> None:
-    """Lay out the ASR tab and wire it to ``engines.asr.engine.engine``."""
+    """Lay out the ASR tab and wire it to ``engines.asr``."""
     asr = engines.asr
     with gr.Row():
         with gr.Column(scale=3):

@@ -1,6 +1,6 @@
 """Finetune tab, "2. Train": settings and presets, start/stop/resume, live view, runs list, export.
 
-UI only: the plain functions below call ``engines.training.engine.engine`` (tests call them directly); the
+UI only: the plain functions below call ``engines.training`` (tests call them directly); the
 callbacks are thin guarded wrappers. The Start button's inputs travel by name (``pages.common.Form``):
 ``dataset``, ``base``, the ``PRESET_FIELDS`` and ``gpus``. Training runs in its own process, so the live view is a
 ``gr.Timer`` reading the run folder every 2 s: refreshing the browser or restarting the app shows the
