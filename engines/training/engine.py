@@ -51,9 +51,11 @@ from engines.training.runs import (
     RunStatus,
     RunSummary,
     checkpoint_files,
+    read_dataset,
     read_metrics,
     read_run,
 )
+from engines.tts.vocab import CoverageReport, coverage
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -162,6 +164,16 @@ class TrainingEngine:
             MissingWeightsError: base files missing.
         """
         return validate_run(options, self.datasets_dir, self.bases, self.settings.device)
+
+    def vocabulary(self, options: TrainOptions) -> CoverageReport:
+        """How well the base's vocabulary spells the dataset's text (what ``start`` will extend, and why).
+
+        Raises:
+            InputError / MissingWeightsError: as ``validate``.
+        """
+        dataset_dir, base, facts = self.validate(options)
+        train, evals, _ = read_dataset(dataset_dir)
+        return coverage([row["text"] for row in (*train, *evals)], base.vocab, facts["language"])
 
     def active_run(self) -> str | None:
         """The id of the run whose worker is alive (also one started by an earlier app session)."""

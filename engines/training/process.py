@@ -40,9 +40,11 @@ from engines.training.runs import (
     checkpoint_files,
     file_lock,
     find_run,
+    read_dataset,
     read_run,
     update_run,
 )
+from engines.training.vocabulary import prepare_base
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +224,13 @@ class RunProcesses:
             run_id = self._new_run_id(options.dataset)
             run_dir = self.runs_dir / run_id
             (run_dir / CHECKPOINT_DIR).mkdir(parents=True)
+            try:  # a language the base's vocabulary lacks: the run trains from an extended copy of the base
+                train, evals, _ = read_dataset(dataset_dir)
+                texts = [row["text"] for row in (*train, *evals)]
+                base, vocabulary = prepare_base(run_dir, base, texts, facts["language"])
+            except BaseException:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                raise
             info = {
                 "id": run_id,
                 "status": RUNNING,
@@ -236,6 +245,7 @@ class RunProcesses:
                 "eval_clips": facts["eval_clips"],
                 "base_model": base.model_id,
                 "base": {k: (str(v) if v is not None else None) for k, v in asdict(base).items()},
+                "vocabulary": vocabulary,  # coverage of the dataset's text, and the extension when one was made
                 "device": device,
                 "gpus": list(facts["gpus"]) if facts["gpus"] else None,
                 "world_size": world_size,

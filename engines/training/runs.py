@@ -19,7 +19,7 @@ from typing import Any
 from config import XTTS_LANGUAGES
 from engines.core.audio import atomic_file, write_json
 from engines.core.errors import InputError
-from engines.core.names import check_name
+from engines.core.names import check_name, speech_language
 from engines.core.provenance import utc_now
 from engines.datasets.manifest import read_info, read_metadata
 
@@ -243,12 +243,13 @@ def read_dataset(dataset_dir: Path) -> tuple[list[dict[str, str]], list[dict[str
         meta = read_info(dataset_dir) or {}
     except (OSError, ValueError):
         meta = {}
-    language = str(meta.get("language") or "").strip().lower()
-    if language not in XTTS_LANGUAGES:
+    try:
+        language = speech_language(str(meta.get("language") or ""))
+    except InputError:
         raise InputError(
-            f"Dataset {dataset_dir.name!r} has no valid language in dataset.json (got {language or 'none'!r}); "
-            f"XTTS speaks: {', '.join(XTTS_LANGUAGES)}."
-        )
+            f"Dataset {dataset_dir.name!r} has no valid language in dataset.json (got {meta.get('language')!r}): "
+            f"XTTS's own are {', '.join(XTTS_LANGUAGES)}; any other ISO 639 code is a language to teach it."
+        ) from None
 
     def rows(split: str) -> list[dict[str, str]]:
         return [

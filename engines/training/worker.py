@@ -601,8 +601,9 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag, worker: WorkerAr
     from trainer.logging.dummy_logger import DummyLogger
 
     threads = torch.get_num_threads()
-    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
     from TTS.tts.layers.xtts.trainer.gpt_trainer import GPTTrainer
+
+    from engines.tts.vocab import lab_tokenizer
 
     torch.set_num_threads(threads)  # coqui's XTTS dataset module sets 1 thread at import; CPU training needs them
 
@@ -620,7 +621,8 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag, worker: WorkerAr
         config.save_json(str(run_dir / CONFIG_FILE))
 
     train_rows, eval_rows, language = read_dataset(Path(info["dataset_dir"]))
-    tokenizer = VoiceBpeTokenizer(info["base"]["vocab"])
+    # coqui's tokenizer for its 17 languages, plus the fallback cleaning of a language this run taught it
+    tokenizer = lab_tokenizer(info["base"]["vocab"])
     args = config.model_args
     train_samples, dropped_train = usable_samples(
         train_rows, language, tokenizer, args.max_wav_length, args.max_text_length
@@ -640,6 +642,7 @@ def train(run_dir: Path, info: dict[str, Any], stop: _StopFlag, worker: WorkerAr
     session = int(info.get("sessions") or 0) + 1
     plan = rank_plan(options, worker.world_size, worker.rank, len(train_samples))
     model = GPTTrainer.init_from_config(config)
+    model.xtts.tokenizer = tokenizer  # the dataset's clips are tokenized by the model's tokenizer
     trainer_cls = make_trainer_class()
     trainer_args = TrainerArgs(grad_accum_steps=options.grad_accum)
     if worker.use_ddp:
