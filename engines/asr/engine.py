@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from config import Settings
-from engines.asr.backends.base import OOM_ADVICE, Backend, DecodeRequest, DecodeResult, TextTokenizer
+from engines.asr.backends.base import OOM_ADVICE, DecodeRequest, DecodeResult, TextTokenizer
 from engines.asr.backends.base import oom_guard_any as guard
 from engines.asr.backends.faster_whisper import FasterWhisperBackend
 from engines.asr.backends.openai_whisper import (
@@ -579,7 +579,6 @@ __all__ = [
     "TINY_MODEL_ID",
     "ASREngine",
     "ASROptions",
-    "Backend",
     "alignment_heads_dump",
     "check_options",
     "loop_reason",
