@@ -1,1 +1,1 @@
-"""ASR backends (openai-whisper, faster-whisper) behind one interface."""
+"""ASR backends (openai-whisper, faster-whisper) behind one interface (``base.Backend``), picked by ``registry``."""

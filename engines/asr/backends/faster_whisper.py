@@ -1,10 +1,11 @@
-"""The faster-whisper (CTranslate2) backend of ``engines.asr.engine.engine``: model ids, loading, decoding.
+"""The faster-whisper (CTranslate2) backend: model ids, loading, decoding.
 
-``ASREngine`` picks the backend by model id: ``"faster-whisper:<size>"`` (downloaded from the Hugging Face hub
-when online), ``"faster-whisper:<folder>"`` or a CTranslate2 folder itself (``model.bin`` + ``config.json``).
-Every other id is openai-whisper's. What the two backends share stays in ``engines.asr.engine.engine``: the voice-activity
-gate before decoding, the fallback and loop rules, the Transcript built from the segments. This module only
-turns a decode request into faster-whisper calls and their results into whisper.transcribe's result shape.
+The registry hands this backend ``"faster-whisper:<size>"`` (downloaded from the Hugging Face hub when online),
+``"faster-whisper:<folder>"`` and a CTranslate2 folder given directly (``model.bin`` + ``config.json``).
+Every other id is openai-whisper's. What the two backends share stays above them (``engines.asr.guards`` and
+the engine): the voice-activity gate before decoding, the fallback and loop rules, the Transcript built from
+the segments. This module only turns a decode request into faster-whisper calls and their results into
+whisper.transcribe's result shape.
 
 Options map one to one (``decode_kwargs``): greedy is ``beam_size=1``; one sample per sampled temperature
 (``best_of=1``, what whisper.transcribe does when not told otherwise); no conditioning on previous text; the
@@ -13,11 +14,9 @@ engine's own VAD (``clip_timestamps``), never faster-whisper's ``vad_filter``.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,8 +24,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from config import WHISPER_SIZES, Settings
-from engines.core.device import oom_guard
-from engines.core.errors import GPUOutOfMemoryError, InputError, MissingWeightsError
+from engines.asr.backends.base import (
+    OOM_ADVICE,
+    DecodeRequest,
+    RawSegment,
+    RawTranscription,
+    TextTokenizer,
+    Window,
+    oom_guard_any,
+)
+from engines.asr.options import ASROptions
+from engines.core.errors import InputError, LabError, MissingWeightsError
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -39,6 +47,8 @@ MODEL_FILES = ("model.bin", "config.json")  # what makes a folder a CTranslate2 
 MULTILINGUAL_VOCAB = 51865  # as openai-whisper's rule: English-only models have 51864 tokens
 # "auto" = int8 on CPU (CTranslate2's quantized kernels), float16 on CUDA; the rest are CTranslate2's names
 COMPUTE_TYPES = ("auto", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "float16", "bfloat16", "float32")
+
+ct2_guard = oom_guard_any  # CTranslate2's CUDA out-of-memory is a RuntimeError, not torch's error type
 
 
 def sizes() -> tuple[str, ...]:
@@ -61,7 +71,7 @@ def is_faster_id(model_id: str | None) -> bool:
     return model_id.startswith(PREFIX) or is_ct2_folder(Path(model_id).expanduser())
 
 
-def is_model(model: Any) -> bool:
+def is_model(model: object) -> bool:
     """Whether a loaded model is faster-whisper's (the other backend's is a torch ``whisper.Whisper``)."""
     return type(model).__module__.startswith("faster_whisper")
 
@@ -106,24 +116,76 @@ def compute_type(setting: str, device: str) -> str:
     return value
 
 
-@contextlib.contextmanager
-def ct2_guard(what: str, advice: str) -> Iterator[None]:
-    """oom_guard for CTranslate2, whose CUDA out-of-memory is a RuntimeError, not torch's error type."""
-    with oom_guard(what, advice):
-        try:
-            yield
-        except RuntimeError as exc:
-            if "out of memory" not in str(exc).lower():
-                raise
-            raise GPUOutOfMemoryError(f"The GPU ran out of memory during {what}. {advice}") from exc
+def _vocabulary_size(folder: Path) -> int | None:
+    """Tokens in a CTranslate2 model's vocabulary file (vocabulary.txt or .json), or None without one."""
+    if (folder / "vocabulary.json").is_file():
+        return len(json.loads((folder / "vocabulary.json").read_text(encoding="utf-8")))
+    if (folder / "vocabulary.txt").is_file():
+        with (folder / "vocabulary.txt").open(encoding="utf-8") as fh:
+            return sum(1 for _ in fh)
+    return None
 
 
-class FasterWhisperModels:
-    """Where faster-whisper models come from: the hub's sizes (cached), local CTranslate2 folders."""
+def info(model: WhisperModel) -> dict[str, str]:
+    """What provenance records about a loaded model: backend, compute type, device."""
+    return {"backend": BACKEND, "compute_type": model.model.compute_type, "device": model.model.device}
+
+
+def suppress_tokens(model: WhisperModel, timestamps: bool) -> list[int]:
+    """Same list as openai_whisper.suppress_tokens: "-1", plus <|notimestamps|> when decoding text only."""
+    return [-1] if timestamps else [-1, model.hf_tokenizer.token_to_id("<|notimestamps|>")]
+
+
+def decode_kwargs(
+    model: WhisperModel,
+    options: ASROptions,
+    temperature: float | tuple[float, ...],
+    sample_len: int | None,
+    thresholds: Mapping[str, float],
+) -> dict[str, Any]:
+    """ASROptions as faster-whisper's transcribe arguments. ``thresholds`` are engines.asr.guards' (whisper's names
+    and values), so both backends drop and redo the same windows."""
+    return {
+        "language": options.language if model.model.is_multilingual else "en",
+        "task": options.task,
+        "beam_size": options.beam_size or 1,
+        "best_of": 1,
+        "temperature": temperature,
+        "compression_ratio_threshold": thresholds["compression_ratio_threshold"],
+        "log_prob_threshold": thresholds["logprob_threshold"],
+        "no_speech_threshold": thresholds["no_speech_threshold"],
+        "condition_on_previous_text": False,
+        "without_timestamps": not options.segment_timestamps,
+        "suppress_tokens": suppress_tokens(model, options.segment_timestamps),
+        "word_timestamps": options.word_timestamps,
+        "initial_prompt": options.initial_prompt,
+        "max_new_tokens": sample_len,
+        "vad_filter": False,
+    }
+
+
+@dataclass
+class Decoded:
+    """One clip's batched decode, with the fields the engine's batch rules read (whisper's DecodingResult's)."""
+
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float = 0.0
+
+
+class FasterWhisperBackend:
+    """faster-whisper: the hub's sizes (cached), local CTranslate2 folders, and CTranslate2's decoding calls."""
+
+    name = BACKEND
+    batches_beam_search = True  # CTranslate2 batches beams correctly
 
     def __init__(self, settings: Settings, models_dir: Path) -> None:
         self.settings = settings
         self.models_dir = models_dir  # workspace/models/whisper/: CTranslate2 folders are listed from there too
+
+    # ----- models -----
 
     @property
     def cache_dir(self) -> Path | None:
@@ -142,6 +204,12 @@ class FasterWhisperModels:
 
     def _cache_arg(self) -> str | None:
         return None if self.cache_dir is None else str(self.cache_dir)
+
+    def claims(self, model_id: str) -> bool:
+        return is_faster_id(model_id)
+
+    def owns(self, model: object) -> bool:
+        return is_model(model)
 
     def list_models(self) -> list[tuple[str, str]]:
         """(label, model_id): the sizes (``(downloaded)`` when cached), then CTranslate2 folders in models_dir."""
@@ -225,10 +293,19 @@ class FasterWhisperModels:
                 raise
             raise InputError(f"{folder} is not a CTranslate2 Whisper model this version can load: {exc}") from exc
 
-    def is_multilingual(self, model_id: str, loaded: WhisperModel | None = None) -> bool:
+    def display_name(self, model_id: str) -> str:
+        return model_name(model_id)
+
+    def multilingual_alternative(self, model_id: str) -> str:
+        size = model_id.removeprefix(PREFIX)
+        if size in sizes() and model_id.startswith(PREFIX):
+            return f"'{PREFIX}{size.removesuffix('.en')}' (the same size without '.en')"
+        return "a faster-whisper size without '.en', such as 'faster-whisper:small'"
+
+    def is_multilingual(self, model_id: str, resident: WhisperModel | None = None) -> bool:
         """English-only or not, without loading: a size by its name, a folder by its vocabulary size."""
-        if loaded is not None:
-            return bool(loaded.model.is_multilingual)
+        if resident is not None:
+            return bool(resident.model.is_multilingual)
         target = model_id.removeprefix(PREFIX)
         if target in sizes():
             return not target.endswith(".en")
@@ -238,166 +315,130 @@ class FasterWhisperModels:
             return n_vocab >= MULTILINGUAL_VOCAB
         return bool(self.load(model_id, "cpu").model.is_multilingual)
 
+    def random_weights(self, model_id: str) -> bool:
+        return False  # CTranslate2 models are conversions of trained ones
 
-def _vocabulary_size(folder: Path) -> int | None:
-    """Tokens in a CTranslate2 model's vocabulary file (vocabulary.txt or .json), or None without one."""
-    if (folder / "vocabulary.json").is_file():
-        return len(json.loads((folder / "vocabulary.json").read_text(encoding="utf-8")))
-    if (folder / "vocabulary.txt").is_file():
-        with (folder / "vocabulary.txt").open(encoding="utf-8") as fh:
-            return sum(1 for _ in fh)
-    return None
+    def quality_rules(self, model: WhisperModel) -> bool:
+        return True  # conversions of trained models: the fallback ladder and the loop guard always apply
 
+    def info(self, model: WhisperModel) -> dict[str, str]:
+        return info(model)
 
-def info(model: WhisperModel) -> dict[str, Any]:
-    """What provenance records about a loaded model: backend, compute type, device."""
-    return {"backend": BACKEND, "compute_type": model.model.compute_type, "device": model.model.device}
+    def provenance(self, model_id: str) -> dict[str, Any]:
+        """Backend, faster-whisper's and CTranslate2's versions, and the model folder with its SHA-256 when it is
+        on disk (never downloaded for this)."""
+        from engines.core.provenance import installed_version, weights_sha256
 
-
-# ----------------------------------------------------------------- decoding
-
-
-def decode_kwargs(
-    model: WhisperModel,
-    options: Any,
-    temperature: float | tuple[float, ...],
-    sample_len: int | None,
-    thresholds: dict[str, float],
-) -> dict[str, Any]:
-    """ASROptions (engines.asr's, duck-typed: this module sits below it) as faster-whisper's transcribe
-    arguments. ``thresholds`` are engines.asr's (whisper's names and values), so both backends drop and redo
-    the same windows."""
-    return {
-        "language": options.language if model.model.is_multilingual else "en",
-        "task": options.task,
-        "beam_size": options.beam_size or 1,
-        "best_of": 1,
-        "temperature": temperature,
-        "compression_ratio_threshold": thresholds["compression_ratio_threshold"],
-        "log_prob_threshold": thresholds["logprob_threshold"],
-        "no_speech_threshold": thresholds["no_speech_threshold"],
-        "condition_on_previous_text": False,
-        "without_timestamps": not options.segment_timestamps,
-        "suppress_tokens": suppress_tokens(model, options.segment_timestamps),
-        "word_timestamps": options.word_timestamps,
-        "initial_prompt": getattr(options, "initial_prompt", None),
-        "max_new_tokens": sample_len,
-        "vad_filter": False,
-    }
-
-
-def suppress_tokens(model: WhisperModel, timestamps: bool) -> list[int]:
-    """Same list as engines.asr._suppress_tokens: "-1", plus <|notimestamps|> when decoding text only."""
-    return [-1] if timestamps else [-1, model.hf_tokenizer.token_to_id("<|notimestamps|>")]
-
-
-def transcribe(
-    model: WhisperModel,
-    audio: np.ndarray,
-    options: Any,
-    clip_timestamps: list[float] | None,
-    temperature: float | tuple[float, ...],
-    sample_len: int | None,
-    thresholds: dict[str, float],
-) -> dict[str, Any]:
-    """One faster-whisper transcription, as whisper.transcribe's result ({"segments": [...], "language"}).
-
-    The caller holds the GPU lock; segments are consumed here (faster-whisper yields them lazily).
-    """
-    import ctranslate2
-
-    ctranslate2.set_random_seed(int(options.seed))  # the ladder's sampled reruns: same audio, same text
-    segments, result = model.transcribe(
-        audio,
-        clip_timestamps=clip_timestamps or "0",
-        **decode_kwargs(model, options, temperature, sample_len, thresholds),
-    )
-    raw = []
-    for s in segments:
-        item = {
-            "seek": s.seek,
-            "tokens": list(s.tokens),
-            "start": s.start,
-            "end": s.end,
-            "text": s.text,
-            "avg_logprob": s.avg_logprob,
-            "no_speech_prob": s.no_speech_prob,
-            "temperature": s.temperature,
-            "compression_ratio": s.compression_ratio,
+        record: dict[str, Any] = {
+            "backend": BACKEND,
+            "versions": {
+                "faster-whisper": installed_version("faster-whisper"),
+                "ctranslate2": installed_version("ctranslate2"),
+            },
         }
-        if s.words is not None:
-            item["words"] = [dataclasses.asdict(w) for w in s.words]
-        raw.append(item)
-    return {"segments": raw, "language": result.language}
+        try:
+            folder = self.folder(model_id, download=False)
+        except LabError:
+            return record
+        record.update({"file": str(folder), "sha256": weights_sha256(folder)})
+        return record
 
+    # ----- decoding -----
 
-@dataclass
-class Decoded:
-    """One clip's batched decode, with the fields engines.asr's batch rules read (whisper's DecodingResult's)."""
+    def transcribe(self, model: WhisperModel, audio: np.ndarray, request: DecodeRequest) -> RawTranscription:
+        """One faster-whisper transcription, as whisper.transcribe's result ({"segments": [...], "language"}).
 
-    tokens: list[int]
-    avg_logprob: float
-    no_speech_prob: float
-    compression_ratio: float
-    temperature: float = 0.0
+        Segments are consumed here (faster-whisper yields them lazily), under the caller's GPU lock.
+        """
+        import ctranslate2
 
+        options = request.options
+        with ct2_guard("faster-whisper transcription", OOM_ADVICE):
+            ctranslate2.set_random_seed(int(options.seed))  # the ladder's sampled reruns: same audio, same text
+            segments, result = model.transcribe(
+                audio,
+                clip_timestamps=request.speech.clip_timestamps or "0",
+                **decode_kwargs(model, options, request.temperatures, request.sample_len, request.thresholds),
+            )
+            raw: list[RawSegment] = []
+            for s in segments:
+                item: RawSegment = {
+                    "seek": s.seek,
+                    "tokens": list(s.tokens),
+                    "start": s.start,
+                    "end": s.end,
+                    "text": s.text,
+                    "avg_logprob": s.avg_logprob,
+                    "no_speech_prob": s.no_speech_prob,
+                    "temperature": s.temperature,
+                    "compression_ratio": s.compression_ratio,
+                }
+                if s.words is not None:
+                    item["words"] = [
+                        {"start": w.start, "end": w.end, "word": w.word, "probability": w.probability} for w in s.words
+                    ]
+                raw.append(item)
+        return {"segments": raw, "language": result.language}
 
-def window(model: WhisperModel, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """A short clip's (detection features, decode features, content seconds), exactly as faster-whisper's
-    transcribe slices them; None when the clip is longer than one 30 s window."""
-    from faster_whisper.audio import pad_or_trim
+    def window(self, model: WhisperModel, audio: np.ndarray) -> Window | None:
+        """A short clip's features exactly as faster-whisper's transcribe slices them."""
+        from faster_whisper.audio import pad_or_trim
 
-    fe = model.feature_extractor
-    features = fe(audio)
-    content_frames = features.shape[-1] - 1
-    if content_frames > fe.nb_max_frames:
-        return None
-    detect = pad_or_trim(features[:, : fe.nb_max_frames])
-    decode = pad_or_trim(features[:, :content_frames])
-    return detect, decode, float(content_frames * fe.time_per_frame)
+        fe = model.feature_extractor
+        features = fe(audio)
+        content_frames = features.shape[-1] - 1
+        if content_frames > fe.nb_max_frames:
+            return None
+        detect = pad_or_trim(features[:, : fe.nb_max_frames])
+        decode = pad_or_trim(features[:, :content_frames])
+        return Window(detect, decode, float(content_frames * fe.time_per_frame))
 
+    def tokenizer(self, model: WhisperModel, language: str | None, task: str) -> TextTokenizer:
+        from faster_whisper.tokenizer import Tokenizer
 
-def tokenizer(model: WhisperModel, language: str | None, task: str) -> Any:
-    from faster_whisper.tokenizer import Tokenizer
+        return Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=task, language=language or "en")
 
-    return Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=task, language=language or "en")
+    def detect_languages(self, model: WhisperModel, features: Sequence[np.ndarray]) -> list[str]:
+        """The most likely language of each 30 s window (what faster-whisper's transcribe picks for one window)."""
+        results = model.model.detect_language(model.encode(np.stack(features)))
+        return [r[0][0][2:-2] for r in results]
 
+    def decode_batch(
+        self,
+        model: WhisperModel,
+        features: Sequence[np.ndarray],
+        language: str,
+        options: ASROptions,
+        sample_len: int | None,
+    ) -> list[Decoded]:
+        """Decode several 30 s windows at temperature 0 in one CTranslate2 ``generate``, each scored the way
+        faster-whisper's ``generate_with_fallback`` scores one (so a result that fails there fails here)."""
+        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
-def detect_languages(model: WhisperModel, features: Sequence[np.ndarray]) -> list[str]:
-    """The most likely language of each 30 s window (what faster-whisper's transcribe picks for one window)."""
-    results = model.model.detect_language(model.encode(np.stack(features)))
-    return [r[0][0][2:-2] for r in results]
-
-
-def decode_batch(
-    model: WhisperModel, features: Sequence[np.ndarray], language: str, options: Any, sample_len: int | None
-) -> list[Decoded]:
-    """Decode several 30 s windows at temperature 0 in one CTranslate2 ``generate``, each scored the way
-    faster-whisper's ``generate_with_fallback`` scores one (so a result that fails there fails here)."""
-    from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
-
-    tok = tokenizer(model, language, options.task)
-    prompt = model.get_prompt(tok, [], without_timestamps=True)
-    max_length = model.max_length if sample_len is None else len(prompt) + sample_len
-    results = model.model.generate(
-        model.encode(np.stack(features)),
-        [prompt] * len(features),
-        beam_size=options.beam_size or 1,
-        patience=1,
-        length_penalty=1,
-        max_length=max_length,
-        return_scores=True,
-        return_no_speech_prob=True,
-        suppress_blank=True,
-        suppress_tokens=get_suppressed_tokens(tok, suppress_tokens(model, False)),
-        max_initial_timestamp_index=int(round(1.0 / model.time_precision)),
-    )
-    out = []
-    for r in results:
-        tokens = r.sequences_ids[0]
-        avg_logprob = r.scores[0] * len(tokens) / (len(tokens) + 1)  # length_penalty 1: as generate_with_fallback
-        out.append(Decoded(tokens, avg_logprob, r.no_speech_prob, get_compression_ratio(tok.decode(tokens).strip())))
-    return out
+        tok = self.tokenizer(model, language, options.task)
+        prompt = model.get_prompt(tok, [], without_timestamps=True)
+        max_length = model.max_length if sample_len is None else len(prompt) + sample_len
+        results = model.model.generate(
+            model.encode(np.stack(features)),
+            [prompt] * len(features),
+            beam_size=options.beam_size or 1,
+            patience=1,
+            length_penalty=1,
+            max_length=max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tok, suppress_tokens(model, False)),
+            max_initial_timestamp_index=int(round(1.0 / model.time_precision)),
+        )
+        out = []
+        for r in results:
+            tokens = r.sequences_ids[0]
+            avg_logprob = r.scores[0] * len(tokens) / (len(tokens) + 1)  # length_penalty 1: as generate_with_fallback
+            out.append(
+                Decoded(tokens, avg_logprob, r.no_speech_prob, get_compression_ratio(tok.decode(tokens).strip()))
+            )
+        return out
 
 
 __all__ = [
@@ -405,19 +446,15 @@ __all__ = [
     "COMPUTE_TYPES",
     "PREFIX",
     "Decoded",
-    "FasterWhisperModels",
+    "FasterWhisperBackend",
     "check_compute_type",
     "compute_type",
     "ct2_guard",
-    "decode_batch",
-    "detect_languages",
+    "decode_kwargs",
     "info",
     "is_ct2_folder",
     "is_faster_id",
     "is_model",
     "model_name",
     "sizes",
-    "transcribe",
-    "tokenizer",
-    "window",
 ]
