@@ -404,6 +404,14 @@ def _provenance_html(summary: dict[str, Any]) -> str:
     return "<table>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items) + "</table>"
 
 
+def _versions(asr: dict[str, Any]) -> str:
+    """The ASR library versions of a provenance record (runs before the backends' records kept flat keys)."""
+    versions = asr.get("versions")
+    if isinstance(versions, dict):
+        return ", ".join(f"{name} {version}" for name, version in versions.items())
+    return str(asr.get("faster-whisper") or asr.get("whisper"))
+
+
 def _metric_models(models: dict[str, Any]) -> list[tuple[str, str]]:
     """Provenance lines: which model computed each metric, its version and weights hash."""
     items = []
@@ -413,7 +421,7 @@ def _metric_models(models: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 "WER/CER computed by",
                 f"{asr.get('model')} ({asr.get('weights')} weights; {asr.get('backend') or 'openai-whisper'} "
-                f"{asr.get('faster-whisper') or asr.get('whisper')}"
+                f"{_versions(asr)}"
                 f"{', ' + asr['compute_type'] if asr.get('compute_type') else ''}; sha256 {asr.get('sha256') or 'n/a'})",
             )
         )

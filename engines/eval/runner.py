@@ -334,38 +334,7 @@ class EvalRun:
 
     def _metrics_models(self) -> dict[str, Any]:
         """Which model computed each metric, with versions and weight hashes (the report's provenance)."""
-        from engines.core.provenance import installed_version, weights_sha256
-
-        asr: dict[str, Any] = {
-            "model": self.asr_model,
-            "weights": self.asr_weights,
-            "whisper": installed_version("openai-whisper"),
-        }
-        from engines.asr.backends import faster_whisper as asr_faster
-
-        if asr_faster.is_faster_id(self.asr_model):
-            asr.update(
-                {
-                    "backend": "faster-whisper",
-                    "whisper": None,
-                    "faster-whisper": installed_version("faster-whisper"),
-                    "ctranslate2": installed_version("ctranslate2"),
-                }
-            )
-            folder = Path(self.asr_model.removeprefix(asr_faster.PREFIX)).expanduser()
-            if folder.is_dir():
-                asr.update({"file": str(folder), "sha256": weights_sha256(folder)})
-            return {"asr": asr, **self.quality.models()}
-        try:
-            target = self.asr._checkpoint(self.asr_model)  # a size name or a file
-        except (LabError, AttributeError, TypeError):
-            target = None
-        if target is not None:
-            path = Path(target)
-            if not path.exists():  # a size name: whisper keeps <size>.pt in the cache folder
-                path = Path(getattr(self.asr, "cache_dir", ".")) / f"{target}.pt"
-            if path.exists():
-                asr.update({"file": str(path), "sha256": weights_sha256(path)})
+        asr = {**self.asr.provenance(self.asr_model), "weights": self.asr_weights}
         return {"asr": asr, **self.quality.models()}
 
     # ------------------------------------------------------------------ the loop
