@@ -11,6 +11,7 @@ imported inside the functions: importing this module is cheap. Never imports gra
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,15 @@ def build_model() -> torch.nn.Module:
     return hdemucs_high(sources=list(SOURCES))
 
 
+@functools.lru_cache(maxsize=1)
+def expected_shapes() -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor of the architecture (built on the meta device: no memory, once)."""
+    import torch
+
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in build_model().state_dict().items()}
+
+
 def load_state(path: Path) -> dict[str, Any]:
     """The checkpoint's state dict, checked against the architecture (names and shapes) without building it.
 
@@ -82,10 +92,8 @@ def load_state(path: Path) -> dict[str, Any]:
         raise MissingWeightsError(
             f"{path} is not a readable Demucs checkpoint ({type(exc).__name__}): delete it and download again."
         ) from exc
-    with torch.device("meta"):  # shapes only: no 335 MB of memory for the check
-        expected = {k: tuple(v.shape) for k, v in build_model().state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
-    if found != expected:
+    if found != expected_shapes():
         raise MissingWeightsError(
             f"{path} is not a {LABEL} checkpoint (its tensors do not match the architecture): "
             "delete it and download again."
