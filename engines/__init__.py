@@ -1,8 +1,8 @@
 """In-process engines: they hold the loaded models and do the work. No gradio here.
 
 ``Engines.create(settings)`` is cheap: nothing loads until a page or script asks for it. One package per
-domain (see docs/DESIGN.md): ``core`` (shared foundations), ``tts``, ``asr``, ``scoring``, ``datasets``,
-``training``, ``eval``; ``tiny`` builds the random stand-in models of tiny mode and the tests.
+domain (see docs/DESIGN.md): ``core`` (shared foundations), ``tts``, ``asr``, ``scoring``, ``cleanup``,
+``datasets``, ``training``, ``eval``; ``tiny`` builds the random stand-in models of tiny mode and the tests.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the engine modules import torch: only create() imports them at run time
     from config import Settings
     from engines.asr.engine import ASREngine
+    from engines.cleanup.engine import CleanupEngine
     from engines.datasets.engine import DatasetEngine
     from engines.eval.engine import EvalEngine
     from engines.scoring.mos import MOSEngine
@@ -39,6 +40,7 @@ class Engines:
     training: TrainingEngine
     eval: EvalEngine
     datasets: DatasetEngine
+    cleanup: CleanupEngine
     gpu_lock: threading.RLock = field(default_factory=threading.RLock)  # one GPU job at a time
     tiny: TinyModels | None = None  # the random stand-in models (tiny mode only)
 
@@ -52,6 +54,7 @@ class Engines:
                 ``settings.tiny_models`` is on.
         """
         from engines.asr.engine import ASREngine
+        from engines.cleanup.engine import CleanupEngine
         from engines.datasets.engine import DatasetEngine
         from engines.eval.engine import EvalEngine
         from engines.scoring.mos import MOSEngine
@@ -72,7 +75,8 @@ class Engines:
         evaluation = EvalEngine(settings, tts, asr, training=training, sim=sim, mos=mos)
         # the training engine knows which dataset a live run uses: deleting that one is refused
         datasets = DatasetEngine(settings, asr, in_use=training.in_use)
-        return cls(settings, tts, asr, sim, mos, training, evaluation, datasets, gpu_lock=lock, tiny=tiny)
+        cleanup = CleanupEngine(settings, lock)
+        return cls(settings, tts, asr, sim, mos, training, evaluation, datasets, cleanup, gpu_lock=lock, tiny=tiny)
 
     @property
     def device(self) -> str:

@@ -22,7 +22,7 @@ XTTS_SIZE = "1.9 GB"
 log = logging.getLogger(__name__)
 
 # Engines that keep a model resident (training runs in its own process; eval borrows these).
-ENGINE_NAMES = ("tts", "asr", "sim", "mos")
+ENGINE_NAMES = ("tts", "asr", "sim", "mos", "cleanup")
 
 
 def versions() -> dict[str, str]:
@@ -210,14 +210,15 @@ def utmos_state(engines) -> str:
 
 def demucs_state(engines) -> str:
     """Whether Hybrid Demucs (the clean-up's vocal separator) is on disk, and whether denoising can run here."""
-    from engines.cleanup import denoise, separate
+    from engines.cleanup import separate
 
-    path = separate.weights_path(engines.settings)
-    if separate.unavailable_reason(engines.settings) is None:
+    path = engines.cleanup.demucs_path()
+    reasons = engines.cleanup.available()
+    if reasons["separate"] is None:
         line = f"**Hybrid Demucs** (vocal separation): ready (`{path}`)."
     else:
         line = f"**Hybrid Demucs** (vocal separation, {separate.SIZE}): not downloaded; it goes to `{path}`."
-    reason = denoise.unavailable_reason()
+    reason = reasons["denoise"]
     return line + (" DeepFilterNet3 denoising needs no download." if reason is None else f" {reason}")
 
 
@@ -240,9 +241,7 @@ def download_utmos_callback(engines, progress=None) -> str:
 @guarded
 def download_demucs_callback(engines, progress=None) -> str:
     """Fetch the Hybrid Demucs weights (HDEMUCS_HIGH_MUSDB_PLUS) into the clean-up cache."""
-    from engines.cleanup import separate
-
-    path = separate.download(engines.settings, progress=progress)
+    path = engines.cleanup.download_demucs(progress=progress)
     notify(f"Hybrid Demucs is in {path}.")
     return demucs_state(engines)
 

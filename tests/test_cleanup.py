@@ -248,7 +248,8 @@ def test_system_panel_demucs_section(tmp_path: Path, random_weights: Path, monke
 
     from pages import system
 
-    engines = SimpleNamespace(settings=_settings(tmp_path))
+    settings = _settings(tmp_path)
+    engines = SimpleNamespace(settings=settings, cleanup=CleanupEngine(settings, threading.RLock()))
     state = system.demucs_state(engines)
     assert "not downloaded" in state and str(demucs.weights_path(engines.settings)) in state
     monkeypatch.setattr(demucs, "URL", "http://127.0.0.1:9/" + demucs.FILE)
