@@ -102,6 +102,11 @@ def endpoints(engines) -> dict[str, Any]:
 
     def dataset_save(name: str, rows: list[dict]) -> dict:
         """Replace the clip table (edited texts/speakers/splits; clips left out are deleted)."""
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InputError(
+                f"rows must be a list of objects like {{'clip': ..., 'text': ...}} (dataset_clips gives them); "
+                f"got {type(rows).__name__}."
+            )
         return _plain(engines.datasets.save_table(name, rows))
 
     def dataset_recut(name: str, clip: str, max_seconds: float = 0.0) -> list[str]:

@@ -258,11 +258,12 @@ class _SpeechPlan:
     language: str
     language_source: str
     options: Any  # engines.core.options.TTSOptions
+    notices: list[str] = dataclasses.field(default_factory=list)  # what the TTS tab would warn about
 
 
 def _plan_speech(engines: Engines, req: SpeechRequest) -> _SpeechPlan:
     """Resolve model, voice and language, and check the text as synthesis will (no model load, no lock)."""
-    from engines.tts.engine import check_request
+    from engines.tts.engine import check_request, text_notices
     from rest.language import speech_language
 
     settings = engines.settings
@@ -281,7 +282,10 @@ def _plan_speech(engines: Engines, req: SpeechRequest) -> _SpeechPlan:
         max_chars=settings.max_text_chars,
         has_model_reference=True,
     )
-    return _SpeechPlan(model_id, voice, language, source, options)
+    notices = text_notices(req.text, language)
+    if source == "default" and req.language is None:
+        notices.append(f"No language given and none recognised in the text: spoken as {language!r} (the default).")
+    return _SpeechPlan(model_id, voice, language, source, options, notices)
 
 
 def _speech_headers(plan: _SpeechPlan, req: SpeechRequest, sample_rate: int) -> dict[str, str]:
@@ -297,6 +301,8 @@ def _speech_headers(plan: _SpeechPlan, req: SpeechRequest, sample_rate: int) -> 
         headers |= {"X-Sample-Format": "s16le", "X-Channels": "1"}
     if req.speed != req.speed_asked:
         headers["X-Speed"] = f"{req.speed:g}"  # clamped into XTTS's range
+    if plan.notices:
+        headers["X-Notice"] = _latin1(" ".join(" ".join(plan.notices).split()))[:1000]
     return headers
 
 

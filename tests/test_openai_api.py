@@ -837,3 +837,15 @@ def test_uploads_left_by_a_killed_process_are_removed_at_start(app) -> None:
     create_api(demo.engines)
     assert not dead.exists() and not old.exists() and mine.exists()
     mine.rmdir()
+
+
+def test_speech_says_what_the_tts_tab_warns_about(client) -> None:
+    """/v1 dropped the wrong-script warning the TTS tab gives; a language nobody chose is said too."""
+    raw = client.audio.speech.with_raw_response.create(
+        model="tts-1", voice="alloy", input="这是中文文本", response_format="pcm", extra_body={"language": "en"}
+    )
+    assert "Chinese" in raw.headers["x-notice"] or "Han" in raw.headers["x-notice"], raw.headers.get("x-notice")
+    raw = client.audio.speech.with_raw_response.create(
+        model="tts-1", voice="alloy", input="OK 42", response_format="pcm"
+    )
+    assert raw.headers["x-language-source"] == "default" and "default" in raw.headers["x-notice"]

@@ -89,6 +89,7 @@ from engines.training.runs import (
 )
 
 log = logging.getLogger(__name__)
+MAX_EPOCHS = 10_000  # more is a typo (10**9 would run for years), not a plan
 
 WORKER_SCRIPT = Path(__file__).resolve().with_name("train_worker.py")  # trainer.distribute runs a script path
 
@@ -346,7 +347,7 @@ class TrainingEngine:
             MissingWeightsError: base files missing.
         """
         checks = [
-            (options.epochs >= 1, "epochs must be at least 1"),
+            (1 <= options.epochs <= MAX_EPOCHS, f"epochs must be from 1 to {MAX_EPOCHS}"),
             (options.batch_size >= 1, "batch size must be at least 1"),
             (options.grad_accum >= 1, "gradient accumulation must be at least 1"),
             (0 < options.learning_rate < 1, "learning rate must be between 0 and 1 (XTTS: around 5e-6)"),
