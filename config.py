@@ -165,6 +165,10 @@ class Settings:
     api_busy_timeout: float = 300.0  # seconds a request waits for the GPU before 503 + Retry-After
     api_max_waiting: int = 8  # requests waiting for the GPU at once; more get 429 + Retry-After
     api_save_outputs: bool = False  # also save API speech to outputs/tts (WAV + sidecar), as the TTS tab does
+    # Web origins ("https://app.example") whose pages may call /v1 from a browser (CORS); "*" = any. Empty = none:
+    # a page on another site cannot make the app work for it.
+    api_allowed_origins: tuple[str, ...] = ()
+    auth_file: Path | None = None  # a file of user:password lines (readable by its owner only) for the login
 
     def __getattr__(self, name: str) -> Any:
         # Old flat names (settings.temperature, settings.language) read the generation settings.

@@ -8,6 +8,7 @@ and no model loads until a user asks for one.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -43,8 +44,6 @@ def build_app(
     Returns:
         The app; call ``.launch()`` on it (inline in Jupyter).
     """
-    import dataclasses
-
     import gradio as gr
 
     from engines import Engines
@@ -85,17 +84,46 @@ def build_app(
     return demo
 
 
+ARGV_PASSWORD_WARNING = (
+    "--auth user:password puts the password on the command line, where every user of this machine can read it "
+    "(ps, /proc). Give it in XTTSLAB_AUTH=user:password, or in a file readable only by you: --auth FILE or "
+    "XTTSLAB_AUTH_FILE=FILE (chmod 600)."
+)
+
+
+def read_auth_file(path: Path) -> list[str]:
+    """The user:password lines of an auth file (blank lines and # comments ignored); warns when other users
+    of this machine may read it.
+
+    Raises:
+        SystemExit: no such file.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise SystemExit(f"auth file {str(path)!r}: no such file")
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        log.warning(
+            "The auth file %s can be read by other users of this machine (mode %o); make it private: chmod 600 %s",
+            path,
+            mode & 0o777,
+            path,
+        )
+    return path.read_text(encoding="utf-8").splitlines()
+
+
 def _read_auth(values: list[str]) -> list[tuple[str, str]]:
-    """Each value is "user:password" or a file of such lines (blank lines and # comments ignored)."""
+    """Each value is "user:password" (warned about: visible in ``ps``) or a file of such lines."""
     pairs: list[tuple[str, str]] = []
     for value in values:
         if ":" in value:
+            log.warning(ARGV_PASSWORD_WARNING)
             lines = [value]
         else:
             path = Path(value).expanduser()
             if not path.is_file():
                 raise SystemExit(f"--auth {value!r}: not user:password and no such file")
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = read_auth_file(path)
         entries = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
         try:
             pairs.extend(auth_pairs(entries))
@@ -117,7 +145,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="USER:PASS|FILE",
-        help="require a login; repeatable, or a file of user:password lines",
+        help="require a login: a file of user:password lines (chmod 600), or user:password (visible to other users "
+        "in ps; prefer XTTSLAB_AUTH or XTTSLAB_AUTH_FILE); repeatable",
     )
     parser.add_argument(
         "--allow-public-without-auth",
@@ -151,7 +180,16 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str] | None = No
     }
     if args.auth:
         cli["auth"] = tuple(f"{u}:{p}" for u, p in _read_auth(args.auth))
-    return load_settings(cli, env=env)
+    settings = load_settings(cli, env=env)
+    if settings.auth_file is not None:  # XTTSLAB_AUTH_FILE / my_config: its logins join the others
+        lines = read_auth_file(settings.path("auth_file"))
+        entries = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        try:
+            pairs = auth_pairs(entries)
+        except SystemExit as exc:
+            raise SystemExit(f"auth_file expects user:password lines: {exc}") from None
+        settings = dataclasses.replace(settings, auth=(*settings.auth, *(f"{u}:{p}" for u, p in pairs)))
+    return settings
 
 
 def auth_pairs(entries: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:

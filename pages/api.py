@@ -19,6 +19,7 @@ import gradio as gr
 
 from engines.core.errors import InputError
 from pages.common import GPU_CONCURRENCY_ID, guarded
+from rest.catalog import asr_models, shown
 
 
 def _plain(value: Any) -> Any:
@@ -32,6 +33,40 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def tts_model_id(engines, name: str | None) -> str | None:
+    """A TTS model named by a script: a listed id or label ("" = the default, None). Never a path: anything
+    not in the catalogue is "not found", and the message names no folder.
+
+    Raises:
+        InputError: an unknown model (the message lists the ids there are).
+    """
+    if not isinstance(name, str) or not name.strip():
+        return None
+    choices = engines.tts.list_models()
+    for label, model_id in choices:
+        if name.strip() in (model_id, label):
+            return model_id
+    raise InputError(
+        f"Unknown TTS model {shown(name)}; models here: {', '.join(repr(m) for _, m in choices)} (tts_models lists them)."
+    )
+
+
+def asr_model_id(engines, name: str | None) -> str | None:
+    """A Whisper model named by a script: a public id of ``rest.catalog.asr_models`` (or the engine id the ASR
+    picker gives); "" = the default. Never a path outside the catalogue.
+
+    Raises:
+        InputError: an unknown model.
+    """
+    if not isinstance(name, str) or not name.strip():
+        return None
+    choices = asr_models(engines.asr)
+    for public, model_id in choices:
+        if name.strip() in (public, model_id):
+            return model_id
+    raise InputError(f"Unknown Whisper model {shown(name)}; models here: {', '.join(p for p, _ in choices)}.")
 
 
 def endpoints(engines) -> dict[str, Any]:
@@ -49,7 +84,7 @@ def endpoints(engines) -> dict[str, Any]:
 
     def tts_speakers(model: str) -> list[str]:
         """Built-in speakers of a model ("" = the default model); empty until the base model is downloaded."""
-        return list(engines.tts.speakers(model or None))
+        return list(engines.tts.speakers(tts_model_id(engines, model)))
 
     # ------------------------------------------------------------------ datasets
 
@@ -67,6 +102,11 @@ def endpoints(engines) -> dict[str, Any]:
 
     def dataset_save(name: str, rows: list[dict]) -> dict:
         """Replace the clip table (edited texts/speakers/splits; clips left out are deleted)."""
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InputError(
+                f"rows must be a list of objects like {{'clip': ..., 'text': ...}} (dataset_clips gives them); "
+                f"got {type(rows).__name__}."
+            )
         return _plain(engines.datasets.save_table(name, rows))
 
     def dataset_recut(name: str, clip: str, max_seconds: float = 0.0) -> list[str]:
@@ -75,7 +115,8 @@ def endpoints(engines) -> dict[str, Any]:
 
     def dataset_validate(name: str, model: str = "", cer_threshold: float = 0.0) -> dict:
         """Re-transcribe every clip and list the ones whose text the ASR disagrees with (CER over the threshold)."""
-        return _plain(engines.datasets.validate(name, model_id=model or None, cer_threshold=cer_threshold or None))
+        model_id = asr_model_id(engines, model)
+        return _plain(engines.datasets.validate(name, model_id=model_id, cer_threshold=cer_threshold or None))
 
     def dataset_choice(name: str, clip: str, choice: str, text: str = "") -> dict:
         """Resolve a validation mismatch: choice "keep", "asr" (take the ASR's text) or "edit" (with text)."""
@@ -99,6 +140,21 @@ def endpoints(engines) -> dict[str, Any]:
     def train_checkpoints(run_id: str) -> list[dict]:
         """A run's checkpoints: file, step, epoch, kind, losses."""
         return _plain(engines.training.checkpoint_info(run_id))
+
+    def train_start_run(
+        dataset: str, base_model: str = "", preset: str = "quick", epochs: int = 0, batch_size: int = 0
+    ) -> str:
+        """Start a fine-tuning run on a dataset by name (made before or after launch); returns the run id.
+
+        base_model "" = the default; preset "quick", "standard", ...; epochs / batch_size 0 = the preset's."""
+        from engines.training.options import PRESETS, TrainOptions
+
+        if preset not in PRESETS:
+            raise InputError(f"Unknown preset {preset!r}; presets: {', '.join(PRESETS)}.")
+        changes = {k: int(v) for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v}
+        base = tts_model_id(engines, base_model) or TrainOptions.base_model
+        options = TrainOptions(dataset=dataset, base_model=base, **{**PRESETS[preset], **changes})
+        return engines.training.start(options)
 
     def train_stop_run(run_id: str) -> dict:
         """Stop a running run (it saves a checkpoint first; resumable)."""
@@ -124,6 +180,11 @@ def endpoints(engines) -> dict[str, Any]:
     def eval_runs() -> list[dict]:
         """Eval runs, newest first: run_id, name, created, state, done/total, sentence set, systems, report."""
         return _plain(engines.eval.list_runs())
+
+    def eval_resume_run(run_id: str) -> dict:
+        """Resume an interrupted eval run by id in the background; returns {"run_id", "state"} (poll eval_runs)."""
+        state = engines.eval.start_resume(run_id).snapshot()
+        return {"run_id": state.run_id or run_id, "state": state.state, "error": state.error}
 
     def eval_summary(run_id: str) -> dict:
         """A run's summary.json (per system: WER/CER/SIM/RTF with CIs, breakdowns, paired tests, ranking)."""

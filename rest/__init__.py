@@ -7,6 +7,7 @@
 - ``rest.catalog``: model and voice names (OpenAI's aliases, saved voices, built-in speakers).
 - ``rest.language``: the speech language when a request does not give one.
 - ``rest.transcription``: transcripts in OpenAI's response formats.
+- ``rest.schemas``: request bodies as pydantic schemas (a malformed body is 400 in OpenAI's shape, never 500).
 
 Importing this package is cheap (``web_guard`` imports ``rest.errors`` and ``rest.auth`` at start).
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 from config import Settings, is_loopback
 from rest.errors import APIError
@@ -63,10 +64,44 @@ class APIAccess:
 
     keys: tuple[str, ...] = ()
     allow_remote: bool = False
+    origins: tuple[str, ...] = ()  # web origins whose pages may call the API from a browser; "*" = any
 
     @classmethod
     def from_settings(cls, settings: Settings) -> APIAccess:
-        return cls(keys=tuple(k for k in settings.api_keys if k), allow_remote=bool(settings.api_allow_remote))
+        return cls(
+            keys=tuple(k for k in settings.api_keys if k),
+            allow_remote=bool(settings.api_allow_remote),
+            origins=tuple(o.strip().rstrip("/").lower() for o in settings.api_allowed_origins if o.strip()),
+        )
+
+    def origin_refusal(self, scope: dict[str, Any]) -> APIError | None:
+        """Why a browser's cross-origin request may not use the API (403), or None.
+
+        A web page in the user's browser can send requests to a loopback server (a ``text/plain`` POST needs no
+        CORS preflight), so the API refuses any ``Origin`` other than its own and ``api_allowed_origins``, and a
+        browser's ``Sec-Fetch-Site: cross-site`` without one. Programs send neither header.
+        """
+        origin = _header(scope, b"origin")
+        site = (_header(scope, b"sec-fetch-site") or "").strip().lower()
+        if origin is None:
+            if site != "cross-site":
+                return None
+        else:
+            origin = origin.strip().rstrip("/").lower()
+            host = (_header(scope, b"host") or "").strip().lower()
+            if "*" in self.origins or origin in self.origins:
+                return None
+            if origin != "null" and urlparse(origin).netloc == host and host:
+                return None  # the app's own page
+        return APIError(
+            403,
+            f"Cross-origin requests to the API are refused (Origin {origin or '(cross-site)'}). To let a web app "
+            "call it from a browser, add its origin to api_allowed_origins (XTTSLAB_API_ALLOWED_ORIGINS=https://app."
+            "example).",
+            "permission_error",
+            None,
+            "origin_not_allowed",
+        )
 
     def needs_key(self, login: bool) -> bool:
         return login or bool(self.keys)

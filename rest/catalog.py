@@ -45,30 +45,75 @@ def tts_model(tts: Any, name: Any) -> str:
             return model_id
     known = ", ".join(repr(m) for _, m in choices)
     raise not_found(
-        f"Unknown TTS model {name!r}. Models here: {known}, or {', '.join(TTS_ALIASES)} for the default.",
+        f"Unknown TTS model {shown(name)}. Models here: {known}, or {', '.join(TTS_ALIASES)} for the default.",
         "model",
         "model_not_found",
     )
 
 
-def asr_model(asr: Any, name: Any) -> str:
-    """The ASR model id a request names (see ``tts_model``)."""
+def asr_models(asr: Any) -> list[tuple[str, str]]:
+    """(public id, engine id) of every ASR model the engine lists; public ids are what clients send and see.
+
+    Sizes keep their names. A local checkpoint is its file stem ("whisper-tiny.en"), or its file name where the
+    stem is already an id ("tiny.en.pt" beside the size "tiny.en"); a local CTranslate2 folder is
+    "faster-whisper:<folder name>". Never a path: the server's folders are nobody's business.
+    """
+    from engines.asr.backends.faster_whisper import PREFIX
+
+    listed = [model_id for _, model_id in asr.list_models()]
+    taken = {m for m in listed if not _is_local(m)}
+    out: list[tuple[str, str]] = []
+    for model_id in listed:
+        if not _is_local(model_id):
+            out.append((model_id, model_id))
+            continue
+        local = Path(model_id.removeprefix(PREFIX))
+        if model_id.startswith(PREFIX):
+            candidates = [PREFIX + local.name]
+        else:
+            candidates = [local.stem, local.name]
+        public = next((c for c in candidates if c not in taken), None)
+        if public is not None:  # two files of one name cannot both be named: the first listed wins
+            taken.add(public)
+            out.append((public, model_id))
+    return out
+
+
+def _is_local(model_id: str) -> bool:
+    """Whether an engine id is a file or folder on disk (a local checkpoint, a CTranslate2 folder)."""
+    return Path(model_id).is_absolute() or Path(model_id.partition(":")[2]).is_absolute()
+
+
+def asr_model(asr: Any, name: Any) -> tuple[str, str]:
+    """(public id, engine id) of the ASR model a request names (see ``tts_model``); a path is never accepted.
+
+    Raises:
+        APIError: 400 without a model, 404 for a name that is neither listed nor an alias (no path in the
+            message).
+    """
     if not isinstance(name, str) or not name.strip():
         raise bad_request("'model' is required: a Whisper model id (GET /v1/models) or 'whisper-1'.", "model")
     name = name.strip()
     if _is_alias(name, ASR_ALIASES):
-        return asr.default_model()
-    choices = asr.list_models()
-    for label, model_id in choices:
-        local = Path(model_id)
-        if name in (model_id, label) or (local.suffix == ".pt" and name in (local.name, local.stem)):
-            return model_id
-    known = ", ".join(repr(Path(m).stem if m.endswith(".pt") else m) for _, m in choices)
+        default = asr.default_model()
+        public = next((p for p, m in asr_models(asr) if m == default), name)
+        return public, default
+    choices = asr_models(asr)
+    for public, model_id in choices:
+        if name == public:
+            return public, model_id
     raise not_found(
-        f"Unknown ASR model {name!r}. Models here: {known}, or {', '.join(ASR_ALIASES)} for the default.",
+        f"Unknown ASR model {shown(name)}. Models here: {', '.join(repr(p) for p, _ in choices)}, "
+        f"or {', '.join(ASR_ALIASES)} for the default.",
         "model",
         "model_not_found",
     )
+
+
+def shown(name: str) -> str:
+    """A client's name for a message: short, and a path reduced to its last part."""
+    tail = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] if "/" in name or "\\" in name else name
+    return repr(tail[:60] + ("..." if len(tail) > 60 else ""))
 
 
 def voice_map(settings: Settings) -> dict[str, str]:
@@ -146,13 +191,31 @@ def resolve_voice(tts: Any, model_id: str, voice: Any, settings: Settings) -> Vo
 
 
 def voices(tts: Any, settings: Settings) -> list[dict[str, str]]:
-    """Every voice name the default model answers to, as Open WebUI lists them: ``[{"id", "name"}]``."""
+    """Every voice name the default model answers to, as Open WebUI lists them: ``[{"id", "name"}]``.
+
+    The name is the id (speaches lists them so), unless one id is several things (a saved voice named like an
+    OpenAI voice): then each entry's name says which it is; the request gets the first (``resolve_voice``'s order).
+    """
     model_id = tts.default_model()
     folder = tts.model_dir(model_id)
-    listed = [{"id": v, "name": f"{v} (saved voice)"} for v in tts.list_voices()]
-    listed += [{"id": s, "name": s} for s in (tts.speakers(model_id) if folder is not None else [])]
-    listed += [{"id": k, "name": f"{k} ({v})"} for k, v in voice_map(settings).items()]
-    return listed
+    listed = [(v, "saved voice") for v in tts.list_voices()]
+    listed += [(s, "built-in speaker") for s in (tts.speakers(model_id) if folder is not None else [])]
+    listed += [(k, v) for k, v in voice_map(settings).items()]
+    count: dict[str, int] = {}
+    for voice_id, _ in listed:
+        count[voice_id] = count.get(voice_id, 0) + 1
+    return [{"id": i, "name": i if count[i] == 1 else f"{i} ({what})"} for i, what in listed]
 
 
-__all__ = ["ASR_ALIASES", "TTS_ALIASES", "Voice", "asr_model", "resolve_voice", "tts_model", "voice_map", "voices"]
+__all__ = [
+    "ASR_ALIASES",
+    "TTS_ALIASES",
+    "Voice",
+    "asr_model",
+    "asr_models",
+    "shown",
+    "resolve_voice",
+    "tts_model",
+    "voice_map",
+    "voices",
+]

@@ -24,6 +24,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
+import re
+import shutil
 import tempfile
 import threading
 import weakref
@@ -31,6 +34,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -38,14 +43,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, Router
 
 from engines import Engines
-from rest import catalog, formats, transcription
+from rest import catalog, formats, schemas, transcription
 from rest.errors import APIError, bad_request, busy, error_body, from_exception, too_large
 
 log = logging.getLogger(__name__)
 
 JSON_BODY_LIMIT = 1 << 20  # a speech request is a few KB of JSON; more is not one
 OPENAI_SPEED = (0.25, 4.0)  # what OpenAI accepts; XTTS's own range (OPTION_RANGES) is narrower: clamped to it
-STREAM_FORMATS = ("audio", "sse")
 
 
 class GPUGate:
@@ -187,13 +191,14 @@ class SpeechRequest:
     stream_format: str | None
     language: str | None
     seed: int | None
+    sample_rate: int | None = None  # resample the answer to this rate (extension; None = the model's own)
 
 
 def parse_speech(body: Any, max_chars: int) -> SpeechRequest:
-    """Check a speech request's fields before any model work.
+    """Check a speech request's fields before any model work (``schemas.SpeechBody``, then the ranges).
 
     Raises:
-        APIError: 400 naming the field and what is allowed.
+        APIError: 400 naming the field and what is allowed (422 for ``sample_rate``).
     """
     from engines.core.errors import InputError
     from engines.core.names import xtts_language
@@ -201,8 +206,12 @@ def parse_speech(body: Any, max_chars: int) -> SpeechRequest:
 
     if not isinstance(body, dict):
         raise bad_request("The body must be a JSON object with model, input and voice.")
-    text = body.get("input")
-    if not isinstance(text, str) or not text.strip():
+    try:
+        checked = schemas.SpeechBody.model_validate(body)
+    except ValidationError as exc:
+        raise schemas.refusal(exc) from None
+    text = checked.input
+    if text is None or not text.strip():
         raise bad_request("'input' is required: the text to speak.", "input")
     if len(text) > max_chars:
         raise bad_request(
@@ -211,45 +220,32 @@ def parse_speech(body: Any, max_chars: int) -> SpeechRequest:
             "input",
             "string_above_max_length",
         )
-    fmt = body.get("response_format") or formats.DEFAULT_FORMAT
-    if fmt not in formats.FORMATS:
-        raise bad_request(
-            f"response_format {fmt!r} is not supported; use one of {', '.join(formats.FORMATS)}.", "response_format"
-        )
-    speed = body.get("speed", 1.0)
-    speed = 1.0 if speed is None else speed
-    if isinstance(speed, bool) or not isinstance(speed, int | float) or not OPENAI_SPEED[0] <= speed <= OPENAI_SPEED[1]:
+    schemas.check_sample_rate(checked.sample_rate)
+    fmt = checked.response_format or formats.DEFAULT_FORMAT
+    speed = 1.0 if checked.speed is None else checked.speed
+    if not OPENAI_SPEED[0] <= speed <= OPENAI_SPEED[1]:
         raise bad_request(
             f"'speed' must be a number from {OPENAI_SPEED[0]} to {OPENAI_SPEED[1]}; got {speed!r}.", "speed"
         )
     low, high = OPTION_RANGES["speed"]
-    stream_format = body.get("stream_format")
-    if stream_format is not None and stream_format not in STREAM_FORMATS:
-        raise bad_request(
-            f"stream_format {stream_format!r} is not supported; use 'audio' or 'sse' (or leave it out).",
-            "stream_format",
-        )
-    language = body.get("language")
+    language = checked.language
     if language is not None:
-        if not isinstance(language, str):
-            raise bad_request("'language' must be a language code such as 'en'.", "language")
         try:
             language = xtts_language(language) if language.strip() else None
         except InputError as exc:
             raise bad_request(str(exc), "language") from exc
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise bad_request("'seed' must be a whole number >= 0 (same seed, same audio).", "seed")
+    voice = checked.voice
     return SpeechRequest(
         text=text,
-        model=body.get("model"),
-        voice=body.get("voice"),
+        model=checked.model,
+        voice={"id": voice.id} if isinstance(voice, schemas.VoiceRef) else voice,
         response_format=fmt,
         speed=float(min(max(speed, low), high)),
         speed_asked=float(speed),
-        stream_format=stream_format,
+        stream_format=checked.stream_format,
         language=language,
-        seed=seed,
+        seed=checked.seed,
+        sample_rate=checked.sample_rate,
     )
 
 
@@ -262,11 +258,12 @@ class _SpeechPlan:
     language: str
     language_source: str
     options: Any  # engines.core.options.TTSOptions
+    notices: list[str] = dataclasses.field(default_factory=list)  # what the TTS tab would warn about
 
 
 def _plan_speech(engines: Engines, req: SpeechRequest) -> _SpeechPlan:
     """Resolve model, voice and language, and check the text as synthesis will (no model load, no lock)."""
-    from engines.tts.engine import check_request
+    from engines.tts.engine import check_request, text_notices
     from rest.language import speech_language
 
     settings = engines.settings
@@ -285,7 +282,10 @@ def _plan_speech(engines: Engines, req: SpeechRequest) -> _SpeechPlan:
         max_chars=settings.max_text_chars,
         has_model_reference=True,
     )
-    return _SpeechPlan(model_id, voice, language, source, options)
+    notices = text_notices(req.text, language)
+    if source == "default" and req.language is None:
+        notices.append(f"No language given and none recognised in the text: spoken as {language!r} (the default).")
+    return _SpeechPlan(model_id, voice, language, source, options, notices)
 
 
 def _speech_headers(plan: _SpeechPlan, req: SpeechRequest, sample_rate: int) -> dict[str, str]:
@@ -301,6 +301,8 @@ def _speech_headers(plan: _SpeechPlan, req: SpeechRequest, sample_rate: int) -> 
         headers |= {"X-Sample-Format": "s16le", "X-Channels": "1"}
     if req.speed != req.speed_asked:
         headers["X-Speed"] = f"{req.speed:g}"  # clamped into XTTS's range
+    if plan.notices:
+        headers["X-Notice"] = _latin1(" ".join(" ".join(plan.notices).split()))[:1000]
     return headers
 
 
@@ -314,20 +316,50 @@ def _media_type(req: SpeechRequest, sample_rate: int) -> str:
     return formats.FORMATS[req.response_format].media_type
 
 
+def _json_content_type(request: Request) -> None:
+    """Refuse a speech body not declared as JSON: a web page can send ``text/plain`` across sites without asking
+    first (no CORS preflight), but not ``application/json``.
+
+    Raises:
+        APIError: 415.
+    """
+    declared = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if declared != "application/json":
+        raise APIError(
+            415,
+            f"Send the body as JSON with 'Content-Type: application/json' (got {declared or 'none'!r}).",
+            "invalid_request_error",
+            None,
+            "unsupported_media_type",
+        )
+
+
+def _resampler(req: SpeechRequest, sample_rate: int) -> Callable[[Any, bool], Any]:
+    """Chunks at the model's rate -> chunks at the asked ``sample_rate`` (one soxr stream: no seams)."""
+    if req.sample_rate is None or req.sample_rate == sample_rate:
+        return lambda chunk, last: chunk
+    import soxr
+
+    stream = soxr.ResampleStream(sample_rate, req.sample_rate, 1, dtype="float32", quality="HQ")
+
+    def convert(chunk: Any, last: bool) -> Any:
+        chunk = np.nan_to_num(np.asarray(chunk, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        return stream.resample_chunk(chunk, last=last)
+
+    return convert
+
+
 async def speech(request: Request, engines: Engines) -> Response:
     settings = engines.settings
+    _json_content_type(request)
     raw = await _body(request, JSON_BODY_LIMIT)
-    try:
-        body = json.loads(raw or b"null")
-    except ValueError as exc:
-        raise bad_request(f"The body is not valid JSON ({exc}).") from exc
-    req = parse_speech(body, min(settings.api_max_input_chars, settings.max_text_chars))
+    req = parse_speech(schemas.parse_json(raw), min(settings.api_max_input_chars, settings.max_text_chars))
     plan = await run_in_threadpool(_plan_speech, engines, req)
     if req.stream_format is not None:
         return await _speech_stream(request, engines, req, plan)
     cancel = threading.Event()
 
-    def work() -> tuple[Any, bytes]:
+    def work() -> tuple[Any, int, bytes]:
         with _gate(engines).hold():
             result = engines.tts.synthesize(
                 req.text,
@@ -338,11 +370,25 @@ async def speech(request: Request, engines: Engines) -> Response:
                 save=settings.api_save_outputs,
                 cancel=cancel,
             )
-        return result, formats.encode(result.audio, result.sample_rate, req.response_format)
+        rate = req.sample_rate or result.sample_rate
+        audio = _resampler(req, result.sample_rate)(result.audio, True)
+        return result, rate, formats.encode(audio, rate, req.response_format)
 
-    result, data = await _run(request, work, cancel)
-    headers = _speech_headers(plan, req, result.sample_rate) | {"X-Audio-Seconds": f"{result.audio_seconds:.3f}"}
-    return Response(data, media_type=_media_type(req, result.sample_rate), headers=headers)
+    result, rate, data = await _run(request, work, cancel)
+    headers = _speech_headers(plan, req, rate) | {"X-Audio-Seconds": f"{result.audio_seconds:.3f}"}
+    return Response(data, media_type=_media_type(req, rate), headers=headers)
+
+
+def _usage(text: str, result: Any) -> dict[str, int]:
+    """OpenAI's ``usage`` of a speech: text tokens in, audio tokens out.
+
+    XTTS's tokens are not OpenAI's; the counts are honest estimates of the same quantities: the input's
+    characters in fours (OpenAI's rule of thumb for text tokens) and XTTS's audio codes (21.5 per second:
+    1024 samples each at 22.05 kHz).
+    """
+    input_tokens = max(1, round(len(text) / 4))
+    output_tokens = round(float(result.audio_seconds) * 22050 / 1024)
+    return {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
 
 
 def _sse(event: dict[str, Any]) -> bytes:
@@ -373,11 +419,16 @@ async def _speech_stream(request: Request, engines: Engines, req: SpeechRequest,
             _gate(engines).wait_free()
             with stream:
                 chunk = stream.next_chunk()  # loads the model: errors up to here still get a JSON answer
-                encoder = formats.StreamEncoder(req.response_format, stream.sample_rate, lambda b: put("data", b))
-                put("start", stream.sample_rate)
+                rate = req.sample_rate or stream.sample_rate
+                convert = _resampler(req, stream.sample_rate)
+                encoder = formats.StreamEncoder(req.response_format, rate, lambda b: put("data", b))
+                put("start", rate)
                 while chunk is not None:
-                    encoder.push(chunk)
+                    encoder.push(convert(chunk, False))
                     chunk = stream.next_chunk()
+                tail = convert(np.zeros(0, dtype=np.float32), True)
+                if len(tail):
+                    encoder.push(tail)
                 encoder.finish()
                 encoder = None
                 put("end", stream.result)
@@ -408,7 +459,13 @@ async def _speech_stream(request: Request, engines: Engines, req: SpeechRequest,
                     )
                 elif kind == "end":
                     if sse:
-                        yield _sse({"type": "speech.audio.done", "audio_seconds": round(payload.audio_seconds, 3)})
+                        yield _sse(
+                            {
+                                "type": "speech.audio.done",
+                                "usage": _usage(req.text, payload),
+                                "audio_seconds": round(payload.audio_seconds, 3),  # an extension
+                            }
+                        )
                     return
                 elif kind == "error":
                     # the status line is sent: the client sees a cut stream (audio) or an error event (sse)
@@ -432,24 +489,65 @@ async def _speech_stream(request: Request, engines: Engines, req: SpeechRequest,
 # ----------------------------------------------------------------------------------------------- transcription
 
 
-def _form_text(form: Any, name: str) -> str | None:
-    value = form.get(name)
-    if value is None or isinstance(value, UploadFile):
-        return None
-    return str(value).strip() or None
-
-
-def _temperature(form: Any) -> float:
-    raw = _form_text(form, "temperature")
-    if raw is None:
+def _temperature(raw: str | None) -> float:
+    if raw is None or not raw.strip():
         return 0.0
     try:
         value = float(raw)
     except ValueError:
         value = float("nan")
     if not 0.0 <= value <= 1.0:
-        raise bad_request(f"'temperature' must be a number from 0 to 1; got {raw!r}.", "temperature")
+        raise bad_request(f"'temperature' must be a number from 0 to 1; got {raw[:40]!r}.", "temperature")
     return value
+
+
+def upload_name(filename: str | None) -> str:
+    """The client's file name as a safe local name: its last part, printable, at most 100 characters (the
+    extension kept, for the decoder), "audio" when nothing is left."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable() and c not in '<>:"|?*').strip(" .")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        name = name.encode("utf-8", "replace").decode("utf-8")
+    if len(name) > 100:
+        stem, dot, suffix = name.rpartition(".")
+        name = stem[:90] + dot + suffix[:9] if dot and len(suffix) < 10 else name[:100]
+    return name or "audio"
+
+
+async def _form(request: Request, limit: int) -> Any:
+    """The multipart form, its problems (two files, too many fields, a part over 1 MB, no boundary, garbage)
+    answered 400 naming what is wrong."""
+    from starlette.exceptions import HTTPException
+
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise bad_request("Send the audio as multipart/form-data with a 'file' field.", "file")
+    try:
+        return await _limited(request, limit).form(max_files=1, max_fields=20)
+    except HTTPException as exc:  # starlette's MultiPartException, raised as 400 inside an app
+        raise bad_request(f"The multipart form could not be read: {exc.detail}") from None
+    except (ValueError, KeyError, UnicodeDecodeError, AssertionError) as exc:
+        raise bad_request(f"The multipart form could not be read ({type(exc).__name__}).") from None
+
+
+def _form_fields(form: Any) -> tuple[schemas.TranscriptionForm, list[str]]:
+    """The text fields, checked by ``schemas.TranscriptionForm``, and the timestamp granularities."""
+    fields: dict[str, Any] = {}
+    for name in schemas.TranscriptionForm.model_fields:
+        values = [v for v in form.getlist(name) if not isinstance(v, UploadFile)]
+        if len(values) > 1:
+            raise bad_request(f"'{name}' is given {len(values)} times; give it once.", name)
+        if values:
+            fields[name] = str(values[0]).strip() or None
+    try:
+        checked = schemas.TranscriptionForm.model_validate(fields)
+    except ValidationError as exc:
+        raise schemas.refusal(exc) from None
+    granularities = [
+        str(g) for g in form.getlist("timestamp_granularities[]") + form.getlist("timestamp_granularities")
+    ]
+    return checked, granularities
 
 
 async def transcribe(request: Request, engines: Engines, task: str) -> Response:
@@ -457,33 +555,29 @@ async def transcribe(request: Request, engines: Engines, task: str) -> Response:
 
     settings = engines.settings
     limit = settings.max_upload_mb * 1_000_000 + 1_000_000  # the file plus the other fields
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise bad_request("Send the audio as multipart/form-data with a 'file' field.", "file")
-    form = await _limited(request, limit).form(max_files=1, max_fields=20)
+    form = await _form(request, limit)
     try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
+        uploads = [v for v in form.getlist("file") if isinstance(v, UploadFile)]
+        if not uploads:
             raise bad_request("'file' is required: the audio to transcribe.", "file")
-        model_id = catalog.asr_model(engines.asr, _form_text(form, "model"))
-        granularities = [
-            str(g) for g in form.getlist("timestamp_granularities[]") + form.getlist("timestamp_granularities")
-        ]
-        fmt, granular = transcription.check_format(_form_text(form, "response_format"), granularities)
-        temperature = _temperature(form)
+        fields, granularities = _form_fields(form)
+        public_id, model_id = catalog.asr_model(engines.asr, fields.model)
+        fmt, granular = transcription.check_format(fields.response_format, granularities, stream=fields.stream)
+        temperature = _temperature(fields.temperature)
         options = ASROptions(
-            language=_form_text(form, "language") if task == "transcribe" else None,
+            language=fields.language if task == "transcribe" else None,
             task=task,
             word_timestamps="word" in granular,
             temperature=temperature,
             # OpenAI: 0 = climb the fallback ladder; another value = that temperature only
             temperature_increment=ASROptions.temperature_increment if temperature == 0.0 else None,
-            initial_prompt=_form_text(form, "prompt"),
+            initial_prompt=fields.prompt,
         )
-        suffix = Path(upload.filename or "audio").suffix[:10]
-        folder = settings.workspace_sub("cache", "api")
-        with tempfile.NamedTemporaryFile(dir=folder, prefix="upload-", suffix=suffix, delete=False) as handle:
-            path = Path(handle.name)
-            while chunk := await upload.read(1 << 20):
+        # the user's file name inside a folder of its own: messages name their file, not a temp name
+        folder = Path(tempfile.mkdtemp(dir=settings.workspace_sub("cache", "api"), prefix=f"upload-{os.getpid()}-"))
+        path = folder / upload_name(uploads[0].filename)
+        with path.open("wb") as handle:
+            while chunk := await uploads[0].read(1 << 20):
                 handle.write(chunk)
     finally:
         await form.close()
@@ -494,19 +588,61 @@ async def transcribe(request: Request, engines: Engines, task: str) -> Response:
             with _gate(engines).hold():
                 return engines.asr.transcribe_file(path, options, model_id)
         finally:
-            path.unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
 
     result = await _run(request, work)
+    headers = {"X-Model": public_id}
+    notice = getattr(result, "notice", None)
+    if notice:
+        headers["X-Notice"] = _latin1(" ".join(str(notice).split()))[:500]
+    if fields.stream:
+        return StreamingResponse(_transcript_events(result), media_type="text/event-stream", headers=headers)
     data, media_type = transcription.render(result, fmt, task, granular)
-    return Response(data, media_type=media_type, headers={"X-Model": model_id})
+    return Response(data, media_type=media_type, headers=headers)
+
+
+async def _transcript_events(result: Any) -> AsyncIterator[bytes]:
+    """OpenAI's streamed transcription: one ``transcript.text.delta`` per segment, then ``transcript.text.done``."""
+    for i, segment in enumerate(result.segments):
+        text = segment.text if i else segment.text.lstrip()
+        if text:
+            yield _sse({"type": "transcript.text.delta", "delta": text})
+    yield _sse({"type": "transcript.text.done", "text": result.text})
+
+
+def clean_uploads(settings: Any) -> list[Path]:
+    """Remove API uploads left behind by a process that died mid-request (``create_api`` calls it at start), as
+    ``engines.datasets.engine.clean_staging`` does for dataset builds: uploads of live processes stay.
+
+    Returns:
+        What was removed.
+    """
+    from engines.core.process import process_exists
+
+    folder = settings.workspace_dir / "cache" / "api"
+    removed = []
+    for leftover in sorted(folder.glob("upload-*")) if folder.is_dir() else []:
+        match = re.match(r"upload-(\d+)-", leftover.name)
+        pid = int(match.group(1)) if match else None
+        if pid is not None and (pid == os.getpid() or process_exists(pid)):
+            continue
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    if removed:
+        log.info("Removed %d API upload(s) left by an earlier run from %s", len(removed), folder)
+    return removed
 
 
 # ----------------------------------------------------------------------------------------------- lists
 
 
 def _model_ids(engines: Engines) -> list[str]:
+    """Every id a client may send: the aliases, TTS models, and ASR models by their public ids (never a path)."""
     ids = [*catalog.TTS_ALIASES, *(m for _, m in engines.tts.list_models())]
-    ids += [catalog.ASR_ALIASES[0], *(m for _, m in engines.asr.list_models())]
+    ids += [*catalog.ASR_ALIASES, *(public for public, _ in catalog.asr_models(engines.asr))]
     return list(dict.fromkeys(ids))
 
 
@@ -524,7 +660,7 @@ async def get_model(request: Request, engines: Engines) -> Response:
     if model_id not in await run_in_threadpool(_model_ids, engines):
         raise APIError(
             404,
-            f"The model {model_id!r} does not exist here (GET /v1/models lists them).",
+            f"The model {catalog.shown(model_id)} does not exist here (GET /v1/models lists them).",
             "invalid_request_error",
             "model",
             "model_not_found",
@@ -560,6 +696,8 @@ def create_api(engines: Engines) -> Router:
     Returns:
         A Starlette router; every answer it gives for a failure is in OpenAI's error shape.
     """
+
+    clean_uploads(engines.settings)
 
     def bind(where: str, fn: Callable[[Request, Any], Awaitable[Response]]) -> Endpoint:
         async def call(request: Request) -> Response:

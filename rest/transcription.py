@@ -20,19 +20,23 @@ MEDIA_TYPES = {
     "json": "application/json",
     "verbose_json": "application/json",
     "text": "text/plain; charset=utf-8",
-    "srt": "application/x-subrip; charset=utf-8",
-    "vtt": "text/vtt; charset=utf-8",
+    "srt": "text/plain; charset=utf-8",  # as OpenAI serves them
+    "vtt": "text/plain; charset=utf-8",
 }
+STREAM_FORMATS = ("json", "text")  # OpenAI streams only these (the events carry plain text)
 
 
-def check_format(response_format: str | None, granularities: list[str]) -> tuple[str, frozenset[str]]:
+def check_format(
+    response_format: str | None, granularities: list[str], *, stream: bool = False
+) -> tuple[str, frozenset[str]]:
     """The response format and timestamp granularities, checked as OpenAI does.
 
     Returns:
         (format, granularities); no granularity given = {"segment"}.
 
     Raises:
-        APIError: 400 for an unknown format or granularity, or granularities without verbose_json.
+        APIError: 400 for an unknown format or granularity, ``word`` without verbose_json (``segment`` alone is
+            accepted with any format, as OpenAI does), or a stream in a format other than json and text.
     """
     fmt = (response_format or "json").strip()
     if fmt not in RESPONSE_FORMATS:
@@ -45,8 +49,14 @@ def check_format(response_format: str | None, granularities: list[str]) -> tuple
             f"timestamp_granularities[] {unknown[0]!r} is not supported; use 'word' and/or 'segment'.",
             "timestamp_granularities",
         )
-    if granularities and fmt != "verbose_json":
-        raise bad_request("timestamp_granularities[] needs response_format 'verbose_json'.", "timestamp_granularities")
+    if "word" in granularities and fmt != "verbose_json":
+        raise bad_request(
+            "timestamp_granularities[] 'word' needs response_format 'verbose_json'.", "timestamp_granularities"
+        )
+    if stream and fmt not in STREAM_FORMATS:
+        raise bad_request(
+            f"stream=true answers transcript events; use response_format 'json' or 'text', not {fmt!r}.", "stream"
+        )
     return fmt, frozenset(granularities or ["segment"])
 
 

@@ -81,8 +81,9 @@ def test_share_without_auth_warns(no_my_config, caplog):
 
 
 def test_share_with_auth_and_loopback_do_not_warn(no_my_config, caplog):
+    shared = settings_for(["--share"], env={"XTTSLAB_AUTH": "ann:pw"})  # a password in argv warns of its own
     with caplog.at_level(logging.WARNING, logger="xtts_lab"):
-        main_launcher.launch_kwargs(settings_for(["--share", "--auth", "ann:pw"]))
+        main_launcher.launch_kwargs(shared)
         main_launcher.launch_kwargs(settings_for([]))
     assert caplog.text == ""
 
@@ -206,3 +207,25 @@ def test_launch_kwargs_install_the_web_guard(no_my_config):
     (middleware,) = kwargs["app_kwargs"]["middleware"]
     assert middleware.cls is web_guard.WebGuard
     assert "lab.internal" in middleware.kwargs["hosts"]
+
+
+def test_password_on_the_command_line_warns_and_env_or_file_do_not(no_my_config, tmp_path, caplog):
+    """--auth user:pass is visible in ps: warned; XTTSLAB_AUTH and an auth file (XTTSLAB_AUTH_FILE) are the quiet ways."""
+    with caplog.at_level(logging.WARNING, logger="xtts_lab"):
+        settings_for(["--auth", "ann:pw1"])
+    assert any("command line" in r.getMessage() and "XTTSLAB_AUTH" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    users = tmp_path / "users.txt"
+    users.write_text("bob:pw2\n", encoding="utf-8")
+    users.chmod(0o600)
+    with caplog.at_level(logging.WARNING, logger="xtts_lab"):
+        s = settings_for([], env={"XTTSLAB_AUTH": "ann:pw1", "XTTSLAB_AUTH_FILE": str(users)})
+        assert s.auth == ("ann:pw1", "bob:pw2")
+        assert settings_for(["--auth", str(users)]).auth == ("bob:pw2",)
+    assert not caplog.records
+    users.chmod(0o644)  # readable by everyone: said so
+    with caplog.at_level(logging.WARNING, logger="xtts_lab"):
+        settings_for([], env={"XTTSLAB_AUTH_FILE": str(users)})
+    assert any("chmod 600" in r.getMessage() for r in caplog.records)
+    with pytest.raises(SystemExit, match="no such file"):
+        settings_for([], env={"XTTSLAB_AUTH_FILE": str(tmp_path / "missing.txt")})

@@ -257,6 +257,10 @@ def test_sse_events(app, streamed_pcm) -> None:
     assert kinds[-1] == "speech.audio.done" and set(kinds[:-1]) == {"speech.audio.delta"} and len(kinds) > 2
     audio = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
     assert audio == streamed_pcm["bytes"]
+    usage = events[-1]["usage"]  # OpenAI's usage object (issue 20)
+    assert set(usage) == {"input_tokens", "output_tokens", "total_tokens"}
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
 
 
 # ----------------------------------------------------------------------------------------------- transcription
@@ -620,3 +624,228 @@ def test_client_going_away_frees_the_gpu(app) -> None:
         assert time.monotonic() < deadline, "the GPU lock stayed held after the client left"
     demo.engines.gpu_lock.release()
     assert set(outputs.glob("*.wav")) == before
+
+
+# ----------------------------------------------------------------------------------------------- issue 20: as OpenAI
+
+
+@pytest.fixture(scope="module")
+def clip(speak) -> Path:
+    return speak("The quick brown fox jumps over the lazy dog.")
+
+
+def test_every_listed_model_is_retrievable_and_no_id_is_a_path(client, app) -> None:
+    """A local Whisper checkpoint was listed by its absolute path and answered 404 by the id transcription took."""
+    demo, _ = app
+    ids = [m.id for m in client.models.list().data]
+    assert not [i for i in ids if "/" in i or "\\" in i or i.startswith("~")], ids
+    for model_id in ids:
+        assert client.models.retrieve(model_id).id == model_id
+    workspace = str(demo.engines.settings.workspace_dir)
+    if REAL_WHISPER.is_file():
+        assert "whisper-tiny.en" in ids
+        path = str(demo.engines.settings.workspace_dir / "models" / "whisper" / REAL_WHISPER.name)
+        with pytest.raises(openai.NotFoundError) as info:  # the server's path is not an id
+            client.audio.transcriptions.create(model=path, file=("a.wav", b"RIFF"))
+        assert workspace not in info.value.response.text
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve("/etc/passwd")
+    assert "/etc" not in info.value.response.text
+
+
+def test_segment_granularity_with_json_is_accepted(client, clip) -> None:
+    """Only "word" needs verbose_json; OpenAI accepts "segment" with json."""
+    out = client.audio.transcriptions.create(
+        model="whisper-1", file=clip.open("rb"), response_format="json", timestamp_granularities=["segment"]
+    )
+    assert isinstance(out.text, str)
+
+
+def test_streamed_transcription_yields_openai_events(client, clip) -> None:
+    """stream=true answered a plain JSON body, and the SDK's reader yielded no event at all."""
+    plain = client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=clip.open("rb"))
+    events = list(client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=clip.open("rb"), stream=True))
+    assert events and events[-1].type == "transcript.text.done"
+    assert {e.type for e in events[:-1]} <= {"transcript.text.delta"}
+    assert events[-1].text == plain.text
+    assert "".join(e.delta for e in events[:-1]).strip() == plain.text.strip()
+    with pytest.raises(openai.BadRequestError) as info:  # only json and text stream, as at OpenAI
+        client.audio.transcriptions.create(model="whisper-1", file=clip.open("rb"), stream=True, response_format="srt")
+    assert assert_error_shape(info.value.response.json())["param"] == "stream"
+
+
+def test_srt_and_vtt_are_served_as_text_plain(client, clip) -> None:
+    for fmt in ("srt", "vtt", "text"):
+        raw = client.audio.transcriptions.with_raw_response.create(
+            model="whisper-1", file=clip.open("rb"), response_format=fmt
+        )
+        assert raw.headers["content-type"].startswith("text/plain"), fmt
+
+
+def test_speech_sample_rate_extension(client) -> None:
+    """sample_rate (speaches): the answer at that rate; 422 outside 8-48 kHz."""
+    data = speech(client, fmt="wav", sample_rate=16000).content
+    assert probe(data)["rate"] == 16000
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input="Hello there.", response_format="wav", stream_format="audio",
+        extra_body={"seed": SEED, "sample_rate": 8000},
+    ) as response:  # fmt: skip
+        streamed = b"".join(response.iter_bytes())
+    assert response.headers["x-sample-rate"] == "8000" and probe(streamed)["rate"] == 8000
+    for rate in (7999, 48001):
+        with pytest.raises(openai.UnprocessableEntityError) as info:
+            speech(client, sample_rate=rate)
+        assert assert_error_shape(info.value.response.json())["param"] == "sample_rate"
+
+
+def test_voice_ids_are_their_names(app) -> None:
+    _, url = app
+    _, body = get(url, "/v1/audio/voices")
+    by_id = {v["id"]: v["name"] for v in body["voices"]}
+    assert by_id["Tiny Alice"] == "Tiny Alice" and by_id["alloy"] == "alloy"
+
+
+def _raw(url: str, path: str, data: bytes, headers: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as response:
+            return response.status, {"body": response.read()[:100]}
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "XbOuNdArY") -> tuple[bytes, dict]:
+    body = b""
+    for name, filename, value in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode("utf-8", "surrogatepass")
+        body += value + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_malformed_requests_answer_400_in_openai_shape(app, clip) -> None:
+    """Each of these answered 500 with a traceback; now 400 (422 for sample_rate) naming what is wrong."""
+    _, url = app
+    audio = clip.read_bytes()
+    model = [("model", None, b"whisper-1")]
+    json_cases = {
+        "response_format list": {"response_format": ["mp3"]},
+        "response_format object": {"response_format": {"a": 1}},
+        "seed 2**64": {"seed": 2**64},
+        "seed 1e30": {"seed": 1e30},
+        "voice list": {"voice": ["alloy"]},
+    }
+    for what, change in json_cases.items():
+        body = {"model": "tts-1", "voice": "alloy", "input": "Hello.", **change}
+        status, answer = _raw(url, "/v1/audio/speech", json.dumps(body).encode(), {"Content-Type": "application/json"})
+        assert status == 400 and assert_error_shape(answer)["param"] in change, (what, answer)
+    surrogate = b'{"model": "tts-1", "voice": "alloy", "input": "Hello \\ud800 there."}'
+    status, answer = _raw(url, "/v1/audio/speech", surrogate, {"Content-Type": "application/json"})
+    assert status == 400 and assert_error_shape(answer)["param"] == "input"
+    deep = b"[" * 200_000 + b"]" * 200_000
+    status, answer = _raw(url, "/v1/audio/speech", deep, {"Content-Type": "application/json"})
+    assert status == 400 and assert_error_shape(answer)
+    multipart_cases = {
+        "two files": _multipart([("file", "a.wav", audio), ("file", "b.wav", audio), *model]),
+        "many fields": _multipart([("file", "a.wav", audio), *model, *[(f"f{i}", None, b"x") for i in range(30)]]),
+        "huge prompt": _multipart([("file", "a.wav", audio), *model, ("prompt", None, b"word " * 400_000)]),
+        "long prompt": _multipart([("file", "a.wav", audio), *model, ("prompt", None, b"word " * 1000)]),
+        "temperature list twice": _multipart([("file", "a.wav", audio), *model, *[("temperature", None, b"0")] * 2]),
+        "garbage": (b"\x00\xff garbage \r\n--", {"Content-Type": "multipart/form-data; boundary=XbOuNdArY"}),
+        "no boundary": (b"--x\r\n\r\n", {"Content-Type": "multipart/form-data"}),
+    }
+    for what, (body, headers) in multipart_cases.items():
+        status, answer = _raw(url, "/v1/audio/transcriptions", body, headers)
+        assert status == 400 and assert_error_shape(answer), (what, answer)
+    body, headers = _multipart([("file", "x" * 10_000 + ".wav", audio), *model])  # over the parser's header limit
+    status, answer = _raw(url, "/v1/audio/transcriptions", body, headers)
+    assert status == 400 and assert_error_shape(answer)
+    for filename in ("x" * 2000 + ".wav", "bad\x00name.wav", "../../etc/passwd.wav"):
+        body, headers = _multipart([("file", filename, audio), *model])
+        status, answer = _raw(url, "/v1/audio/transcriptions", body, headers)
+        assert status == 200, (filename[:20], answer)
+
+
+def test_transcription_errors_name_the_users_file(client, tmp_path) -> None:
+    notes = tmp_path / "my notes.wav"
+    notes.write_text("this is not audio")
+    with pytest.raises(openai.BadRequestError) as info:
+        client.audio.transcriptions.create(model="whisper-1", file=notes.open("rb"))
+    message = assert_error_shape(info.value.response.json())["message"]
+    assert "my notes.wav" in message and "upload-" not in message
+
+
+def test_cross_site_requests_are_refused(app) -> None:
+    """A web page could POST text/plain JSON (no CORS preflight) to /v1/audio/speech and the app did the work."""
+    demo, url = app
+    calls = []
+    original = demo.engines.tts.synthesize
+    body = json.dumps({"model": "tts-1", "voice": "alloy", "input": "Hello."}).encode()
+    try:
+        demo.engines.tts.synthesize = lambda *a, **k: calls.append(1) or original(*a, **k)
+        status, answer = _raw(
+            url, "/v1/audio/speech", body, {"Content-Type": "text/plain", "Origin": "https://evil.example"}
+        )
+        assert status == 403 and assert_error_shape(answer, "origin_not_allowed")
+        status, answer = _raw(url, "/v1/audio/speech", body, {"Content-Type": "text/plain"})
+        assert status == 415 and assert_error_shape(answer, "unsupported_media_type")
+        form, headers = _multipart([("file", "a.wav", b"RIFF"), ("model", None, b"whisper-1")])
+        status, answer = _raw(url, "/v1/audio/transcriptions", form, {**headers, "Origin": "null"})
+        assert status == 403
+        status, _ = _raw(
+            url, "/v1/audio/speech", body, {"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}
+        )
+        assert status == 403
+        assert calls == []
+        own = url.rstrip("/")  # the app's own page may call it
+        status, _ = _raw(url, "/v1/audio/speech", body, {"Content-Type": "application/json", "Origin": own})
+        assert status == 200 and calls == [1]
+    finally:
+        demo.engines.tts.synthesize = original
+
+
+def test_allowed_origins_setting_opens_the_api_to_one_site() -> None:
+    from config import load_settings
+    from rest.auth import APIAccess
+
+    settings = load_settings(env={"XTTSLAB_API_ALLOWED_ORIGINS": "https://app.example/"})
+    access = APIAccess.from_settings(settings)
+
+    def scope(origin: str) -> dict:
+        return {"headers": [(b"host", b"127.0.0.1:7860"), (b"origin", origin.encode())]}
+
+    assert access.origin_refusal(scope("https://app.example")) is None
+    assert access.origin_refusal(scope("https://evil.example")).status == 403
+    assert APIAccess(origins=("*",)).origin_refusal(scope("https://evil.example")) is None
+
+
+def test_uploads_left_by_a_killed_process_are_removed_at_start(app) -> None:
+    import os
+
+    from rest.openai_audio import create_api
+
+    demo, _ = app
+    folder = demo.engines.settings.workspace_sub("cache", "api")
+    dead = folder / "upload-999999999-abc"
+    dead.mkdir()
+    (dead / "talk.wav").write_bytes(b"RIFF")
+    old = folder / "upload-abc123.wav"  # the earlier layout: one file, no pid
+    old.write_bytes(b"RIFF")
+    mine = folder / f"upload-{os.getpid()}-live"
+    mine.mkdir()
+    create_api(demo.engines)
+    assert not dead.exists() and not old.exists() and mine.exists()
+    mine.rmdir()
+
+
+def test_speech_says_what_the_tts_tab_warns_about(client) -> None:
+    """/v1 dropped the wrong-script warning the TTS tab gives; a language nobody chose is said too."""
+    raw = client.audio.speech.with_raw_response.create(
+        model="tts-1", voice="alloy", input="这是中文文本", response_format="pcm", extra_body={"language": "en"}
+    )
+    assert "Chinese" in raw.headers["x-notice"] or "Han" in raw.headers["x-notice"], raw.headers.get("x-notice")
+    raw = client.audio.speech.with_raw_response.create(
+        model="tts-1", voice="alloy", input="OK 42", response_format="pcm"
+    )
+    assert raw.headers["x-language-source"] == "default" and "default" in raw.headers["x-notice"]

@@ -12,6 +12,8 @@ from engines.training.base import BaseResolver, read_model_args
 from engines.training.options import CODE_STRIDE, SAMPLE_RATE, TrainOptions, parse_gpus, select_gpus
 from engines.training.runs import BaseModel, clip_seconds, read_dataset
 
+MAX_EPOCHS = 10_000  # more is a typo (10**9 would run for years), not a plan
+
 
 def validate_run(
     options: TrainOptions, datasets_dir: Path, bases: BaseResolver, device_setting: str
@@ -32,7 +34,7 @@ def validate_run(
         MissingWeightsError: base files missing.
     """
     checks = [
-        (options.epochs >= 1, "epochs must be at least 1"),
+        (1 <= options.epochs <= MAX_EPOCHS, f"epochs must be from 1 to {MAX_EPOCHS}"),
         (options.batch_size >= 1, "batch size must be at least 1"),
         (options.grad_accum >= 1, "gradient accumulation must be at least 1"),
         (0 < options.learning_rate < 1, "learning rate must be between 0 and 1 (XTTS: around 5e-6)"),

@@ -217,6 +217,13 @@ def check_text(text: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise InputError("The text is empty. Type what the voice should say.")
     text = text.strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone UTF-16 surrogate ("\ud800"): neither speakable nor writable
+        raise InputError(
+            f"The text holds an unpaired surrogate character at position {exc.start}: it is not valid Unicode. "
+            "Remove it (it usually comes from a broken copy of an emoji)."
+        ) from None
     if any(unicodedata.category(c)[0] in "LN" for c in text):
         return text
     if all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc", "Mn", "Me") for c in text):

@@ -48,8 +48,6 @@ MULTILINGUAL_VOCAB = 51865  # as openai-whisper's rule: English-only models have
 # "auto" = int8 on CPU (CTranslate2's quantized kernels), float16 on CUDA; the rest are CTranslate2's names
 COMPUTE_TYPES = ("auto", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "float16", "bfloat16", "float32")
 
-ct2_guard = oom_guard_any  # CTranslate2's CUDA out-of-memory is a RuntimeError, not torch's error type
-
 
 def sizes() -> tuple[str, ...]:
     """The Whisper sizes faster-whisper can download (CTranslate2 conversions on the hub), in WHISPER_SIZES order."""
@@ -353,7 +351,7 @@ class FasterWhisperBackend:
         import ctranslate2
 
         options = request.options
-        with ct2_guard("faster-whisper transcription", OOM_ADVICE):
+        with oom_guard_any("faster-whisper transcription", OOM_ADVICE):
             ctranslate2.set_random_seed(int(options.seed))  # the ladder's sampled reruns: same audio, same text
             segments, result = model.transcribe(
                 audio,
@@ -449,7 +447,6 @@ __all__ = [
     "FasterWhisperBackend",
     "check_compute_type",
     "compute_type",
-    "ct2_guard",
     "decode_kwargs",
     "info",
     "is_ct2_folder",
