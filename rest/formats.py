@@ -128,7 +128,9 @@ class StreamEncoder:
 
     def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        while data := self._proc.stdout.read1(65536):
+        stdout = self._proc.stdout
+        assert isinstance(stdout, io.BufferedReader)  # Popen(stdout=PIPE, bufsize=-1): read1 returns what is there
+        while data := stdout.read1(65536):
             self.sink(data)
 
     def _wav_header(self) -> bytes:
