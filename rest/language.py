@@ -3,7 +3,7 @@
 No language identifier is installed (langdetect, lingua and fastText are not in the locks), so the guess is
 simple and said so in the response header:
 
-1. the writing system of most letters (Unicode names, as ``engines.tts.engine.engine`` reads them): Cyrillic -> ru,
+1. the writing system of most letters (Unicode names, as ``engines.tts.checks`` reads them): Cyrillic -> ru,
    Arabic -> ar, Hangul -> ko, kana -> ja, Han alone -> zh-cn, Devanagari -> hi;
 2. Latin text: letters only one language of the eleven uses (ñ, ß, ł, ő, ř, ğ, ã, ...), then the most
    frequent short function words ("the", "und", "les", "het", ...);
@@ -59,9 +59,9 @@ def _latin_guess(text: str) -> str | None:
 
 def guess_language(text: str) -> str | None:
     """An XTTS language code for ``text``, or None when the guess is not decisive."""
-    from engines.tts.engine import _script  # the one reading of a letter's writing system (imported late: torch)
+    from engines.tts.checks import script_of  # the one reading of a letter's writing system
 
-    scripts = Counter(_script(c) for c in text if unicodedata.category(c).startswith("L"))
+    scripts = Counter(script_of(c) for c in text if unicodedata.category(c).startswith("L"))
     if not scripts:
         return None
     if scripts.get("HIRAGANA", 0) + scripts.get("KATAKANA", 0):

@@ -8,7 +8,7 @@ from engines import datasets
 from engines.core import names
 from engines.core.errors import InputError
 from engines.training import base, checks, export, runs
-from engines.tts import engine as tts
+from engines.tts import voices as tts
 
 
 def test_every_engine_uses_the_same_folder_name_rule() -> None:

@@ -26,6 +26,12 @@ CLOSE_WAIT_SECONDS = 30.0  # how long close() waits for the producer to let go o
 POLL_SECONDS = 0.1  # how often blocked puts and gets look at the stop flag
 
 
+def check_cancel(cancel: threading.Event | None) -> None:
+    """Raise ``CancelledError`` once the caller's ``cancel`` is set (plain and streamed synthesis alike)."""
+    if cancel is not None and cancel.is_set():
+        raise CancelledError("Generation was cancelled (the request was abandoned); nothing was saved.")
+
+
 class StreamClosed(Exception):
     """The consumer closed the stream: the producer leaves quietly (raised by ``StreamFeed``)."""
 
@@ -46,8 +52,7 @@ class StreamFeed:
         """Raise ``StreamClosed`` once closed, ``CancelledError`` once the caller's cancel is set."""
         if self._closed.is_set():
             raise StreamClosed
-        if self._cancel is not None and self._cancel.is_set():
-            raise CancelledError("Generation was cancelled (the request was abandoned); nothing was saved.")
+        check_cancel(self._cancel)
 
     def emit(self, chunk: np.ndarray) -> None:
         """Hand one chunk to the consumer (waits while the queue is full; ``StreamClosed`` once closed)."""
@@ -228,4 +233,4 @@ class SynthesisStream:
                 pass
 
 
-__all__ = ["SynthesisStream", "StreamClosed", "StreamFeed"]
+__all__ = ["StreamClosed", "StreamFeed", "SynthesisStream", "check_cancel"]

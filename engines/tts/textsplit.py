@@ -110,8 +110,8 @@ def split_text(text: str, lang: str, limit: int = DEFAULT_CHAR_LIMIT, per_senten
         if chunks and not _has_words(piece):
             chunks[-1] = f"{chunks[-1]} {piece}"  # stray punctuation belongs to the sentence before
             continue
-        previous = chunks[-1] if chunks else None
-        joinable = previous is not None and len(previous) + 1 + len(piece) <= limit
+        previous = chunks[-1] if chunks else ""
+        joinable = bool(chunks) and len(previous) + 1 + len(piece) <= limit
         if joinable and (not per_sentence or len(previous) < MIN_CHUNK_CHARS):
             chunks[-1] = f"{previous} {piece}"
         else:
