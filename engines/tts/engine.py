@@ -56,6 +56,7 @@ from engines.core.names import check_voice_name, slug, xtts_language
 from engines.core.options import OPTION_RANGES, TTSOptions
 from engines.core.progress import LogFn, ProgressFn, log_info, no_progress
 from engines.core.provenance import name_stamp, utc_now, versions
+from engines.tts.retakes import RetakeChecker, SentenceTakes, reseeded, take_seed
 from engines.tts.stream import StreamFeed, SynthesisStream
 from engines.tts.textsplit import DEFAULT_CHAR_LIMIT, split_text
 
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from TTS.tts.models.xtts import Xtts
 
     from engines.tiny import TinyModels
+    from engines.tts.pronounce import PronunciationMap
 
 log = logging.getLogger(__name__)
 _logger = log  # for methods whose `log` parameter (a callable from the caller) shadows the module logger
@@ -102,6 +104,8 @@ class TTSResult:
     chunks: list[str] = field(default_factory=list)  # the text pieces synthesised one by one
     streamed: bool = False  # made by synthesize_stream (chunk by chunk) rather than synthesize
     first_audio_seconds: float | None = None  # streamed only: from the call to the first chunk being ready
+    retakes: dict[str, Any] | None = None  # checked synthesis: every take of every sentence (RetakeReport)
+    pronunciation: dict[str, Any] | None = None  # the pronunciation rules that rewrote the text, when any fired
 
 
 @dataclass
@@ -115,6 +119,7 @@ class _Request:
     speaker: str | None
     options: TTSOptions
     notices: list[str]
+    pronunciation: dict[str, Any] | None = None  # set by synthesize when a pronunciation rule fired
 
 
 @dataclass
@@ -697,6 +702,8 @@ class TTSEngine:
         progress: ProgressFn | None = None,
         log_fn: LogFn | None = None,
         cancel: threading.Event | None = None,
+        retakes: RetakeChecker | None = None,
+        pronunciation: PronunciationMap | None = None,
     ) -> TTSResult:
         """Speak ``text`` in the voice of the reference clips (or a built-in speaker).
 
@@ -711,6 +718,9 @@ class TTSEngine:
             log_fn: receives status lines.
             cancel: set by the caller to give up (e.g. its client went away): generation stops within one
                 token step and ``CancelledError`` is raised; nothing is saved, and the GPU is free again.
+            retakes: check every sentence with Whisper and retake failing ones (``engines.tts.retakes``); the
+                record of every take is ``result.retakes`` and goes into the sidecar.
+            pronunciation: rewrite the text first (``engines.tts.pronounce``); what fired is recorded.
 
         Returns:
             TTSResult with 24 kHz audio, timings and notices.
@@ -723,8 +733,13 @@ class TTSEngine:
         progress = progress or no_progress
         log_fn = log_fn or log_info
         # Validate before loading anything: cheap answers for bad input.
+        text, spoken = self._pronounce(text, options, pronunciation)
         req = self._prepare(text, model_id=model_id, reference=reference, speaker=speaker, options=options)
+        req.pronunciation = spoken
         model_id, options = req.model_id, req.options
+        if retakes is not None:
+            retakes.check_language(req.language)
+        checked: list[SentenceTakes] = []
 
         with self._generating(req, progress, log_fn, cancel) as (model, plan, load_seconds, start):
             chunks, sr = plan.chunks, plan.sample_rate
@@ -733,7 +748,12 @@ class TTSEngine:
             for i, chunk in enumerate(chunks):
                 _check_cancel(cancel)
                 progress(0.15 + 0.85 * i / len(chunks), desc=f"Sentence {i + 1}/{len(chunks)}")
-                wav = self._speak_chunk(model, chunk, req.language, plan.latent, plan.embedding, options, plan.extra)
+                if retakes is None:
+                    wav = self._speak_chunk(
+                        model, chunk, req.language, plan.latent, plan.embedding, options, plan.extra
+                    )
+                else:
+                    wav = self._checked_chunk(model, req, plan, i, chunk, retakes, checked, cancel)
                 _check_cancel(cancel)
                 if pieces:
                     pieces.append(pause)
@@ -741,7 +761,53 @@ class TTSEngine:
             audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
             gen_seconds = time.perf_counter() - start
         progress(1.0, desc="Done")
-        return self._finish(req, plan, audio, gen_seconds, load_seconds, save=save)
+        report = retakes.report(checked) if retakes is not None else None
+        if report is not None and (report.retaken or report.failed):
+            req.notices.append(report.summary())
+        return self._finish(
+            req, plan, audio, gen_seconds, load_seconds, save=save, retakes=report.as_dict() if report else None
+        )
+
+    # ---- checked synthesis and pronunciation (issue 22): small hooks; the logic is in retakes / pronounce
+
+    def _pronounce(
+        self, text: str, options: TTSOptions | None, pronunciation: PronunciationMap | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        """The text as the pronunciation map says to speak it, and the record of the rules that fired."""
+        if not pronunciation or not isinstance(text, str):
+            return text, None
+        language = xtts_language((options or self.settings.generation).language)
+        return pronunciation.record(text, language)
+
+    def _checked_chunk(
+        self,
+        model: Xtts,
+        req: _Request,
+        plan: _Plan,
+        index: int,
+        chunk: str,
+        retakes: RetakeChecker,
+        checked: list[SentenceTakes],
+        cancel: threading.Event | None,
+    ) -> np.ndarray:
+        """One sentence through the retake loop: take 0 continues the request's random stream, retake k is
+        seeded with ``take_seed`` and leaves the stream as take 0 left it."""
+
+        def speak(take: int) -> tuple[np.ndarray, int]:
+            if take == 0:
+                args = (model, chunk, req.language, plan.latent, plan.embedding, req.options, plan.extra)
+                return self._speak_chunk(*args), plan.seed
+            _check_cancel(cancel)
+            seed = take_seed(plan.seed, index, take)
+            with reseeded(seed):
+                wav = self._speak_chunk(
+                    model, chunk, req.language, plan.latent, plan.embedding, req.options, plan.extra
+                )
+            return wav, seed
+
+        wav, record = retakes.best(speak, chunk, req.language, plan.sample_rate, index)
+        checked.append(record)
+        return wav
 
     def _finish(
         self,
@@ -753,6 +819,7 @@ class TTSEngine:
         *,
         save: bool,
         first_audio_seconds: float | None = None,
+        retakes: dict[str, Any] | None = None,
     ) -> TTSResult:
         """The result of a finished generation (saved when asked), logged in one line."""
         audio_seconds = len(audio) / plan.sample_rate
@@ -771,6 +838,8 @@ class TTSEngine:
             chunks=plan.chunks,
             streamed=first_audio_seconds is not None,
             first_audio_seconds=first_audio_seconds,
+            retakes=retakes,
+            pronunciation=req.pronunciation,
         )
         if save:
             self._save(
@@ -808,6 +877,7 @@ class TTSEngine:
         progress: ProgressFn | None = None,
         log_fn: LogFn | None = None,
         cancel: threading.Event | None = None,
+        pronunciation: PronunciationMap | None = None,
     ) -> SynthesisStream:
         """Speak ``text`` chunk by chunk as it is generated (XTTS ``inference_stream``, sentence by sentence).
 
@@ -819,7 +889,8 @@ class TTSEngine:
         not a second GPT pass).
 
         Args:
-            text, model_id, reference, speaker, options, save, progress, log_fn: as for ``synthesize``.
+            text, model_id, reference, speaker, options, save, progress, log_fn, pronunciation: as for
+                ``synthesize`` (retakes are not offered while streaming).
             cancel: set by the caller to give up: the stream raises ``CancelledError``, nothing is saved.
 
         Returns:
@@ -829,7 +900,9 @@ class TTSEngine:
             InputError / AudioError / MissingWeightsError: bad input, before anything is generated.
         """
         started = time.perf_counter()
+        text, spoken = self._pronounce(text, options, pronunciation)
         req = self._prepare(text, model_id=model_id, reference=reference, speaker=speaker, options=options)
+        req.pronunciation = spoken
         progress = progress or no_progress
         log_fn = log_fn or log_info
 
@@ -994,6 +1067,8 @@ class TTSEngine:
             "notices": result.notices,
             "versions": versions(),
             "tiny_model": result.model_id == TINY_ID,
+            "retakes": result.retakes,
+            "pronunciation": result.pronunciation,
         }
         json_path = write_json(wav_path.with_suffix(".json"), sidecar)
         result.path, result.sidecar = wav_path, json_path
