@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m bench [--only asr,tts,stream,loop,start] [--no-full]``.
+"""Run the benchmarks: ``python -m bench [--only asr,tts,stream,loop,start,retake] [--no-full]``.
 
 Prints one table and writes bench/results/<date>-<device>.json with the hardware it ran on.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Row, hardware
 
-SECTIONS = ("start", "asr", "tts", "stream", "loop")
+SECTIONS = ("start", "asr", "tts", "stream", "loop", "retake")
 
 
 def _table(rows: list[Row]) -> str:
@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench import eval_loop
 
             rows += eval_loop.run()
+        elif section == "retake":
+            from bench import retake_overhead
+
+            rows += retake_overhead.run(full=not args.no_full)
         else:
             parser.error(f"unknown section {section!r}")
         print(_table(rows), flush=True)
