@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m bench [--only asr,tts,stream,loop,start,clean] [--no-full]``.
+"""Run the benchmarks: ``python -m bench [--only asr,tts,stream,loop,start,clean,retake] [--no-full]``.
 
 Prints one table and writes bench/results/<date>-<device>.json with the hardware it ran on.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Row, hardware
 
-SECTIONS = ("start", "asr", "tts", "stream", "loop", "clean")
+SECTIONS = ("start", "asr", "tts", "stream", "loop", "clean", "retake")
 
 
 def _table(rows: list[Row]) -> str:
@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench import cleanup_speed
 
             rows += cleanup_speed.run(full=not args.no_full)
+        elif section == "retake":
+            from bench import retake_overhead
+
+            rows += retake_overhead.run(full=not args.no_full)
         else:
             parser.error(f"unknown section {section!r}")
         print(_table(rows), flush=True)

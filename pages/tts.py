@@ -21,6 +21,7 @@ from config import XTTS_LANGUAGES
 from engines.core.audio import pcm16
 from engines.core.errors import InputError
 from engines.tts.engine import TINY_ID, TTSResult
+from pages import tts_script
 from pages.common import (
     GENERATION_INPUTS,
     GPU_CONCURRENCY_ID,
@@ -75,6 +76,8 @@ def stats_markdown(result: TTSResult) -> str:
         ("Sentences", str(len(result.chunks))),
         ("Model", result.model_id),
     ]
+    if result.retakes:
+        rows.append(("Retakes", result.retakes["summary"]))
     table = "| Measure | Value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
     if result.model_id == TINY_ID:
         table += "\n\n_Tiny random model: the audio is noise; these numbers measure plumbing, not quality._"
@@ -104,6 +107,7 @@ def request_kwargs(engines, values: Mapping[str, Any]) -> dict[str, Any]:
         "reference": references,
         "speaker": chosen_speaker,
         "options": options,
+        "pronunciation": tts_script.pronunciation_map(engines),
     }
 
 
@@ -124,7 +128,9 @@ def generate(
     Raises:
         InputError and the other engine errors (the callback turns them into gr.Error).
     """
-    result = engines.tts.synthesize(**request_kwargs(engines, values), save=True, progress=progress, cancel=cancel)
+    kwargs = request_kwargs(engines, values)
+    retakes = tts_script.retake_checker(engines, values)
+    result = engines.tts.synthesize(**kwargs, retakes=retakes, save=True, progress=progress, cancel=cancel)
     return (*outputs_of(result), list(result.notices))
 
 
@@ -211,6 +217,8 @@ def generate_stream_event(engines, values: Mapping[str, Any], progress=None):
     the stats appear as without streaming. A client that goes away closes this generator, which closes the
     stream: generation stops, nothing is saved, the GPU is free.
     """
+    if tts_script.retake_options(values.get("retakes")):
+        warn("Retakes are not applied while streaming (a sentence is sent before it could be checked).")
     stream = engines.tts.synthesize_stream(**request_kwargs(engines, values), save=True, progress=progress)
     try:
         for piece in stream_pieces(stream):
@@ -320,6 +328,7 @@ def build(engines) -> None:
                 )
                 # Two buttons, one shown: the streamed event has one more output (the live player), and the
                 # plain one keeps its API (tts_generate) unchanged.
+                retakes = tts_script.retake_control()
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="tts-generate", scale=3)
                 generate_stream_btn = gr.Button(
                     "Generate", variant="primary", visible=False, elem_id="tts-generate-stream", scale=3
@@ -435,7 +444,9 @@ def build(engines) -> None:
         speaker=speaker,
         model=model,
         **{name: controls[name] for name in GENERATION_INPUTS},
+        retakes=retakes,
     )
+    tts_script.build(engines, form)
 
     generate_btn.click(
         form.handler(functools.partial(generate_event, engines), progress=gr.Progress(track_tqdm=True)),

@@ -52,6 +52,7 @@ def values(
     seed=1234,
     split=True,
     tokens=TOKENS,
+    retakes=0,
 ) -> dict:
     """The Generate button's inputs by the names the page's form gives them (dict order = the API's order)."""
     return {
@@ -71,6 +72,7 @@ def values(
         "seed": seed,
         "split_sentences": split,
         "max_audio_tokens": tokens,
+        "retakes": retakes,
     }
 
 

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from TTS.tts.models.xtts import Xtts
 
     from engines.tiny import TinyModels
+    from engines.tts.pronounce import PronunciationMap
+    from engines.tts.retakes import RetakeChecker
 
 
 class TTSEngine:
@@ -146,6 +148,8 @@ class TTSEngine:
         progress: ProgressFn | None = None,
         log_fn: LogFn | None = None,
         cancel: threading.Event | None = None,
+        retakes: RetakeChecker | None = None,
+        pronunciation: PronunciationMap | None = None,
     ) -> TTSResult:
         """Speak ``text`` in the voice of the reference clips (or a built-in speaker).
 
@@ -160,6 +164,9 @@ class TTSEngine:
             log_fn: receives status lines.
             cancel: set by the caller to give up (e.g. its client went away): generation stops within one
                 token step and ``CancelledError`` is raised; nothing is saved, and the GPU is free again.
+            retakes: check every sentence with Whisper and retake failing ones (``engines.tts.retakes``); the
+                record of every take is ``result.retakes`` and goes into the sidecar.
+            pronunciation: rewrite the text first (``engines.tts.pronounce``); what fired is recorded.
 
         Returns:
             TTSResult with 24 kHz audio, timings and notices.
@@ -179,6 +186,8 @@ class TTSEngine:
             progress=progress,
             log_fn=log_fn,
             cancel=cancel,
+            retakes=retakes,
+            pronunciation=pronunciation,
         )
 
     def synthesize_stream(
@@ -193,6 +202,7 @@ class TTSEngine:
         progress: ProgressFn | None = None,
         log_fn: LogFn | None = None,
         cancel: threading.Event | None = None,
+        pronunciation: PronunciationMap | None = None,
     ) -> SynthesisStream:
         """Speak ``text`` chunk by chunk as it is generated (XTTS ``inference_stream``, sentence by sentence).
 
@@ -204,7 +214,8 @@ class TTSEngine:
         not a second GPT pass).
 
         Args:
-            text, model_id, reference, speaker, options, save, progress, log_fn: as for ``synthesize``.
+            text, model_id, reference, speaker, options, save, progress, log_fn, pronunciation: as for
+                ``synthesize`` (retakes are not offered while streaming).
             cancel: set by the caller to give up: the stream raises ``CancelledError``, nothing is saved.
 
         Returns:
@@ -223,6 +234,7 @@ class TTSEngine:
             progress=progress,
             log_fn=log_fn,
             cancel=cancel,
+            pronunciation=pronunciation,
         )
 
     # ------------------------------------------------------------------ speaker embedding (Eval's SIM)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,3 +27,5 @@ class TTSResult:
     chunks: list[str] = field(default_factory=list)  # the text pieces synthesised one by one
     streamed: bool = False  # made by synthesize_stream (chunk by chunk) rather than synthesize
     first_audio_seconds: float | None = None  # streamed only: from the call to the first chunk being ready
+    retakes: dict[str, Any] | None = None  # checked synthesis: every take of every sentence (RetakeReport)
+    pronunciation: dict[str, Any] | None = None  # the pronunciation rules that rewrote the text, when any fired

@@ -83,5 +83,7 @@ def save(
         "notices": result.notices,
         "versions": versions(),
         "tiny_model": result.model_id == TINY_ID,
+        "retakes": result.retakes,
+        "pronunciation": result.pronunciation,
     }
     return wav_path, write_json(wav_path.with_suffix(".json"), record)

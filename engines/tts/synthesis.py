@@ -24,6 +24,7 @@ import torch
 
 from config import Settings
 from engines.core.device import oom_guard
+from engines.core.names import xtts_language
 from engines.core.options import TTSOptions
 from engines.core.progress import LogFn, ProgressFn, log_info, no_progress
 from engines.tts import sidecar
@@ -32,11 +33,14 @@ from engines.tts.inference import StopFlag, inference_kwargs, seed_everything, s
 from engines.tts.latents import LatentCache
 from engines.tts.models import XttsModels
 from engines.tts.result import TTSResult
+from engines.tts.retakes import RetakeChecker, SentenceTakes, reseeded, take_seed
 from engines.tts.stream import StreamFeed, SynthesisStream, check_cancel
 from engines.tts.textsplit import DEFAULT_CHAR_LIMIT, split_text
 
 if TYPE_CHECKING:
     from TTS.tts.models.xtts import Xtts
+
+    from engines.tts.pronounce import PronunciationMap
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ class Request:
     speaker: str | None
     options: TTSOptions
     notices: list[str]
+    pronunciation: dict[str, Any] | None = None  # the rules that rewrote the text, when any fired
 
 
 @dataclass
@@ -114,19 +119,32 @@ class Synthesizer:
         progress: ProgressFn | None,
         log_fn: LogFn | None,
         cancel: threading.Event | None,
+        retakes: RetakeChecker | None = None,
+        pronunciation: PronunciationMap | None = None,
     ) -> TTSResult:
         """See ``TTSEngine.synthesize``."""
         progress = progress or no_progress
         log_fn = log_fn or log_info
         # Validate before loading anything: cheap answers for bad input.
+        text, spoken = self._pronounce(text, options, pronunciation)
         req = self.prepare(text, model_id=model_id, reference=reference, speaker=speaker, options=options)
+        req.pronunciation = spoken
+        if retakes is not None:
+            retakes.check_language(req.language)
+        checked: list[SentenceTakes] = []
         with self._opening(req, progress, log_fn, cancel) as (model, plan, load_seconds, start):
             check = functools.partial(check_cancel, cancel)
-            pieces = list(self._speech(model, req, plan, progress, check, streamed=False))
+            speech = self._speech(model, req, plan, progress, check, streamed=False, retakes=retakes, checked=checked)
+            pieces = list(speech)
             audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
             gen_seconds = time.perf_counter() - start
         progress(1.0, desc="Done")
-        return self.finish(req, plan, audio, gen_seconds, load_seconds, save=save)
+        report = retakes.report(checked) if retakes is not None else None
+        if report is not None and (report.retaken or report.failed):
+            req.notices.append(report.summary())
+        return self.finish(
+            req, plan, audio, gen_seconds, load_seconds, save=save, retakes=report.as_dict() if report else None
+        )
 
     def synthesize_stream(
         self,
@@ -140,10 +158,13 @@ class Synthesizer:
         progress: ProgressFn | None,
         log_fn: LogFn | None,
         cancel: threading.Event | None,
+        pronunciation: PronunciationMap | None = None,
     ) -> SynthesisStream:
         """See ``TTSEngine.synthesize_stream``."""
         started = time.perf_counter()
+        text, spoken = self._pronounce(text, options, pronunciation)
         req = self.prepare(text, model_id=model_id, reference=reference, speaker=speaker, options=options)
+        req.pronunciation = spoken
         progress = progress or no_progress
         log_fn = log_fn or log_info
 
@@ -164,6 +185,15 @@ class Synthesizer:
         return SynthesisStream(generate, finish, cancel=cancel)
 
     # ------------------------------------------------------------------ the shared steps
+
+    def _pronounce(
+        self, text: str, options: TTSOptions | None, pronunciation: PronunciationMap | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        """The text as the pronunciation map says to speak it, and the record of the rules that fired."""
+        if not pronunciation or not isinstance(text, str):
+            return text, None
+        language = xtts_language((options or self._settings().generation).language)
+        return pronunciation.record(text, language)
 
     def prepare(
         self,
@@ -271,10 +301,13 @@ class Synthesizer:
         check: Callable[[], None],
         *,
         streamed: bool,
+        retakes: RetakeChecker | None = None,
+        checked: list[SentenceTakes] | None = None,
     ) -> Generator[np.ndarray, None, None]:
         """The request's audio in order, sentence by sentence with ``PAUSE_SECONDS`` of silence between them:
         each sentence whole, or chunk by chunk when ``streamed``. ``check()`` runs between steps; what it raises
-        ends generation."""
+        ends generation. With ``retakes`` (whole sentences only) each sentence is checked and retaken (its
+        record goes to ``checked``)."""
         pause = np.zeros(int(PAUSE_SECONDS * plan.sample_rate), dtype=np.float32)
         total = len(plan.chunks)
         for i, chunk in enumerate(plan.chunks):
@@ -283,7 +316,10 @@ class Synthesizer:
             if i:
                 yield pause
             voice = (model, chunk, req.language, plan.latent, plan.embedding, plan.kwargs)
-            pieces = speak_stream(*voice) if streamed else _whole(*voice)
+            if retakes is not None and checked is not None and not streamed:
+                pieces = _checked(voice, plan.seed, plan.sample_rate, i, retakes, checked, check)
+            else:
+                pieces = speak_stream(*voice) if streamed else _whole(*voice)
             try:
                 for wav in pieces:
                     check()  # stopped mid-sentence: no further vocoder pass for it
@@ -321,6 +357,7 @@ class Synthesizer:
         *,
         save: bool,
         first_audio_seconds: float | None = None,
+        retakes: dict[str, Any] | None = None,
     ) -> TTSResult:
         """The result of a finished generation (saved when asked), logged in one line."""
         audio_seconds = len(audio) / plan.sample_rate
@@ -339,6 +376,8 @@ class Synthesizer:
             chunks=plan.chunks,
             streamed=first_audio_seconds is not None,
             first_audio_seconds=first_audio_seconds,
+            retakes=retakes,
+            pronunciation=req.pronunciation,
         )
         if save:
             loaded = self.models.holder.loaded
@@ -374,3 +413,29 @@ def _whole(
 ) -> Generator[np.ndarray, None, None]:
     """One sentence spoken whole, as a one-piece generator (the shape ``speak_stream`` has)."""
     yield speak(model, chunk, language, latent, embedding, kwargs)
+
+
+def _checked(
+    voice: tuple[Xtts, str, str, torch.Tensor, torch.Tensor, dict[str, Any]],
+    seed: int,
+    sample_rate: int,
+    index: int,
+    retakes: RetakeChecker,
+    checked: list[SentenceTakes],
+    check: Callable[[], None],
+) -> Generator[np.ndarray, None, None]:
+    """One sentence through the retake loop, as a one-piece generator: take 0 continues the request's random
+    stream (an unchecked request sounds the same), retake k is seeded with ``take_seed`` and leaves the stream
+    as take 0 left it."""
+
+    def take(k: int) -> tuple[np.ndarray, int]:
+        if k == 0:
+            return speak(*voice), seed
+        check()
+        retake_seed = take_seed(seed, index, k)
+        with reseeded(retake_seed):
+            return speak(*voice), retake_seed
+
+    wav, record = retakes.best(take, voice[1], voice[2], sample_rate, index)
+    checked.append(record)
+    yield wav
