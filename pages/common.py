@@ -76,6 +76,16 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def object_picker(choices: Any = None, **kwargs: Any) -> gr.Dropdown:
+    """A Dropdown of workspace objects (datasets, models, runs, checkpoints, voices, sentence sets).
+
+    Gradio checks an event's Dropdown value against the choices the page was built with, so a script could not
+    name a dataset or run made after launch ("not in the list of choices"). These pickers accept any value; the
+    engines check names themselves, with messages that say what exists.
+    """
+    return gr.Dropdown(choices, allow_custom_value=True, **kwargs)
+
+
 def file_paths(files: Any) -> list[Path]:
     """Paths from a gr.File value (one, several, or None; items are paths or objects with .name)."""
     if not files:
