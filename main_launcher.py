@@ -50,6 +50,7 @@ def build_app(
     from engines.core.provenance import warn_on_drift
     from pages import api, asr, finetune, system, tts
     from pages import eval as eval_page
+    from pages.common import guard_inputs
 
     if settings is None:
         settings = load_settings()
@@ -79,6 +80,7 @@ def build_app(
         with gr.Accordion("System", open=False, elem_id="system-panel"):
             system.build(engines)
         api.build(engines)  # script endpoints by name (pages/api.py)
+    guard_inputs(demo)  # values Gradio refuses before a callback: clear messages, one log line each
     demo.queue(default_concurrency_limit=4)
     demo.engines = engines  # for notebooks and tests: the engines behind this app
     return demo
