@@ -50,6 +50,7 @@ def build_app(
     from engines.core.provenance import warn_on_drift
     from pages import api, asr, finetune, system, tts
     from pages import eval as eval_page
+    from pages.common import guard_inputs
 
     if settings is None:
         settings = load_settings()
@@ -79,6 +80,7 @@ def build_app(
         with gr.Accordion("System", open=False, elem_id="system-panel"):
             system.build(engines)
         api.build(engines)  # script endpoints by name (pages/api.py)
+    guard_inputs(demo)  # values Gradio refuses before a callback: clear messages, one log line each
     demo.queue(default_concurrency_limit=4)
     demo.engines = engines  # for notebooks and tests: the engines behind this app
     return demo
@@ -278,6 +280,40 @@ def launch_kwargs(settings: Settings, engines: Engines | None = None) -> dict[st
     }
 
 
+def disk_full_message(exc: BaseException, folder: Path) -> str | None:
+    """The message for a start-up failure that is a full disk, None for any other failure.
+
+    A full disk reaches start-up as ``atomic_file``'s LabError, a plain OSError (ENOSPC/EDQUOT: folders, small
+    files) or torch's RuntimeError, which has lost the errno (the rule of ``engines.core.audio``: a RuntimeError
+    counts when the disk has less than ``LOW_DISK_BYTES`` free).
+    """
+    import errno
+    import shutil
+
+    from engines.core.audio import LOW_DISK_BYTES
+    from engines.core.errors import LabError
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # the error and what it was raised from
+        seen.add(id(exc))
+        if isinstance(exc, LabError) and str(exc).startswith("The disk is full"):
+            return str(exc)
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        if isinstance(exc, RuntimeError):
+            existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+            try:
+                full = existing is not None and shutil.disk_usage(existing).free < LOW_DISK_BYTES
+            except OSError:
+                full = False
+        if full:
+            return (
+                f"The disk is full: XTTS Lab could not write its start-up files under {folder}. "
+                "Free some space there (or give --workspace a folder on a bigger disk) and start again."
+            )
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, build the app and serve it until interrupted.
 
@@ -293,8 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     from engines import Engines
 
     kwargs = launch_kwargs(settings)  # warns about exposure before anything is built
-    engines = Engines.create(settings)
-    demo = build_app(settings, engines=engines)
+    try:  # the first writes: workspace folders, the tiny models (torch.save), caches
+        engines = Engines.create(settings)
+        demo = build_app(settings, engines=engines)
+    except Exception as exc:
+        message = disk_full_message(exc, settings.workspace_dir)
+        if message is None:
+            raise
+        log.error("%s (%s: %s)", message, type(exc).__name__, exc)
+        raise SystemExit(message) from None
     demo.launch(**{**kwargs, **launch_kwargs(settings, engines)})
     return 0
 

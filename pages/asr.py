@@ -28,7 +28,7 @@ from engines.asr.transcript import Transcript, safe_stem, save_outputs
 from engines.core.audio import collect_notices
 from engines.core.errors import AudioError, InputError, LabError
 from engines.core.provenance import name_stamp
-from pages.common import GPU_CONCURRENCY_ID, Form, guarded, warn
+from pages.common import GPU_CONCURRENCY_ID, Form, guarded, object_picker, warn
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def build(engines: Engines) -> None:
             )
         with gr.Column(scale=2):
             with gr.Row():
-                model = gr.Dropdown(
+                model = object_picker(
                     _model_choices(engines),
                     value=asr.default_model(),
                     label="Whisper model",

@@ -6,6 +6,7 @@ import functools
 import inspect
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,67 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise _to_gr_error(exc, where) from exc
 
     return wrapper
+
+
+_PROCESSING = re.compile(r"input component at index (\d+).*?Expected an? `([^`]+)`", re.DOTALL)
+NOT_UPLOADED = (
+    "A file given to this action was never uploaded to this app (or is gone): upload it first (gradio_client's "
+    "handle_file does) and pass the reference the upload returns."
+)
+
+
+def _input_error(block_fn: Any, inputs: list[Any], exc: Exception) -> gr.Error | None:
+    """The gr.Error for a value Gradio refused before the callback ran (None: not an input error)."""
+    from gradio.exceptions import ComponentProcessingError, InvalidPathError
+
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, InvalidPathError | FileNotFoundError):
+        return gr.Error(NOT_UPLOADED)
+    if isinstance(exc, ComponentProcessingError):
+        match = _PROCESSING.search(str(exc))
+        if match is None:
+            return gr.Error(f"A value of this action could not be read: {str(exc).splitlines()[0]}")
+        index = int(match.group(1))
+        block = block_fn.inputs[index]
+        name = getattr(block, "label", None) or f"input {index + 1}"
+        value = inputs[index] if index < len(inputs) else None
+        kind = "number" if match.group(2).split(" |")[0] in ("float", "int") else match.group(2)
+        return gr.Error(f"{name} must be a {kind}; got {value!r:.80}.")
+    return None
+
+
+def guard_inputs(demo: gr.Blocks) -> None:
+    """Values Gradio refuses before a callback runs (a Dropdown value not offered, a slider given "hot", a file
+    reference never uploaded) become clear messages and one log line.
+
+    Gradio prints a full traceback for each and, for anything but a gr.Error, sends an empty message unless
+    ``show_error`` is on (which would also show the text of real bugs).
+    """
+    original = demo.preprocess_data
+
+    async def preprocess_data(block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(block_fn, inputs, *args, **kwargs)
+        except Exception as exc:
+            error = _input_error(block_fn, inputs, exc)
+            if error is None:
+                raise
+            log.warning("%s: refused input: %s", getattr(block_fn, "api_name", None) or "event", error.message)
+            error.print_exception = False
+            raise error from None
+
+    demo.preprocess_data = preprocess_data  # type: ignore[method-assign]
+
+
+def object_picker(choices: Any = None, **kwargs: Any) -> gr.Dropdown:
+    """A Dropdown of workspace objects (datasets, models, runs, checkpoints, voices, sentence sets).
+
+    Gradio checks an event's Dropdown value against the choices the page was built with, so a script could not
+    name a dataset or run made after launch ("not in the list of choices"). These pickers accept any value; the
+    engines check names themselves, with messages that say what exists.
+    """
+    return gr.Dropdown(choices, allow_custom_value=True, **kwargs)
 
 
 def file_paths(files: Any) -> list[Path]:

@@ -13,7 +13,7 @@ import pandas as pd
 from engines import Engines
 from engines.core.errors import InputError
 from engines.eval import report
-from pages.common import GPU_CONCURRENCY_ID, Form, guarded, notify
+from pages.common import GPU_CONCURRENCY_ID, Form, guarded, notify, object_picker
 from pages.eval_common import InitialChoices, build_config, job_text, report_link, rows_frame, watch_job
 from pages.eval_run import RunTab
 
@@ -97,14 +97,14 @@ def build(engines: Engines, choices: InitialChoices, run: RunTab) -> None:
         "`workspace/cache/eval-checkpoints/` for this."
     )
     with gr.Row():
-        ck_run = gr.Dropdown(training_run_choices(engines), label="Training run", elem_id="ev-ck-run", scale=3)
+        ck_run = object_picker(training_run_choices(engines), label="Training run", elem_id="ev-ck-run", scale=3)
         ck_refresh = gr.Button("Refresh", size="sm")
     with gr.Row():
-        ck_set = gr.Dropdown(sets, value=sets[0][1] if sets else None, label="Sentence set", elem_id="ev-ck-set")
+        ck_set = object_picker(sets, value=sets[0][1] if sets else None, label="Sentence set", elem_id="ev-ck-set")
         ck_upload = gr.File(label="Upload CSV/TXT", file_types=[".csv", ".txt"], type="filepath")
         ck_max = gr.Number(10, label="Max sentences (0 = all)", precision=0, minimum=0)
     with gr.Row():
-        ck_voices = gr.Dropdown(
+        ck_voices = object_picker(
             choices.voices,
             value=[choices.first_speaker] if choices.first_speaker else [],
             multiselect=True,

@@ -10,7 +10,7 @@ import pandas as pd
 from engines import Engines
 from engines.core.errors import InputError
 from engines.eval import paired_comparison, report
-from pages.common import guarded
+from pages.common import guarded, object_picker
 from pages.eval_common import InitialChoices, rows_frame, systems_callback
 
 # ---------------------------------------------------------------- plain functions (no gradio)
@@ -63,12 +63,12 @@ def build(engines: Engines, choices: InitialChoices) -> CompareTab:
         "sentences (paired bootstrap)."
     )
     with gr.Row():
-        cmp_a = gr.Dropdown(runs0, label="Run A", elem_id="ev-cmp-a")
-        cmp_b = gr.Dropdown(runs0, label="Run B", elem_id="ev-cmp-b")
+        cmp_a = object_picker(runs0, label="Run A", elem_id="ev-cmp-a")
+        cmp_b = object_picker(runs0, label="Run B", elem_id="ev-cmp-b")
         cmp_btn = gr.Button("Compare runs", elem_id="ev-cmp-btn")
     cmp_df = gr.Dataframe(interactive=False, wrap=True, elem_id="ev-cmp-table")
     with gr.Row():
-        pair_run = gr.Dropdown(runs0, label="Run", elem_id="ev-pair-run")
+        pair_run = object_picker(runs0, label="Run", elem_id="ev-pair-run")
         pair_a = gr.Dropdown([], label="System A", elem_id="ev-pair-a")
         pair_b = gr.Dropdown([], label="System B", elem_id="ev-pair-b")
         pair_btn = gr.Button("Paired comparison", elem_id="ev-pair-btn")

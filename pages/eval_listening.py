@@ -12,7 +12,7 @@ import gradio as gr
 from engines import Engines
 from engines.core.errors import InputError
 from engines.eval import report
-from pages.common import Form, guarded
+from pages.common import Form, guarded, object_picker
 from pages.eval_common import InitialChoices, systems_callback
 
 PREFERENCES = {"Clip 1": "1", "Clip 2": "2", "About the same": "same"}  # the radio's labels -> the engine's answers
@@ -126,7 +126,7 @@ def build(engines: Engines, choices: InitialChoices) -> ListeningTab:
         "revealed only in the results below."
     )
     with gr.Row():
-        ls_run = gr.Dropdown(choices.runs, label="Run", elem_id="ev-ls-run")
+        ls_run = object_picker(choices.runs, label="Run", elem_id="ev-ls-run")
         ls_a = gr.Dropdown([], label="System A", elem_id="ev-ls-a")
         ls_b = gr.Dropdown([], label="System B", elem_id="ev-ls-b")
         ls_mode = gr.Radio(

@@ -15,7 +15,7 @@ import pandas as pd
 from engines import Engines
 from engines.core.errors import InputError
 from engines.eval import report
-from pages.common import GPU_CONCURRENCY_ID, guarded
+from pages.common import GPU_CONCURRENCY_ID, guarded, object_picker
 from pages.eval_common import (
     InitialChoices,
     job_updates,
@@ -162,7 +162,7 @@ def build(engines: Engines, choices: InitialChoices, tab: gr.Tab) -> ResultsTab:
     """Lay out the Results sub-tab inside ``tab`` (the caller's ``gr.Tab``; selecting it reloads the view)."""
     runs0 = choices.runs
     with gr.Row():
-        runs_dd = gr.Dropdown(
+        runs_dd = object_picker(
             runs0, value=runs0[0][1] if runs0 else None, label="Past runs", elem_id="ev-runs", scale=4
         )
         refresh_btn = gr.Button("Refresh", size="sm", elem_id="ev-refresh")
@@ -176,7 +176,7 @@ def build(engines: Engines, choices: InitialChoices, tab: gr.Tab) -> ResultsTab:
     with gr.Row():
         res_lang = gr.Dataframe(label="By language", interactive=False, wrap=True)
         res_len = gr.Dataframe(label="By sentence length", interactive=False, wrap=True)
-    utt_dd = gr.Dropdown([], label="Utterance (alignment view)", elem_id="ev-utterance")
+    utt_dd = object_picker([], label="Utterance (alignment view)", elem_id="ev-utterance")
     with gr.Row():
         utt_html = gr.HTML(elem_id="ev-alignment")
         utt_audio = gr.Audio(type="filepath", interactive=False, label="Audio", elem_id="ev-utt-audio")

@@ -18,7 +18,7 @@ import gradio as gr
 
 from config import XTTS_LANGUAGES
 from engines import Engines
-from pages.common import GENERATION_INPUTS, GPU_CONCURRENCY_ID, Form, generation_controls, guarded
+from pages.common import GENERATION_INPUTS, GPU_CONCURRENCY_ID, Form, generation_controls, guarded, object_picker
 from pages.eval_common import (
     InitialChoices,
     audio_folder_lines,
@@ -98,7 +98,7 @@ def build(engines: Engines, choices: InitialChoices) -> RunTab:
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Row():
-                set_dd = gr.Dropdown(
+                set_dd = object_picker(
                     sets, value=sets[0][1] if sets else None, label="Sentence set", elem_id="ev-set", scale=3
                 )
                 upload = gr.File(
@@ -118,11 +118,11 @@ def build(engines: Engines, choices: InitialChoices) -> RunTab:
                 max_sentences = gr.Number(
                     0, label="Max sentences (0 = all)", precision=0, minimum=0, elem_id="ev-max-sentences"
                 )
-            models = gr.Dropdown(
+            models = object_picker(
                 model_choices, value=[default_model], multiselect=True, label="TTS models", elem_id="ev-models"
             )
             with gr.Row():
-                voices = gr.Dropdown(
+                voices = object_picker(
                     choices.voices,
                     value=[choices.first_speaker] if choices.first_speaker else [],
                     multiselect=True,
@@ -160,7 +160,7 @@ def build(engines: Engines, choices: InitialChoices) -> RunTab:
                     )
             with gr.Accordion("ASR and statistics", open=False, elem_id="ev-asr-settings"):
                 with gr.Row():
-                    asr_model = gr.Dropdown(
+                    asr_model = object_picker(
                         engines.asr.list_models(),
                         value=engines.asr.default_model(),
                         label="Whisper model",

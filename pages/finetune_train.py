@@ -22,7 +22,7 @@ import pandas as pd
 from engines import Engines
 from engines.core.errors import InputError
 from engines.training.engine import METRICS_FILE, PRESETS, RunStatus, TrainOptions, estimate_vram_gib
-from pages.common import Form, guarded, notify
+from pages.common import Form, guarded, notify, object_picker
 
 log = logging.getLogger(__name__)
 
@@ -393,16 +393,15 @@ def build(engines: Engines) -> None:
         "Export writes a model folder that the TTS and Eval tabs list."
     )
     with gr.Row():
-        dataset = gr.Dropdown(
+        dataset = object_picker(
             datasets,
             value=datasets[0] if datasets else None,
             label="Dataset",
             elem_id="tr-dataset",
-            allow_custom_value=False,
             scale=3,
         )
         refresh_lists = gr.Button("↻", elem_id="tr-refresh", scale=0, min_width=40)
-        base = gr.Dropdown(
+        base = object_picker(
             bases,
             value=default_base,
             label="Base model",
@@ -477,7 +476,7 @@ def build(engines: Engines) -> None:
     selected = gr.State(None)  # the run picked in the table (export / delete target)
     selected_note = gr.Markdown("Click a run to export or delete it.", elem_id="tr-selected")
     with gr.Row():
-        checkpoint = gr.Dropdown([(BEST, BEST)], value=BEST, label="Checkpoint", elem_id="tr-checkpoint", scale=3)
+        checkpoint = object_picker([(BEST, BEST)], value=BEST, label="Checkpoint", elem_id="tr-checkpoint", scale=3)
         export_name = gr.Textbox(
             label="Model name",
             placeholder="e.g. my-voice (empty = <dataset>-step<N>)",

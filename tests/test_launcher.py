@@ -229,3 +229,51 @@ def test_password_on_the_command_line_warns_and_env_or_file_do_not(no_my_config,
     assert any("chmod 600" in r.getMessage() for r in caplog.records)
     with pytest.raises(SystemExit, match="no such file"):
         settings_for([], env={"XTTSLAB_AUTH_FILE": str(tmp_path / "missing.txt")})
+
+
+def _torch_save_fails(monkeypatch, exc: BaseException) -> None:
+    import torch
+
+    def save(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError(28, "No space left on device"),  # errno.ENOSPC from a plain write or mkdir
+        # torch's zip writer loses the errno: only this is left (the disk check below decides)
+        RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 6336 vs 6224"),
+    ],
+    ids=["enospc", "torch-writer"],
+)
+def test_startup_on_a_full_disk_exits_with_the_disk_full_message(tmp_path, monkeypatch, no_my_config, exc):
+    """Building the tiny models on a full disk died with torch's raw RuntimeError and a traceback."""
+    import shutil
+
+    import gradio as gr
+
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: pytest.fail("launched on a full disk"))
+    _torch_save_fails(monkeypatch, exc)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1024))
+    monkeypatch.setenv("XTTSLAB_DATASETS_DIR", str(tmp_path / "datasets"))
+    workspace = tmp_path / "ws"
+    argv = ["--tiny-models", "--device", "cpu", "--workspace", str(workspace)]
+    with pytest.raises(SystemExit) as info:
+        main_launcher.main(argv)
+    message = str(info.value.code)
+    assert message.startswith("The disk is full") and str(workspace) in message and "Free some space" in message
+
+
+def test_startup_errors_that_are_not_a_full_disk_still_raise(tmp_path, monkeypatch, no_my_config):
+    """A torch failure with free space left is a bug, not a full disk: it is not dressed up as one."""
+    import gradio as gr
+
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: pytest.fail("launched"))
+    _torch_save_fails(monkeypatch, RuntimeError("something else broke"))
+    monkeypatch.setenv("XTTSLAB_DATASETS_DIR", str(tmp_path / "datasets"))
+    with pytest.raises(RuntimeError, match="something else broke"):
+        main_launcher.main(["--tiny-models", "--device", "cpu", "--workspace", str(tmp_path / "ws")])

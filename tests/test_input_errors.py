@@ -1,0 +1,63 @@
+"""Values Gradio refuses before a callback runs (issue 20): a clear message naming the field, one log line,
+no traceback. Driven through gradio_client (and raw HTTP for a file reference) against the launched tiny app."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+
+import pytest
+
+from pages.asr import AUTO
+from tests.browser_helpers import launched_app, tiny_settings
+from tests.test_api_late import train_values
+from tests.test_eval_client import eval_values
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_models):
+    settings = tiny_settings(tmp_path_factory.mktemp("input-app"), tiny_models)
+    with launched_app(settings) as (demo, url):
+        yield gradio_client.Client(url, verbose=False), url
+
+
+def refused(call) -> str:
+    with pytest.raises(gradio_client.exceptions.AppError) as info:
+        call()
+    message = str(info.value)
+    assert message and "verbose error reporting" not in message and "Traceback" not in message
+    return message
+
+
+def test_a_non_number_names_the_field_and_logs_one_line(app, caplog, capfd):
+    client, _ = app
+    with caplog.at_level(logging.WARNING):
+        message = refused(lambda: client.predict(**eval_values(temperature="hot"), api_name="/eval_run"))
+        assert message == "Temperature must be a number; got 'hot'."
+        assert "Seed must be a number; got 'x'" in refused(
+            lambda: client.predict(**{**train_values("any"), "seed": "x"}, api_name="/train_start")
+        )
+        assert "not in the list of choices" in refused(
+            lambda: client.predict(**eval_values(language="xx"), api_name="/eval_run")
+        )
+    lines = [r.getMessage() for r in caplog.records if "refused input" in r.getMessage()]
+    assert len(lines) == 3 and all("\n" not in line for line in lines)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_file_reference_never_uploaded_is_a_clear_message(app, capfd):
+    _, url = app
+    missing = {"path": "/nonexistent/never-uploaded.wav", "meta": {"_type": "gradio.FileData"}}
+    body = json.dumps({"data": [[missing], None, "tiny-random", AUTO, "transcribe", False, 0]}).encode()
+    request = urllib.request.Request(
+        f"{url}gradio_api/call/asr_transcribe", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/asr_transcribe/{event_id}", timeout=60) as response:
+        stream = response.read().decode()
+    assert "event: error" in stream and "never uploaded" in stream, stream
+    assert "Traceback" not in capfd.readouterr().err
