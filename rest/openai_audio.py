@@ -5,7 +5,8 @@ Gradio's ``app_kwargs`` (routes given to the FastAPI app when it is made come be
 it is ``web_guard``'s decision (``rest.auth``), taken before a route runs.
 
 - ``POST /v1/audio/speech``: JSON {model, input, voice, response_format, speed, stream_format; extensions
-  ``language`` (auto-detected when absent) and ``seed``}. The whole file, or with ``stream_format`` "audio" the
+  ``language`` (auto-detected when absent), ``seed``, ``sample_rate`` and ``retakes`` (each sentence checked by
+  Whisper and retaken up to that many takes)}; the workspace's pronunciation map applies. The whole file, or with ``stream_format`` "audio" the
   encoded audio as it is generated (chunked transfer), or "sse" (``speech.audio.delta`` / ``speech.audio.done``).
 - ``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``: multipart {file, model, language (not for
   translations), prompt, response_format, temperature, timestamp_granularities[]}.
@@ -32,7 +33,7 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -42,9 +43,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, Router
 
+from config import Settings
 from engines import Engines
 from rest import catalog, formats, schemas, transcription
 from rest.errors import APIError, bad_request, busy, error_body, from_exception, too_large
+
+if TYPE_CHECKING:
+    from engines.tts.pronounce import PronunciationMap
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +197,7 @@ class SpeechRequest:
     language: str | None
     seed: int | None
     sample_rate: int | None = None  # resample the answer to this rate (extension; None = the model's own)
+    retakes: int = 0  # check each sentence with Whisper, up to this many takes (extension; 0 = off)
 
 
 def parse_speech(body: Any, max_chars: int) -> SpeechRequest:
@@ -246,6 +252,7 @@ def parse_speech(body: Any, max_chars: int) -> SpeechRequest:
         language=language,
         seed=checked.seed,
         sample_rate=checked.sample_rate,
+        retakes=checked.retakes or 0,
     )
 
 
@@ -288,7 +295,9 @@ def _plan_speech(engines: Engines, req: SpeechRequest) -> _SpeechPlan:
     return _SpeechPlan(model_id, voice, language, source, options, notices)
 
 
-def _speech_headers(plan: _SpeechPlan, req: SpeechRequest, sample_rate: int) -> dict[str, str]:
+def _speech_headers(
+    plan: _SpeechPlan, req: SpeechRequest, sample_rate: int, notices: list[str] | None = None
+) -> dict[str, str]:
     headers = {
         "X-Model": plan.model_id,
         "X-Voice": _latin1(plan.voice.label),
@@ -301,8 +310,9 @@ def _speech_headers(plan: _SpeechPlan, req: SpeechRequest, sample_rate: int) -> 
         headers |= {"X-Sample-Format": "s16le", "X-Channels": "1"}
     if req.speed != req.speed_asked:
         headers["X-Speed"] = f"{req.speed:g}"  # clamped into XTTS's range
-    if plan.notices:
-        headers["X-Notice"] = _latin1(" ".join(" ".join(plan.notices).split()))[:1000]
+    said = list(dict.fromkeys([*plan.notices, *(notices or [])]))  # the engine's own notices, once each
+    if said:
+        headers["X-Notice"] = _latin1(" ".join(" ".join(said).split()))[:1000]
     return headers
 
 
@@ -349,6 +359,13 @@ def _resampler(req: SpeechRequest, sample_rate: int) -> Callable[[Any, bool], An
     return convert
 
 
+def _pronunciation(settings: Settings) -> PronunciationMap | None:
+    """The workspace's pronunciation map, applied to the API's speech as to the TTS tab's (None when empty)."""
+    from engines.tts import pronounce
+
+    return pronounce.load(settings.workspace_dir) or None
+
+
 async def speech(request: Request, engines: Engines) -> Response:
     settings = engines.settings
     _json_content_type(request)
@@ -356,8 +373,18 @@ async def speech(request: Request, engines: Engines) -> Response:
     req = parse_speech(schemas.parse_json(raw), min(settings.api_max_input_chars, settings.max_text_chars))
     plan = await run_in_threadpool(_plan_speech, engines, req)
     if req.stream_format is not None:
+        if req.retakes:
+            raise bad_request(
+                "'retakes' checks each sentence before it is kept: it cannot be combined with 'stream_format'.",
+                "retakes",
+            )
         return await _speech_stream(request, engines, req, plan)
     cancel = threading.Event()
+    checker = None
+    if req.retakes:
+        from engines.tts.retakes import RetakeChecker, RetakeOptions
+
+        checker = RetakeChecker.whisper(engines.asr, RetakeOptions(takes=req.retakes))
 
     def work() -> tuple[Any, int, bytes]:
         with _gate(engines).hold():
@@ -369,13 +396,17 @@ async def speech(request: Request, engines: Engines) -> Response:
                 options=plan.options,
                 save=settings.api_save_outputs,
                 cancel=cancel,
+                retakes=checker,
+                pronunciation=_pronunciation(settings),
             )
         rate = req.sample_rate or result.sample_rate
         audio = _resampler(req, result.sample_rate)(result.audio, True)
         return result, rate, formats.encode(audio, rate, req.response_format)
 
     result, rate, data = await _run(request, work, cancel)
-    headers = _speech_headers(plan, req, rate) | {"X-Audio-Seconds": f"{result.audio_seconds:.3f}"}
+    headers = _speech_headers(plan, req, rate, result.notices) | {"X-Audio-Seconds": f"{result.audio_seconds:.3f}"}
+    if result.retakes is not None:  # sentences retaken / sentences checked
+        headers["X-Retakes"] = f"{result.retakes['retaken']}/{result.retakes['sentences_checked']}"
     return Response(data, media_type=_media_type(req, rate), headers=headers)
 
 
@@ -415,6 +446,7 @@ async def _speech_stream(request: Request, engines: Engines, req: SpeechRequest,
                 options=plan.options,
                 save=engines.settings.api_save_outputs,
                 cancel=cancel,
+                pronunciation=_pronunciation(engines.settings),
             )
             _gate(engines).wait_free()
             with stream:

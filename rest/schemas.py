@@ -57,7 +57,7 @@ class VoiceRef(BaseModel):
 
 
 class SpeechBody(BaseModel):
-    """``POST /v1/audio/speech``: OpenAI's fields, plus ``language``, ``seed`` and ``sample_rate``."""
+    """``POST /v1/audio/speech``: OpenAI's fields, plus ``language``, ``seed``, ``sample_rate`` and ``retakes``."""
 
     model_config = ConfigDict(extra="ignore")  # OpenAI's "instructions" and the like: accepted, not used
 
@@ -71,6 +71,7 @@ class SpeechBody(BaseModel):
     seed: Annotated[StrictInt, Field(ge=0, le=SEED_MAX)] | None = None
     sample_rate: StrictInt | None = None
     instructions: Text | None = None
+    retakes: Annotated[StrictInt, Field(ge=0, le=10)] | None = None  # extension: most takes per sentence; 0 = off
 
     _unicode = field_validator("model", "input", "voice", "language", "instructions")(_valid_unicode)
 

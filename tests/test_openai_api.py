@@ -849,3 +849,25 @@ def test_speech_says_what_the_tts_tab_warns_about(client) -> None:
         model="tts-1", voice="alloy", input="OK 42", response_format="pcm"
     )
     assert raw.headers["x-language-source"] == "default" and "default" in raw.headers["x-notice"]
+
+
+def test_speech_retakes_extension(client) -> None:
+    """``retakes`` (issue 22): each sentence is heard by the loaded Whisper and retaken; the result says so.
+    The tiny Whisper hears gibberish, so every sentence fails its check: both takes are made, the best kept."""
+    raw = client.audio.speech.with_raw_response.create(
+        model="tts-1",
+        voice="alloy",
+        input="Hello there. How are you?",
+        response_format="pcm",
+        extra_body={"language": "en", "retakes": 2, "seed": 3},
+    )
+    notice = raw.headers.get("x-notice") or ""
+    assert "needed a retake" in notice and "after 2 take(s)" in notice, notice
+    assert raw.headers["x-retakes"] == "2/2" and len(raw.content) > 0
+    for bad in ({"retakes": 11}, {"retakes": -1}, {"retakes": "two"}):
+        with pytest.raises(openai.BadRequestError):
+            client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.", extra_body=bad)
+    with pytest.raises(openai.BadRequestError, match="stream_format"):
+        client.audio.speech.create(
+            model="tts-1", voice="alloy", input="Hi.", extra_body={"retakes": 2, "stream_format": "sse"}
+        )
