@@ -1,1 +1,1 @@
-"""Speech synthesis with XTTS v2: the engine, streaming, text splitting."""
+"""Speech synthesis with XTTS v2: ``engine.TTSEngine`` and its collaborators (the map is in ``engine``'s docstring)."""
