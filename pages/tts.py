@@ -84,6 +84,18 @@ def stats_markdown(result: TTSResult) -> str:
     return table
 
 
+def language_of(engines, values: Mapping[str, Any]) -> str:
+    """The form's language, or the settings' default when a script sent none (``no_language_notice`` says so)."""
+    return str(values.get("language") or engines.settings.generation.language)
+
+
+def no_language_notice(engines, values: Mapping[str, Any]) -> list[str]:
+    """A notice when no language was given and the default was used: never English without saying so."""
+    if values.get("language"):
+        return []
+    return [f"No language given: the text was spoken as {language_of(engines, values)} (the default)."]
+
+
 def request_kwargs(engines, values: Mapping[str, Any]) -> dict[str, Any]:
     """The Generate form's values (by name: text, language, files, recording, voice, speaker, model and the
     generation settings) -> keyword arguments of ``synthesize`` / ``synthesize_stream``.
@@ -91,7 +103,7 @@ def request_kwargs(engines, values: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         InputError: clips and a built-in speaker both chosen, or a setting that is not a number.
     """
-    options = generation_options(values, values.get("language") or "en", engines.settings.generation)
+    options = generation_options(values, language_of(engines, values), engines.settings.generation)
     files, recording, voice = values.get("files"), values.get("recording"), values.get("voice")
     speaker, model_id, text = values.get("speaker"), values.get("model"), values.get("text")
     references = collect_references(engines, files, recording, voice)
@@ -131,7 +143,7 @@ def generate(
     kwargs = request_kwargs(engines, values)
     retakes = tts_script.retake_checker(engines, values)
     result = engines.tts.synthesize(**kwargs, retakes=retakes, save=True, progress=progress, cancel=cancel)
-    return (*outputs_of(result), list(result.notices))
+    return (*outputs_of(result), no_language_notice(engines, values) + list(result.notices))
 
 
 def stream_pieces(stream, min_seconds: float = STREAM_MIN_SECONDS, wait: float = WAIT_SECONDS):

@@ -61,3 +61,14 @@ def test_a_file_reference_never_uploaded_is_a_clear_message(app, capfd):
         stream = response.read().decode()
     assert "event: error" in stream and "never uploaded" in stream, stream
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("seed", [2**64, 1e30])
+def test_a_huge_seed_is_a_clear_message(app, seed):
+    client, _ = app
+    for call in (
+        lambda: client.predict(**eval_values(seed=seed), api_name="/eval_run"),
+        lambda: client.predict(**{**train_values("any"), "seed": seed}, api_name="/train_start"),
+    ):
+        message = refused(call)
+        assert "seed" in message.lower() and "Unexpected error" not in message, message

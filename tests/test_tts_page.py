@@ -313,3 +313,10 @@ def test_api_non_numeric_seed_or_cap_is_a_named_error_without_tracebacks(tts_eng
     finally:
         demo.close()
     assert "Traceback" not in err  # expected user errors are one log line each, not printed tracebacks
+
+
+def test_no_language_is_spoken_as_the_default_and_says_so(tts_engines):
+    """A script that sends language=None gets the settings' default language, and a notice saying so."""
+    with pytest.warns(UserWarning, match=r"No language given: the text was spoken as en \(the default\)"):
+        audio, _files, _stats = page.generate_callback(tts_engines, values(language=None, speaker="Tiny Alice"))
+    assert Path(audio).is_file()

@@ -15,6 +15,7 @@ from config import XTTS_LANGUAGES, Settings
 from engines.core.audio import AUDIO_EXTENSIONS, load_audio
 from engines.core.errors import AudioError, InputError, LabError
 from engines.core.names import slug
+from engines.core.options import OPTION_RANGES
 from engines.eval.config import EvalConfig
 from engines.eval.results import GROUND_TRUTH, RANDOM, REAL
 from engines.eval.sentences import SentenceSet, load_sentences
@@ -223,6 +224,9 @@ class Planner:
             InputError / AudioError / MissingWeightsError: with a message naming what is wrong.
         """
         config = self.resolve(config)
+        low, high = OPTION_RANGES["seed"]
+        if not low <= config.seed <= high:
+            raise InputError(f"The seed must be a whole number from {int(low)} to {int(high)}; got {config.seed}.")
         if config.repeats < 1 or config.repeats > 100:
             raise InputError(f"Repeats must be between 1 and 100, got {config.repeats}.")
         if config.asr_batch_size < 1:

@@ -8,10 +8,12 @@ from typing import Any
 
 from engines.core.errors import InputError
 from engines.core.names import check_name
+from engines.core.options import OPTION_RANGES
 from engines.training.base import BaseResolver, read_model_args
 from engines.training.options import CODE_STRIDE, SAMPLE_RATE, TrainOptions, parse_gpus, select_gpus
 from engines.training.runs import BaseModel, clip_seconds, read_dataset
 
+SEED_RANGE = OPTION_RANGES["seed"]  # numpy's and torch's seeds: 32 bits
 MAX_EPOCHS = 10_000  # more is a typo (10**9 would run for years), not a plan
 
 
@@ -42,6 +44,7 @@ def validate_run(
         (options.save_every >= 1, "save-every must be at least 1 step"),
         (options.eval_every is None or options.eval_every >= 1, "eval-every must be empty (each epoch) or >= 1"),
         (options.keep_checkpoints >= 1, "keep at least 1 checkpoint"),
+        (SEED_RANGE[0] <= options.seed <= SEED_RANGE[1], f"seed must be from {SEED_RANGE[0]} to {SEED_RANGE[1]}"),
     ]
     for ok, message in checks:
         if not ok:
