@@ -45,6 +45,7 @@ from starlette.routing import Route, Router
 
 from config import Settings
 from engines import Engines
+from engines.core.errors import LabError
 from rest import catalog, formats, schemas, transcription
 from rest.errors import APIError, bad_request, busy, error_body, from_exception, too_large
 
@@ -207,7 +208,7 @@ def parse_speech(body: Any, max_chars: int) -> SpeechRequest:
         APIError: 400 naming the field and what is allowed (422 for ``sample_rate``).
     """
     from engines.core.errors import InputError
-    from engines.core.names import xtts_language
+    from engines.core.names import speech_language
     from engines.core.options import OPTION_RANGES
 
     if not isinstance(body, dict):
@@ -237,7 +238,7 @@ def parse_speech(body: Any, max_chars: int) -> SpeechRequest:
     language = checked.language
     if language is not None:
         try:
-            language = xtts_language(language) if language.strip() else None
+            language = speech_language(language) if language.strip() else None  # the model's own list decides
         except InputError as exc:
             raise bad_request(str(exc), "language") from exc
     voice = checked.voice
@@ -268,6 +269,14 @@ class _SpeechPlan:
     notices: list[str] = dataclasses.field(default_factory=list)  # what the TTS tab would warn about
 
 
+def model_languages(engines: Engines, model_id: str) -> list[str] | None:
+    """The languages the model speaks (its config.json; None = XTTS v2's 17, e.g. the base not downloaded)."""
+    try:
+        return engines.tts.models.languages(model_id)
+    except LabError:
+        return None
+
+
 def _plan_speech(engines: Engines, req: SpeechRequest) -> _SpeechPlan:
     """Resolve model, voice and language, and check the text as synthesis will (no model load, no lock)."""
     from engines.tts.engine import check_request, text_notices
@@ -288,6 +297,7 @@ def _plan_speech(engines: Engines, req: SpeechRequest) -> _SpeechPlan:
         speaker=voice.speaker,
         max_chars=settings.max_text_chars,
         has_model_reference=True,
+        languages=model_languages(engines, model_id),
     )
     notices = text_notices(req.text, language)
     if source == "default" and req.language is None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from config import XTTS_LANGUAGES
 from engines.core.errors import InputError, LabError
-from engines.core.names import xtts_language
+from engines.core.names import speech_language, xtts_language
 from engines.core.options import OPTION_RANGES, TTSOptions
 
 # Extra packages some languages need for text normalisation (coqui-tts extras): code -> (modules, install hint).
@@ -30,7 +30,7 @@ def check_language_packages(language: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise LabError(
-            f"{XTTS_LANGUAGES[language]} text needs the Python package(s) {', '.join(missing)}, which are not "
+            f"{XTTS_LANGUAGES.get(language, language)} text needs the Python package(s) {', '.join(missing)}, which are not "
             f"installed. Install them ({hint}) and restart the app, or pick another language."
         )
 
@@ -146,7 +146,7 @@ def text_notices(text: str, language: str) -> list[str]:
     label = _SCRIPT_LABELS.get(script, script.title())
     advice = _SCRIPT_ADVICE.get(script, f"XTTS speaks no language written in {label} script")
     return [
-        f"The text is mostly in {label} script, but the language is {XTTS_LANGUAGES[language]} ({language}): "
+        f"The text is mostly in {label} script, but the language is {XTTS_LANGUAGES.get(language, language)} ({language}): "
         f"XTTS will mispronounce it or leave it out. To fix it, {advice}."
     ]
 
@@ -160,6 +160,7 @@ def check_request(
     max_chars: int,
     speakers: Sequence[str] | None = None,
     has_model_reference: bool = False,
+    languages: Sequence[str] | None = None,
 ) -> tuple[str, str]:
     """Validate one synthesis request before any work is done.
 
@@ -171,6 +172,7 @@ def check_request(
         max_chars: longest text accepted (settings.max_text_chars).
         speakers: the model's built-in speakers, when known (None skips the membership check).
         has_model_reference: the model folder ships a reference.wav to fall back on.
+        languages: the languages the model speaks (its config.json); None = XTTS v2's 17.
 
     Returns:
         (stripped text, normalised language code).
@@ -184,7 +186,7 @@ def check_request(
             f"The text is {len(text)} characters long; the limit is {max_chars} (max_text_chars). "
             "Shorten it or split it into several requests."
         )
-    language = xtts_language(options.language)
+    language = check_language(options.language, languages)
     check_language_packages(language)
     for name in ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed"):
         _check_range(name, getattr(options, name))
@@ -204,6 +206,31 @@ def check_request(
     return text, language
 
 
+def check_language(language: str | None, languages: Sequence[str] | None = None) -> str:
+    """The request's language, normalised, if the model speaks it.
+
+    Args:
+        language: the code asked for (aliases such as "zh" accepted).
+        languages: the model's languages (its config.json lists them; a fine-tune may add one, issue 21);
+            None = XTTS v2's 17.
+
+    Raises:
+        InputError: not a language code, or one the model was not trained for (the message lists its languages).
+    """
+    if languages is None or set(languages) <= set(XTTS_LANGUAGES):
+        code = xtts_language(language)  # the message names XTTS's 17
+        if languages is None or code in languages:
+            return code
+    else:
+        code = speech_language(language)
+        if code in languages:
+            return code
+    raise InputError(
+        f"This model does not speak {code}: it was trained for {', '.join(languages or XTTS_LANGUAGES)}. "
+        "Pick one of those, or fine-tune a model on a dataset in that language (Finetune tab)."
+    )
+
+
 def check_speaker(speaker: str, speakers: Sequence[str]) -> None:
     """Raise InputError unless ``speaker`` is one of the model's built-in speakers."""
     if speaker in speakers:
@@ -217,6 +244,6 @@ def check_speaker(speaker: str, speakers: Sequence[str]) -> None:
 def language_error(language: str, exc: ImportError) -> LabError:
     """The message for coqui's text front end failing to import a language's package at generation time."""
     return LabError(
-        f"{XTTS_LANGUAGES[language]} text cannot be prepared: {exc}. "
+        f"{XTTS_LANGUAGES.get(language, language)} text cannot be prepared: {exc}. "
         f"{LANGUAGE_PACKAGES.get(language, ((), 'Install the missing package'))[1]}."
     )

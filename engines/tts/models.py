@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from engines.core.device import oom_guard, resolve_device
 from engines.core.errors import InputError, LabError, MissingWeightsError
 from engines.core.holder import ModelHolder
 from engines.core.progress import LogFn, ProgressFn, log_info, no_progress
+from engines.tts.vocab import lab_tokenizer, model_languages
 
 if TYPE_CHECKING:
     from TTS.tts.models.xtts import Xtts
@@ -146,6 +148,17 @@ class XttsModels:
         with self.gpu_lock:
             return self.holder.unload()
 
+    def languages(self, model_id: str | None = None) -> list[str] | None:
+        """The languages a model's config.json lists (None when the model is not on disk yet: XTTS v2's 17)."""
+        folder = self.model_dir(self.resolve(model_id))
+        if folder is None:
+            return None
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return model_languages(config)
+
     def speakers(self, model_id: str | None = None) -> list[str]:
         """Built-in speakers of a model (read from speakers_xtts.pth; no model load, no download)."""
         model_id = self.resolve(model_id)
@@ -182,6 +195,8 @@ def _load_from_dir(folder: Path, device: str) -> Xtts:
         # Xtts(config) is what Xtts.init_from_config does (that alias is deprecated in coqui 0.28).
         model = Xtts(config)
         model.load_checkpoint(config, checkpoint_dir=str(folder), eval=True, use_deepspeed=False)
+        # coqui's tokenizer for its 17 languages; also the one a fine-tune taught a new language (issue 21)
+        model.tokenizer = lab_tokenizer(folder / "vocab.json")
     except FileNotFoundError as exc:
         raise MissingWeightsError(f"Could not load the model in {folder}: {exc}") from exc
     except (RuntimeError, KeyError, ValueError, OSError) as exc:

@@ -227,6 +227,7 @@ class Synthesizer:
             max_chars=settings.max_text_chars,
             speakers=known_speakers,
             has_model_reference=model_reference is not None,
+            languages=self.models.languages(model_id) if folder is not None else None,
         )
         notices: list[str] = text_notices(text, language)
         if not refs and not speaker and model_reference is not None:
