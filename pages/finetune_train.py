@@ -314,6 +314,23 @@ def start_callback(engines: Engines, values: Mapping[str, Any]):
     return _live(engines, run_id, force=True)
 
 
+def vocabulary_markdown(engines: Engines, values: Mapping[str, Any]) -> str:
+    """The coverage report of the dataset's text by the base's vocabulary (what Start would extend, and why)."""
+    report = engines.training.vocabulary(build_options(values))
+    verdict = (
+        "**Start will extend the vocabulary** (a copy of the base in the run folder; see docs/new-language.md)."
+        if report.needs_extension
+        else "The base's vocabulary covers this dataset: Start trains from the base itself."
+    )
+    return report.summary().replace("\n", "  \n") + "  \n" + verdict
+
+
+@guarded
+def vocabulary_callback(engines: Engines, values: Mapping[str, Any]) -> str:
+    """Check vocabulary button."""
+    return vocabulary_markdown(engines, values)
+
+
 @guarded
 def stop_callback(engines: Engines, run_id: str | None):
     active = engines.training.active_run()
@@ -447,6 +464,8 @@ def build(engines: Engines) -> None:
         start_btn = gr.Button("Start training", variant="primary", elem_id="tr-start")
         stop_btn = gr.Button("Stop", variant="stop", elem_id="tr-stop")
         resume_btn = gr.Button("Resume", elem_id="tr-resume")
+        vocab_btn = gr.Button("Check vocabulary", elem_id="tr-vocab")
+    vocab_report = gr.Markdown(elem_id="tr-vocab-report")
 
     view_run = gr.State(None)  # the run the live view shows
     signature = gr.State(None)  # what the runs table was last built from
@@ -536,6 +555,12 @@ def build(engines: Engines) -> None:
         inputs=form.inputs,
         outputs=live_outputs,
         api_name="train_start",
+    )
+    vocab_btn.click(
+        form.handler(functools.partial(vocabulary_callback, engines)),
+        inputs=form.inputs,
+        outputs=vocab_report,
+        api_name="train_vocabulary",
     )
     stop_btn.click(lambda r: stop_callback(engines, r), inputs=view_run, outputs=live_outputs, api_name="train_stop")
     resume_btn.click(

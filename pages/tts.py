@@ -19,7 +19,7 @@ import numpy as np
 
 from config import XTTS_LANGUAGES
 from engines.core.audio import pcm16
-from engines.core.errors import InputError
+from engines.core.errors import InputError, LabError
 from engines.tts.engine import TINY_ID, TTSResult
 from pages import tts_script
 from pages.common import (
@@ -288,6 +288,27 @@ def speakers_callback(engines, model_id: str | None, current: str | None):
     return gr.Dropdown(choices=[NONE, *names], value=value)
 
 
+def language_choices(engines, model_id: str | None) -> list[tuple[str, str]]:
+    """The languages the model speaks (its config.json): XTTS's 17, plus one a fine-tune taught it (issue 21)."""
+    try:
+        codes = engines.tts.models.languages(model_id or None)
+    except LabError:
+        codes = None
+    return [(f"{XTTS_LANGUAGES.get(code, code)} ({code})", code) for code in (codes or XTTS_LANGUAGES)]
+
+
+def languages_callback(engines, model_id: str | None, current: str | None):
+    """Offer the selected model's languages; keep the current one when the model speaks it."""
+    choices = language_choices(engines, model_id)
+    codes = [code for _, code in choices]
+    value = (
+        current
+        if current in codes
+        else (engines.settings.generation.language if engines.settings.generation.language in codes else codes[-1])
+    )
+    return gr.Dropdown(choices=choices, value=value)
+
+
 def clips_chosen_callback(value: Any, current: str | None) -> str | None:
     """Clips uploaded or recorded, or a saved voice picked: they are the voice now, so the built-in speaker
     (preselected at start) steps aside instead of clashing with them at Generate."""
@@ -304,8 +325,8 @@ def build(engines) -> None:
     settings = engines.settings
     tts = engines.tts
     limit = settings.max_text_chars
-    languages = [(f"{name} ({code})", code) for code, name in XTTS_LANGUAGES.items()]
     default_model = tts.default_model()
+    languages = language_choices(engines, default_model)
     model_choices = tts.list_models()
     if default_model not in [mid for _, mid in model_choices]:  # e.g. an absolute folder from settings
         model_choices.append((default_model, default_model))
@@ -321,7 +342,11 @@ def build(engines) -> None:
             counter = gr.Markdown(char_counter("", limit), elem_id="tts-counter")
             with gr.Row():
                 language = gr.Dropdown(
-                    languages, value=settings.generation.language, label="Language", elem_id="tts-language"
+                    languages,
+                    value=settings.generation.language,
+                    label="Language",
+                    elem_id="tts-language",
+                    allow_custom_value=True,  # a model fine-tuned after launch may speak one more; the engine checks
                 )
                 model = gr.Dropdown(model_choices, value=default_model, label="Model", elem_id="tts-model", scale=2)
                 refresh_models = gr.Button("Refresh models", size="sm", elem_id="tts-refresh-models")
@@ -419,6 +444,12 @@ def build(engines) -> None:
         lambda m, cur: speakers_callback(engines, m, cur),
         inputs=[model, speaker],
         outputs=speaker,
+        api_visibility="private",
+    )
+    model.change(
+        lambda m, cur: languages_callback(engines, m, cur),
+        inputs=[model, language],
+        outputs=language,
         api_visibility="private",
     )
     refresh_speakers.click(

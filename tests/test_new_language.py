@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ import torch
 from engines.training.engine import TrainingEngine
 from engines.training.options import TrainOptions
 from engines.tts import vocab
+from pages import finetune_train as train_page
 from tests.test_training import make_dataset, make_settings, wait_done
 
 pytestmark = pytest.mark.slow
@@ -48,6 +50,10 @@ def test_a_new_language_is_taught_resumed_exported_and_spoken(language, tmp_path
 
     report = engine.vocabulary(options)  # what the Train tab shows before starting
     assert report.needs_extension and not report.language_token and f"[{language}]" in report.summary()
+    shown = train_page.vocabulary_markdown(
+        SimpleNamespace(training=engine), {"dataset": options.dataset, "base": "tiny", **_preset_values(options)}
+    )
+    assert "Start will extend the vocabulary" in shown and f"[{language}]" in shown
 
     run_id = engine.start(options)
     status = wait_done(engine, run_id)
@@ -70,3 +76,56 @@ def test_a_new_language_is_taught_resumed_exported_and_spoken(language, tmp_path
     assert wait_done(engine, again).status == "finished"
     info2 = json.loads((engine.run_dir(again) / "run.json").read_text())
     assert info2["vocabulary"]["extension"] is None and not info2["vocabulary"]["coverage"]["needs_extension"]
+
+    # ---- use: the TTS engine and tab, the /v1 API and an eval run speak it with this model, and only with it
+    _speaks_it(settings, tiny_models, language, f"voice-{language}", clips[0][0])
+
+
+def _speaks_it(settings, tiny_models, language: str, model_id: str, reference) -> None:
+    import openai
+
+    from engines import Engines
+    from engines.core.errors import InputError
+    from engines.core.options import TTSOptions
+    from engines.eval import EvalConfig
+    from pages import tts as page
+    from tests.browser_helpers import launched_app
+
+    engines = Engines.create(settings, tiny=tiny_models)
+    text = SENTENCES[language][1]
+    options = TTSOptions(language=language, max_audio_tokens=20)
+    result = engines.tts.synthesize(text, model_id=model_id, reference=[reference], options=options, save=False)
+    assert result.audio.size > 0
+    with pytest.raises(InputError, match=f"'{language}' is not supported by XTTS v2"):
+        engines.tts.synthesize(text, model_id="tiny", reference=[reference], options=options, save=False)
+
+    assert language in [code for _, code in page.language_choices(engines, model_id)]  # the tab offers it...
+    assert language not in [code for _, code in page.language_choices(engines, "tiny")]  # ...only for this model
+    audio, _files, _stats = page.generate_callback(
+        engines, {"text": text, "language": language, "model": model_id, "files": [str(reference)], "tokens": 20}
+    )
+    assert audio
+
+    with launched_app(settings) as (_demo, url):
+        client = openai.OpenAI(base_url=f"{url}v1", api_key="x", max_retries=0, timeout=300)
+        raw = client.audio.speech.with_raw_response.create(
+            model=model_id, voice="alloy", input=text, response_format="wav", extra_body={"language": language}
+        )
+        assert raw.headers["x-language"] == language and len(raw.content) > 44
+        with pytest.raises(openai.BadRequestError, match="not supported by XTTS v2"):
+            client.audio.speech.create(model="tiny", voice="alloy", input=text, extra_body={"language": language})
+
+    sentences = settings.workspace_sub("sets") / f"{language}.csv"
+    sentences.write_text("text,language\n" + "".join(f"{t},{language}\n" for t in SENTENCES[language][:2]))
+    run = engines.eval.run(
+        EvalConfig(sentences=str(sentences), models=(model_id,), voices=(str(reference),), ground_truth=False, seed=1)
+    )
+    _, rows, _ = engines.eval.load_run(run.folder.name)
+    assert len(rows) == 2 and {r["language"] for r in rows} == {language}
+
+
+def _preset_values(options: TrainOptions) -> dict:
+    """The Train tab's form values (by name) for these options."""
+    return {name: getattr(options, name) for name in train_page.PRESET_FIELDS if hasattr(options, name)} | {
+        "seed": options.seed
+    }
