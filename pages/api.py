@@ -17,6 +17,7 @@ from typing import Any
 
 import gradio as gr
 
+from engines import Engines
 from engines.core.errors import InputError
 from pages.common import GPU_CONCURRENCY_ID, guarded
 from rest.catalog import asr_models, shown
@@ -35,7 +36,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def tts_model_id(engines, name: str | None) -> str | None:
+def tts_model_id(engines: Engines, name: str | None) -> str | None:
     """A TTS model named by a script: a listed id or label ("" = the default, None). Never a path: anything
     not in the catalogue is "not found", and the message names no folder.
 
@@ -53,7 +54,7 @@ def tts_model_id(engines, name: str | None) -> str | None:
     )
 
 
-def asr_model_id(engines, name: str | None) -> str | None:
+def asr_model_id(engines: Engines, name: str | None) -> str | None:
     """A Whisper model named by a script: a public id of ``rest.catalog.asr_models`` (or the engine id the ASR
     picker gives); "" = the default. Never a path outside the catalogue.
 
@@ -69,7 +70,7 @@ def asr_model_id(engines, name: str | None) -> str | None:
     raise InputError(f"Unknown Whisper model {shown(name)}; models here: {', '.join(p for p, _ in choices)}.")
 
 
-def endpoints(engines) -> dict[str, Any]:
+def endpoints(engines: Engines) -> dict[str, Any]:
     """name -> function of every script endpoint (``build`` registers them; tests call them directly)."""
 
     # ------------------------------------------------------------------ TTS
@@ -249,7 +250,7 @@ def endpoints(engines) -> dict[str, Any]:
 _GPU = {"dataset_recut", "dataset_validate", "train_export_run", "eval_export_best"}
 
 
-def build(engines) -> None:
+def build(engines: Engines) -> None:
     """Register the script endpoints on the Blocks being built (call inside ``with gr.Blocks()``)."""
     for name, fn in endpoints(engines).items():
         kwargs: dict[str, Any] = {"concurrency_id": GPU_CONCURRENCY_ID, "concurrency_limit": 1} if name in _GPU else {}

@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from config import WHISPER_SIZES
+from engines import Engines
 from engines.core import catalog as models
 from engines.core.provenance import drift_message, version_drift
 from pages.common import GPU_CONCURRENCY_ID, guarded, notify
@@ -35,7 +36,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-def engine_statuses(engines) -> dict[str, dict[str, Any]]:
+def engine_statuses(engines: Engines) -> dict[str, dict[str, Any]]:
     """``status()`` of every engine that has one; an engine not built yet or failing is reported, not fatal."""
     out: dict[str, dict[str, Any]] = {}
     for name in ENGINE_NAMES:
@@ -55,7 +56,7 @@ def _loaded(status: dict[str, Any]) -> str | None:
     return status.get("loaded_model") or status.get("loaded")
 
 
-def system_info(engines) -> str:
+def system_info(engines: Engines) -> str:
     """The panel's markdown: device, GPU memory, versions, resident models, tiny-mode flag."""
     from engines.core.device import gpu_memory, resolve_device
 
@@ -101,7 +102,7 @@ def system_info(engines) -> str:
     return "\n".join(lines)
 
 
-def unload_all(engines) -> str:
+def unload_all(engines: Engines) -> str:
     """Unload every resident model and give cached GPU memory back. Returns what was done, for a toast."""
     from engines.core.device import free_memory
 
@@ -125,17 +126,17 @@ def unload_all(engines) -> str:
 
 
 @guarded
-def refresh_callback(engines) -> str:
+def refresh_callback(engines: Engines) -> str:
     return system_info(engines)
 
 
 @guarded
-def unload_callback(engines) -> str:
+def unload_callback(engines: Engines) -> str:
     notify(unload_all(engines))
     return system_info(engines)
 
 
-def xtts_state(engines) -> str:
+def xtts_state(engines: Engines) -> str:
     """Where XTTS v2 is, or that it is missing and how the licence stands."""
     folder = models.find_base_model(engines.settings)
     if folder is not None:
@@ -148,7 +149,7 @@ def xtts_state(engines) -> str:
     )
 
 
-def whisper_state(engines, size: str | None) -> str:
+def whisper_state(engines: Engines, size: str | None) -> str:
     size = size or engines.asr.default_model()
     if size not in WHISPER_SIZES:
         return f"**Whisper**: `{size}` is not a downloadable size."
@@ -159,7 +160,7 @@ def whisper_state(engines, size: str | None) -> str:
 
 
 @guarded
-def download_xtts_callback(engines, agreed: bool, progress=None) -> str:
+def download_xtts_callback(engines: Engines, agreed: bool, progress=None) -> str:
     """Accept the CPML (only with the box ticked) and fetch XTTS v2; coqui's download resumes a cut one."""
     from engines.core.errors import InputError
 
@@ -177,7 +178,7 @@ def download_xtts_callback(engines, agreed: bool, progress=None) -> str:
     return xtts_state(engines)
 
 
-def wavlm_state(engines) -> str:
+def wavlm_state(engines: Engines) -> str:
     """Whether the WavLM speaker verifier (Eval's stronger SIM encoder) is on disk."""
     from engines.scoring.sim import WAVLM_SIZE
 
@@ -194,7 +195,7 @@ def wavlm_state(engines) -> str:
     )
 
 
-def utmos_state(engines) -> str:
+def utmos_state(engines: Engines) -> str:
     """Whether UTMOS (Eval's naturalness MOS) is on disk."""
     from engines.scoring.mos import UTMOS_SIZE
 
@@ -208,7 +209,7 @@ def utmos_state(engines) -> str:
     )
 
 
-def demucs_state(engines) -> str:
+def demucs_state(engines: Engines) -> str:
     """Whether Hybrid Demucs (the clean-up's vocal separator) is on disk, and whether denoising can run here."""
     from engines.cleanup import separate
 
@@ -223,7 +224,7 @@ def demucs_state(engines) -> str:
 
 
 @guarded
-def download_wavlm_callback(engines, progress=None) -> str:
+def download_wavlm_callback(engines: Engines, progress=None) -> str:
     """Fetch the WavLM speaker verifier into the hub cache (resumable)."""
     folder = engines.sim.download("wavlm-sv", progress=progress)
     notify(f"The WavLM verifier is in {folder}.")
@@ -231,7 +232,7 @@ def download_wavlm_callback(engines, progress=None) -> str:
 
 
 @guarded
-def download_utmos_callback(engines, progress=None) -> str:
+def download_utmos_callback(engines: Engines, progress=None) -> str:
     """Fetch the UTMOS checkpoint."""
     path = engines.mos.download("utmos", progress=progress)
     notify(f"UTMOS is in {path}.")
@@ -239,7 +240,7 @@ def download_utmos_callback(engines, progress=None) -> str:
 
 
 @guarded
-def download_demucs_callback(engines, progress=None) -> str:
+def download_demucs_callback(engines: Engines, progress=None) -> str:
     """Fetch the Hybrid Demucs weights (HDEMUCS_HIGH_MUSDB_PLUS) into the clean-up cache."""
     path = engines.cleanup.download_demucs(progress=progress)
     notify(f"Hybrid Demucs is in {path}.")
@@ -247,7 +248,7 @@ def download_demucs_callback(engines, progress=None) -> str:
 
 
 @guarded
-def download_whisper_callback(engines, size: str | None, progress=None) -> str:
+def download_whisper_callback(engines: Engines, size: str | None, progress=None) -> str:
     """Fetch one Whisper size into the cache (with whisper's own progress bar)."""
     size = size or engines.asr.default_model()
     path = engines.asr.download(size, progress=progress)
@@ -255,7 +256,7 @@ def download_whisper_callback(engines, size: str | None, progress=None) -> str:
     return whisper_state(engines, size)
 
 
-def build(engines) -> None:
+def build(engines: Engines) -> None:
     """Lay out the System panel (inside the app's System accordion)."""
     info = gr.Markdown(system_info(engines), elem_id="system-info")
     with gr.Row():

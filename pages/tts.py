@@ -18,6 +18,7 @@ import gradio as gr
 import numpy as np
 
 from config import XTTS_LANGUAGES
+from engines import Engines
 from engines.core.audio import pcm16
 from engines.core.errors import InputError, LabError
 from engines.tts.engine import TINY_ID, TTSResult
@@ -55,7 +56,7 @@ def char_counter(text: str | None, limit: int) -> str:
     return f"{count} / {limit} characters"
 
 
-def collect_references(engines, files: Any, recording: str | None, voice: str | None) -> list[Path]:
+def collect_references(engines: Engines, files: Any, recording: str | None, voice: str | None) -> list[Path]:
     """Uploaded clips + the recording + a saved voice's clips, in that order."""
     refs = file_paths(files)
     if recording:
@@ -84,19 +85,19 @@ def stats_markdown(result: TTSResult) -> str:
     return table
 
 
-def language_of(engines, values: Mapping[str, Any]) -> str:
+def language_of(engines: Engines, values: Mapping[str, Any]) -> str:
     """The form's language, or the settings' default when a script sent none (``no_language_notice`` says so)."""
     return str(values.get("language") or engines.settings.generation.language)
 
 
-def no_language_notice(engines, values: Mapping[str, Any]) -> list[str]:
+def no_language_notice(engines: Engines, values: Mapping[str, Any]) -> list[str]:
     """A notice when no language was given and the default was used: never English without saying so."""
     if values.get("language"):
         return []
     return [f"No language given: the text was spoken as {language_of(engines, values)} (the default)."]
 
 
-def request_kwargs(engines, values: Mapping[str, Any]) -> dict[str, Any]:
+def request_kwargs(engines: Engines, values: Mapping[str, Any]) -> dict[str, Any]:
     """The Generate form's values (by name: text, language, files, recording, voice, speaker, model and the
     generation settings) -> keyword arguments of ``synthesize`` / ``synthesize_stream``.
 
@@ -168,7 +169,7 @@ def stream_pieces(stream, min_seconds: float = STREAM_MIN_SECONDS, wait: float =
         yield pcm16(np.concatenate(buffer))
 
 
-def save_voice(engines, name: str, files: Any, recording: str | None) -> tuple[str, list[str]]:
+def save_voice(engines: Engines, name: str, files: Any, recording: str | None) -> tuple[str, list[str]]:
     """Save the uploaded/recorded clips as a named voice. Returns (name, all voice names)."""
     clips = file_paths(files) + ([Path(recording)] if recording else [])
     folder = engines.tts.save_voice(name, clips)
@@ -179,7 +180,9 @@ def save_voice(engines, name: str, files: Any, recording: str | None) -> tuple[s
 
 
 @guarded
-def generate_callback(engines, values: Mapping[str, Any], progress=None, cancel: threading.Event | None = None):
+def generate_callback(
+    engines: Engines, values: Mapping[str, Any], progress=None, cancel: threading.Event | None = None
+):
     """Generate button: returns (audio, files, stats); notices become warnings."""
     audio, files, stats, notices = generate(engines, values, progress=progress, cancel=cancel)
     for notice in notices:
@@ -187,7 +190,7 @@ def generate_callback(engines, values: Mapping[str, Any], progress=None, cancel:
     return audio, files, stats
 
 
-def generate_event(engines, values: Mapping[str, Any], progress=None):
+def generate_event(engines: Engines, values: Mapping[str, Any], progress=None):
     """The Generate event: ``generate_callback`` in a worker thread, watched from here.
 
     A client that goes away (tab closed, script cancelled) ends this generator: Gradio closes it at its next
@@ -221,7 +224,7 @@ def generate_event(engines, values: Mapping[str, Any], progress=None):
 
 
 @guarded
-def generate_stream_event(engines, values: Mapping[str, Any], progress=None):
+def generate_stream_event(engines: Engines, values: Mapping[str, Any], progress=None):
     """The Generate event with "Stream" on: yields (live chunk, audio, files, stats) updates.
 
     Bad input fails before anything plays. Each live chunk is (sample rate, int16 array) of at least
@@ -247,21 +250,21 @@ def generate_stream_event(engines, values: Mapping[str, Any], progress=None):
 
 
 @guarded
-def save_voice_callback(engines, name: str, files: Any, recording: str | None):
+def save_voice_callback(engines: Engines, name: str, files: Any, recording: str | None):
     saved, names = save_voice(engines, name, files, recording)
     notify(f"Saved voice {saved!r}.")
     return gr.Dropdown(choices=[NONE, *names], value=saved), ""
 
 
 @guarded
-def refresh_models_callback(engines, current: str | None):
+def refresh_models_callback(engines: Engines, current: str | None):
     choices = engines.tts.list_models()
     ids = [mid for _, mid in choices]
     return gr.Dropdown(choices=choices, value=current if current in ids else engines.tts.default_model())
 
 
 @guarded
-def refresh_voices_callback(engines, current: str | None):
+def refresh_voices_callback(engines: Engines, current: str | None):
     names = engines.tts.list_voices()
     return gr.Dropdown(choices=[NONE, *names], value=current if current in names else NONE)
 
@@ -272,7 +275,7 @@ def default_speaker(speakers: list[str]) -> str:
 
 
 @guarded
-def speakers_callback(engines, model_id: str | None, current: str | None):
+def speakers_callback(engines: Engines, model_id: str | None, current: str | None):
     """Built-in speakers of the selected model (empty until the base model is downloaded).
 
     A speaker the new model lacks becomes the new model's first one; "(none)" stays "(none)" (the user
@@ -288,7 +291,7 @@ def speakers_callback(engines, model_id: str | None, current: str | None):
     return gr.Dropdown(choices=[NONE, *names], value=value)
 
 
-def language_choices(engines, model_id: str | None) -> list[tuple[str, str]]:
+def language_choices(engines: Engines, model_id: str | None) -> list[tuple[str, str]]:
     """The languages the model speaks (its config.json): XTTS's 17, plus one a fine-tune taught it (issue 21)."""
     try:
         codes = engines.tts.models.languages(model_id or None)
@@ -297,7 +300,7 @@ def language_choices(engines, model_id: str | None) -> list[tuple[str, str]]:
     return [(f"{XTTS_LANGUAGES.get(code, code)} ({code})", code) for code in (codes or XTTS_LANGUAGES)]
 
 
-def languages_callback(engines, model_id: str | None, current: str | None):
+def languages_callback(engines: Engines, model_id: str | None, current: str | None):
     """Offer the selected model's languages; keep the current one when the model speaks it."""
     choices = language_choices(engines, model_id)
     codes = [code for _, code in choices]
@@ -320,7 +323,7 @@ def clips_chosen_callback(value: Any, current: str | None) -> str | None:
 # ---------------------------------------------------------------- layout
 
 
-def build(engines) -> None:
+def build(engines: Engines) -> None:
     """Lay out the TTS tab and wire it to ``engines.tts.engine.engine``."""
     settings = engines.settings
     tts = engines.tts

@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from engines import Engines
 from engines.core.errors import InputError
 from engines.scripts.generate import pending_lines
 from engines.scripts.project import (
@@ -39,7 +40,7 @@ DEFAULT_MAX_CER = 0.2
 # ---------------------------------------------------------------- plain functions (no gradio)
 
 
-def studio(engines) -> ScriptStudio:
+def studio(engines: Engines) -> ScriptStudio:
     return ScriptStudio(engines.settings, engines.tts, engines.asr)
 
 
@@ -60,24 +61,24 @@ def retake_options(takes: Any, max_cer: Any = DEFAULT_MAX_CER) -> RetakeOptions 
     return RetakeOptions(takes=count, max_cer=float(max_cer)) if count else None
 
 
-def retake_checker(engines, values: Mapping[str, Any]) -> RetakeChecker | None:
+def retake_checker(engines: Engines, values: Mapping[str, Any]) -> RetakeChecker | None:
     """The TTS form's retakes field -> a checker listening with the ASR engine's Whisper (None = off)."""
     options = retake_options(values.get("retakes"))
     return RetakeChecker.whisper(engines.asr, options) if options else None
 
 
-def pronunciation_map(engines) -> pronounce.PronunciationMap | None:
+def pronunciation_map(engines: Engines) -> pronounce.PronunciationMap | None:
     """The workspace's map, or None when it is empty."""
     pmap = pronounce.load(engines.settings.workspace_dir)
     return pmap or None
 
 
-def pronunciation_text(engines) -> str:
+def pronunciation_text(engines: Engines) -> str:
     path = pronounce.map_path(engines.settings.workspace_dir)
     return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
-def save_pronunciation(engines, text: str) -> str:
+def save_pronunciation(engines: Engines, text: str) -> str:
     """Check and save the editor's JSON. Returns a status line."""
     pmap = pronounce.parse_text(text)
     pronounce.save(engines.settings.workspace_dir, pmap)
@@ -85,14 +86,14 @@ def save_pronunciation(engines, text: str) -> str:
     return f"Saved {rules} rule(s) for {', '.join(pmap.rules) or 'no language'}."
 
 
-def default_voices(engines, model_id: str | None) -> str:
+def default_voices(engines: Engines, model_id: str | None) -> str:
     speakers = engines.tts.speakers(model_id or None)
     if not speakers:
         return "* = my saved voice"
     return format_voices({DEFAULT_VOICE: VoiceChoice(speaker=speakers[0])})
 
 
-def line_rows(engines, name: str) -> list[list[Any]]:
+def line_rows(engines: Engines, name: str) -> list[list[Any]]:
     s = studio(engines)
     project = s.store.load(name)
     todo = set(pending_lines(s.store, project, s.pronunciation()))
@@ -120,7 +121,7 @@ def line_rows(engines, name: str) -> list[list[Any]]:
     return rows
 
 
-def project_status(engines, name: str) -> str:
+def project_status(engines: Engines, name: str) -> str:
     s = studio(engines)
     project = s.store.load(name)
     todo = pending_lines(s.store, project, s.pronunciation())
@@ -134,7 +135,7 @@ def project_status(engines, name: str) -> str:
     )
 
 
-def create_project(engines, values: Mapping[str, Any]) -> str:
+def create_project(engines: Engines, values: Mapping[str, Any]) -> str:
     """Create a project from the Script form and the TTS tab's settings. Returns its name."""
     name = (values.get("script_name") or "").strip()
     if not name:
@@ -155,14 +156,14 @@ def create_project(engines, values: Mapping[str, Any]) -> str:
     return project.name
 
 
-def line_choices(engines, name: str) -> list[tuple[str, str]]:
+def line_choices(engines: Engines, name: str) -> list[tuple[str, str]]:
     project = studio(engines).store.load(name)
     return [
         (f"{line.id}  {line.speaker + ': ' if line.speaker else ''}{line.text[:50]}", line.id) for line in project.lines
     ]
 
 
-def line_audio(engines, name: str, line_id: str) -> tuple[str | None, str, str]:
+def line_audio(engines: Engines, name: str, line_id: str) -> tuple[str | None, str, str]:
     """(WAV path or None, text, speaker) of one line."""
     s = studio(engines)
     project = s.store.load(name)
@@ -174,7 +175,7 @@ def line_audio(engines, name: str, line_id: str) -> tuple[str | None, str, str]:
 # ---------------------------------------------------------------- callbacks
 
 
-def _project_views(engines, name: str, line_id: str | None = None):
+def _project_views(engines: Engines, name: str, line_id: str | None = None):
     choices = line_choices(engines, name)
     ids = [v for _, v in choices]
     current = line_id if line_id in ids else (ids[0] if ids else None)
@@ -190,7 +191,7 @@ def _project_views(engines, name: str, line_id: str | None = None):
 
 
 @guarded
-def create_callback(engines, values: Mapping[str, Any]):
+def create_callback(engines: Engines, values: Mapping[str, Any]):
     name = create_project(engines, values)
     notify(f"Created script project {name!r}. Press Generate.")
     names = studio(engines).store.names()
@@ -198,14 +199,14 @@ def create_callback(engines, values: Mapping[str, Any]):
 
 
 @guarded
-def open_callback(engines, name: str | None):
+def open_callback(engines: Engines, name: str | None):
     if not name:
         return ("", [], gr.Dropdown(choices=[], value=None), None, "", "")
     return _project_views(engines, name)
 
 
 @guarded
-def generate_callback(engines, name: str | None, progress=None):
+def generate_callback(engines: Engines, name: str | None, progress=None):
     if not name:
         raise InputError("Pick or create a script project first.")
     summary = studio(engines).generate(name, progress=progress)
@@ -214,7 +215,7 @@ def generate_callback(engines, name: str | None, progress=None):
 
 
 @guarded
-def save_line_callback(engines, name: str | None, line_id: str | None, text: str, speaker: str):
+def save_line_callback(engines: Engines, name: str | None, line_id: str | None, text: str, speaker: str):
     s = studio(engines)
     if not name or not line_id:
         raise InputError("Pick a project and a line first.")
@@ -226,7 +227,7 @@ def save_line_callback(engines, name: str | None, line_id: str | None, text: str
 
 
 @guarded
-def regenerate_callback(engines, name: str | None, line_id: str | None, progress=None):
+def regenerate_callback(engines: Engines, name: str | None, line_id: str | None, progress=None):
     if not name or not line_id:
         raise InputError("Pick a project and a line first.")
     summary = studio(engines).regenerate(name, line_id, progress=progress)
@@ -236,7 +237,7 @@ def regenerate_callback(engines, name: str | None, line_id: str | None, progress
 
 
 @guarded
-def move_callback(engines, name: str | None, line_id: str | None, offset: int):
+def move_callback(engines: Engines, name: str | None, line_id: str | None, offset: int):
     s = studio(engines)
     if not name or not line_id:
         raise InputError("Pick a project and a line first.")
@@ -247,7 +248,7 @@ def move_callback(engines, name: str | None, line_id: str | None, offset: int):
 
 
 @guarded
-def export_callback(engines, name: str | None, fmt: str):
+def export_callback(engines: Engines, name: str | None, fmt: str):
     if not name:
         raise InputError("Pick a script project first.")
     done = studio(engines).export(name, fmt)
@@ -264,7 +265,7 @@ def upload_callback(path: str | None) -> str:
 
 
 @guarded
-def save_pronunciation_callback(engines, text: str) -> str:
+def save_pronunciation_callback(engines: Engines, text: str) -> str:
     message = save_pronunciation(engines, text)
     notify(message)
     return message
@@ -287,7 +288,7 @@ def retake_control() -> gr.Number:
     )
 
 
-def build(engines, form: Form) -> None:
+def build(engines: Engines, form: Form) -> None:
     """The Script and Pronunciation sections (under the TTS tab's player)."""
     store = studio(engines).store
     with gr.Accordion("Script: long-form projects", open=False, elem_id="script-section"):
