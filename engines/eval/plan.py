@@ -320,6 +320,8 @@ class Planner:
             "reference": [Path(f) for f in voice.files] or None,
             "speaker": voice.speaker,
             "max_chars": self.settings.max_text_chars,
+            # each system's own languages were checked above; here the text and options, in any of them
+            "languages": sorted({lang for s in tts_systems for lang in self.model_languages(s.model_id)}),
         }
         last = max(config.repeats - 1, 0)  # the highest seed used is seed + repeats - 1
         for lang in sentence_set.languages:
