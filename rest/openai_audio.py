@@ -279,7 +279,7 @@ def model_languages(engines: Engines, model_id: str) -> list[str] | None:
 
 def _plan_speech(engines: Engines, req: SpeechRequest) -> _SpeechPlan:
     """Resolve model, voice and language, and check the text as synthesis will (no model load, no lock)."""
-    from engines.tts.engine import check_request, text_notices
+    from engines.tts.checks import check_request, text_notices
     from rest.language import speech_language
 
     settings = engines.settings

@@ -72,7 +72,7 @@ def test_dataset_save_with_bad_rows_is_a_clear_message(api) -> None:
 
 
 def test_a_lone_surrogate_in_text_is_refused_clearly() -> None:
-    from engines.tts.engine import check_text
+    from engines.tts.checks import check_text
 
     with pytest.raises(InputError, match="unpaired surrogate"):
         check_text("Hello \ud800 there.")

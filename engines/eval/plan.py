@@ -178,7 +178,7 @@ class Planner:
             AudioError: not audio, too short, silent, a constant offset, or no speech in the used part.
         """
         from engines.asr.vad import SAMPLE_RATE, check_speech
-        from engines.tts.engine import check_reference_audio
+        from engines.tts.references import check_reference_audio
 
         audio, sr = load_audio(path, sr=SAMPLE_RATE, max_mb=self.settings.max_upload_mb)
         try:
@@ -310,7 +310,7 @@ class Planner:
     def _plan_requests(self, config: EvalConfig, sentence_set: SentenceSet, systems: list[System]) -> None:
         """Every synthesis request passes the TTS engine's own guard: option ranges, seeds, text length, the
         language's text packages."""
-        from engines.tts.engine import check_request
+        from engines.tts.checks import check_request
 
         tts_systems = [s for s in systems if not s.external]
         if not tts_systems:
@@ -388,7 +388,7 @@ class Planner:
                 )
             for voice in voices:
                 if voice.kind == "speaker":
-                    from engines.tts.engine import check_speaker
+                    from engines.tts.checks import check_speaker
 
                     check_speaker(voice.speaker or "", self.tts.speakers(model_id))
                 label = self.model_label(model_id)
