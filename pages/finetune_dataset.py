@@ -27,8 +27,9 @@ from pages.common import GPU_CONCURRENCY_ID, Form, file_paths, guarded, notify, 
 
 log = logging.getLogger(__name__)
 
-REPORT_COLUMNS = ["source", "status", "reason", "clips", "seconds"]
-TABLE_COLUMNS = ["clip", "duration", "text", "speaker", "split", "flags"]
+REPORT_COLUMNS = list(DatasetReport.ROW_HEADERS)
+# the scores are shown for sorting and review; save_table reads only clip, text, speaker and split
+TABLE_COLUMNS = ["clip", "duration", "text", "speaker", "split", "flags", "sim", "sig", "bak", "ovrl", "cps"]
 LIST_COLUMNS = ["name", "clips", "minutes", "language", "created", "speakers", "status"]
 MISMATCH_COLUMNS = ["clip", "text", "asr text", "CER"]
 CHOICE_LABELS = {"keep original": "keep", "take ASR": "asr", "edit": "edit"}
@@ -176,7 +177,8 @@ def report_frame(report: DatasetReport | None) -> pd.DataFrame:
 
 def table_frame(rows: list[ClipRow]) -> pd.DataFrame:
     return pd.DataFrame(
-        [[r.clip, r.duration, r.text, r.speaker, r.split, r.flags] for r in rows], columns=TABLE_COLUMNS
+        [[r.clip, r.duration, r.text, r.speaker, r.split, r.flags, r.sim, r.sig, r.bak, r.ovrl, r.cps] for r in rows],
+        columns=TABLE_COLUMNS,
     )
 
 
