@@ -364,7 +364,7 @@ class Builder:
             )
             return m
         normalized = normalize_loudness(audio)
-        if whole:
+        if row is not None:  # kept whole
             pieces = [Piece(0.0, seconds, row.text, 0.0, seconds)]
         else:
             # a turn change between two stretches of speech ends a clip there, as a pause may

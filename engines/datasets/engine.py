@@ -42,6 +42,18 @@ log = logging.getLogger(__name__)
 STAGING_PREFIX = "incoming-"  # workspace/cache/datasets/incoming-<pid>-*: one build's unpacked zips
 
 
+def datasets_root(settings: Settings) -> Path:
+    """The datasets folder setting, absolute.
+
+    Raises:
+        InputError: the setting is empty (a settings file that blanked it).
+    """
+    folder = settings.path("datasets_dir")
+    if folder is None:
+        raise InputError("The datasets_dir setting is empty: set it to the folder datasets are kept in.")
+    return folder
+
+
 def server_roots(settings: Settings) -> tuple[Path, ...]:
     """The folders a user may name as "a folder on the server" (resolved); empty = the feature is off.
 
@@ -52,7 +64,7 @@ def server_roots(settings: Settings) -> tuple[Path, ...]:
     if settings.exposed and not configured:
         return ()
     roots: list[Path] = []
-    for root in [settings.path("datasets_dir").resolve(), settings.workspace_dir.resolve(), *configured]:
+    for root in [datasets_root(settings).resolve(), settings.workspace_dir.resolve(), *configured]:
         if root not in roots:
             roots.append(root)
     return tuple(roots)
@@ -150,7 +162,7 @@ class DatasetEngine:
     @property
     def root(self) -> Path:
         """The datasets folder (created on demand)."""
-        folder = self.settings.path("datasets_dir")
+        folder = datasets_root(self.settings)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -249,8 +261,10 @@ class DatasetEngine:
         paths = [Path(p) for p in (sources or []) if str(p).strip()]
         if not paths:
             raise InputError(NO_INPUT)
-        console = ConsoleProgress() if progress is None else None
-        progress = progress or console
+        console = None
+        if progress is None:
+            console = ConsoleProgress()
+            progress = console
         log_fn = log_fn or print
         with self._claim(name):
             staging = Path(

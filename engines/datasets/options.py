@@ -50,6 +50,7 @@ class DatasetOptions:
     min_bak: float = screening.MIN_BAK  # DNSMOS background score; under it: noise or music
     min_sig: float = screening.MIN_SIG  # DNSMOS speech score; under it: distorted
     min_ovrl: float = screening.MIN_OVRL  # DNSMOS overall score
+    dnsmos_min_seconds: float = screening.DNSMOS_MIN_SECONDS  # shorter clips: DNSMOS only flags, never drops
     cps_ratio: float = screening.CPS_RATIO  # chars/s further than this factor from the median: misaligned text
     quality_action: str = "drop"  # "drop" (restorable in review) or "flag" clips under the quality thresholds
     check_clip_language: bool = True  # a multilingual Whisper detects each clip's language (English-only: off)
@@ -99,6 +100,8 @@ def check_options(options: DatasetOptions) -> DatasetOptions:
     for label, v in (("BAK", o.min_bak), ("SIG", o.min_sig), ("OVRL", o.min_ovrl)):
         if not 1.0 <= v <= 5.0:
             raise InputError(f"Min DNSMOS {label} must be between 1 and 5 (got {v:g}).")
+    if not 0.0 <= o.dnsmos_min_seconds <= 30.0:
+        raise InputError(f"The DNSMOS minimum clip length must be between 0 and 30 s (got {o.dnsmos_min_seconds:g}).")
     if o.cps_ratio <= 1.0:
         raise InputError(f"The speaking-rate factor must be above 1 (got {o.cps_ratio:g}).")
     for value in [o.speaker, *(s for pair in o.speakers for s in pair)]:
