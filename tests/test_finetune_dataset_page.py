@@ -246,8 +246,9 @@ def test_screening_review_drop_restore_thresholds_histogram(engines, recordings)
     with pytest.raises(gr.Error, match="column"):
         page.screening_callback(engines, "screened", "loudness")
 
-    # drop by hand, then restore: the dropped list says why; the clip comes back
-    clip = table.iloc[0]["clip"]
+    # drop by hand, then restore: the dropped list says why; the clip comes back, and as the user's decision no
+    # threshold drops or flags it again (the clip with the best BAK, so the lower ones stay to be judged below)
+    clip = table.loc[table["bak"].idxmax(), "clip"]
     message, (table2, *_), (dropped, pick, *_) = _parts(page.drop_clip_callback(engines, "screened", clip, "sim"))
     assert clip in message and clip not in set(table2["clip"]) and len(table2) == 2
     assert dict(zip(dropped["clip"], dropped["reason"])) == {clip: "dropped by hand"} and pick["choices"] == [clip]
@@ -261,7 +262,9 @@ def test_screening_review_drop_restore_thresholds_histogram(engines, recordings)
     assert (table3["duration"] < 3.0).all(), table3[["clip", "duration"]]
     short_clips = {"name": "screened", "min_bak": 4.5, "column": "bak"}
     message, (table_s, *_), (dropped, *_) = _parts(page.thresholds_callback(engines, short_clips))
-    assert dropped.empty and all("DNSMOS is unreliable" in f for f in table_s["flags"])
+    flags = dict(zip(table_s["clip"], table_s["flags"]))
+    assert dropped.empty and "DNSMOS" not in flags.pop(clip)
+    assert all("DNSMOS is unreliable" in f for f in flags.values()), flags
     baks = sorted(table3["bak"])
     limit = round((baks[0] + baks[-1]) / 2, 3)
     if baks[0] == baks[-1]:
@@ -277,16 +280,17 @@ def test_screening_review_drop_restore_thresholds_histogram(engines, recordings)
     message, (table5, *_), (dropped, *_) = _parts(page.thresholds_callback(engines, flag))
     assert dropped.empty and len(table5) == 3
     assert sum("DNSMOS BAK" in f for f in table5["flags"]) == len(low)
-    with pytest.raises(gr.Error, match="drop every clip"):
-        page.thresholds_callback(
-            engines, {"name": "screened", "min_ovrl": 4.99, "dnsmos_min_seconds": 0, "quality_action": "drop"}
-        )
+    # a limit no clip meets drops all but the clip the user restored: that decision stands
+    strict = {"name": "screened", "min_ovrl": 4.99, "dnsmos_min_seconds": 0, "quality_action": "drop"}
+    message, (table_x, *_), (dropped, *_) = _parts(page.thresholds_callback(engines, strict))
+    assert list(table_x["clip"]) == [clip] and len(dropped) == 2 and "1 clips in the training lists" in message
     message, (table6, *_), (dropped, *_) = _parts(
         page.thresholds_callback(
             engines,
             {
                 "name": "screened",
                 "min_bak": DatasetOptions().min_bak,
+                "min_ovrl": DatasetOptions().min_ovrl,
                 "dnsmos_min_seconds": DatasetOptions().dnsmos_min_seconds,
                 "quality_action": "drop",
             },
