@@ -83,11 +83,11 @@ def test_halves_that_disagree_mark_a_turn_change_inside() -> None:
 
 def test_quality_thresholds_drop_or_flag_per_choice_and_the_user_decision_stands() -> None:
     entries = {
-        "clean.wav": {"duration": 3.0, "sim": 0.9, "dnsmos": {"sig": 3.4, "bak": 4.1, "ovrl": 3.1}, "cps": 12.0},
-        "noisy.wav": {"duration": 3.0, "sim": 0.9, "dnsmos": {"sig": 3.4, "bak": 2.4, "ovrl": 2.3}, "cps": 12.0},
-        "fast.wav": {"duration": 3.0, "sim": 0.9, "dnsmos": {"sig": 3.4, "bak": 4.1, "ovrl": 3.1}, "cps": 30.0},
-        "de.wav": {"duration": 3.0, "sim": 0.9, "dnsmos": {"sig": 3.4, "bak": 4.1, "ovrl": 3.1}, "cps": 12.0},
-        **{f"x{i}.wav": {"duration": 3.0, "sim": 0.9, "cps": 12.0 + i / 10} for i in range(4)},
+        "clean.wav": {"duration": 4.0, "sim": 0.9, "dnsmos": {"sig": 3.4, "bak": 4.1, "ovrl": 3.1}, "cps": 12.0},
+        "noisy.wav": {"duration": 4.0, "sim": 0.9, "dnsmos": {"sig": 3.4, "bak": 2.4, "ovrl": 2.3}, "cps": 12.0},
+        "fast.wav": {"duration": 4.0, "sim": 0.9, "dnsmos": {"sig": 3.4, "bak": 4.1, "ovrl": 3.1}, "cps": 30.0},
+        "de.wav": {"duration": 4.0, "sim": 0.9, "dnsmos": {"sig": 3.4, "bak": 4.1, "ovrl": 3.1}, "cps": 12.0},
+        **{f"x{i}.wav": {"duration": 4.0, "sim": 0.9, "cps": 12.0 + i / 10} for i in range(4)},
     }
     entries["de.wav"]["heard_language"] = "de"
     kept, dropped = screening.decide(entries, screening.Thresholds(), "en")
@@ -101,16 +101,16 @@ def test_quality_thresholds_drop_or_flag_per_choice_and_the_user_decision_stands
     kept, dropped = screening.decide(entries, screening.Thresholds(), "en")
     assert "noisy.wav" in kept and not kept["noisy.wav"]["screen"]
     seconds = screening.seconds_by_outcome(kept, dropped)
-    assert seconds["kept"] == 18.0 and seconds["quality_dropped"] == 6.0 and seconds["other_speaker"] == 0.0
+    assert seconds["kept"] == 24.0 and seconds["quality_dropped"] == 8.0 and seconds["other_speaker"] == 0.0
 
 
 def test_dnsmos_on_a_short_clip_only_flags() -> None:
-    # DNSMOS tiles clips under 3 s to its 9 s window: clean short speech scores low there (LJ001-0002, 1.9 s:
+    # DNSMOS tiles clips under 3.5 s to its 9 s window: clean short speech scores low there (LJ001-0002, 1.9 s:
     # BAK 3.08), so its DNSMOS calls are flags; the speaking rate and language still drop
     noisy = {"sig": 3.4, "bak": 2.4, "ovrl": 2.3}
     entries = {
         "short.wav": {"duration": 1.9, "sim": 0.9, "dnsmos": dict(noisy), "cps": 12.0},
-        "long.wav": {"duration": 3.0, "sim": 0.9, "dnsmos": dict(noisy), "cps": 12.0},
+        "long.wav": {"duration": 4.0, "sim": 0.9, "dnsmos": dict(noisy), "cps": 12.0},
         "short-de.wav": {"duration": 1.9, "sim": 0.9, "dnsmos": dict(noisy), "cps": 12.0, "heard_language": "de"},
     }
     kept, dropped = screening.decide(entries, screening.Thresholds(), "en")

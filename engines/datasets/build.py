@@ -50,6 +50,10 @@ from engines.datasets.results import DatasetReport, FileReport
 
 log = logging.getLogger(__name__)
 
+# tiny mode's Whisper (random weights, ``engines.asr.engine.TINY_MODEL_ID``) writes gibberish in random
+# languages: its texts say nothing about speaking rate or language, so those checks are off with it
+RANDOM_ASR = "tiny-random"
+
 # (source, settings key, transcripts row, speaker, manifest of an earlier run)
 Plan = tuple[Source, str, TranscriptRow | None, str, dict[str, Any] | None]
 
@@ -207,6 +211,7 @@ class Builder:
                         if report.dropped
                         else ""
                     )
+                    + _screen_drops(meta.get("dropped_clips", {}))
                     + ". Upload recordings with audible speech (and a transcripts file, or a Whisper model that "
                     "hears it)."
                 )
@@ -239,7 +244,10 @@ class Builder:
             raise InputError("A reference speaker needs the speaker encoder; this dataset engine was made without one.")
         screen: dict[str, Any] = {
             "on": on,
-            "detect_language": bool(on and options.check_clip_language and multilingual(self.asr, model_id)),
+            "detect_language": bool(
+                on and options.check_clip_language and model_id != RANDOM_ASR and multilingual(self.asr, model_id)
+            ),
+            "asr_text_checks": model_id != RANDOM_ASR,
             "reference": None,
             "references": [],
         }
@@ -436,7 +444,8 @@ class Builder:
                 if whole:
                     inside = (spans[0].start, spans[-1].end)
                 entry.update(screening.clip_scores(scorer, normalized[a:b], SAMPLE_RATE, inside))
-                entry["cps"] = screening.chars_per_second(text, inside[1] - inside[0])
+                if whole or (screen or {}).get("asr_text_checks", True):
+                    entry["cps"] = screening.chars_per_second(text, inside[1] - inside[0])
                 if heard:
                     entry["heard_language"] = heard
         if unsplit:
@@ -451,6 +460,19 @@ class Builder:
             main = dropped.most_common(1)[0][0] if dropped else "no clips"
             m.update(reason=main, detail=f"no clip kept (dropped: {drops or 'none planned'})")
         return m
+
+
+def _screen_drops(dropped: Mapping[str, Mapping[str, Any]]) -> str:
+    """The no-clips message's part about the speaker and quality checks: how many each reason dropped."""
+    if not dropped:
+        return ""
+    reasons = Counter(str(e.get("drop_reason", "")).split(" (")[0].split(";")[0] for e in dropped.values())
+    example = next(iter(dropped.values())).get("drop_reason", "")
+    return (
+        f". The speaker and quality checks dropped {len(dropped)} clip(s): "
+        + ", ".join(f"{k} {v}" for k, v in reasons.most_common())
+        + f" (e.g. {example}); pick another target speaker, 'Flag only' for quality, or other thresholds"
+    )
 
 
 def _mark_failed(root: Path, meta: dict[str, Any], created_now: bool, exc: Exception) -> None:

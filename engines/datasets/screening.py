@@ -51,9 +51,10 @@ CHANGE_MIN_SECONDS = 1.0  # shorter spans give embeddings too noisy to call a ch
 MIN_BAK = 3.3
 MIN_SIG = 2.0  # speech distortion: clean speech 3.46-3.71 (noise and music leave it at 3.3-3.65: BAK is the judge)
 MIN_OVRL = 2.0
-# Clips under 3 s are tiled to DNSMOS's 9 s window, which pulls clean speech down (LJSpeech at 1.8-2.6 s: BAK
-# 3.05-3.74, OVRL 2.72-3.11; a 2.3 s espeak-ng clip BAK 2.88): there a failed DNSMOS threshold is a flag, never a drop
-DNSMOS_MIN_SECONDS = 3.0
+# DNSMOS tiles a short clip to its 9 s window, which pulls clean speech down (LJSpeech at 1.8-2.6 s: BAK 3.05-3.74,
+# OVRL 2.72-3.11; clean espeak-ng at 2.3-3.3 s: BAK 2.88-3.23, at 3.8-4.0 s: 3.61-3.91): under 3.5 s a failed
+# DNSMOS threshold is a flag, never a drop
+DNSMOS_MIN_SECONDS = 3.5
 CPS_RATIO = 1.8  # characters per second outside [median / 1.8, median x 1.8]: text and audio disagree
 CPS_MIN_CLIPS = 5  # fewer clips make no median to judge by
 MIN_CLUSTER_SECONDS = 10.0  # multi-speaker mode: a cluster with less speech is not made a speaker
