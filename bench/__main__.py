@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m bench [--only asr,tts,stream,loop,start,clean,retake] [--no-full]``.
+"""Run the benchmarks: ``python -m bench [--only asr,tts,stream,loop,start,clean,retake,screen] [--no-full]``.
 
 Prints one table and writes bench/results/<date>-<device>.json with the hardware it ran on.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Row, hardware
 
-SECTIONS = ("start", "asr", "tts", "stream", "loop", "clean", "retake")
+SECTIONS = ("start", "asr", "tts", "stream", "loop", "clean", "retake", "screen")
 
 
 def _table(rows: list[Row]) -> str:
@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench import retake_overhead
 
             rows += retake_overhead.run(full=not args.no_full)
+        elif section == "screen":
+            from bench import dataset_screening
+
+            rows += dataset_screening.run(seconds=60.0 if args.no_full else 180.0)
         else:
             parser.error(f"unknown section {section!r}")
         print(_table(rows), flush=True)

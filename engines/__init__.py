@@ -74,7 +74,7 @@ class Engines:
         training = TrainingEngine(settings, lock, tiny=tiny, tts=tts)
         evaluation = EvalEngine(settings, tts, asr, training=training, sim=sim, mos=mos)
         # the training engine knows which dataset a live run uses: deleting that one is refused
-        datasets = DatasetEngine(settings, asr, in_use=training.in_use)
+        datasets = DatasetEngine(settings, asr, in_use=training.in_use, sim=sim, mos=mos)
         cleanup = CleanupEngine(settings, lock)
         return cls(settings, tts, asr, sim, mos, training, evaluation, datasets, cleanup, gpu_lock=lock, tiny=tiny)
 

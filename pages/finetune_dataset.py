@@ -22,15 +22,33 @@ import pandas as pd
 from config import XTTS_LANGUAGES
 from engines.core.errors import InputError
 from engines.core.progress import ProgressFn, no_progress
-from engines.datasets import ClipRow, DatasetOptions, DatasetReport, DatasetStats
+from engines.datasets import ClipRow, DatasetOptions, DatasetReport, DatasetStats, DroppedRow
 from pages.common import GPU_CONCURRENCY_ID, Form, file_paths, guarded, notify, warn
 
 log = logging.getLogger(__name__)
 
-REPORT_COLUMNS = ["source", "status", "reason", "clips", "seconds"]
-TABLE_COLUMNS = ["clip", "duration", "text", "speaker", "split", "flags"]
+REPORT_COLUMNS = list(DatasetReport.ROW_HEADERS)
+# the scores are shown for sorting and review; save_table reads only clip, text, speaker and split
+TABLE_COLUMNS = ["clip", "duration", "text", "speaker", "split", "flags", "sim", "sig", "bak", "ovrl", "cps"]
 LIST_COLUMNS = ["name", "clips", "minutes", "language", "created", "speakers", "status"]
 MISMATCH_COLUMNS = ["clip", "text", "asr text", "CER"]
+DROPPED_COLUMNS = ["clip", "reason", "duration", "text", "speaker", "source", "sim", "bak", "cps"]
+TARGET_LABELS = {
+    "The main voice of each speaker (most speech)": "dominant",
+    "The voice of my reference clips": "reference",
+    "Every voice, each as its own speaker": "all",
+}
+QUALITY_LABELS = {"Drop (restorable below)": "drop", "Flag only": "flag"}
+# the screening thresholds, by option name (the Build form and "Apply thresholds" share them)
+THRESHOLD_NAMES = ("min_similarity", "min_bak", "min_sig", "min_ovrl", "dnsmos_min_seconds", "cps_ratio")
+SCORE_CHOICES = [
+    ("speaker similarity", "sim"),
+    ("DNSMOS overall", "ovrl"),
+    ("DNSMOS background", "bak"),
+    ("DNSMOS signal", "sig"),
+    ("chars per second", "cps"),
+    ("duration", "duration"),
+]
 CHOICE_LABELS = {"keep original": "keep", "take ASR": "asr", "edit": "edit"}
 UPLOAD_HELP = "Audio files (WAV, MP3, FLAC, OGG, M4A; any rate or channels) and/or zips of them"
 TRANSCRIPTS_HELP = (
@@ -114,9 +132,17 @@ def parse_speakers(text: str | None) -> tuple[str, tuple[tuple[str, str], ...]]:
     return default, tuple(pairs)
 
 
+def _choice(value: Any, labels: Mapping[str, str], default: str) -> str:
+    """A radio's value: its label or its option value (API callers send either); empty = the default."""
+    if not value:
+        return default
+    return labels.get(str(value), str(value))
+
+
 def build_options(values: Mapping[str, Any]) -> DatasetOptions:
     """The Build form's values (by name: model_id, min_clip, max_clip, silence_db, pad_ms, eval_share,
-    speaker, speaker_from_folder, overwrite) -> DatasetOptions; empty or missing numbers take the defaults.
+    speaker, speaker_from_folder, overwrite; screening: target, reference_clips, quality_action and the
+    ``THRESHOLD_NAMES``) -> DatasetOptions; empty or missing values take the defaults.
 
     Raises:
         InputError: the speaker box is malformed (``parse_speakers``).
@@ -124,6 +150,10 @@ def build_options(values: Mapping[str, Any]) -> DatasetOptions:
     d = DatasetOptions()
     default, pairs = parse_speakers(values.get("speaker"))
     return DatasetOptions(
+        target=_choice(values.get("target"), TARGET_LABELS, d.target),
+        reference_clips=tuple(str(p) for p in file_paths(values.get("reference_clips"))),
+        quality_action=_choice(values.get("quality_action"), QUALITY_LABELS, d.quality_action),
+        **{k: _number(values.get(k), getattr(d, k)) for k in THRESHOLD_NAMES},
         model_id=values.get("model_id") or None,
         min_clip=_number(values.get("min_clip"), d.min_clip),
         max_clip=_number(values.get("max_clip"), d.max_clip),
@@ -176,7 +206,8 @@ def report_frame(report: DatasetReport | None) -> pd.DataFrame:
 
 def table_frame(rows: list[ClipRow]) -> pd.DataFrame:
     return pd.DataFrame(
-        [[r.clip, r.duration, r.text, r.speaker, r.split, r.flags] for r in rows], columns=TABLE_COLUMNS
+        [[r.clip, r.duration, r.text, r.speaker, r.split, r.flags, r.sim, r.sig, r.bak, r.ovrl, r.cps] for r in rows],
+        columns=TABLE_COLUMNS,
     )
 
 
@@ -257,6 +288,44 @@ def _review_values(engines, name: str | None) -> tuple[Any, ...]:
         histogram_frame(stats),
         gr.update(choices=clips, value=clips[0] if clips else None),
         None,
+    )
+
+
+def dropped_frame(rows: list[DroppedRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [[r.clip, r.reason, r.duration, r.text, r.speaker, r.source, r.sim, r.bak, r.cps] for r in rows],
+        columns=DROPPED_COLUMNS,
+    )
+
+
+def score_frame(bins: list[tuple[str, int]]) -> pd.DataFrame:
+    """Clips (kept and dropped) per bin of one score (typed even when empty, like ``histogram_frame``)."""
+    return pd.DataFrame(
+        {
+            "score": pd.Series([b for b, _ in bins], dtype="object"),
+            "clips": pd.Series([n for _, n in bins], dtype="int64"),
+        }
+    )
+
+
+def _screening_values(engines, name: str | None, column: str | None) -> tuple[Any, ...]:
+    """dropped table, dropped-clip picker, score histogram, then the dataset's thresholds and quality action."""
+    if not name:
+        return (
+            dropped_frame([]),
+            gr.update(choices=[], value=[]),
+            score_frame([]),
+            *[gr.update()] * (len(THRESHOLD_NAMES) + 1),
+        )
+    rows = engines.datasets.dropped_table(name)
+    limits = engines.datasets.info(name).get("settings") or {}
+    d = DatasetOptions()
+    return (
+        dropped_frame(rows),
+        gr.update(choices=[r.clip for r in rows], value=[]),
+        score_frame(engines.datasets.score_histogram(name, column or "sim")),
+        *[limits.get(k, getattr(d, k)) for k in THRESHOLD_NAMES],
+        limits.get("quality_action", d.quality_action),
     )
 
 
@@ -371,6 +440,58 @@ def choice_callback(engines, values: Mapping[str, Any]):
 
 
 @guarded
+def screening_callback(engines, name: str | None, column: str | None):
+    """Review picker / histogram column: dropped list, its picker, score histogram, thresholds, quality action."""
+    return _screening_values(engines, name, column)
+
+
+@guarded
+def restore_callback(engines, name: str | None, clips: Any, column: str | None = None):
+    """Restore button: the picked dropped clips go back into the training lists (the user's decision)."""
+    picked = [clips] if isinstance(clips, str) else list(clips or [])
+    if not picked:
+        raise InputError("Pick the dropped clip(s) to restore.")
+    back = engines.datasets.restore(_require(name), picked)
+    return (
+        f"Restored {', '.join(back)}: back in the training lists (a rebuild keeps this decision).",
+        *_review_values(engines, name),
+        *_screening_values(engines, name, column),
+    )
+
+
+@guarded
+def drop_clip_callback(engines, name: str | None, clip: str | None, column: str | None = None):
+    """Drop button: the picked clip leaves the training lists for the dropped list (wav kept, restorable)."""
+    if not clip:
+        raise InputError("Pick the clip to drop.")
+    engines.datasets.drop(_require(name), [clip])
+    return (
+        f"Dropped {clip} (restorable from the dropped list).",
+        *_review_values(engines, name),
+        *_screening_values(engines, name, column),
+    )
+
+
+@guarded
+def thresholds_callback(engines, values: Mapping[str, Any]):
+    """Apply-thresholds button: by name ``name``, the ``THRESHOLD_NAMES``, ``quality_action``, ``column``.
+
+    Every automatic decision is made again from the stored scores (hand decisions stand).
+    """
+    name = _require(values.get("name"))
+    changes: dict[str, Any] = {k: _number(values.get(k), math.nan) for k in THRESHOLD_NAMES}
+    changes = {k: v for k, v in changes.items() if not math.isnan(v)}
+    if values.get("quality_action"):
+        changes["quality_action"] = _choice(values["quality_action"], QUALITY_LABELS, "drop")
+    kept, dropped = engines.datasets.apply_thresholds(name, **changes)
+    return (
+        f"Thresholds applied: {kept} clips in the training lists, {dropped} dropped.",
+        *_review_values(engines, name),
+        *_screening_values(engines, name, values.get("column")),
+    )
+
+
+@guarded
 def list_callback(engines):
     names = dataset_names(engines)
     return datasets_frame(engines), gr.update(choices=names), gr.update(choices=names)
@@ -412,6 +533,30 @@ def pick_row_callback(table: pd.DataFrame | None, evt: gr.SelectData):  # the an
 
 
 # ---------------------------------------------------------------- layout
+
+
+def _threshold_inputs(prefix: str) -> list[gr.Number]:
+    """The screening thresholds' boxes, in ``THRESHOLD_NAMES`` order."""
+    d = DatasetOptions()
+    specs = {
+        "min_similarity": ("Min speaker similarity", 0.0, 0.99, "Resemblyzer cosine to the target voice"),
+        "min_bak": ("Min DNSMOS BAK", 1.0, 5.0, "background: under it, noise or music"),
+        "min_sig": ("Min DNSMOS SIG", 1.0, 5.0, "speech signal: under it, distorted"),
+        "min_ovrl": ("Min DNSMOS OVRL", 1.0, 5.0, "overall quality"),
+        "dnsmos_min_seconds": ("DNSMOS drops from (s)", 0.0, 30.0, "shorter clips are only flagged: unreliable"),
+        "cps_ratio": ("Speaking-rate factor", 1.05, 5.0, "chars/s this far from the median: text misaligned"),
+    }
+    return [
+        gr.Number(
+            getattr(d, k),
+            label=label,
+            minimum=low,
+            maximum=high,
+            info=info,
+            elem_id=f"{prefix}-{k.replace('_', '-')}",
+        )
+        for k, (label, low, high, info) in specs.items()
+    ]
 
 
 def build(engines) -> None:
@@ -484,6 +629,29 @@ def build(engines) -> None:
                 )
                 pad = gr.Number(d.pad_ms, label="Padding (ms)", minimum=0, maximum=1000, precision=0, elem_id="ft-pad")
                 share = gr.Slider(0.05, 0.5, value=d.eval_share, step=0.01, label="Eval share", elem_id="ft-eval-share")
+            with gr.Accordion("Speaker and quality screening", open=False):
+                gr.Markdown(
+                    "Every clip is scored: speaker similarity to the target voice (Resemblyzer), DNSMOS "
+                    "(noise, music, distortion), speaking rate and language. Clips of another speaker are "
+                    "dropped; clips under the quality thresholds are dropped or flagged. Every drop is listed "
+                    "with its reason and score in the review below, and can be restored."
+                )
+                target = gr.Radio(
+                    list(TARGET_LABELS.items()), value=d.target, label="Target speaker", elem_id="ft-target"
+                )
+                references = gr.File(
+                    label="Reference clips of the target speaker (for 'my reference clips')",
+                    file_count="multiple",
+                    type="filepath",
+                    elem_id="ft-reference",
+                )
+                quality = gr.Radio(
+                    list(QUALITY_LABELS.items()),
+                    value=d.quality_action,
+                    label="Clips under the quality thresholds",
+                    elem_id="ft-quality-action",
+                )
+                build_limits = _threshold_inputs("ft-build")
             build_btn = gr.Button("Build dataset", variant="primary", elem_id="ft-build")
     summary = gr.Markdown(elem_id="ft-summary")
     report = gr.Dataframe(
@@ -527,6 +695,45 @@ def build(engines) -> None:
         )
         recut_btn = gr.Button("Re-cut clip at pauses", elem_id="ft-recut")
     edit_status = gr.Markdown(elem_id="ft-edit-status")
+
+    with gr.Accordion("Screening: dropped clips, thresholds, scores", open=True):
+        gr.Markdown(
+            "Clips kept out of the training lists, with why and the score that decided it. Restore puts a clip "
+            "back (a rebuild keeps your decision); Drop moves the clip picked above here. Apply thresholds "
+            "keeps or drops every automatically decided clip by new numbers in one step."
+        )
+        dropped = gr.Dataframe(
+            dropped_frame([]), label="Dropped clips", interactive=False, wrap=True, elem_id="ft-dropped"
+        )
+        with gr.Row():
+            dropped_pick = gr.Dropdown(
+                [], value=[], multiselect=True, label="Dropped clips to restore", elem_id="ft-dropped-pick", scale=3
+            )
+            restore_btn = gr.Button("Restore", elem_id="ft-restore", scale=1)
+            drop_btn = gr.Button("Drop the clip picked above", elem_id="ft-drop-clip", scale=1)
+        with gr.Row():
+            review_limits = _threshold_inputs("ft-review")
+        with gr.Row():
+            review_quality = gr.Radio(
+                list(QUALITY_LABELS.items()),
+                value=DatasetOptions().quality_action,
+                label="Clips under the quality thresholds",
+                elem_id="ft-review-quality-action",
+            )
+            apply_btn = gr.Button("Apply thresholds", elem_id="ft-apply-thresholds")
+        screen_status = gr.Markdown(elem_id="ft-screen-status")
+        column = gr.Dropdown(SCORE_CHOICES, value="sim", label="Histogram of", elem_id="ft-score-column")
+        scores = gr.BarPlot(
+            score_frame([]),
+            x="score",
+            y="clips",
+            sort="x",
+            label="Clips per score (kept and dropped)",
+            x_title="score",
+            y_title="clips",
+            height=240,
+            elem_id="ft-score-histogram",
+        )
 
     with gr.Accordion("Validate: re-transcribe every clip and compare", open=False):
         with gr.Row():
@@ -576,6 +783,14 @@ def build(engines) -> None:
         silence_db=silence,
         pad_ms=pad,
         eval_share=share,
+        # screening (appended: the positional order above stays as it was)
+        target=target,
+        reference_clips=references,
+        quality_action=quality,
+        **dict(zip(THRESHOLD_NAMES, build_limits)),
+    )
+    thresholds_form = Form(
+        name=review_name, **dict(zip(THRESHOLD_NAMES, review_limits)), quality_action=review_quality, column=column
     )
     choice_form = Form(name=review_name, clip=mm_clip, choice=choice, text=choice_text)
 
@@ -589,6 +804,11 @@ def build(engines) -> None:
         return open_callback(engines, name_v)
 
     review_outputs = [table, stats, histogram, clip, player]
+    screening_outputs = [dropped, dropped_pick, scores, *review_limits, review_quality]
+
+    def _screening(name_v, column_v):
+        return screening_callback(engines, name_v, column_v)
+
     open_outputs = [review_name, datasets, delete_name, *review_outputs]
     # Only ft_build and ft_save are API endpoints; the other events are the page's own (private).
     build_btn.click(
@@ -598,9 +818,34 @@ def build(engines) -> None:
         concurrency_id=GPU_CONCURRENCY_ID,
         concurrency_limit=1,
         api_name="ft_build",
-    ).success(_review, inputs=[review_name], outputs=review_outputs, api_visibility="private")
-    review_name.change(_review, inputs=[review_name], outputs=review_outputs, api_visibility="private")
-    review_refresh.click(_open, inputs=[review_name], outputs=open_outputs, api_visibility="private")
+    ).success(_review, inputs=[review_name], outputs=review_outputs, api_visibility="private").success(
+        _screening, inputs=[review_name, column], outputs=screening_outputs, api_visibility="private"
+    )
+    review_name.change(_review, inputs=[review_name], outputs=review_outputs, api_visibility="private").success(
+        _screening, inputs=[review_name, column], outputs=screening_outputs, api_visibility="private"
+    )
+    column.change(_screening, inputs=[review_name, column], outputs=screening_outputs, api_visibility="private")
+    review_refresh.click(_open, inputs=[review_name], outputs=open_outputs, api_visibility="private").success(
+        _screening, inputs=[review_name, column], outputs=screening_outputs, api_visibility="private"
+    )
+    restore_btn.click(
+        lambda n, c, col: restore_callback(engines, n, c, col),
+        inputs=[review_name, dropped_pick, column],
+        outputs=[screen_status, *review_outputs, *screening_outputs],
+        api_visibility="private",
+    )
+    drop_btn.click(
+        lambda n, c, col: drop_clip_callback(engines, n, c, col),
+        inputs=[review_name, clip, column],
+        outputs=[screen_status, *review_outputs, *screening_outputs],
+        api_visibility="private",
+    )
+    apply_btn.click(
+        thresholds_form.handler(functools.partial(thresholds_callback, engines)),
+        inputs=thresholds_form.inputs,
+        outputs=[screen_status, *review_outputs, *screening_outputs],
+        api_visibility="private",
+    )
     root = gr.context.Context.root_block
     if root is not None:  # a browser refresh shows datasets built meanwhile (in any session)
         root.load(_open, inputs=[review_name], outputs=open_outputs, show_progress="hidden", api_visibility="private")
@@ -663,14 +908,20 @@ __all__ = [
     "delete_callback",
     "folder_help",
     "delete_clip_callback",
+    "drop_clip_callback",
+    "dropped_frame",
     "frame_rows",
     "list_callback",
     "open_callback",
     "pick_row_callback",
     "play_callback",
     "recut_callback",
+    "restore_callback",
     "review_callback",
     "run_build",
     "save_callback",
+    "score_frame",
+    "screening_callback",
+    "thresholds_callback",
     "validate_callback",
 ]

@@ -30,6 +30,15 @@ DEFAULTS = dict(
     silence_db=-50.0,
     pad_ms=150,
     eval_share=0.15,
+    target="dominant",
+    reference_clips=None,
+    quality_action="drop",
+    min_similarity=DatasetOptions().min_similarity,
+    min_bak=DatasetOptions().min_bak,
+    min_sig=DatasetOptions().min_sig,
+    min_ovrl=DatasetOptions().min_ovrl,
+    dnsmos_min_seconds=DatasetOptions().dnsmos_min_seconds,
+    cps_ratio=DatasetOptions().cps_ratio,
 )
 
 
@@ -87,6 +96,15 @@ def test_tab_layout_and_train_fallback(engines, monkeypatch) -> None:
         "ft-silence",
         "ft-pad",
         "ft-eval-share",
+        "ft-target",
+        "ft-reference",
+        "ft-quality-action",
+        "ft-build-min-similarity",
+        "ft-build-min-bak",
+        "ft-build-min-sig",
+        "ft-build-min-ovrl",
+        "ft-build-dnsmos-min-seconds",
+        "ft-build-cps-ratio",
     ]
     assert list(build_values(None, "", None, "x")) == ["files", "folder", "transcripts", "name", "language", *DEFAULTS]
 
@@ -103,6 +121,25 @@ def test_build_options_by_name() -> None:
     assert options.speaker == "Anna" and options.speakers == (("b.zip", "Bob"),)
     assert options.max_clip == 9 and options.pad_ms == DatasetOptions().pad_ms and options.model_id == "tiny-random"
     assert page.build_options({}) == DatasetOptions()  # names left out keep the defaults
+    # screening: radio labels or values, uploaded reference clips, thresholds (empty = default)
+    options = page.build_options(
+        build_values(
+            None,
+            "",
+            None,
+            "x",
+            target="The voice of my reference clips",
+            reference_clips=["/tmp/a.wav", "/tmp/b.wav"],
+            quality_action="Flag only",
+            min_bak="",
+            min_ovrl=2.5,
+            min_similarity=0.8,
+        )
+    )
+    assert options.target == "reference" and options.reference_clips == ("/tmp/a.wav", "/tmp/b.wav")
+    assert options.quality_action == "flag" and options.min_ovrl == 2.5 and options.min_similarity == 0.8
+    assert options.min_bak == DatasetOptions().min_bak
+    assert page.build_options({"target": "all", "quality_action": "drop"}).target == "all"
 
 
 def test_bad_input_raises_gr_error(engines, speak, tmp_path) -> None:
@@ -187,6 +224,79 @@ def test_build_review_edit_delete(engines, recordings) -> None:
         page.delete_callback(engines, "voices", False)
     message, listed, *_ = page.delete_callback(engines, "voices", True)
     assert "Deleted" in message and "voices" not in set(listed["name"]) and not root.exists()
+
+
+def _parts(result: tuple) -> tuple:
+    """An edit callback's (message, review values (table first), screening values (dropped table first))."""
+    return result[0], result[1:6], result[6:]
+
+
+def test_screening_review_drop_restore_thresholds_histogram(engines, recordings) -> None:
+    """Every automatic decision is visible (reason and score), reversible, and re-made by new thresholds."""
+    folder, transcripts = recordings
+    call_build(engines, None, str(folder), str(transcripts), "screened", speaker="one")
+    table, *_ = page.review_callback(engines, "screened")
+    assert len(table) == 3 and table["bak"].notna().all() and table["sim"].notna().all()
+    dropped, pick, scores, sim, bak, sig, ovrl, short, cps, action = page.screening_callback(
+        engines, "screened", "ovrl"
+    )
+    assert list(dropped.columns) == page.DROPPED_COLUMNS and dropped.empty and pick["choices"] == []
+    assert list(scores.columns) == ["score", "clips"] and scores["clips"].sum() == 3
+    assert (sim, bak, action) == (DatasetOptions().min_similarity, DatasetOptions().min_bak, "drop")
+    with pytest.raises(gr.Error, match="column"):
+        page.screening_callback(engines, "screened", "loudness")
+
+    # drop by hand, then restore: the dropped list says why; the clip comes back, and as the user's decision no
+    # threshold drops or flags it again (the clip with the best BAK, so the lower ones stay to be judged below)
+    clip = table.loc[table["bak"].idxmax(), "clip"]
+    message, (table2, *_), (dropped, pick, *_) = _parts(page.drop_clip_callback(engines, "screened", clip, "sim"))
+    assert clip in message and clip not in set(table2["clip"]) and len(table2) == 2
+    assert dict(zip(dropped["clip"], dropped["reason"])) == {clip: "dropped by hand"} and pick["choices"] == [clip]
+    with pytest.raises(gr.Error, match="Pick the dropped"):
+        page.restore_callback(engines, "screened", [], "sim")
+    message, (table3, *_), (dropped, *_) = _parts(page.restore_callback(engines, "screened", [clip], "sim"))
+    assert "Restored" in message and clip in set(table3["clip"]) and dropped.empty
+
+    # thresholds in one step: a BAK limit between the clips' scores drops the lower ones, with the score; these
+    # espeak clips are short (under 3.5 s), where DNSMOS only flags unless the user lowers that length
+    assert (table3["duration"] < DatasetOptions().dnsmos_min_seconds).all(), table3[["clip", "duration"]]
+    short_clips = {"name": "screened", "min_bak": 4.5, "column": "bak"}
+    message, (table_s, *_), (dropped, *_) = _parts(page.thresholds_callback(engines, short_clips))
+    flags = dict(zip(table_s["clip"], table_s["flags"]))
+    assert dropped.empty and "DNSMOS" not in flags.pop(clip)
+    assert all("DNSMOS is unreliable" in f for f in flags.values()), flags
+    baks = sorted(table3["bak"])
+    limit = round((baks[0] + baks[-1]) / 2, 3)
+    if baks[0] == baks[-1]:
+        pytest.fail(f"the three clips scored the same BAK {baks}: no threshold between them")
+    values = {"name": "screened", "min_bak": limit, "dnsmos_min_seconds": 0, "column": "bak"}
+    message, _, (dropped, pick, scores, _s, bak, *_) = _parts(page.thresholds_callback(engines, values))
+    low = {c for c, b in zip(table3["clip"], table3["bak"]) if b < limit}
+    assert set(dropped["clip"]) == low and f"{len(low)} dropped" in message and bak == limit
+    assert all(r.startswith("noisy or music (DNSMOS BAK") for r in dropped["reason"])
+    assert scores["clips"].sum() == 3  # the histogram counts kept and dropped clips
+    # flag instead of drop: all back in the lists, the flags column says why
+    flag = {**values, "quality_action": "Flag only"}
+    message, (table5, *_), (dropped, *_) = _parts(page.thresholds_callback(engines, flag))
+    assert dropped.empty and len(table5) == 3
+    assert sum("DNSMOS BAK" in f for f in table5["flags"]) == len(low)
+    # a limit no clip meets drops all but the clip the user restored: that decision stands
+    strict = {"name": "screened", "min_ovrl": 4.99, "dnsmos_min_seconds": 0, "quality_action": "drop"}
+    message, (table_x, *_), (dropped, *_) = _parts(page.thresholds_callback(engines, strict))
+    assert list(table_x["clip"]) == [clip] and len(dropped) == 2 and "1 clips in the training lists" in message
+    message, (table6, *_), (dropped, *_) = _parts(
+        page.thresholds_callback(
+            engines,
+            {
+                "name": "screened",
+                "min_bak": DatasetOptions().min_bak,
+                "min_ovrl": DatasetOptions().min_ovrl,
+                "dnsmos_min_seconds": DatasetOptions().dnsmos_min_seconds,
+                "quality_action": "drop",
+            },
+        )
+    )
+    assert dropped.empty and len(table6) == 3 and "0 dropped" in message
 
 
 @pytest.mark.browser

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -12,9 +13,10 @@ import torch
 
 from engines.training.engine import TrainingEngine
 from engines.training.options import TrainOptions
+from engines.training.runs import read_metrics, read_run
 from engines.tts import vocab
 from pages import finetune_train as train_page
-from tests.test_training import make_dataset, make_settings, wait_done
+from tests.test_training import make_dataset, make_settings, wait_done, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +47,7 @@ def test_a_new_language_is_taught_resumed_exported_and_spoken(language, tmp_path
     make_dataset(settings.path("datasets_dir"), f"lang-{language}", clips, n_eval=2, language=language)
     engine = TrainingEngine(settings, tiny=tiny_models)
     options = TrainOptions(
-        dataset=f"lang-{language}", base_model="tiny", epochs=2, batch_size=2, grad_accum=1, save_every=1, seed=1
+        dataset=f"lang-{language}", base_model="tiny", epochs=3, batch_size=1, grad_accum=1, save_every=1, seed=1
     )
 
     report = engine.vocabulary(options)  # what the Train tab shows before starting
@@ -56,8 +58,13 @@ def test_a_new_language_is_taught_resumed_exported_and_spoken(language, tmp_path
     assert "Start will extend the vocabulary" in shown and f"[{language}]" in shown
 
     run_id = engine.start(options)
+    run_dir = engine.run_dir(run_id)
+    wait_for(lambda: any(r.get("kind") == "train" and r["step"] >= 2 for r in read_metrics(run_dir)), 300, "step 2")
+    assert engine.stop(run_id).status == "stopped"  # stopped with a checkpoint of the extended GPT...
+    engine.resume(run_id)  # ...and resumed from it: the run's extended base is kept
     status = wait_done(engine, run_id)
     assert status.status == "finished", status.log_tail
+    assert read_run(run_dir)["resumed_from"]
     info = json.loads((engine.run_dir(run_id) / "run.json").read_text())
     ext = info["vocabulary"]["extension"]
     assert ext["language"] == language and ext["new_size"] > ext["old_size"]
@@ -129,3 +136,33 @@ def _preset_values(options: TrainOptions) -> dict:
     return {name: getattr(options, name) for name in train_page.PRESET_FIELDS if hasattr(options, name)} | {
         "seed": options.seed
     }
+
+
+@pytest.mark.real_weights
+def test_real_xtts_v2_learns_a_new_language(tmp_path, tiny_models, speak):
+    """The same flow on the real XTTS v2 base (users who have its weights and training assets run it; a GPU helps:
+    one epoch of six clips)."""
+    from engines.core.errors import LabError
+    from engines.core.options import TTSOptions
+    from engines.tts.engine import TTSEngine
+
+    settings = dataclasses.replace(make_settings(tmp_path, tiny_models), tiny_models=False, xtts_cache_dir=None)
+    engine = TrainingEngine(settings)
+    try:
+        engine.resolve_base("xtts_v2")
+    except LabError as exc:
+        pytest.skip(f"XTTS v2 weights or training assets are not on this machine: {exc}")
+    clips = [(speak(text, lang="vi"), text) for text in SENTENCES["vi"]]
+    make_dataset(settings.path("datasets_dir"), "lang-vi", clips, n_eval=2, language="vi")
+    options = TrainOptions(dataset="lang-vi", base_model="xtts_v2", epochs=1, batch_size=2, grad_accum=1, seed=1)
+    report = engine.vocabulary(options)
+    assert report.needs_extension and not report.language_token  # XTTS v2 has no [vi]
+    run_id = engine.start(options)
+    assert wait_done(engine, run_id, timeout=3600).status == "finished"
+    out = engine.export(run_id, name="voice-vi-real")
+    tts = TTSEngine(settings, threading.RLock())
+    options_vi = TTSOptions(language="vi", max_audio_tokens=200)
+    result = tts.synthesize(SENTENCES["vi"][0], model_id=out.name, reference=[clips[0][0]], options=options_vi)
+    assert result.audio_seconds > 0.2
+    with pytest.raises(LabError, match="'vi' is not supported by XTTS v2"):
+        tts.synthesize(SENTENCES["vi"][0], model_id="xtts_v2", reference=[clips[0][0]], options=options_vi)

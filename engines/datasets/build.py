@@ -18,8 +18,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engines.core.audio import (
     clipped_fraction,
+    file_sha256,
     is_silent,
     load_audio,
     normalize_loudness,
@@ -28,8 +31,12 @@ from engines.core.audio import (
     save_wav,
     write_json,
 )
-from engines.datasets import store
-from engines.datasets.clips import assign_split, clip_flags, transcribe_clip
+from engines.core.errors import AudioError, AudioTooLargeError, InputError
+from engines.core.progress import LogFn, ProgressFn
+from engines.core.provenance import app_version, utc_now
+from engines.datasets import screening, store
+from engines.datasets.clips import assign_split, clip_flags, multilingual, transcribe_clip, transcribe_heard
+from engines.datasets.cutting import Piece, clean_text, plan_clips, speech_spans
 from engines.datasets.ingest import (
     Source,
     TranscriptRow,
@@ -40,12 +47,12 @@ from engines.datasets.ingest import (
 )
 from engines.datasets.options import ASR_RATE, FORMAT_VERSION, MIN_MINUTES, NO_INPUT, SAMPLE_RATE, DatasetOptions
 from engines.datasets.results import DatasetReport, FileReport
-from engines.core.errors import AudioError, AudioTooLargeError, InputError
-from engines.core.progress import LogFn, ProgressFn
-from engines.core.provenance import app_version, utc_now
-from engines.datasets.cutting import Piece, clean_text, plan_clips, speech_spans
 
 log = logging.getLogger(__name__)
+
+# tiny mode's Whisper (random weights, ``engines.asr.engine.TINY_MODEL_ID``) writes gibberish in random
+# languages: its texts say nothing about speaking rate or language, so those checks are off with it
+RANDOM_ASR = "tiny-random"
 
 # (source, settings key, transcripts row, speaker, manifest of an earlier run)
 Plan = tuple[Source, str, TranscriptRow | None, str, dict[str, Any] | None]
@@ -64,6 +71,8 @@ class Builder:
         max_upload_mb: int,
         check_not_in_use: Callable[[str, str], None],
         token_counter: Callable[[str, str], int] | None = None,
+        scorer: screening.Scorer | None = None,
+        cleanup: screening.Cleanup | None = None,
     ) -> None:
         """
         Args:
@@ -72,11 +81,15 @@ class Builder:
             check_not_in_use: ``check_not_in_use(name, what)`` raises BusyError while a training run uses
                 the dataset (before an overwrite).
             token_counter: the trainer's tokenizer count, for the report's flagged clips (see ``clip_flags``).
+            scorer: the speaker and quality models (``screening.Scorer``); None = no screening.
+            cleanup: an audio clean-up run on each source before cutting (``screening.Cleanup``); None = none.
         """
         self.asr = asr
         self.max_upload_mb = max_upload_mb
         self.check_not_in_use = check_not_in_use
         self.token_counter = token_counter
+        self.scorer = scorer
+        self.cleanup = cleanup
 
     def run(
         self,
@@ -108,6 +121,7 @@ class Builder:
         model_id = options.model_id or self.asr.default_model()
         if any(s.sha256 not in rows for s in unique):  # Whisper will hear these files
             self.asr.check_language(model_id, language)  # before anything is created
+        screen = self._screen_setup(options, model_id)  # reference clips are read before anything is created
 
         meta = store.read_json(root / "dataset.json") if root.is_dir() else None
         # a folder without metadata or clips (a build killed before its first write) is free to use
@@ -135,7 +149,9 @@ class Builder:
         for source in unique:
             row = rows.get(source.sha256)
             speaker = source_speaker(source, row, options, name)
-            key = _settings_key(options, language, model_id, row.text if row else None, speaker, source.base)
+            key = _settings_key(
+                options, language, model_id, row.text if row else None, speaker, source.base, screen["per_file"]
+            )
             manifest = store.read_json(root / ".manifest" / f"{source.sha256}.json")
             plans.append((source, key, row, speaker, manifest))
         todo = [p for p in plans if not (p[4] and p[4].get("key") == p[1])]
@@ -158,15 +174,29 @@ class Builder:
                 (root / f"metadata_{split}.csv").unlink(missing_ok=True)
 
         try:
-            manifests, processed = self._process_all(root, plans, language, options, model_id, progress, log_fn, report)
+            manifests, processed = self._process_all(
+                root, plans, language, options, model_id, progress, log_fn, report, screen
+            )
             progress(1.0, desc="Writing metadata")
             for m in manifests.values():
                 _counter_add(report.dropped, m.get("dropped", {}))
-            meta = _assemble(root, meta, unique, manifests, processed, options, language, model_id)
+            meta = _assemble(root, meta, unique, manifests, processed, options, language, model_id, screen)
+            outcome = _outcomes(meta, manifests)
             # stored per-file report: the same on every run (no "already prepared" wording)
             meta["files"] = [asdict(f) for f in early_rows] + [
-                asdict(_file_report(manifests[s.sha256])) for s in unique
+                asdict(_file_report(manifests[s.sha256], outcome=outcome.get(s.sha256))) for s in unique
             ]
+            for f in report.files:
+                if f.sha256 in outcome:
+                    _fill_outcome(f, outcome[f.sha256])
+            report.screening = _screen_record(screen, options)
+            meta["screening"] = report.screening
+            report.dropped_clips = len(meta.get("dropped_clips", {}))
+            report.outcome = {
+                k: round(sum(o[k] for o in outcome.values()), 2)
+                for k in ("kept", "other_speaker", "quality_dropped", "quality_flagged", "cleaned")
+            }
+            meta["outcome"] = report.outcome
             meta["dropped"] = report.dropped
             if transcripts_info is not None:
                 meta["transcripts"] = transcripts_info
@@ -181,6 +211,7 @@ class Builder:
                         if report.dropped
                         else ""
                     )
+                    + _screen_drops(meta.get("dropped_clips", {}))
                     + ". Upload recordings with audible speech (and a transcripts file, or a Whisper model that "
                     "hears it)."
                 )
@@ -202,6 +233,42 @@ class Builder:
         log_fn(report.summary())
         return report
 
+    def _screen_setup(self, options: DatasetOptions, model_id: str) -> dict[str, Any]:
+        """What this build screens with: on/off, per-clip language detection, the reference voice.
+
+        Raises:
+            InputError: a reference speaker without the scoring models; an unreadable reference clip.
+        """
+        on = options.screen and self.scorer is not None
+        if options.screen and options.target == "reference" and self.scorer is None:
+            raise InputError("A reference speaker needs the speaker encoder; this dataset engine was made without one.")
+        screen: dict[str, Any] = {
+            "on": on,
+            "detect_language": bool(
+                on and options.check_clip_language and model_id != RANDOM_ASR and multilingual(self.asr, model_id)
+            ),
+            "asr_text_checks": model_id != RANDOM_ASR,
+            "reference": None,
+            "references": [],
+        }
+        if on and options.target == "reference":
+            embs = []
+            for ref in options.reference_clips:
+                path = Path(ref)
+                try:
+                    embs.append(self.scorer.embed_file(path))  # type: ignore[union-attr]
+                except (AudioError, OSError) as exc:
+                    raise InputError(f"Reference clip {path.name}: {exc}") from None
+                screen["references"].append({"file": path.name, "sha256": file_sha256(path)})
+            screen["reference"] = screening.unit(np.mean(embs, axis=0))
+        # what a finished file's clips depend on (thresholds and the target do not: they are decided afresh)
+        screen["per_file"] = {
+            "screen": on,
+            "language_check": screen["detect_language"],
+            "cleanup": getattr(self.cleanup, "name", type(self.cleanup).__name__) if self.cleanup else None,
+        }
+        return screen
+
     def _process_all(
         self,
         root: Path,
@@ -212,6 +279,7 @@ class Builder:
         progress: ProgressFn,
         log_fn: LogFn,
         report: DatasetReport,
+        screen: dict[str, Any],
     ) -> tuple[dict[str, dict[str, Any]], set[str]]:
         """Every source through ``_process`` (or reused from its manifest); one manifest written per file."""
         processed: set[str] = set()
@@ -228,7 +296,7 @@ class Builder:
             if manifest:  # finished before with other settings: its clips go
                 for entry in manifest.get("clips", []):
                     (root / "wavs" / entry["clip"]).unlink(missing_ok=True)
-            manifest = self._process(root, source, language, options, model_id, row, speaker)
+            manifest = self._process(root, source, language, options, model_id, row, speaker, screen)
             manifest["key"] = key
             write_json(root / ".manifest" / f"{source.sha256}.json", manifest)
             manifests[source.sha256] = manifest
@@ -247,6 +315,7 @@ class Builder:
         model_id: str,
         row: TranscriptRow | None,
         speaker: str,
+        screen: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One source file -> clips on disk; returns its manifest (report, clips, dropped counts).
 
@@ -275,16 +344,22 @@ class Builder:
             return m
         seconds = len(raw) / sr
         m["seconds"] = round(seconds, 3)
+        if self.cleanup is not None:
+            # the clean-up hears the source at its own rate; clips are cut from what it gives back
+            raw = np.asarray(self.cleanup(raw, sr), dtype=np.float32)
+            m["cleaned"] = {"by": getattr(self.cleanup, "name", type(self.cleanup).__name__), "seconds": m["seconds"]}
         audio = resample(raw, sr, SAMPLE_RATE)
+        scorer = self.scorer if screen and screen["on"] else None
         whole = row is not None
         pad = options.pad_ms / 1000.0
         max_span = options.max_clip - 2 * min(pad, options.max_clip / 4)
         # the VAD decides where (and whether) there is speech, at any level; the floor only catches
         # digital silence and dither, where there is nothing for a detector to judge
+        audio_16k = resample(raw, sr, ASR_RATE)
         if is_silent(audio, options.silence_db):
             spans = []
         else:  # a file kept whole only needs to hold speech: no second look for pauses inside it
-            spans = speech_spans(resample(raw, sr, ASR_RATE), float("inf") if whole else max_span)
+            spans = speech_spans(audio_16k, float("inf") if whole else max_span)
         if not spans:
             level = rms_dbfs(audio)
             m.update(
@@ -297,9 +372,13 @@ class Builder:
             )
             return m
         normalized = normalize_loudness(audio)
-        if whole:
+        if row is not None:  # kept whole
             pieces = [Piece(0.0, seconds, row.text, 0.0, seconds)]
         else:
+            # a turn change between two stretches of speech ends a clip there, as a pause may
+            changes = screening.speaker_changes(scorer, audio_16k, ASR_RATE, spans) if scorer else []
+            if changes:
+                m["speaker_changes"] = [round(t, 2) for t in changes]
             pieces = plan_clips(
                 spans,
                 seconds,
@@ -307,6 +386,7 @@ class Builder:
                 max_clip=options.max_clip,
                 pad=pad,
                 language=language,
+                breaks=changes,
             )
         dropped: Counter[str] = Counter()
         unsplit: list[str] = []
@@ -324,11 +404,14 @@ class Builder:
             elif clipped_fraction(raw[int(piece.start * sr) : int(piece.end * sr)]) > options.max_clipped:
                 reason = "clipped"
             text = clean_text(piece.text)
+            heard = None
             if reason is None and not whole:
                 # each clip is transcribed on its own: its text is what its audio says, nothing from a neighbour
-                text = transcribe_clip(
-                    self.asr, normalized[a:b], language, model_id, f"{source.name} {piece.start:.1f} s"
-                )
+                label = f"{source.name} {piece.start:.1f} s"
+                if screen and screen["detect_language"]:
+                    text, heard = transcribe_heard(self.asr, normalized[a:b], model_id, label)
+                else:
+                    text = transcribe_clip(self.asr, normalized[a:b], language, model_id, label)
             if reason is None and not text:
                 reason = "no transcript"
             if reason:
@@ -355,6 +438,16 @@ class Builder:
                     "notes": notes,
                 }
             )
+            if scorer is not None:
+                entry = m["clips"][-1]
+                inside = (max(0.0, piece.speech_start - piece.start), min(duration, piece.speech_end - piece.start))
+                if whole:
+                    inside = (spans[0].start, spans[-1].end)
+                entry.update(screening.clip_scores(scorer, normalized[a:b], SAMPLE_RATE, inside))
+                if whole or (screen or {}).get("asr_text_checks", True):
+                    entry["cps"] = screening.chars_per_second(text, inside[1] - inside[0])
+                if heard:
+                    entry["heard_language"] = heard
         if unsplit:
             m["unsplit"] = unsplit
         m["dropped"] = dict(dropped)
@@ -367,6 +460,19 @@ class Builder:
             main = dropped.most_common(1)[0][0] if dropped else "no clips"
             m.update(reason=main, detail=f"no clip kept (dropped: {drops or 'none planned'})")
         return m
+
+
+def _screen_drops(dropped: Mapping[str, Mapping[str, Any]]) -> str:
+    """The no-clips message's part about the speaker and quality checks: how many each reason dropped."""
+    if not dropped:
+        return ""
+    reasons = Counter(str(e.get("drop_reason", "")).split(" (")[0].split(";")[0] for e in dropped.values())
+    example = next(iter(dropped.values())).get("drop_reason", "")
+    return (
+        f". The speaker and quality checks dropped {len(dropped)} clip(s): "
+        + ", ".join(f"{k} {v}" for k, v in reasons.most_common())
+        + f" (e.g. {example}); pick another target speaker, 'Flag only' for quality, or other thresholds"
+    )
 
 
 def _mark_failed(root: Path, meta: dict[str, Any], created_now: bool, exc: Exception) -> None:
@@ -397,31 +503,41 @@ def _assemble(
     options: DatasetOptions,
     language: str,
     model_id: str,
+    screen: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """dataset.json's clip table from the manifests, keeping the user's edits of unchanged files.
 
-    A clip whose wav is gone was deleted (or re-cut) by the user: it stays gone.
+    A clip whose wav is gone was deleted (or re-cut) by the user: it stays gone. With screening on, every
+    clip is scored against the target voice and kept or dropped (``screening.decide``); dropped clips go to
+    ``dropped_clips`` with their reason and scores (their wavs stay, so review can restore them).
     """
     shas = {s.sha256 for s in sources}
-    old = meta.get("clips", {})
+    old = {**meta.get("dropped_clips", {}), **meta.get("clips", {})}
     clips = {
         c: e
         for c, e in old.items()
         if e.get("sha256") in shas and e.get("sha256") not in processed and (root / "wavs" / c).is_file()
     }
     added = False
+    embs: dict[str, dict[str, Any]] = {}
     for source in sources:
         for entry in manifests.get(source.sha256, {}).get("clips", []):
+            embs[entry["clip"]] = {k: entry.get(k) for k in ("emb", "emb_halves")}
             if entry["clip"] not in clips and (root / "wavs" / entry["clip"]).is_file():
-                clips[entry["clip"]] = dict(entry)
+                clips[entry["clip"]] = {k: v for k, v in entry.items() if k not in ("emb", "emb_halves")}
                 added = True
+    dropped: dict[str, dict[str, Any]] = {}
+    if screen and screen["on"]:
+        screening.score_against_targets(clips, embs, options.target, options.min_similarity, screen.get("reference"))
+        clips, dropped = screening.decide(clips, screening.Thresholds.of(asdict(options)), language)
+    was_kept = set(meta.get("clips", {}))
     recorded = meta.get("settings") or {}
     # a new eval share or seed is a new split (dataset.json must not record settings the split was not made with)
     resplit = bool(recorded) and (recorded.get("eval_share"), recorded.get("seed")) != (
         options.eval_share,
         options.seed,
     )
-    if added or processed or resplit or any("split" not in e for e in clips.values()) or set(clips) != set(old):
+    if added or processed or resplit or any("split" not in e for e in clips.values()) or set(clips) != was_kept:
         for clip, split in assign_split(clips, options.eval_share, options.seed).items():
             clips[clip]["split"] = split
     settings = {k: v for k, v in asdict(options).items() if k != "overwrite"}
@@ -435,14 +551,57 @@ def _assemble(
             "app_version": app_version(),
             "settings": settings,
             "clips": dict(sorted(clips.items())),
+            "dropped_clips": dict(sorted(dropped.items())),
             "inputs": [{"source": s.name, "sha256": s.sha256} for s in sources],
         }
     )
     return meta
 
 
+def _outcomes(meta: Mapping[str, Any], manifests: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Seconds kept / dropped as another speaker / dropped or flagged for quality / cleaned, per source sha256."""
+    by: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {sha: ({}, {}) for sha in manifests}
+    for clip, e in meta.get("clips", {}).items():
+        by.setdefault(e.get("sha256", ""), ({}, {}))[0][clip] = e
+    for clip, e in meta.get("dropped_clips", {}).items():
+        by.setdefault(e.get("sha256", ""), ({}, {}))[1][clip] = e
+    out = {}
+    for sha, (kept, dropped) in by.items():
+        cleaned = (manifests.get(sha) or {}).get("cleaned") or {}
+        out[sha] = {**screening.seconds_by_outcome(kept, dropped), "cleaned": float(cleaned.get("seconds", 0.0))}
+    return out
+
+
+def _fill_outcome(report: FileReport, outcome: Mapping[str, float]) -> None:
+    report.kept_seconds = outcome.get("kept", 0.0)
+    report.other_speaker_seconds = outcome.get("other_speaker", 0.0)
+    report.quality_dropped_seconds = outcome.get("quality_dropped", 0.0)
+    report.quality_flagged_seconds = outcome.get("quality_flagged", 0.0)
+    report.cleaned_seconds = outcome.get("cleaned", 0.0)
+
+
+def _screen_record(screen: Mapping[str, Any], options: DatasetOptions) -> dict[str, Any]:
+    """What dataset.json records of the screening, so a rebuild decides the same (thresholds in settings too)."""
+    return {
+        "on": bool(screen["on"]),
+        "encoder": screening.Scorer.encoder,
+        "target": options.target,
+        "references": screen.get("references", []),
+        "language_check": bool(screen["detect_language"]),
+        "thresholds": asdict(screening.Thresholds.of(asdict(options))),
+        "half_threshold": screening.HALF_THRESHOLD,
+        "change_threshold": screening.CHANGE_THRESHOLD,
+    }
+
+
 def _settings_key(
-    options: DatasetOptions, language: str, model_id: str, text: str | None, speaker: str, base: str
+    options: DatasetOptions,
+    language: str,
+    model_id: str,
+    text: str | None,
+    speaker: str,
+    base: str,
+    screen: Mapping[str, Any] | None = None,
 ) -> str:
     """What a finished file depends on: a change re-does the file, anything else reuses it."""
     data = {
@@ -458,11 +617,15 @@ def _settings_key(
         "pad_ms": options.pad_ms,
         "max_clipped": options.max_clipped,
     }
+    if screen and any(screen.values()):  # keys of builds without screening stay what they were
+        data["screen"] = dict(screen)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _file_report(manifest: Mapping[str, Any], reused: bool = False) -> FileReport:
-    return FileReport(
+def _file_report(
+    manifest: Mapping[str, Any], reused: bool = False, outcome: Mapping[str, float] | None = None
+) -> FileReport:
+    report = FileReport(
         source=manifest["source"],
         status=manifest["status"],
         reason=manifest.get("reason", ""),
@@ -474,6 +637,9 @@ def _file_report(manifest: Mapping[str, Any], reused: bool = False) -> FileRepor
         sha256=manifest.get("sha256", ""),
         reused=reused,
     )
+    if outcome is not None:
+        _fill_outcome(report, outcome)
+    return report
 
 
 def _counter_add(target: dict[str, int], source: Mapping[str, int]) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.audio import resample
-from engines.datasets.options import ASR_RATE, SAMPLE_RATE
 from engines.asr.checks import repetition_loop
+from engines.core.audio import resample
 from engines.datasets.cutting import clean_text
+from engines.datasets.options import ASR_RATE, SAMPLE_RATE
 
 TRAINER_MIN_SECONDS = 0.5  # GPTTrainer's dataset drops clips under half a second
 
@@ -33,6 +33,34 @@ def transcribe_clip(asr: Any, audio: np.ndarray, language: str | None, model_id:
         source=label,
     )
     return clean_text(transcript.text)
+
+
+def transcribe_heard(asr: Any, audio: np.ndarray, model_id: str, label: str) -> tuple[str, str | None]:
+    """What a multilingual Whisper hears in one clip without being told the language, and that language.
+
+    The build's per-clip language check: one decode gives both the text and the detected language, so a clip
+    in the dataset's language costs no more than the forced decode would.
+    """
+    from engines.asr.engine import ASROptions
+
+    transcript = asr.transcribe_array(
+        resample(audio, SAMPLE_RATE, ASR_RATE), ASROptions(language=None), model_id=model_id, source=label
+    )
+    return clean_text(transcript.text), transcript.language
+
+
+def multilingual(asr: Any, model_id: str) -> bool:
+    """Whether the Whisper model can detect languages (English-only models cannot).
+
+    Asked through the ASR engine's public guard: an English-only model refuses another language.
+    """
+    from engines.core.errors import LabError
+
+    try:
+        asr.check_language(model_id, "de")
+    except LabError:
+        return False
+    return True
 
 
 def clip_flags(
@@ -58,6 +86,7 @@ def clip_flags(
     loop = repetition_loop(text)
     if loop:
         flags.append(f"repetition loop: {loop}")
+    flags.extend(entry.get("screen", []))
     cer = entry.get("cer")
     if cer is not None and cer > limits["cer_threshold"] and not entry.get("choice"):
         flags.append(f"ASR mismatch (CER {cer:.2f}): heard {entry.get('asr_text', '')!r}")

@@ -171,6 +171,7 @@ def plan_clips(
     max_clip: float = 11.0,
     pad: float = 0.15,
     language: str | None = None,
+    breaks: Sequence[float] = (),
 ) -> list[Piece]:
     """Plan clips from stretches of speech: group adjacent ones into clips, cutting only in the gaps.
 
@@ -193,6 +194,7 @@ def plan_clips(
         max_clip: longest clip allowed, padding included.
         pad: seconds of context added before and after the speech.
         language: XTTS language code (Chinese/Japanese texts are joined without spaces).
+        breaks: times (seconds, in gaps) where the speaker changes: no clip holds one (a clip ends there).
 
     Returns:
         The planned pieces, in time order.
@@ -211,14 +213,16 @@ def plan_clips(
 
     n = len(units)
     gaps = [units[i + 1].start - units[i].end for i in range(n - 1)]
+    # a gap holding a speaker change must be cut: as binding as a pause over MAX_MERGE_GAP
+    forced = [any(units[i].end - 1e-6 <= t <= units[i + 1].start + 1e-6 for t in breaks) for i in range(n - 1)]
 
     def cost(i: int, j: int) -> float | None:
         """Cost of one clip holding units i..j (None: not allowed)."""
         span = units[j].end - units[i].start
-        if i < j and (span > max_span or any(g > MAX_MERGE_GAP for g in gaps[i:j])):
+        if i < j and (span > max_span or any(g > MAX_MERGE_GAP for g in gaps[i:j]) or any(forced[i:j])):
             return None
         value = 1.0
-        if j < n - 1:  # the cut after this clip
+        if j < n - 1 and not forced[j]:  # the cut after this clip (free at a speaker change)
             value += _cut_cost(gaps[j])
         if span + 2 * pad < min_clip:
             value += TOO_SHORT_COST

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings, resolve_path
+from engines.core.errors import BusyError, InputError
+from engines.core.process import pid_alive, process_exists
+from engines.core.progress import ConsoleProgress, LogFn, ProgressFn
 from engines.datasets import review, store
 from engines.datasets.build import Builder
 from engines.datasets.ingest import resolve_server_folder
@@ -28,16 +31,27 @@ from engines.datasets.results import (
     DatasetReport,
     DatasetStats,
     DatasetSummary,
+    DroppedRow,
     SaveResult,
     ValidationReport,
 )
-from engines.core.errors import BusyError, InputError
-from engines.core.progress import ConsoleProgress, LogFn, ProgressFn
-from engines.core.process import pid_alive, process_exists
+from engines.datasets.screening import Cleanup, Scorer
 
 log = logging.getLogger(__name__)
 
 STAGING_PREFIX = "incoming-"  # workspace/cache/datasets/incoming-<pid>-*: one build's unpacked zips
+
+
+def datasets_root(settings: Settings) -> Path:
+    """The datasets folder setting, absolute.
+
+    Raises:
+        InputError: the setting is empty (a settings file that blanked it).
+    """
+    folder = settings.path("datasets_dir")
+    if folder is None:
+        raise InputError("The datasets_dir setting is empty: set it to the folder datasets are kept in.")
+    return folder
 
 
 def server_roots(settings: Settings) -> tuple[Path, ...]:
@@ -50,7 +64,7 @@ def server_roots(settings: Settings) -> tuple[Path, ...]:
     if settings.exposed and not configured:
         return ()
     roots: list[Path] = []
-    for root in [settings.path("datasets_dir").resolve(), settings.workspace_dir.resolve(), *configured]:
+    for root in [datasets_root(settings).resolve(), settings.workspace_dir.resolve(), *configured]:
         if root not in roots:
             roots.append(root)
     return tuple(roots)
@@ -112,6 +126,8 @@ class DatasetEngine:
         asr_engine: Any,
         in_use: Callable[[str], bool] | None = None,
         token_counter: Callable[[str, str], int] | None = None,
+        sim: Any = None,
+        mos: Any = None,
     ) -> None:
         """
         Args:
@@ -121,11 +137,22 @@ class DatasetEngine:
                 The training engine may replace it (``engine.in_use = training.uses_dataset``).
             token_counter: ``token_counter(text, language) -> tokens`` with the trainer's tokenizer, to flag
                 texts over its token limit; None = flag by character count only.
+            sim: an ``engines.scoring.sim.SimilarityEngine`` and
+            mos: an ``engines.scoring.mos.MOSEngine`` for the speaker and quality screening; None = this
+                engine makes its own (their models load on first use).
         """
         self.settings = settings
         self.asr = asr_engine
         self.in_use: Callable[[str], bool] = in_use or functools.partial(runs_using, settings)
         self.token_counter = token_counter
+        if sim is None or mos is None:
+            from engines.scoring.mos import MOSEngine
+            from engines.scoring.sim import SimilarityEngine
+
+            lock = getattr(asr_engine, "gpu_lock", None) or threading.RLock()
+            sim = sim or SimilarityEngine(settings, lock)
+            mos = mos or MOSEngine(settings, lock)
+        self.scorer = Scorer(sim, mos)
         self._lock = threading.Lock()
         self._active: set[str] = set()
         clean_staging(settings.workspace_dir / "cache" / "datasets")  # unpacked zips of builds killed earlier
@@ -135,7 +162,7 @@ class DatasetEngine:
     @property
     def root(self) -> Path:
         """The datasets folder (created on demand)."""
-        folder = self.settings.path("datasets_dir")
+        folder = datasets_root(self.settings)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -200,6 +227,7 @@ class DatasetEngine:
         options: DatasetOptions = DatasetOptions(),
         progress: ProgressFn | None = None,
         log_fn: LogFn | None = None,
+        cleanup: Cleanup | None = None,
     ) -> DatasetReport:
         """Turn recordings into a dataset: decode, mono, 22.05 kHz, loudness, Whisper, cut, check, write.
 
@@ -215,9 +243,12 @@ class DatasetEngine:
             options: cutting, checks, split and overwrite (see ``DatasetOptions``).
             progress: ``progress(fraction, desc=...)`` (gr.Progress works); default a console bar.
             log_fn: ``log_fn(message)`` for per-file lines; default print.
+            cleanup: an audio clean-up (denoise, music separation) run on each source before it is cut
+                (``screening.Cleanup``: ``cleanup(audio, sr) -> audio`` with a ``name``); None = none.
 
         Returns:
-            The report: per-file rows, dropped clips per reason, totals.
+            The report: per-file rows (seconds kept / dropped as another speaker / dropped or flagged for
+            quality / cleaned), dropped clips per reason, totals.
 
         Raises:
             InputError: bad name, language, options or transcripts file; no input; the name is taken by
@@ -230,8 +261,10 @@ class DatasetEngine:
         paths = [Path(p) for p in (sources or []) if str(p).strip()]
         if not paths:
             raise InputError(NO_INPUT)
-        console = ConsoleProgress() if progress is None else None
-        progress = progress or console
+        console = None
+        if progress is None:
+            console = ConsoleProgress()
+            progress = console
         log_fn = log_fn or print
         with self._claim(name):
             staging = Path(
@@ -240,7 +273,14 @@ class DatasetEngine:
                 )
             )
             try:
-                builder = Builder(self.asr, self.settings.max_upload_mb, self._check_not_in_use, self.token_counter)
+                builder = Builder(
+                    self.asr,
+                    self.settings.max_upload_mb,
+                    self._check_not_in_use,
+                    self.token_counter,
+                    scorer=self.scorer,
+                    cleanup=cleanup,
+                )
                 return builder.run(
                     self.dataset_dir(name), name, paths, language, transcripts, options, progress, log_fn, staging
                 )
@@ -379,3 +419,51 @@ class DatasetEngine:
         choice = review.check_choice(choice)
         with self._claim(name):
             return review.apply_choice(self._existing(name), name, clip, choice, text, self.token_counter)
+
+    # ----- speaker and quality screening: every automatic decision visible and reversible -----
+
+    def dropped_table(self, name: str) -> list[DroppedRow]:
+        """The clips kept out of the training lists (by the screening or by hand), with reason and score.
+
+        Raises:
+            InputError: no such dataset.
+        """
+        return review.dropped_table(self._existing(name), name)
+
+    def restore(self, name: str, clips: Sequence[str]) -> list[str]:
+        """Put dropped clips back into the training lists (a later build keeps the user's decision).
+
+        Raises:
+            InputError: a clip not in the dropped list. BusyError: the dataset is busy.
+        """
+        name = check_name(name)
+        with self._claim(name):
+            return review.restore(self._existing(name), name, list(clips))
+
+    def drop(self, name: str, clips: Sequence[str]) -> list[str]:
+        """Move clips out of the training lists into the dropped list (restorable; wavs kept).
+
+        Raises:
+            InputError: an unknown clip, or every clip. BusyError: busy, or a training run uses the dataset.
+        """
+        name = check_name(name)
+        with self._claim(name):
+            return review.drop(self._existing(name), name, list(clips), self._check_not_in_use)
+
+    def apply_thresholds(self, name: str, **changes: Any) -> tuple[int, int]:
+        """Keep or drop every automatically decided clip by new thresholds in one step (see ``review.apply_thresholds``).
+
+        Returns:
+            (clips in the lists, clips dropped).
+
+        Raises:
+            InputError: an unknown threshold, a value out of range, or thresholds that drop every clip.
+            BusyError: busy, or a training run uses the dataset.
+        """
+        name = check_name(name)
+        with self._claim(name):
+            return review.apply_thresholds(self._existing(name), name, changes, self._check_not_in_use)
+
+    def score_histogram(self, name: str, column: str, bins: int = 12) -> list[tuple[str, int]]:
+        """Clips (kept and dropped) per bin of one score (``review.SCORE_COLUMNS``)."""
+        return review.score_histogram(self._existing(name), name, column, bins)

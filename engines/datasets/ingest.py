@@ -21,11 +21,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engines.core.audio import AUDIO_EXTENSIONS, file_sha256
-from engines.datasets.options import DatasetOptions
-from engines.datasets.results import DatasetReport, FileReport
 from engines.core.errors import InputError
 from engines.core.progress import LogFn
 from engines.datasets.cutting import clean_text
+from engines.datasets.options import DatasetOptions
+from engines.datasets.results import DatasetReport, FileReport
 
 ZIP_EXPANSION = 4  # a zip may unpack to at most max_upload_mb x this (zip-bomb guard)
 MAX_ZIP_ENTRIES = 20000

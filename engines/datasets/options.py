@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from engines.core.errors import InputError
 from engines.core.names import check_name as _check_folder_name
 from engines.core.names import xtts_language
+from engines.datasets import screening
 
 SAMPLE_RATE = 22050  # XTTS trains on 22.05 kHz audio
 ASR_RATE = 16000  # Whisper's input rate
@@ -41,6 +42,18 @@ class DatasetOptions:
     cer_threshold: float = CER_THRESHOLD  # validation: a re-transcription further than this is a mismatch
     overwrite: bool = False  # replace an existing dataset of this name
     seed: int = 1234  # eval split
+    # ----- speaker and quality screening (engines.datasets.screening) -----
+    screen: bool = True  # score every clip (speaker similarity, DNSMOS, speaking rate, language) and decide
+    target: str = "dominant"  # "dominant" voice of each speaker name, "reference" clips' voice, or "all" (clusters)
+    reference_clips: tuple[str, ...] = ()  # audio files of the target speaker (target "reference")
+    min_similarity: float = screening.SIM_THRESHOLD  # Resemblyzer cosine to the target; under it: another speaker
+    min_bak: float = screening.MIN_BAK  # DNSMOS background score; under it: noise or music
+    min_sig: float = screening.MIN_SIG  # DNSMOS speech score; under it: distorted
+    min_ovrl: float = screening.MIN_OVRL  # DNSMOS overall score
+    dnsmos_min_seconds: float = screening.DNSMOS_MIN_SECONDS  # shorter clips: DNSMOS only flags, never drops
+    cps_ratio: float = screening.CPS_RATIO  # chars/s further than this factor from the median: misaligned text
+    quality_action: str = "drop"  # "drop" (restorable in review) or "flag" clips under the quality thresholds
+    check_clip_language: bool = True  # a multilingual Whisper detects each clip's language (English-only: off)
 
 
 def check_name(name: str) -> str:
@@ -76,6 +89,21 @@ def check_options(options: DatasetOptions) -> DatasetOptions:
         raise InputError("The trainer limits (max audio seconds, max text length) must be positive.")
     if not 0.0 < o.cer_threshold <= 1.0:
         raise InputError(f"The mismatch threshold (CER) must be above 0 and at most 1 (got {o.cer_threshold:g}).")
+    if o.target not in screening.TARGETS:
+        raise InputError(f"Target speaker must be one of {', '.join(screening.TARGETS)} (got {o.target!r}).")
+    if o.target == "reference" and not o.reference_clips:
+        raise InputError("Target 'reference' needs one or more reference clips of the target speaker.")
+    if o.quality_action not in screening.QUALITY_ACTIONS:
+        raise InputError(f"Quality action must be 'drop' or 'flag' (got {o.quality_action!r}).")
+    if not 0.0 <= o.min_similarity < 1.0:
+        raise InputError(f"Min speaker similarity must be between 0 and 1 (got {o.min_similarity:g}).")
+    for label, v in (("BAK", o.min_bak), ("SIG", o.min_sig), ("OVRL", o.min_ovrl)):
+        if not 1.0 <= v <= 5.0:
+            raise InputError(f"Min DNSMOS {label} must be between 1 and 5 (got {v:g}).")
+    if not 0.0 <= o.dnsmos_min_seconds <= 30.0:
+        raise InputError(f"The DNSMOS minimum clip length must be between 0 and 30 s (got {o.dnsmos_min_seconds:g}).")
+    if o.cps_ratio <= 1.0:
+        raise InputError(f"The speaking-rate factor must be above 1 (got {o.cps_ratio:g}).")
     for value in [o.speaker, *(s for pair in o.speakers for s in pair)]:
         if "|" in value or "\n" in value:
             raise InputError(f"Speaker names cannot contain '|' or line breaks: {value!r}.")

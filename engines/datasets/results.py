@@ -24,6 +24,11 @@ class FileReport:
     transcript: str = ""  # "supplied" (transcripts file) or "whisper"
     sha256: str = ""
     reused: bool = False  # finished by an earlier run: skipped this time
+    kept_seconds: float = 0.0  # seconds of clips in the training lists
+    other_speaker_seconds: float = 0.0  # seconds dropped as another speaker (or a turn change inside a clip)
+    quality_dropped_seconds: float = 0.0  # seconds dropped under the quality thresholds
+    quality_flagged_seconds: float = 0.0  # seconds kept but flagged under the quality thresholds
+    cleaned_seconds: float = 0.0  # seconds that went through the audio clean-up step
 
 
 @dataclass
@@ -44,14 +49,62 @@ class DatasetReport:
     transcripts_extra: list[str] = field(default_factory=list)  # rows that name no input file
     reused: int = 0  # files skipped because an earlier run finished them
     notices: list[str] = field(default_factory=list)
+    dropped_clips: int = 0  # clips the screening dropped (restorable in review)
+    # seconds in total: kept, other_speaker, quality_dropped, quality_flagged, cleaned
+    outcome: dict[str, float] = field(default_factory=dict)
+    screening: dict[str, Any] = field(default_factory=dict)  # target, thresholds, encoder (as in dataset.json)
 
     @property
     def minutes(self) -> float:
         return self.seconds / 60.0
 
+    ROW_HEADERS = (
+        "source",
+        "status",
+        "detail",
+        "clips",
+        "seconds",
+        "kept s",
+        "other speaker s",
+        "quality dropped s",
+        "quality flagged s",
+        "cleaned s",
+    )
+
     def rows(self) -> list[list[Any]]:
-        """Per-file rows for a table: source, status, reason, clips, seconds."""
-        return [[f.source, f.status, f.detail or f.reason, f.clips, round(f.seconds, 2)] for f in self.files]
+        """Per-file rows for a table (``ROW_HEADERS``), then a total row when screening ran."""
+        rows: list[list[Any]] = [
+            [
+                f.source,
+                f.status,
+                f.detail or f.reason,
+                f.clips,
+                round(f.seconds, 2),
+                round(f.kept_seconds, 2),
+                round(f.other_speaker_seconds, 2),
+                round(f.quality_dropped_seconds, 2),
+                round(f.quality_flagged_seconds, 2),
+                round(f.cleaned_seconds, 2),
+            ]
+            for f in self.files
+        ]
+        if self.outcome:
+            o = self.outcome
+            rows.append(
+                [
+                    "(total)",
+                    "",
+                    "",
+                    self.clips,
+                    round(sum(f.seconds for f in self.files), 2),
+                    o.get("kept", 0.0),
+                    o.get("other_speaker", 0.0),
+                    o.get("quality_dropped", 0.0),
+                    o.get("quality_flagged", 0.0),
+                    o.get("cleaned", 0.0),
+                ]
+            )
+        return rows
 
     def summary(self) -> str:
         """A few lines for the user."""
@@ -64,6 +117,20 @@ class DatasetReport:
             lines.append(f"{self.reused} file(s) already prepared - skipped.")
         if self.dropped:
             lines.append("Clips dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items())) + ".")
+        if self.outcome:
+            o = self.outcome
+            lines.append(
+                f"Seconds kept {o.get('kept', 0):.1f}, dropped as another speaker {o.get('other_speaker', 0):.1f}, "
+                f"dropped for quality {o.get('quality_dropped', 0):.1f}, flagged for quality "
+                f"{o.get('quality_flagged', 0):.1f}"
+                + (f", cleaned {o['cleaned']:.1f}" if o.get("cleaned") else "")
+                + "."
+            )
+        if self.dropped_clips:
+            lines.append(
+                f"{self.dropped_clips} clip(s) dropped by the speaker and quality checks: see the dropped list in "
+                "review (reason and score; restore puts a clip back)."
+            )
         if self.flagged:
             lines.append(f"{self.flagged} clip(s) flagged: see the flags column before training.")
         if self.transcripts_missing:
@@ -92,6 +159,26 @@ class ClipRow:
     speaker: str
     split: str  # "train" or "eval"
     flags: str = ""  # quality flags, "; "-separated ("" = none)
+    sim: float | None = None  # speaker similarity to the target (Resemblyzer cosine; None = not scored)
+    sig: float | None = None  # DNSMOS speech quality (1-5)
+    bak: float | None = None  # DNSMOS background: low = noise or music (1-5)
+    ovrl: float | None = None  # DNSMOS overall (1-5)
+    cps: float | None = None  # characters per second of speech
+
+
+@dataclass
+class DroppedRow:
+    """A clip the screening (or the user) dropped: out of the training lists, restorable."""
+
+    clip: str
+    reason: str  # why, with the score that decided it
+    duration: float
+    text: str
+    speaker: str
+    source: str
+    sim: float | None = None
+    bak: float | None = None
+    cps: float | None = None
 
 
 @dataclass

@@ -17,15 +17,23 @@ from typing import Any
 import numpy as np
 
 from engines.core.audio import frame_levels, load_audio, save_wav
-from engines.datasets import store
-from engines.datasets.clips import assign_split, clip_flags, transcribe_clip
-from engines.datasets.options import MIN_MINUTES, SAMPLE_RATE
-from engines.datasets.results import ClipRow, DatasetStats, DatasetSummary, Mismatch, SaveResult, ValidationReport
 from engines.core.errors import InputError
 from engines.core.names import is_folder_name
 from engines.core.progress import LogFn, ProgressFn, no_progress
 from engines.core.provenance import utc_now
+from engines.datasets import screening, store
+from engines.datasets.clips import assign_split, clip_flags, transcribe_clip
 from engines.datasets.cutting import clean_text, find_pauses, plan_recut, split_text
+from engines.datasets.options import MIN_MINUTES, SAMPLE_RATE, DatasetOptions, check_options
+from engines.datasets.results import (
+    ClipRow,
+    DatasetStats,
+    DatasetSummary,
+    DroppedRow,
+    Mismatch,
+    SaveResult,
+    ValidationReport,
+)
 from engines.scoring.metrics import text_cer
 
 log = logging.getLogger(__name__)
@@ -62,21 +70,184 @@ def list_datasets(datasets_root: Path) -> list[DatasetSummary]:
     return out
 
 
+def _mos(entry: Mapping[str, Any], key: str) -> float | None:
+    value = (entry.get("dnsmos") or {}).get(key)
+    return None if value is None else round(float(value), 2)
+
+
+def _row(clip: str, e: Mapping[str, Any], flags: str) -> ClipRow:
+    return ClipRow(
+        clip,
+        round(float(e.get("duration", 0.0)), 2),
+        e.get("text", ""),
+        e.get("speaker", ""),
+        e.get("split", "train"),
+        flags,
+        None if e.get("sim") is None else round(float(e["sim"]), 3),
+        _mos(e, "sig"),
+        _mos(e, "bak"),
+        _mos(e, "ovrl"),
+        e.get("cps"),
+    )
+
+
 def load_table(root: Path, name: str, token_counter: TokenCounter | None = None) -> list[ClipRow]:
-    """The review table: one row per clip with its current quality flags."""
+    """The review table: one row per clip with its scores and current quality flags."""
     meta = store.load(root, name)
     limits = store.limits(meta)
     return [
-        ClipRow(
+        _row(clip, e, "; ".join(clip_flags(e, limits, meta.get("language", ""), token_counter)))
+        for clip, e in meta["clips"].items()
+    ]
+
+
+def dropped_table(root: Path, name: str) -> list[DroppedRow]:
+    """The clips kept out of the training lists, with the reason and score of each decision."""
+    meta = store.load(root, name)
+    return [
+        DroppedRow(
             clip,
+            str(e.get("drop_reason", "")),
             round(float(e.get("duration", 0.0)), 2),
             e.get("text", ""),
             e.get("speaker", ""),
-            e.get("split", "train"),
-            "; ".join(clip_flags(e, limits, meta.get("language", ""), token_counter)),
+            e.get("source", ""),
+            None if e.get("sim") is None else round(float(e["sim"]), 3),
+            _mos(e, "bak"),
+            e.get("cps"),
         )
-        for clip, e in meta["clips"].items()
+        for clip, e in meta.get("dropped_clips", {}).items()
     ]
+
+
+def _resplit(meta: dict[str, Any], new: Sequence[str]) -> None:
+    """Splits for clips that come back: what ``assign_split`` gives them; the other clips keep theirs."""
+    limits = store.limits(meta)
+    split = assign_split(meta["clips"], limits["eval_share"], limits["seed"])
+    for clip in new:
+        meta["clips"][clip]["split"] = split[clip]
+    if "eval" not in {e.get("split") for e in meta["clips"].values()} and len(meta["clips"]) >= 2:
+        for clip, s in split.items():
+            meta["clips"][clip]["split"] = s
+
+
+def restore(root: Path, name: str, clips: Sequence[str]) -> list[str]:
+    """Put dropped clips back into the training lists (the user's decision: later builds keep it).
+
+    Raises:
+        InputError: a clip that is not in the dropped list.
+    """
+    meta = store.load(root, name)
+    dropped = meta.setdefault("dropped_clips", {})
+    missing = [c for c in clips if c not in dropped]
+    if missing or not clips:
+        raise InputError(f"Not in the dropped list of {name!r}: {', '.join(missing) or 'no clip picked'}.")
+    for clip in clips:
+        entry = dropped.pop(clip)
+        entry["decision"] = "keep"
+        entry["restored_from"] = entry.pop("drop_reason", "")
+        entry["screen"] = []
+        meta["clips"][clip] = entry
+    meta["clips"] = dict(sorted(meta["clips"].items()))
+    _resplit(meta, clips)
+    store.save(root, meta)
+    return list(clips)
+
+
+def drop(root: Path, name: str, clips: Sequence[str], check_not_in_use: Callable[[str, str], None]) -> list[str]:
+    """Move clips out of the training lists into the dropped list (reason "dropped by hand"; restorable).
+
+    Raises:
+        InputError: an unknown clip, or no clip left in the lists.
+    """
+    meta = store.load(root, name)
+    missing = [c for c in clips if c not in meta["clips"]]
+    if missing or not clips:
+        raise InputError(f"Not in the training lists of {name!r}: {', '.join(missing) or 'no clip picked'}.")
+    if len(clips) >= len(meta["clips"]):
+        raise InputError("That would drop every clip: to remove the whole dataset, use Delete in the datasets list.")
+    check_not_in_use(name, "drop clips")
+    dropped = meta.setdefault("dropped_clips", {})
+    for clip in clips:
+        entry = meta["clips"].pop(clip)
+        entry["decision"] = "drop"
+        entry["drop_reason"] = "dropped by hand"
+        dropped[clip] = entry
+    meta["dropped_clips"] = dict(sorted(dropped.items()))
+    _resplit(meta, [])
+    store.save(root, meta)
+    return list(clips)
+
+
+def apply_thresholds(
+    root: Path, name: str, changes: Mapping[str, Any], check_not_in_use: Callable[[str, str], None]
+) -> tuple[int, int]:
+    """Keep or drop every automatically decided clip by new thresholds, in one step.
+
+    The stored scores are judged again (``screening.decide``); clips restored or dropped by hand keep the
+    user's decision. The thresholds are recorded in the dataset's settings (a rebuild uses them).
+
+    Args:
+        changes: any of ``screening.Thresholds``' fields (min_similarity, min_bak, min_sig, min_ovrl,
+            cps_ratio, quality_action).
+
+    Returns:
+        (clips now in the lists, clips now dropped).
+
+    Raises:
+        InputError: an unknown threshold or a value out of range (``check_options``'s rules), or nothing left.
+    """
+    meta = store.load(root, name)
+    allowed = set(screening.Thresholds.__dataclass_fields__)
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise InputError(f"Unknown threshold(s) {', '.join(unknown)}; use {', '.join(sorted(allowed))}.")
+    settings = {**store.limits(meta), **{k: v for k, v in changes.items() if v is not None}}
+    check_options(DatasetOptions(**{k: v for k, v in settings.items() if k in DatasetOptions.__dataclass_fields__}))
+    everything = {**meta.get("dropped_clips", {}), **meta["clips"]}
+    kept, dropped = screening.decide(everything, screening.Thresholds.of(settings), meta.get("language", ""))
+    if not kept:
+        raise InputError("These thresholds drop every clip; loosen them.")
+    if set(dropped) - set(meta.get("dropped_clips", {})):
+        check_not_in_use(name, "drop clips")
+    back = [c for c in kept if c not in meta["clips"]]
+    meta["clips"] = dict(sorted(kept.items()))
+    meta["dropped_clips"] = dict(sorted(dropped.items()))
+    meta.setdefault("settings", {}).update({k: settings[k] for k in allowed})
+    if "screening" in meta:
+        meta["screening"]["thresholds"] = {k: settings[k] for k in allowed}
+    _resplit(meta, back)
+    store.save(root, meta)
+    return len(kept), len(dropped)
+
+
+SCORE_COLUMNS = ("duration", "sim", "sig", "bak", "ovrl", "cps")
+
+
+def score_histogram(root: Path, name: str, column: str, bins: int = 12) -> list[tuple[str, int]]:
+    """Counts of clips (kept and dropped) per bin of one score column, for the review's histogram.
+
+    Raises:
+        InputError: a column not in ``SCORE_COLUMNS``.
+    """
+    if column not in SCORE_COLUMNS:
+        raise InputError(f"Histogram column must be one of {', '.join(SCORE_COLUMNS)} (got {column!r}).")
+    meta = store.load(root, name)
+    values = []
+    for e in [*meta["clips"].values(), *meta.get("dropped_clips", {}).values()]:
+        v = (
+            e.get("duration")
+            if column == "duration"
+            else e.get(column)
+            if column in ("sim", "cps")
+            else (e.get("dnsmos") or {}).get(column)
+        )
+        if v is not None:
+            values.append(float(v))
+    if not values:
+        return []
+    counts, edges = np.histogram(values, bins=bins)
+    return [(f"{a:.2f}-{b:.2f}", int(c)) for a, b, c in zip(edges, edges[1:], counts)]
 
 
 def save_table(

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from engines.core.audio import write_json
-from engines.datasets.manifest import SPLITS, WAVS, ClipEntry, read_metadata, write_metadata
-from engines.datasets.options import FORMAT_VERSION, DatasetOptions
 from engines.core.errors import InputError
 from engines.core.provenance import utc_now
 from engines.datasets.cutting import clean_text
+from engines.datasets.manifest import SPLITS, WAVS, ClipEntry, read_metadata, write_metadata
+from engines.datasets.options import FORMAT_VERSION, DatasetOptions
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -49,7 +49,7 @@ def save(root: Path, meta: dict[str, Any]) -> None:
     ):
         meta["updated"] = utc_now()
         write_json(root / "dataset.json", meta)
-    wanted = set(meta["clips"])
+    wanted = set(meta["clips"]) | set(meta.get("dropped_clips", {}))  # dropped clips stay restorable
     for wav in (root / "wavs").iterdir():
         # leftovers: half-written temp files of a killed run, clips of re-done files
         if wav.is_file() and (wav.name.endswith(".tmp") or (wav.suffix == ".wav" and wav.name not in wanted)):
