@@ -61,8 +61,14 @@ TRANSCRIPTS_HELP = (
 
 
 def language_choices() -> list[tuple[str, str]]:
-    """(label, code) for the 17 XTTS languages."""
-    return [(f"{name} ({code})", code) for code, name in XTTS_LANGUAGES.items()]
+    """(label, code): the 17 XTTS languages, then the others Whisper knows (a language to teach XTTS); any other
+    ISO 639 code may be typed, with a transcripts file."""
+    from engines.asr.options import whisper_languages
+
+    others = sorted((name.title(), code) for code, name in whisper_languages().items() if code not in XTTS_LANGUAGES)
+    return [(f"{name} ({code})", code) for code, name in XTTS_LANGUAGES.items()] + [
+        (f"{name} ({code}) - new to XTTS", code) for name, code in others if code != "zh"
+    ]
 
 
 def whisper_choices(engines) -> list[tuple[str, str]]:
@@ -98,12 +104,18 @@ def folder_help(roots: tuple[Path, ...]) -> str:
     )
 
 
-def _number(value: Any, default: float) -> float:
+def _number(value: Any, default: float, name: str = "This field") -> float:
+    """An optional number field: empty = its default; a value that is not a finite number is refused (a NaN used
+    to become the default silently)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
     try:
         number = float(value)
     except (TypeError, ValueError):
-        return default
-    return default if math.isnan(number) else number
+        raise InputError(f"{name} must be a number; got {value!r}.") from None
+    if not math.isfinite(number):
+        raise InputError(f"{name} must be a finite number; got {value!r}.")
+    return number
 
 
 def parse_speakers(text: str | None) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -153,13 +165,13 @@ def build_options(values: Mapping[str, Any]) -> DatasetOptions:
         target=_choice(values.get("target"), TARGET_LABELS, d.target),
         reference_clips=tuple(str(p) for p in file_paths(values.get("reference_clips"))),
         quality_action=_choice(values.get("quality_action"), QUALITY_LABELS, d.quality_action),
-        **{k: _number(values.get(k), getattr(d, k)) for k in THRESHOLD_NAMES},
+        **{k: _number(values.get(k), getattr(d, k), k) for k in THRESHOLD_NAMES},
         model_id=values.get("model_id") or None,
-        min_clip=_number(values.get("min_clip"), d.min_clip),
-        max_clip=_number(values.get("max_clip"), d.max_clip),
-        silence_db=_number(values.get("silence_db"), d.silence_db),
-        pad_ms=int(_number(values.get("pad_ms"), d.pad_ms)),
-        eval_share=_number(values.get("eval_share"), d.eval_share),
+        min_clip=_number(values.get("min_clip"), d.min_clip, "min_clip"),
+        max_clip=_number(values.get("max_clip"), d.max_clip, "max_clip"),
+        silence_db=_number(values.get("silence_db"), d.silence_db, "silence_db"),
+        pad_ms=int(_number(values.get("pad_ms"), d.pad_ms, "pad_ms")),
+        eval_share=_number(values.get("eval_share"), d.eval_share, "eval_share"),
         speaker=default,
         speakers=pairs,
         speaker_from_folder=bool(values.get("speaker_from_folder", d.speaker_from_folder)),
@@ -598,6 +610,8 @@ def build(engines) -> None:
                 value=engines.settings.language if engines.settings.language in XTTS_LANGUAGES else "en",
                 label="Language",
                 elem_id="ft-language",
+                allow_custom_value=True,  # any ISO 639 code, with a transcripts file (docs/new-language.md)
+                info="Another language than XTTS's 17: XTTS learns it when you train (docs/new-language.md)",
             )
             model = gr.Dropdown(
                 whisper_choices(engines),

@@ -11,6 +11,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from engines.core.errors import InputError
+from engines.datasets import DatasetOptions
 from engines.training.engine import TrainingEngine
 from engines.training.options import TrainOptions
 from engines.training.runs import read_metrics, read_run
@@ -166,3 +168,35 @@ def test_real_xtts_v2_learns_a_new_language(tmp_path, tiny_models, speak):
     assert result.audio_seconds > 0.2
     with pytest.raises(LabError, match="'vi' is not supported by XTTS v2"):
         tts.synthesize(SENTENCES["vi"][0], model_id="xtts_v2", reference=[clips[0][0]], options=options_vi)
+
+
+def test_a_dataset_in_a_new_language_is_built_from_a_transcripts_file(tmp_path, tiny_models, speak):
+    """Any ISO 639 code builds with a transcripts file; without one, Whisper must know the language."""
+    from engines import Engines
+    from engines.core.errors import InputError
+    from engines.datasets.manifest import read_info, read_metadata
+
+    settings = make_settings(tmp_path, tiny_models)
+    engines = Engines.create(settings, tiny=tiny_models)
+    texts = ["გამარჯობა მეგობრებო", "დღეს კარგი ამინდია", "მადლობა დახმარებისთვის", "როგორ ხარ დღეს"]
+    wavs = [speak(text, lang="ka", name=f"ka{i}") for i, text in enumerate(texts)]
+    listing = tmp_path / "transcripts.csv"
+    listing.write_text("".join(f"{w.name}|{t}\n" for w, t in zip(wavs, texts)), encoding="utf-8")
+    report = engines.datasets.build("georgian", [str(w) for w in wavs], "ka", transcripts=str(listing))
+    folder = settings.path("datasets_dir") / "georgian"
+    assert read_info(folder)["language"] == "ka" and report.files
+    kept = [e.text for split in ("train", "eval") for e in read_metadata(folder, split)]
+    assert kept and set(kept) <= set(texts)  # the texts as given: no character lost
+
+    with pytest.raises(InputError, match="Whisper does not know the language 'tlh'"):
+        engines.datasets.build("klingon", [str(wavs[0])], "tlh")
+    with pytest.raises(InputError, match="not a language code"):
+        engines.datasets.build("nonsense", [str(wavs[0])], "georgian!")
+
+
+def test_a_nan_threshold_on_the_dataset_page_is_refused_not_replaced():
+    from pages import finetune_dataset
+
+    with pytest.raises(InputError, match="silence_db must be a finite number"):
+        finetune_dataset.build_options({"silence_db": float("nan")})
+    assert finetune_dataset.build_options({"silence_db": ""}).silence_db == DatasetOptions().silence_db

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from engines.asr.options import whisper_languages
 from engines.core.audio import (
     clipped_fraction,
     file_sha256,
@@ -119,7 +120,14 @@ class Builder:
         rows, transcripts_info = read_transcripts(transcripts, unique, options, name, report, log_fn)
 
         model_id = options.model_id or self.asr.default_model()
-        if any(s.sha256 not in rows for s in unique):  # Whisper will hear these files
+        unheard = [s for s in unique if s.sha256 not in rows]
+        if unheard:  # Whisper will hear these files
+            if language.split("-")[0] not in whisper_languages() and language != "zh-cn":
+                raise InputError(
+                    f"Whisper does not know the language {language!r}, so it cannot transcribe "
+                    f"{len(unheard)} file(s) without a transcript ({', '.join(s.name for s in unheard[:3])}). Give a "
+                    "transcripts file with the text of every recording (file|text per line)."
+                )
             self.asr.check_language(model_id, language)  # before anything is created
         screen = self._screen_setup(options, model_id)  # reference clips are read before anything is created
 

@@ -237,7 +237,8 @@ class DatasetEngine:
         Args:
             name: dataset name (see ``check_name``).
             sources: audio files, zips of audio files, and/or server folders (searched recursively).
-            language: one of the 17 XTTS language codes; Whisper is told this language.
+            language: one of the 17 XTTS language codes, or any ISO 639 code (a language to teach XTTS;
+                Whisper must know it unless ``transcripts`` gives every text); Whisper is told this language.
             transcripts: optional transcripts file (``file|text``, LJSpeech or coqui metadata): files
                 with a row skip Whisper and are kept whole.
             options: cutting, checks, split and overwrite (see ``DatasetOptions``).

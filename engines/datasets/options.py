@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from engines.core.errors import InputError
 from engines.core.names import check_name as _check_folder_name
-from engines.core.names import xtts_language
+from engines.core.names import speech_language
 from engines.datasets import screening
 
 SAMPLE_RATE = 22050  # XTTS trains on 22.05 kHz audio
@@ -62,8 +62,10 @@ def check_name(name: str) -> str:
 
 
 def check_language(language: str) -> str:
-    """The dataset language must be one XTTS speaks (``engines.core.names.xtts_language``)."""
-    return xtts_language(language)
+    """The dataset language: one of XTTS's 17, or any ISO 639 code for a language to teach it (issue 21;
+    ``engines.core.names.speech_language``). Whisper must know it unless a transcripts file gives every text
+    (the builder checks that once it knows which files Whisper would hear)."""
+    return speech_language(language)
 
 
 def check_options(options: DatasetOptions) -> DatasetOptions:

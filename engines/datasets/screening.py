@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from engines.asr.options import whisper_languages
 from engines.core.errors import LabError
 
 log = logging.getLogger(__name__)
@@ -344,7 +345,8 @@ def quality_problems(entry: Mapping[str, Any], t: Thresholds, median_cps: float 
     if median_cps and cps is not None and not median_cps / t.cps_ratio <= cps <= median_cps * t.cps_ratio:
         problems.append(f"speaking rate {cps:.1f} chars/s vs the dataset's median {median_cps:.1f}: text misaligned?")
     heard = entry.get("heard_language")
-    if heard and language and heard != language.split("-")[0]:
+    # Whisper names only its own languages: a language it does not know cannot be checked this way
+    if heard and language and language.split("-")[0] in whisper_languages() and heard != language.split("-")[0]:
         problems.append(f"language: Whisper hears {heard!r}, the dataset is {language!r}")
     return problems
 
