@@ -175,6 +175,16 @@ def build(engines: Engines, choices: InitialChoices) -> RunTab:
                     )
                     batch = gr.Number(16, precision=0, minimum=1, label="ASR batch size", elem_id="ev-batch")
                     ground_truth = gr.Checkbox(True, label="Score the real recordings too (ground truth)")
+                    retakes = gr.Number(
+                        0,
+                        precision=0,
+                        minimum=0,
+                        maximum=10,
+                        label="Retakes (0 = off)",
+                        info="Checked synthesis: Whisper hears each sentence, a failing one is retaken up to this many "
+                        "takes before it is scored (measures what retakes buy)",
+                        elem_id="ev-retakes",
+                    )
                 with gr.Row():
                     sim_encoder = gr.Dropdown(
                         [
@@ -247,6 +257,7 @@ def build(engines: Engines, choices: InitialChoices) -> RunTab:
         sim_encoder=sim_encoder,
         mos=mos,
         executor=executor,
+        retakes=retakes,  # appended: the API's positional order above stays as it was
     )
 
     finished = run_btn.click(

@@ -20,9 +20,12 @@ import gradio as gr
 import pandas as pd
 
 from config import XTTS_LANGUAGES
+from engines import Engines
+from engines.cleanup.engine import CleanupOptions, SourceCleaner
 from engines.core.errors import InputError
 from engines.core.progress import ProgressFn, no_progress
 from engines.datasets import ClipRow, DatasetOptions, DatasetReport, DatasetStats, DroppedRow
+from engines.datasets.build import ORIGINALS
 from pages.common import GPU_CONCURRENCY_ID, Form, file_paths, guarded, notify, warn
 
 log = logging.getLogger(__name__)
@@ -71,11 +74,11 @@ def language_choices() -> list[tuple[str, str]]:
     ]
 
 
-def whisper_choices(engines) -> list[tuple[str, str]]:
+def whisper_choices(engines: Engines) -> list[tuple[str, str]]:
     return engines.asr.list_models()
 
 
-def dataset_names(engines) -> list[str]:
+def dataset_names(engines: Engines) -> list[str]:
     return [d.name for d in engines.datasets.list_datasets()]
 
 
@@ -198,6 +201,7 @@ def run_build(
         InputError and the other engine errors (the callback turns them into gr.Error).
     """
     options = build_options(values)  # a malformed box fails before any file is looked at
+    cleanup = source_cleaner(engines, values)  # an unavailable step is refused before any work
     sources = collect_sources(values.get("files"), values.get("folder"), engines.datasets.server_folder)
     transcripts = values.get("transcripts")
     lines = log_lines if log_lines is not None else []
@@ -209,7 +213,18 @@ def run_build(
         options=options,
         progress=progress or no_progress,
         log_fn=lines.append,
+        cleanup=cleanup,
     )
+
+
+def source_cleaner(engines: Engines, values: Mapping[str, Any]) -> SourceCleaner | None:
+    """The clean-up the Build form asks for (``separate`` music, ``denoise``), or None.
+
+    Raises:
+        MissingWeightsError: a chosen step cannot run here (Demucs not downloaded, DeepFilterNet's platform).
+    """
+    options = CleanupOptions(denoise=bool(values.get("denoise")), separate=bool(values.get("separate")))
+    return SourceCleaner(engines.cleanup, options) if options.steps else None
 
 
 def report_frame(report: DatasetReport | None) -> pd.DataFrame:
@@ -269,7 +284,7 @@ def histogram_frame(stats: DatasetStats | None) -> pd.DataFrame:
     )
 
 
-def datasets_frame(engines) -> pd.DataFrame:
+def datasets_frame(engines: Engines) -> pd.DataFrame:
     rows = [
         [d.name, d.clips, d.minutes, d.language, d.created, ", ".join(d.speakers), d.status]
         for d in engines.datasets.list_datasets()
@@ -281,7 +296,7 @@ def mismatch_frame(mismatches) -> pd.DataFrame:
     return pd.DataFrame([[m.clip, m.text, m.asr_text, round(m.cer, 3)] for m in mismatches], columns=MISMATCH_COLUMNS)
 
 
-def _review_values(engines, name: str | None) -> tuple[Any, ...]:
+def _review_values(engines: Engines, name: str | None) -> tuple[Any, ...]:
     """table, stats markdown, histogram, clip picker update, player (cleared)."""
     if not name:
         return (
@@ -320,7 +335,7 @@ def score_frame(bins: list[tuple[str, int]]) -> pd.DataFrame:
     )
 
 
-def _screening_values(engines, name: str | None, column: str | None) -> tuple[Any, ...]:
+def _screening_values(engines: Engines, name: str | None, column: str | None) -> tuple[Any, ...]:
     """dropped table, dropped-clip picker, score histogram, then the dataset's thresholds and quality action."""
     if not name:
         return (
@@ -351,7 +366,7 @@ def _require(name: str | None, what: str = "a dataset") -> str:
 
 
 @guarded
-def build_callback(engines, values: Mapping[str, Any], progress: ProgressFn | None = None):
+def build_callback(engines: Engines, values: Mapping[str, Any], progress: ProgressFn | None = None):
     """Build button: the form's values by name (see ``run_build``).
 
     Returns:
@@ -372,20 +387,23 @@ def build_callback(engines, values: Mapping[str, Any], progress: ProgressFn | No
 
 
 @guarded
-def review_callback(engines, name: str | None):
+def review_callback(engines: Engines, name: str | None):
     """Review picker: table, stats, histogram, clip picker, player (cleared)."""
     return _review_values(engines, name)
 
 
 @guarded
-def play_callback(engines, name: str | None, clip: str | None):
+def play_callback(engines: Engines, name: str | None, clip: str | None):
+    """The clip, and the same span of the original recording when a clean-up ran (None otherwise)."""
     if not name or not clip:
-        return None
-    return str(engines.datasets.clip_path(name, clip))
+        return None, None
+    path = engines.datasets.clip_path(name, clip)
+    original = path.parent.parent / ORIGINALS / path.name
+    return str(path), (str(original) if original.is_file() else None)
 
 
 @guarded
-def save_callback(engines, name: str | None, table: Any):
+def save_callback(engines: Engines, name: str | None, table: Any):
     result = engines.datasets.save_table(_require(name), frame_rows(table))
     notify(f"Saved: {result.edited} edited, {result.deleted} deleted, {result.clips} clips left.")
     return (
@@ -395,7 +413,7 @@ def save_callback(engines, name: str | None, table: Any):
 
 
 @guarded
-def delete_clip_callback(engines, name: str | None, clip: str | None, table: Any):
+def delete_clip_callback(engines: Engines, name: str | None, clip: str | None, table: Any):
     if not clip:
         raise InputError("Pick the clip to delete.")
     rows = [r for r in frame_rows(table) if r["clip"] != clip]
@@ -407,7 +425,7 @@ def delete_clip_callback(engines, name: str | None, clip: str | None, table: Any
 
 
 @guarded
-def recut_callback(engines, name: str | None, clip: str | None, max_clip: Any):
+def recut_callback(engines: Engines, name: str | None, clip: str | None, max_clip: Any):
     if not clip:
         raise InputError("Pick the clip to re-cut.")
     new = engines.datasets.recut(_require(name), clip, _number(max_clip, 0.0) or None)
@@ -440,7 +458,7 @@ def validate_callback(
 
 
 @guarded
-def choice_callback(engines, values: Mapping[str, Any]):
+def choice_callback(engines: Engines, values: Mapping[str, Any]):
     """Apply button: the form's values by name: ``name`` (dataset), ``clip``, ``choice`` (a CHOICE_LABELS
     label or value) and ``text`` (for "edit")."""
     clip, choice = values.get("clip"), values.get("choice")
@@ -452,13 +470,13 @@ def choice_callback(engines, values: Mapping[str, Any]):
 
 
 @guarded
-def screening_callback(engines, name: str | None, column: str | None):
+def screening_callback(engines: Engines, name: str | None, column: str | None):
     """Review picker / histogram column: dropped list, its picker, score histogram, thresholds, quality action."""
     return _screening_values(engines, name, column)
 
 
 @guarded
-def restore_callback(engines, name: str | None, clips: Any, column: str | None = None):
+def restore_callback(engines: Engines, name: str | None, clips: Any, column: str | None = None):
     """Restore button: the picked dropped clips go back into the training lists (the user's decision)."""
     picked = [clips] if isinstance(clips, str) else list(clips or [])
     if not picked:
@@ -472,7 +490,7 @@ def restore_callback(engines, name: str | None, clips: Any, column: str | None =
 
 
 @guarded
-def drop_clip_callback(engines, name: str | None, clip: str | None, column: str | None = None):
+def drop_clip_callback(engines: Engines, name: str | None, clip: str | None, column: str | None = None):
     """Drop button: the picked clip leaves the training lists for the dropped list (wav kept, restorable)."""
     if not clip:
         raise InputError("Pick the clip to drop.")
@@ -485,7 +503,7 @@ def drop_clip_callback(engines, name: str | None, clip: str | None, column: str 
 
 
 @guarded
-def thresholds_callback(engines, values: Mapping[str, Any]):
+def thresholds_callback(engines: Engines, values: Mapping[str, Any]):
     """Apply-thresholds button: by name ``name``, the ``THRESHOLD_NAMES``, ``quality_action``, ``column``.
 
     Every automatic decision is made again from the stored scores (hand decisions stand).
@@ -504,13 +522,13 @@ def thresholds_callback(engines, values: Mapping[str, Any]):
 
 
 @guarded
-def list_callback(engines):
+def list_callback(engines: Engines):
     names = dataset_names(engines)
     return datasets_frame(engines), gr.update(choices=names), gr.update(choices=names)
 
 
 @guarded
-def open_callback(engines, name: str | None):
+def open_callback(engines: Engines, name: str | None):
     """Page load / reload: fresh dataset lists, and the review of the chosen (or first) dataset."""
     names = dataset_names(engines)
     name = name if name in names else (names[0] if names else None)
@@ -523,7 +541,7 @@ def open_callback(engines, name: str | None):
 
 
 @guarded
-def delete_callback(engines, name: str | None, confirm: bool):
+def delete_callback(engines: Engines, name: str | None, confirm: bool):
     engines.datasets.delete(_require(name, "the dataset to delete"), confirm=bool(confirm))
     notify(f"Deleted dataset '{name}'.")
     names = dataset_names(engines)
@@ -571,7 +589,7 @@ def _threshold_inputs(prefix: str) -> list[gr.Number]:
     ]
 
 
-def build(engines) -> None:
+def build(engines: Engines) -> None:
     """Build, review, check and manage datasets (inside the Finetune tab's "1. Dataset")."""
     asr = engines.asr
     names = dataset_names(engines)
@@ -643,6 +661,21 @@ def build(engines) -> None:
                 )
                 pad = gr.Number(d.pad_ms, label="Padding (ms)", minimum=0, maximum=1000, precision=0, elem_id="ft-pad")
                 share = gr.Slider(0.05, 0.5, value=d.eval_share, step=0.01, label="Eval share", elem_id="ft-eval-share")
+            with gr.Accordion("Clean up audio (optional)", open=False):
+                cleanup_state = engines.cleanup.available()
+                gr.Markdown(
+                    "Run before cutting: the cleaned audio is what gets cut, scored and trained on; each clip's "
+                    "original span is kept beside it (play both in the review), and dataset.json records the "
+                    "models and their hashes. "
+                    + " ".join(f"*{step}*: {reason}" for step, reason in cleanup_state.items() if reason)
+                )
+                with gr.Row():
+                    separate = gr.Checkbox(
+                        False,
+                        label="Separate the voice from music (Hybrid Demucs; download it in the System panel)",
+                        elem_id="ft-separate",
+                    )
+                    denoise = gr.Checkbox(False, label="Remove background noise (DeepFilterNet3)", elem_id="ft-denoise")
             with gr.Accordion("Speaker and quality screening", open=False):
                 gr.Markdown(
                     "Every clip is scored: speaker similarity to the target voice (Resemblyzer), DNSMOS "
@@ -701,6 +734,13 @@ def build(engines) -> None:
     with gr.Row():
         clip = gr.Dropdown([], label="Clip", elem_id="ft-clip", scale=3)
         player = gr.Audio(type="filepath", interactive=False, label="Playback", elem_id="ft-player", scale=3)
+        original_player = gr.Audio(
+            type="filepath",
+            interactive=False,
+            label="Before clean-up (when one ran)",
+            elem_id="ft-player-original",
+            scale=3,
+        )
     with gr.Row():
         save_btn = gr.Button("Save edits", variant="primary", elem_id="ft-save")
         delete_clip_btn = gr.Button("Delete clip", elem_id="ft-delete-clip")
@@ -802,6 +842,9 @@ def build(engines) -> None:
         reference_clips=references,
         quality_action=quality,
         **dict(zip(THRESHOLD_NAMES, build_limits)),
+        # clean-up (appended likewise)
+        separate=separate,
+        denoise=denoise,
     )
     thresholds_form = Form(
         name=review_name, **dict(zip(THRESHOLD_NAMES, review_limits)), quality_action=review_quality, column=column
@@ -866,7 +909,7 @@ def build(engines) -> None:
     clip.change(
         lambda n, c: play_callback(engines, n, c),
         inputs=[review_name, clip],
-        outputs=[player],
+        outputs=[player, original_player],
         api_visibility="private",
     )
     table.select(pick_row_callback, inputs=[table], outputs=[clip], api_visibility="private")

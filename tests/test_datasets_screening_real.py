@@ -185,3 +185,41 @@ def test_clean_single_speaker_set_loses_nothing(real_ds, shared_data, tmp_path) 
         assert e["sim"] >= 0.8 and (
             e["dnsmos"]["bak"] >= screening.MIN_BAK or e["duration"] < screening.DNSMOS_MIN_SECONDS
         ), e
+
+
+@pytest.mark.slow
+def test_denoised_noisy_reading_is_kept_clean_and_recorded(real_ds, messy, real_whisper, tmp_path) -> None:
+    """Clean-up before cutting (issue 19 part 3): the noisy reading's clips, dropped or flagged without it, are
+    kept after DeepFilterNet with DNSMOS OVRL close to clean speech's; the original span of each clip stays beside
+    it and dataset.json names the model and its hash."""
+    import json
+
+    from engines.cleanup.engine import CleanupEngine, CleanupOptions, SourceCleaner
+
+    engine = CleanupEngine(real_ds.settings, __import__("threading").RLock())
+    if engine.available()["denoise"]:
+        pytest.skip(engine.available()["denoise"])
+    noisy, regions = messy["noise"]
+    real_ds.build(
+        "denoised",
+        [noisy],
+        "en",
+        options=DatasetOptions(model_id=real_whisper),
+        progress=lambda *a, **k: None,
+        log_fn=lambda m: None,
+        cleanup=SourceCleaner(engine, CleanupOptions(denoise=True)),
+    )
+    root = real_ds.settings.path("datasets_dir") / "denoised"
+    info = json.loads((root / "dataset.json").read_text())
+    flagged = {r.clip for r in real_ds.load_table("denoised") if r.flags}
+    kept = {c: e for c, e in info["clips"].items() if c not in flagged}
+    assert kept, "no denoised clip was kept unflagged"
+    target_total = sum(e - s for s, e, _ in regions)
+    target_kept = sum(_overlap(e["start"], e["end"], regions, "target") for e in kept.values())
+    assert target_kept >= 0.8 * target_total, (target_kept, target_total)
+    for clip, entry in kept.items():
+        assert entry["dnsmos"]["ovrl"] >= 2.7, (clip, entry)  # clean Piper/LJSpeech: 2.8-3.4; this noise: ~2.0
+        assert (root / "wavs_original" / clip).is_file() and (root / "wavs" / clip).is_file()
+    (record,) = info["cleanup"].values()
+    (step,) = record["steps"]
+    assert record["by"] == "denoise" and "DeepFilterNet" in step["model"] and len(step["weights_sha256"]) == 64

@@ -261,3 +261,22 @@ def test_clean_piper_speech_passes_at_the_first_take(piper_voice, real_whisper, 
     for i, text in enumerate(SENTENCES):
         _, record = checker.best(piper.speaker(i, text), text, "en", piper.rate, i)
         assert len(record.takes) == 1 and record.passed, record.takes
+
+
+def test_the_eval_loop_has_a_retake_mode(tmp_path, tiny_models):
+    """EvalConfig(retakes=N): each sentence is heard by the run's own Whisper and retaken before it is scored
+    (the tiny Whisper hears gibberish, so every take fails and the notice says so); out of range is refused."""
+    from engines import Engines
+    from engines.core.errors import InputError
+    from engines.eval import EvalConfig
+    from tests.browser_helpers import tiny_settings
+
+    eng = Engines.create(tiny_settings(tmp_path, tiny_models), tiny=tiny_models)
+    base = {"sentences": "builtin:en", "max_sentences": 1, "voices": ("speaker:Tiny Alice",), "ground_truth": False}
+    run = eng.eval.run(
+        EvalConfig(**base, retakes=2, asr_model="tiny-random", generation=TTSOptions(max_audio_tokens=10))
+    )
+    _, rows, _ = eng.eval.load_run(run.folder.name)
+    assert len(rows) == 1 and "needed a retake" in rows[0]["tts_notices"], rows[0]["tts_notices"]
+    with pytest.raises(InputError, match="Retakes must be from 0"):
+        eng.eval.plan(EvalConfig(**base, retakes=11))

@@ -202,6 +202,26 @@ class CleanupEngine:
         }
 
 
+class SourceCleaner:
+    """The dataset builder's clean-up hook (``engines.datasets.screening.Cleanup``): the chosen steps on each
+    source recording, with the last run's step records (model, weights SHA-256, seconds) for dataset.json."""
+
+    def __init__(self, engine: CleanupEngine, options: CleanupOptions) -> None:
+        """
+        Raises:
+            MissingWeightsError: a chosen step cannot run here (before any work).
+        """
+        engine.check(options)
+        self.engine, self.options = engine, options
+        self.name = "+".join(options.steps)  # the settings key: another choice of steps re-does a file
+        self.records: list[dict[str, Any]] = []
+
+    def __call__(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        result = self.engine.clean(audio, sr, self.options)
+        self.records = [step.as_dict() for step in result.steps]
+        return result.audio
+
+
 def _sub_progress(progress: ProgressFn | None, index: int, count: int) -> ProgressFn | None:
     """Map one step's 0..1 onto its share of the whole."""
     if progress is None:

@@ -50,6 +50,7 @@ from engines.datasets.options import ASR_RATE, FORMAT_VERSION, MIN_MINUTES, NO_I
 from engines.datasets.results import DatasetReport, FileReport
 
 log = logging.getLogger(__name__)
+ORIGINALS = "wavs_original"  # the uncleaned span of each clip, when a clean-up ran (not read by the trainer)
 
 # tiny mode's Whisper (random weights, ``engines.asr.engine.TINY_MODEL_ID``) writes gibberish in random
 # languages: its texts say nothing about speaking rate or language, so those checks are off with it
@@ -206,6 +207,10 @@ class Builder:
             }
             meta["outcome"] = report.outcome
             meta["dropped"] = report.dropped
+            # which clean-up ran on which source: steps, models, weight hashes (originals in wavs_original/)
+            meta["cleanup"] = {
+                s.name: manifests[s.sha256]["cleaned"] for s in unique if manifests.get(s.sha256, {}).get("cleaned")
+            }
             if transcripts_info is not None:
                 meta["transcripts"] = transcripts_info
             clips = meta["clips"]
@@ -352,10 +357,17 @@ class Builder:
             return m
         seconds = len(raw) / sr
         m["seconds"] = round(seconds, 3)
+        original = None
         if self.cleanup is not None:
-            # the clean-up hears the source at its own rate; clips are cut from what it gives back
+            # the clean-up hears the source at its own rate; clips are cut from what it gives back, and the same
+            # span of the original is kept beside each clip (wavs_original/) so review can play both
+            original = normalize_loudness(resample(raw, sr, SAMPLE_RATE))
             raw = np.asarray(self.cleanup(raw, sr), dtype=np.float32)
-            m["cleaned"] = {"by": getattr(self.cleanup, "name", type(self.cleanup).__name__), "seconds": m["seconds"]}
+            m["cleaned"] = {
+                "by": getattr(self.cleanup, "name", type(self.cleanup).__name__),
+                "seconds": m["seconds"],
+                "steps": list(getattr(self.cleanup, "records", [])),  # model names, weight hashes, seconds
+            }
         audio = resample(raw, sr, SAMPLE_RATE)
         scorer = self.scorer if screen and screen["on"] else None
         whole = row is not None
@@ -427,6 +439,8 @@ class Builder:
                 continue
             clip = f"{source.base}.wav" if whole else f"{source.base}_{k:03d}.wav"
             save_wav(root / "wavs" / clip, normalized[a:b], SAMPLE_RATE)
+            if original is not None:
+                save_wav(root / ORIGINALS / clip, original[a:b], SAMPLE_RATE)
             notes = []
             if whole and duration > options.max_clip:
                 notes.append(f"kept whole: longer than max clip ({options.max_clip:g} s)")

@@ -30,6 +30,9 @@ class EvalConfig:
     beam_size: int | None = 5  # None = greedy
     asr_batch_size: int = 16  # clips under 30 s decoded together
     ground_truth: bool = True  # also transcribe the set's real recordings (system "ground truth")
+    # checked synthesis (engines.tts.retakes): each sentence heard by this run's Whisper and retaken up to this many
+    # takes before it is scored; 0 = off. It measures what retakes buy, so its WER is not a plain model's WER.
+    retakes: int = 0
     bootstrap: int = 1000  # bootstrap resamples for confidence intervals
     # audio-only metrics; None = the settings' defaults (sim_encoder, mos_predictors)
     sim_encoder: str | None = None  # engines.scoring.sim id ("resemblyzer", "wavlm-sv", "xtts") or "none"

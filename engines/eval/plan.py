@@ -227,6 +227,8 @@ class Planner:
         low, high = OPTION_RANGES["seed"]
         if not low <= config.seed <= high:
             raise InputError(f"The seed must be a whole number from {int(low)} to {int(high)}; got {config.seed}.")
+        if not 0 <= config.retakes <= 10:
+            raise InputError(f"Retakes must be from 0 (off) to 10 takes per sentence, got {config.retakes}.")
         if config.repeats < 1 or config.repeats > 100:
             raise InputError(f"Repeats must be between 1 and 100, got {config.repeats}.")
         if config.asr_batch_size < 1:

@@ -535,6 +535,13 @@ class EvalRun:
 
     def _synthesize(self, system: System, sentence: Sentence, rep: int) -> dict[str, Any]:
         options = self.config.tts_options(sentence.language, rep)
+        checker = None
+        if self.config.retakes:  # the retake mode: the run's own Whisper judges each sentence before it is kept
+            from engines.tts.retakes import RetakeChecker, RetakeOptions
+
+            checker = RetakeChecker.whisper(
+                self.asr, RetakeOptions(takes=self.config.retakes, asr_model=self.asr_model)
+            )
         result = self.tts.synthesize(
             sentence.text,
             model_id=system.model_id,
@@ -542,6 +549,7 @@ class EvalRun:
             speaker=system.voice.speaker,
             options=options,
             save=False,
+            retakes=checker,
         )
         rel = f"audio/{system.slug}/{slug(sentence.id, 60)}_r{rep}.wav"
         save_wav(self.folder / rel, result.audio, result.sample_rate)
