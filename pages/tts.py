@@ -232,9 +232,10 @@ def generate_stream_event(engines: Engines, values: Mapping[str, Any], progress=
     the stats appear as without streaming. A client that goes away closes this generator, which closes the
     stream: generation stops, nothing is saved, the GPU is free.
     """
-    if tts_script.retake_options(values.get("retakes")):
-        warn("Retakes are not applied while streaming (a sentence is sent before it could be checked).")
-    stream = engines.tts.synthesize_stream(**request_kwargs(engines, values), save=True, progress=progress)
+    retakes = tts_script.retake_checker(engines, values)  # with retakes, each sentence is checked before it plays
+    stream = engines.tts.synthesize_stream(
+        **request_kwargs(engines, values), save=True, progress=progress, retakes=retakes
+    )
     try:
         for piece in stream_pieces(stream):
             live = gr.skip() if piece is None else (stream.sample_rate, piece)

@@ -51,6 +51,7 @@ from rest.errors import APIError, bad_request, busy, error_body, from_exception,
 
 if TYPE_CHECKING:
     from engines.tts.pronounce import PronunciationMap
+    from engines.tts.retakes import RetakeChecker
 
 log = logging.getLogger(__name__)
 
@@ -369,6 +370,15 @@ def _resampler(req: SpeechRequest, sample_rate: int) -> Callable[[Any, bool], An
     return convert
 
 
+def _retake_checker(engines: Engines, req: SpeechRequest) -> RetakeChecker | None:
+    """The ``retakes`` extension: each sentence heard by the loaded Whisper, retaken up to that many takes."""
+    if not req.retakes:
+        return None
+    from engines.tts.retakes import RetakeChecker, RetakeOptions
+
+    return RetakeChecker.whisper(engines.asr, RetakeOptions(takes=req.retakes))
+
+
 def _pronunciation(settings: Settings) -> PronunciationMap | None:
     """The workspace's pronunciation map, applied to the API's speech as to the TTS tab's (None when empty)."""
     from engines.tts import pronounce
@@ -382,19 +392,10 @@ async def speech(request: Request, engines: Engines) -> Response:
     raw = await _body(request, JSON_BODY_LIMIT)
     req = parse_speech(schemas.parse_json(raw), min(settings.api_max_input_chars, settings.max_text_chars))
     plan = await run_in_threadpool(_plan_speech, engines, req)
-    if req.stream_format is not None:
-        if req.retakes:
-            raise bad_request(
-                "'retakes' checks each sentence before it is kept: it cannot be combined with 'stream_format'.",
-                "retakes",
-            )
-        return await _speech_stream(request, engines, req, plan)
+    checker = _retake_checker(engines, req)
+    if req.stream_format is not None:  # with retakes, each sentence is checked before it is sent
+        return await _speech_stream(request, engines, req, plan, checker)
     cancel = threading.Event()
-    checker = None
-    if req.retakes:
-        from engines.tts.retakes import RetakeChecker, RetakeOptions
-
-        checker = RetakeChecker.whisper(engines.asr, RetakeOptions(takes=req.retakes))
 
     def work() -> tuple[Any, int, bytes]:
         with _gate(engines).hold():
@@ -436,7 +437,9 @@ def _sse(event: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(event).encode() + b"\n\n"
 
 
-async def _speech_stream(request: Request, engines: Engines, req: SpeechRequest, plan: _SpeechPlan) -> Response:
+async def _speech_stream(
+    request: Request, engines: Engines, req: SpeechRequest, plan: _SpeechPlan, checker: RetakeChecker | None = None
+) -> Response:
     """Start the stream in a worker thread; answer an error as JSON when it fails before the first byte."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -457,6 +460,7 @@ async def _speech_stream(request: Request, engines: Engines, req: SpeechRequest,
                 save=engines.settings.api_save_outputs,
                 cancel=cancel,
                 pronunciation=_pronunciation(engines.settings),
+                retakes=checker,
             )
             _gate(engines).wait_free()
             with stream:

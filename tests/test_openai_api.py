@@ -867,7 +867,12 @@ def test_speech_retakes_extension(client) -> None:
     for bad in ({"retakes": 11}, {"retakes": -1}, {"retakes": "two"}):
         with pytest.raises(openai.BadRequestError):
             client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.", extra_body=bad)
-    with pytest.raises(openai.BadRequestError, match="stream_format"):
-        client.audio.speech.create(
-            model="tts-1", voice="alloy", input="Hi.", extra_body={"retakes": 2, "stream_format": "sse"}
-        )
+    # streamed: each sentence is checked before it is sent (whole sentences, not chunks)
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1",
+        voice="alloy",
+        input="Hello there. How are you?",
+        response_format="pcm",
+        extra_body={"language": "en", "retakes": 2, "seed": 3, "stream_format": "audio"},
+    ) as streamed:
+        assert len(streamed.read()) > 0

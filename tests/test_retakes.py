@@ -161,6 +161,25 @@ def test_synthesize_with_the_tiny_whisper_checks_every_sentence(engine, tiny_mod
     assert json.loads(result.sidecar.read_text())["retakes"]["failed"] == 1
 
 
+def test_a_stream_with_retakes_sends_each_sentence_once_it_passed(engine):
+    """Streaming with retakes: a sentence is checked (and retaken) before any of it is sent, so the stream gives
+    whole sentences, and the take the checker kept is what was sent."""
+    text = "The first sentence is here. The second one follows it."
+    speaker = engine.speakers("tiny")[0]
+    heard = iter(["nothing like it", "The first sentence is here.", "The second one follows it."])
+    checker = RetakeChecker(RetakeOptions(takes=3), lambda audio, sr, language: next(heard), label="fake ear")
+    stream = engine.synthesize_stream(text, speaker=speaker, options=FAST, retakes=checker)
+    with stream:
+        pieces = list(stream)
+    record = stream.result.retakes
+    assert record is not None and record["retaken"] == 1 and record["sentences_checked"] == 2
+    sentence_samples = [
+        round(t["audio_seconds"] * stream.sample_rate) for t in (s["takes"][s["chosen"]] for s in record["sentences"])
+    ]
+    sent = [len(p) for p in pieces if len(p) != round(0.2 * stream.sample_rate)]  # the pause between sentences
+    assert sent == pytest.approx(sentence_samples, abs=0.001 * stream.sample_rate)  # whole kept takes, one piece each
+
+
 def test_an_english_only_checker_refuses_other_languages_before_synthesis(engine, tiny_models):
     def refuse(language: str) -> None:
         if language != "en":

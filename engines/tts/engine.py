@@ -203,6 +203,7 @@ class TTSEngine:
         log_fn: LogFn | None = None,
         cancel: threading.Event | None = None,
         pronunciation: PronunciationMap | None = None,
+        retakes: RetakeChecker | None = None,
     ) -> SynthesisStream:
         """Speak ``text`` chunk by chunk as it is generated (XTTS ``inference_stream``, sentence by sentence).
 
@@ -215,7 +216,9 @@ class TTSEngine:
 
         Args:
             text, model_id, reference, speaker, options, save, progress, log_fn, pronunciation: as for
-                ``synthesize`` (retakes are not offered while streaming).
+                ``synthesize``.
+            retakes: as for ``synthesize``; each sentence is checked (and retaken) before it is sent, so audio
+                comes sentence by sentence instead of chunk by chunk.
             cancel: set by the caller to give up: the stream raises ``CancelledError``, nothing is saved.
 
         Returns:
@@ -235,6 +238,7 @@ class TTSEngine:
             log_fn=log_fn,
             cancel=cancel,
             pronunciation=pronunciation,
+            retakes=retakes,
         )
 
     # ------------------------------------------------------------------ speaker embedding (Eval's SIM)

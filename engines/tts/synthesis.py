@@ -159,19 +159,26 @@ class Synthesizer:
         log_fn: LogFn | None,
         cancel: threading.Event | None,
         pronunciation: PronunciationMap | None = None,
+        retakes: RetakeChecker | None = None,
     ) -> SynthesisStream:
         """See ``TTSEngine.synthesize_stream``."""
         started = time.perf_counter()
         text, spoken = self._pronounce(text, options, pronunciation)
         req = self.prepare(text, model_id=model_id, reference=reference, speaker=speaker, options=options)
         req.pronunciation = spoken
+        if retakes is not None:
+            retakes.check_language(req.language)
         progress = progress or no_progress
         log_fn = log_fn or log_info
+        checked: list[SentenceTakes] = []
 
         def generate(feed: StreamFeed) -> Generated:
-            return self._produce(req, feed, progress, log_fn, started)
+            return self._produce(req, feed, progress, log_fn, started, retakes, checked)
 
         def finish(audio: np.ndarray, done: Generated) -> TTSResult:
+            report = retakes.report(checked) if retakes is not None else None
+            if report is not None and (report.retaken or report.failed):
+                req.notices.append(report.summary())
             return self.finish(
                 req,
                 done.plan,
@@ -180,6 +187,7 @@ class Synthesizer:
                 done.load_seconds,
                 save=save,
                 first_audio_seconds=done.first_audio_seconds,
+                retakes=report.as_dict() if report else None,
             )
 
         return SynthesisStream(generate, finish, cancel=cancel)
@@ -307,8 +315,8 @@ class Synthesizer:
     ) -> Generator[np.ndarray, None, None]:
         """The request's audio in order, sentence by sentence with ``PAUSE_SECONDS`` of silence between them:
         each sentence whole, or chunk by chunk when ``streamed``. ``check()`` runs between steps; what it raises
-        ends generation. With ``retakes`` (whole sentences only) each sentence is checked and retaken (its
-        record goes to ``checked``)."""
+        ends generation. With ``retakes`` each sentence is made whole, checked and retaken before it is given
+        (streamed, it is sent sentence by sentence once it passed); its record goes to ``checked``."""
         pause = np.zeros(int(PAUSE_SECONDS * plan.sample_rate), dtype=np.float32)
         total = len(plan.chunks)
         for i, chunk in enumerate(plan.chunks):
@@ -317,7 +325,7 @@ class Synthesizer:
             if i:
                 yield pause
             voice = (model, chunk, req.language, plan.latent, plan.embedding, plan.kwargs)
-            if retakes is not None and checked is not None and not streamed:
+            if retakes is not None and checked is not None:
                 pieces = _checked(voice, plan.seed, plan.sample_rate, i, retakes, checked, check)
             else:
                 pieces = speak_stream(*voice) if streamed else _whole(*voice)
@@ -330,7 +338,14 @@ class Synthesizer:
         check()
 
     def _produce(
-        self, req: Request, feed: StreamFeed, progress: ProgressFn, log_fn: LogFn, started: float
+        self,
+        req: Request,
+        feed: StreamFeed,
+        progress: ProgressFn,
+        log_fn: LogFn,
+        started: float,
+        retakes: RetakeChecker | None = None,
+        checked: list[SentenceTakes] | None = None,
     ) -> Generated:
         """The producer of a stream (its own thread): load, plan and emit sentence by sentence under the GPU lock."""
         with self._opening(req, progress, log_fn, feed.stopping, on_lock=feed.check) as (
@@ -340,7 +355,10 @@ class Synthesizer:
             start,
         ):
             feed.sample_rate = plan.sample_rate
-            with contextlib.closing(self._speech(model, req, plan, progress, feed.check, streamed=True)) as speech:
+            speech_pieces = self._speech(
+                model, req, plan, progress, feed.check, streamed=True, retakes=retakes, checked=checked
+            )
+            with contextlib.closing(speech_pieces) as speech:
                 for piece in speech:
                     feed.emit(piece)
             gen_seconds = time.perf_counter() - start
