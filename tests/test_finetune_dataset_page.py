@@ -345,3 +345,16 @@ def test_dataset_tab_in_a_browser(tmp_path, tiny_models, speak, artifacts) -> No
     assert not (root / "wavs" / "web1.wav").exists()
     written = (root / "metadata_train.csv").read_text() + (root / "metadata_eval.csv").read_text()
     assert "web1.wav" not in written and "web0.wav" in written
+
+
+def test_clean_up_choices_are_checked_before_any_work(engines, monkeypatch) -> None:
+    """No step chosen: no clean-up. A step that cannot run here (Demucs not downloaded) is refused before any file
+    is read, with the reason; a runnable one becomes the builder's hook, named after its steps."""
+    from engines.core.errors import MissingWeightsError
+
+    assert page.source_cleaner(engines, {"separate": False, "denoise": False}) is None
+    with pytest.raises(MissingWeightsError, match="Demucs"):
+        page.source_cleaner(engines, {"separate": True})
+    monkeypatch.setattr(engines.cleanup, "available", lambda: {"separate": None, "denoise": None})
+    cleaner = page.source_cleaner(engines, {"separate": True, "denoise": True})
+    assert cleaner is not None and cleaner.name == "separate+denoise"
