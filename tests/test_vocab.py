@@ -188,3 +188,10 @@ def _speech(tmp_path: Path) -> Path:
     path = tmp_path / "ref.wav"
     sf.write(path, wav.astype(np.float32), 22050)
     return path
+
+
+def test_whisper_is_told_the_languages_it_knows_and_detects_the_others():
+    from engines.asr.options import whisper_code
+
+    assert whisper_code("vi") == "vi" and whisper_code("zh-cn") == "zh" and whisper_code("uk") == "uk"
+    assert whisper_code("tlh") is None and whisper_code("bem") is None  # eval transcribes these with detection

@@ -42,6 +42,15 @@ def whisper_languages() -> dict[str, str]:
     return dict(LANGUAGES)
 
 
+def whisper_code(language: str) -> str | None:
+    """Whisper's code for a language it knows; None for one it does not (a language XTTS was taught here): the
+    caller then lets Whisper detect the language, and says so."""
+    try:
+        return normalize_language(language)
+    except InputError:
+        return None
+
+
 def normalize_language(language: str | None) -> str | None:
     """Map a language choice to a Whisper code.
 

@@ -7,6 +7,7 @@ names what is wrong, so a run never starts on input it would fail on half-way.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from engines.core.options import OPTION_RANGES
 from engines.eval.config import EvalConfig
 from engines.eval.results import GROUND_TRUTH, RANDOM, REAL
 from engines.eval.sentences import SentenceSet, load_sentences
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # engine modules import torch; eval only needs their types here
     from engines.asr.engine import ASREngine
@@ -262,9 +265,14 @@ class Planner:
             MissingWeightsError: a Whisper checkpoint path that does not exist (for non-English sets).
         """
         from engines.asr.engine import ASROptions, check_options
+        from engines.asr.options import whisper_code
 
         asr_model = config.asr_model or self.asr.default_model()
         for lang in sentence_set.languages:
+            if whisper_code(lang) is None:  # a language XTTS learnt here: Whisper detects it (the run says so)
+                log.warning("Whisper does not know %r: its sentences are transcribed with language detection.", lang)
+                check_options(ASROptions(language=None, beam_size=config.beam_size, temperature=0.0))
+                continue
             check_options(ASROptions(language=lang, beam_size=config.beam_size, temperature=0.0))
             try:
                 self.asr.check_language(asr_model, lang)

@@ -223,6 +223,8 @@ class EvalRun:
             "provenance": self._provenance(),
             "asr_weights": self.asr_weights,
             "metrics": self._metrics_models(),
+            # what Whisper was told per language ("auto" = detected: a language Whisper does not know)
+            "asr_languages": {lang: o.language or "auto" for lang, o in self.asr_options.items()},
             "audio_folders": {
                 name: {
                     "folder": str(f.folder),
@@ -291,11 +293,14 @@ class EvalRun:
         )
 
     def _asr_options(self) -> dict[str, Any]:
+        """Per language: Whisper is told it, or detects it when it does not know it (recorded in ``asr_languages``)."""
         from engines.asr.engine import ASROptions
+        from engines.asr.options import whisper_code
 
         beam = self.config.beam_size
         return {
-            lang: ASROptions(language=lang, beam_size=beam, temperature=0.0) for lang in self.sentence_set.languages
+            lang: ASROptions(language=whisper_code(lang), beam_size=beam, temperature=0.0)
+            for lang in self.sentence_set.languages
         }
 
     def _provenance(self) -> dict[str, Any]:
