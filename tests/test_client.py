@@ -54,6 +54,7 @@ def tts_args(text: str, reference: Path | None, **overrides):
         "seed": 1234,
         "split": True,
         "max_tokens": MAX_TOKENS,
+        "retakes": 0,  # appended by issue 22 (checked synthesis): 0 = off
     }
     values.update(overrides)
     return list(values.values())

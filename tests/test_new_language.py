@@ -42,11 +42,18 @@ SENTENCES = {
 }
 
 
+@pytest.mark.timeout(1500)  # build, train, stop, resume, export, then TTS, tab, API and an eval run
 @pytest.mark.parametrize("language", ["vi", "uk"])
 def test_a_new_language_is_taught_resumed_exported_and_spoken(language, tmp_path, tiny_models, speak):
     settings = make_settings(tmp_path, tiny_models)
-    clips = [(speak(text, lang=language), text) for text in SENTENCES[language]]
-    make_dataset(settings.path("datasets_dir"), f"lang-{language}", clips, n_eval=2, language=language)
+    clips = [(speak(text, lang=language, name=f"{language}{i}"), text) for i, text in enumerate(SENTENCES[language])]
+    # the dataset, from the recordings and a transcripts file, as a user builds it in the Dataset tab
+    from engines import Engines
+
+    listing = tmp_path / "transcripts.csv"
+    listing.write_text("".join(f"{path.name}|{text}\n" for path, text in clips), encoding="utf-8")
+    lab = Engines.create(settings, tiny=tiny_models)
+    lab.datasets.build(f"lang-{language}", [str(p) for p, _ in clips], language, transcripts=str(listing))
     engine = TrainingEngine(settings, tiny=tiny_models)
     options = TrainOptions(
         dataset=f"lang-{language}", base_model="tiny", epochs=3, batch_size=1, grad_accum=1, save_every=1, seed=1
