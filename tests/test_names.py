@@ -32,4 +32,8 @@ def test_voice_names_and_languages() -> None:
         names.check_voice_name("../ann")
     assert datasets.check_language("ZH") == names.xtts_language("zh-CN") == "zh-cn"
     with pytest.raises(InputError, match="not supported by XTTS v2"):
-        datasets.check_language("xx")
+        names.xtts_language("xx")
+    # a dataset may be in any ISO 639 code (a language to teach XTTS, issue 21): one rule, speech_language
+    assert datasets.check_language("VI") == names.speech_language("vi") == "vi"
+    with pytest.raises(InputError, match="not a language code"):
+        datasets.check_language("x")
