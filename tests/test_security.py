@@ -86,8 +86,8 @@ def test_server_folder_inside_a_root_reads_only_what_stays_inside(engines, speak
     rows = report.set_index("source")
     assert rows.loc["fox.wav", "status"] == "kept"
     assert rows.loc["stolen.wav", "status"] == "skipped"
-    assert "leads outside the folder" in rows.loc["stolen.wav", "reason"]  # the table shows the detail
-    assert "leads outside the folder" in rows.loc["private", "reason"] and "private/secret.wav" not in rows.index
+    assert "leads outside the folder" in rows.loc["stolen.wav", "detail"]  # the table shows the detail
+    assert "leads outside the folder" in rows.loc["private", "detail"] and "private/secret.wav" not in rows.index
     wavs = list(engines.settings.path("datasets_dir").joinpath("voices", "wavs").glob("*.wav"))
     assert [w.name for w in wavs] == ["fox.wav"]
 
