@@ -280,7 +280,8 @@ def model_languages(engines: Engines, model_id: str) -> list[str] | None:
 
 def _plan_speech(engines: Engines, req: SpeechRequest) -> _SpeechPlan:
     """Resolve model, voice and language, and check the text as synthesis will (no model load, no lock)."""
-    from engines.tts.checks import check_request, text_notices
+    from engines.core.errors import InputError
+    from engines.tts.checks import check_language, check_request, text_notices
     from rest.language import speech_language
 
     settings = engines.settings
@@ -291,6 +292,10 @@ def _plan_speech(engines: Engines, req: SpeechRequest) -> _SpeechPlan:
     if req.seed is not None:
         changes["seed"] = req.seed
     options = dataclasses.replace(settings.generation, **changes)
+    try:  # the model's own languages decide (a fine-tune may speak one more, issue 21)
+        check_language(language, model_languages(engines, model_id))
+    except InputError as exc:
+        raise bad_request(str(exc), "language") from exc
     check_request(  # text, language, options: refused before waiting for the GPU
         req.text,
         options,

@@ -81,7 +81,13 @@ def test_build_has_elem_ids_and_named_api(fresh_engines):
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
     assert ELEM_IDS <= ids, ELEM_IDS - ids
     names = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
-    assert names == {"train_start", "train_stop", "train_resume", "train_export"}  # the rest is the page's own
+    assert names == {
+        "train_start",
+        "train_stop",
+        "train_resume",
+        "train_export",
+        "train_vocabulary",
+    }  # the rest is the page's own
     # train_start's positional order (script users) is the form's order: dataset, base, the preset fields.
     start = next(fn for fn in demo.fns.values() if fn.api_name == "train_start")
     assert [block.elem_id for block in start.inputs] == [
