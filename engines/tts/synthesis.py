@@ -126,11 +126,7 @@ class Synthesizer:
         progress = progress or no_progress
         log_fn = log_fn or log_info
         # Validate before loading anything: cheap answers for bad input.
-        text, spoken = self._pronounce(text, options, pronunciation)
-        req = self.prepare(text, model_id=model_id, reference=reference, speaker=speaker, options=options)
-        req.pronunciation = spoken
-        if retakes is not None:
-            retakes.check_language(req.language)
+        req = self._checked_request(text, model_id, reference, speaker, options, retakes, pronunciation)
         checked: list[SentenceTakes] = []
         with self._opening(req, progress, log_fn, cancel) as (model, plan, load_seconds, start):
             check = functools.partial(check_cancel, cancel)
@@ -139,11 +135,8 @@ class Synthesizer:
             audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
             gen_seconds = time.perf_counter() - start
         progress(1.0, desc="Done")
-        report = retakes.report(checked) if retakes is not None else None
-        if report is not None and (report.retaken or report.failed):
-            req.notices.append(report.summary())
         return self.finish(
-            req, plan, audio, gen_seconds, load_seconds, save=save, retakes=report.as_dict() if report else None
+            req, plan, audio, gen_seconds, load_seconds, save=save, retakes=_retake_record(req, retakes, checked)
         )
 
     def synthesize_stream(
@@ -163,11 +156,7 @@ class Synthesizer:
     ) -> SynthesisStream:
         """See ``TTSEngine.synthesize_stream``."""
         started = time.perf_counter()
-        text, spoken = self._pronounce(text, options, pronunciation)
-        req = self.prepare(text, model_id=model_id, reference=reference, speaker=speaker, options=options)
-        req.pronunciation = spoken
-        if retakes is not None:
-            retakes.check_language(req.language)
+        req = self._checked_request(text, model_id, reference, speaker, options, retakes, pronunciation)
         progress = progress or no_progress
         log_fn = log_fn or log_info
         checked: list[SentenceTakes] = []
@@ -176,9 +165,6 @@ class Synthesizer:
             return self._produce(req, feed, progress, log_fn, started, retakes, checked)
 
         def finish(audio: np.ndarray, done: Generated) -> TTSResult:
-            report = retakes.report(checked) if retakes is not None else None
-            if report is not None and (report.retaken or report.failed):
-                req.notices.append(report.summary())
             return self.finish(
                 req,
                 done.plan,
@@ -187,12 +173,31 @@ class Synthesizer:
                 done.load_seconds,
                 save=save,
                 first_audio_seconds=done.first_audio_seconds,
-                retakes=report.as_dict() if report else None,
+                retakes=_retake_record(req, retakes, checked),
             )
 
         return SynthesisStream(generate, finish, cancel=cancel)
 
     # ------------------------------------------------------------------ the shared steps
+
+    def _checked_request(
+        self,
+        text: str,
+        model_id: str | None,
+        reference: Sequence[Path | str] | None,
+        speaker: str | None,
+        options: TTSOptions | None,
+        retakes: RetakeChecker | None,
+        pronunciation: PronunciationMap | None,
+    ) -> Request:
+        """The opening both doors share, before anything loads: the pronunciation map, every request check, and the
+        retake checker's language check."""
+        text, spoken = self._pronounce(text, options, pronunciation)
+        req = self.prepare(text, model_id=model_id, reference=reference, speaker=speaker, options=options)
+        req.pronunciation = spoken
+        if retakes is not None:
+            retakes.check_language(req.language)
+        return req
 
     def _pronounce(
         self, text: str, options: TTSOptions | None, pronunciation: PronunciationMap | None
@@ -458,3 +463,14 @@ def _checked(
     wav, record = retakes.best(take, voice[1], voice[2], sample_rate, index)
     checked.append(record)
     yield wav
+
+
+def _retake_record(req: Request, retakes: RetakeChecker | None, checked: list[SentenceTakes]) -> dict[str, Any] | None:
+    """The retake report for the result and sidecar (None without retakes); its summary joins the notices when a
+    sentence was retaken or still fails."""
+    if retakes is None:
+        return None
+    report = retakes.report(checked)
+    if report.retaken or report.failed:
+        req.notices.append(report.summary())
+    return report.as_dict()
