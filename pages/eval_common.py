@@ -146,6 +146,7 @@ def build_config(values: Mapping[str, Any], defaults: TTSOptions = TTSOptions())
         asr_batch_size=int(values.get("batch_size") or 16),
         ground_truth=bool(values.get("ground_truth", True)),
         retakes=int(float(values.get("retakes") or 0)),  # the planner refuses values outside 0-10
+        asr_pack=bool(values.get("asr_pack", False)),
         name=(values.get("name") or "").strip(),
         sim_encoder=values.get("sim_encoder") or None,
         executor="ray" if values.get("executor") == "ray" else "local",

@@ -185,6 +185,13 @@ def build(engines: Engines, choices: InitialChoices) -> RunTab:
                         "takes before it is scored (measures what retakes buy)",
                         elem_id="ev-retakes",
                     )
+                    asr_pack = gr.Checkbox(
+                        False,
+                        label="Pack clips for ASR (faster)",
+                        info="Short clips share Whisper's 30 s windows: about 2.5x faster on a CPU; each clip is heard "
+                        "beside its neighbours (off = each clip alone, as published evaluations do)",
+                        elem_id="ev-asr-pack",
+                    )
                 with gr.Row():
                     sim_encoder = gr.Dropdown(
                         [
@@ -258,6 +265,7 @@ def build(engines: Engines, choices: InitialChoices) -> RunTab:
         mos=mos,
         executor=executor,
         retakes=retakes,  # appended: the API's positional order above stays as it was
+        asr_pack=asr_pack,
     )
 
     finished = run_btn.click(

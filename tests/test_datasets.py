@@ -691,7 +691,7 @@ def test_failed_build_leaves_no_half_dataset(engines, speak, tmp_path, monkeypat
     def broken(*_a, **_k):
         raise LabError("Whisper fell over")
 
-    monkeypatch.setattr(engines.asr, "transcribe_array", broken)
+    monkeypatch.setattr(engines.asr, "transcribe_batch", broken)
     # the first file fails: nothing finished, nothing left behind
     with pytest.raises(LabError, match="fell over"):
         ds.build("fail1", [b, a], "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])

@@ -33,7 +33,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from config import Settings
-from engines.asr.backends.base import OOM_ADVICE, DecodeRequest, DecodeResult, TextTokenizer
+from engines.asr import packing
+from engines.asr.backends.base import OOM_ADVICE, Backend, DecodeRequest, DecodeResult, RawWord, TextTokenizer
 from engines.asr.backends.base import oom_guard_any as guard
 from engines.asr.backends.faster_whisper import FasterWhisperBackend
 from engines.asr.backends.openai_whisper import (
@@ -56,8 +57,8 @@ from engines.asr.guards import (
     window_is_silent,
 )
 from engines.asr.options import TASKS, ASROptions, check_options, normalize_language, whisper_languages
-from engines.asr.transcript import Segment, Transcript
-from engines.asr.vad import SpeechCheck, check_speech
+from engines.asr.transcript import Segment, Transcript, Word
+from engines.asr.vad import SpeechCheck, check_piece, check_speech, speech_seconds
 from engines.core.audio import load_audio
 from engines.core.device import resolve_device
 from engines.core.errors import AudioError, InputError
@@ -345,7 +346,49 @@ class ASREngine:
         model = self.load(model_id)
         start = time.perf_counter()
         speech = check_speech(audio, vad=options.vad)
+        if options.pack and speech.regions and len(audio) > packing.PACK_SECONDS * SAMPLE_RATE:
+            return self._transcribe_pieces(audio, options, model_id, speech, source, start)
         return self._transcribe(model, model_id, audio, options, speech, source, start)
+
+    def _transcribe_pieces(
+        self,
+        audio: np.ndarray,
+        options: ASROptions,
+        model_id: str | None,
+        speech: SpeechCheck,
+        source: str | None,
+        start: float,
+    ) -> Transcript:
+        """A long recording cut at pauses into pieces under 28 s (the detector's speech regions, merged), the
+        pieces transcribed together by ``transcribe_batch``, one segment per piece at its time in the recording."""
+        cuts = packing.pieces(speech.regions, len(audio) / SAMPLE_RATE)
+        clips = [audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for a, b in cuts]
+        labels = [f"{label(source)} {clock(a)}-{clock(b)}" for a, b in cuts]
+        checks = [check_piece(speech, a, b) for a, b in cuts]  # the detector already ran over the recording
+        parts = self.transcribe_batch(clips, options, model_id, sources=labels, checks=checks)
+        segments: list[Segment] = []
+        notices: list[str] = []
+        for (offset, _), part in zip(cuts, parts):
+            if part.notice:
+                notices.append(part.notice)
+            for seg in part.segments:
+                words = [dataclasses.replace(w, start=w.start + offset, end=w.end + offset) for w in seg.words or []]
+                segments.append(
+                    dataclasses.replace(seg, start=seg.start + offset, end=seg.end + offset, words=words or seg.words)
+                )
+        audio_seconds = len(audio) / SAMPLE_RATE
+        seconds = time.perf_counter() - start
+        language = next((p.language for p in parts if p.language and p.text), options.language)
+        return Transcript(
+            text=" ".join(p.text for p in parts if p.text),
+            language=language,
+            segments=segments,
+            audio_seconds=audio_seconds,
+            seconds=seconds,
+            rtf=seconds / audio_seconds,
+            notice=" ".join(notices) or None,
+            source=source,
+        )
 
     def _transcribe(
         self,
@@ -388,6 +431,7 @@ class ASREngine:
         model_id: str | None = None,
         batch_size: int = 16,
         sources: Sequence[str] | None = None,
+        checks: Sequence[SpeechCheck] | None = None,
     ) -> list[Transcript]:
         """Transcribe many clips, decoding the ones under 30 s together in batches (whisper.decode).
 
@@ -410,6 +454,8 @@ class ASREngine:
             batch_size: clips per decode call (lower it when the GPU runs out of memory).
             sources: a label per clip (file name, sentence id) for notices and ``Transcript.source``;
                 None = "clip <index>".
+            checks: the voice-activity checks already made for the clips (pieces of one recording); None = run
+                the detector on each.
 
         Returns:
             One transcript per clip, in input order. For batched clips ``seconds`` is the batch's time
@@ -426,6 +472,8 @@ class ASREngine:
             raise InputError(f"Batch size must be at least 1, got {batch_size}.")
         if sources is not None and len(sources) != len(clips_16k):
             raise InputError(f"{len(sources)} labels for {len(clips_16k)} clips.")
+        if checks is not None and len(checks) != len(clips_16k):
+            raise InputError(f"{len(checks)} speech checks for {len(clips_16k)} clips.")
         labels = [str(s) for s in sources] if sources is not None else [f"clip {i}" for i in range(len(clips_16k))]
         given = [name if sources is not None else None for name in labels]  # Transcript.source
         clips = [as_mono(clip, labels[i] if sources is not None else f"Clip {i}") for i, clip in enumerate(clips_16k)]
@@ -440,7 +488,7 @@ class ASREngine:
         for i, audio in enumerate(clips):
             audio_seconds = len(audio) / SAMPLE_RATE
             start = time.perf_counter()
-            speech = check_speech(audio, vad=options.vad)
+            speech = checks[i] if checks is not None else check_speech(audio, vad=options.vad)
             if speech.reason:
                 results[i] = empty(
                     audio_seconds,
@@ -498,6 +546,10 @@ class ASREngine:
         redo: list[_Pending] = []
         for language, items in by_language.items():
             tokenizer = backend.tokenizer(model, language, options.task)
+            if options.pack and len(items) > 1:
+                items = self._decode_packed(
+                    model, backend, items, language, options, sample_len, batch_size, rules, results
+                )
             for chunk in _chunks(items, decode_size):
                 start = time.perf_counter()
                 with self.gpu_lock, guard(f"batched Whisper decoding ({len(chunk)} clips)", OOM_ADVICE):
@@ -517,6 +569,59 @@ class ASREngine:
             t.rtf = t.seconds / t.audio_seconds
             results[item.index] = t
         return [r for r in results if r is not None]
+
+    def _decode_packed(
+        self,
+        model: Any,
+        backend: Backend[Any],
+        items: list[_Pending],
+        language: str,
+        options: ASROptions,
+        sample_len: int | None,
+        batch_size: int,
+        rules: bool,
+        results: list[Transcript | None],
+    ) -> list[_Pending]:
+        """Decode clips of one language packed into shared windows (engines.asr.packing), filling ``results``;
+        returns the clips packing could not vouch for, which the caller decodes alone."""
+        groups = packing.plan([len(p.audio) for p in items])
+        alone = [items[g[0]] for g in groups if len(g) == 1]
+        packs = [packing.build(g, [p.audio for p in items]) for g in groups if len(g) > 1]
+        for chunk in _chunks(packs, batch_size):
+            start = time.perf_counter()
+            features = []
+            for pack in chunk:
+                window = backend.window(model, pack.audio)
+                assert window is not None  # a pack fits PACK_SECONDS, under one 30 s window
+                features.append(window.decode)
+            # a pack holds several clips' tokens: the per-window cap grows with it, up to Whisper's 224
+            cap = None if sample_len is None else min(sample_len * max(len(p.members) for p in chunk), 224)
+            with self.gpu_lock, guard(f"packed Whisper decoding ({len(chunk)} windows)", OOM_ADVICE):
+                decoded = backend.decode_packed(model, features, [p.frames for p in chunk], language, options, cap)
+            elapsed = time.perf_counter() - start
+            for pack, (res, words) in zip(chunk, decoded):
+                members = [items[i] for i in pack.members]
+                for item in members:
+                    item.seconds += elapsed / len(chunk) / len(members)
+                if rules and (
+                    needs_fallback(res.compression_ratio, res.avg_logprob, res.no_speech_prob)
+                    or window_is_silent(res.no_speech_prob, res.avg_logprob)
+                ):
+                    alone += members  # the one-clip path applies the ladder and the silence rule to each
+                    continue
+                for item, clip_words in zip(members, packing.assign(words, pack.spans)):
+                    speech = speech_seconds(list(item.speech.regions)) or item.audio_seconds
+                    if packing.redo_reason(clip_words, speech, loop_guard=rules):
+                        alone.append(item)
+                    else:
+                        results[item.index] = _packed_transcript(item, res, clip_words, options.word_timestamps)
+        return sorted(alone, key=lambda p: p.index)
+
+
+def _packed_transcript(item: _Pending, res: DecodeResult, words: list[RawWord], with_words: bool) -> Transcript:
+    """A clip's share of a packed window as a Transcript: one segment over the clip, the window's scores."""
+    timed = [Word(w["start"], w["end"], w["word"], w["probability"]) for w in words] if with_words else None
+    return _one_segment(item, res, " " + packing.text_of(words), timed)
 
 
 def _batch_transcript(item: _Pending, res: DecodeResult, tokenizer: TextTokenizer, loop_guard: bool) -> Transcript:
@@ -549,10 +654,16 @@ def _batch_transcript(item: _Pending, res: DecodeResult, tokenizer: TextTokenize
             f"No speech detected in {source}: Whisper decoded no words. Nothing was transcribed.",
             item.label,
         )
+    return _one_segment(item, res, text)
+
+
+def _one_segment(item: _Pending, res: DecodeResult, text: str, words: list[Word] | None = None) -> Transcript:
+    """A short clip's Transcript: one segment over the clip, with the scores of the window it was decoded in."""
     segment = Segment(
         0.0,
         item.duration,
         text,
+        words=words,
         avg_logprob=float(res.avg_logprob),
         no_speech_prob=float(res.no_speech_prob),
         temperature=float(res.temperature),

@@ -180,6 +180,20 @@ def check_speech(audio_16k: np.ndarray, vad: bool = True) -> SpeechCheck:
     return SpeechCheck(audio_seconds, tuple(regions), _spans(regions, audio_seconds))
 
 
+def check_piece(check: SpeechCheck, start: float, end: float) -> SpeechCheck:
+    """``check``'s verdict for the piece ``start``-``end`` (seconds) of its audio, without running the detector
+    again: the regions inside it, moved to the piece's time."""
+    seconds = end - start
+    regions = [
+        SpeechRegion(max(r.start, start) - start, min(r.end, end) - start)
+        for r in check.regions
+        if r.end > start and r.start < end
+    ]
+    if not regions:
+        return SpeechCheck(seconds, (), (), "the voice-activity detector heard no voice in it")
+    return SpeechCheck(seconds, tuple(regions), _spans(regions, seconds))
+
+
 def no_speech_reason(audio: np.ndarray) -> str | None:
     """Why this audio holds no speech (voice-activity check before decoding), or None when it does.
 

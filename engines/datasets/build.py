@@ -14,6 +14,7 @@ import logging
 import shutil
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from engines.core.errors import AudioError, AudioTooLargeError, InputError
 from engines.core.progress import LogFn, ProgressFn
 from engines.core.provenance import app_version, utc_now
 from engines.datasets import screening, store
-from engines.datasets.clips import assign_split, clip_flags, multilingual, transcribe_clip, transcribe_heard
+from engines.datasets.clips import assign_split, clip_flags, multilingual, transcribe_clips
 from engines.datasets.cutting import Piece, clean_text, plan_clips, speech_spans
 from engines.datasets.ingest import (
     Source,
@@ -410,6 +411,8 @@ class Builder:
             )
         dropped: Counter[str] = Counter()
         unsplit: list[str] = []
+        # (index, piece, first sample, last sample, seconds, reason): every cut is judged before Whisper hears any
+        cuts: list[tuple[int, Piece, int, int, float, str | None]] = []
         for k, piece in enumerate(pieces):
             a, b = int(round(piece.start * SAMPLE_RATE)), int(round(piece.end * SAMPLE_RATE))
             duration = (b - a) / SAMPLE_RATE
@@ -423,15 +426,37 @@ class Builder:
                 reason = "silent"
             elif clipped_fraction(raw[int(piece.start * sr) : int(piece.end * sr)]) > options.max_clipped:
                 reason = "clipped"
-            text = clean_text(piece.text)
-            heard = None
-            if reason is None and not whole:
-                # each clip is transcribed on its own: its text is what its audio says, nothing from a neighbour
-                label = f"{source.name} {piece.start:.1f} s"
-                if screen and screen["detect_language"]:
-                    text, heard = transcribe_heard(self.asr, normalized[a:b], model_id, label)
-                else:
-                    text = transcribe_clip(self.asr, normalized[a:b], language, model_id, label)
+            cuts.append((k, piece, a, b, duration, reason))
+        todo = [c for c in cuts if c[5] is None]
+        heard: dict[int, tuple[str, str | None]] = {}
+        quality: dict[int, dict[str, float] | None] = {}
+        # DNSMOS (onnxruntime, no model lock) scores the cut clips while Whisper hears them; a clip Whisper then
+        # drops ("no transcript") is not kept, nor its score
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            mos = (
+                pool.submit(scorer.dnsmos_batch, [normalized[a:b] for _, _, a, b, _, _ in todo], SAMPLE_RATE)
+                if (scorer is not None and todo)
+                else None
+            )
+            if not whole:
+                # each clip is transcribed on its own (its text is what its audio says, nothing from a neighbour),
+                # the clips of one file decoded together
+                detect = bool(screen and screen["detect_language"])
+                results = transcribe_clips(
+                    self.asr,
+                    [normalized[a:b] for _, _, a, b, _, _ in todo],
+                    None if detect else language,
+                    model_id,
+                    [f"{source.name} {piece.start:.1f} s" for _, piece, _, _, _, _ in todo],
+                )
+                heard = {c[0]: (text, lang if detect else None) for c, (text, lang) in zip(todo, results, strict=True)}
+            if mos is not None:
+                quality = {c[0]: score for c, score in zip(todo, mos.result(), strict=True)}
+        # entry, samples, (first, last) second of speech inside, language heard: scored once all are cut
+        kept: list[tuple[dict[str, Any], np.ndarray, tuple[float, float], str | None]] = []
+        kept_mos: list[dict[str, float] | None] = []
+        for k, piece, a, b, duration, reason in cuts:
+            text, language_heard = heard.get(k, (clean_text(piece.text), None))
             if reason is None and not text:
                 reason = "no transcript"
             if reason:
@@ -465,11 +490,18 @@ class Builder:
                 inside = (max(0.0, piece.speech_start - piece.start), min(duration, piece.speech_end - piece.start))
                 if whole:
                     inside = (spans[0].start, spans[-1].end)
-                entry.update(screening.clip_scores(scorer, normalized[a:b], SAMPLE_RATE, inside))
+                kept.append((entry, normalized[a:b], inside, language_heard))
+                kept_mos.append(quality[k])
+        if scorer is not None and kept:  # the encoder sees the file's clips together
+            scores = screening.clips_scores(
+                scorer, [c[1] for c in kept], SAMPLE_RATE, [c[2] for c in kept], dnsmos=kept_mos
+            )
+            for (entry, _, inside, language_heard), score in zip(kept, scores, strict=True):
+                entry.update(score)
                 if whole or (screen or {}).get("asr_text_checks", True):
-                    entry["cps"] = screening.chars_per_second(text, inside[1] - inside[0])
-                if heard:
-                    entry["heard_language"] = heard
+                    entry["cps"] = screening.chars_per_second(entry["text"], inside[1] - inside[0])
+                if language_heard:
+                    entry["heard_language"] = language_heard
         if unsplit:
             m["unsplit"] = unsplit
         m["dropped"] = dict(dropped)

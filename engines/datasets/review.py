@@ -22,7 +22,7 @@ from engines.core.names import is_folder_name
 from engines.core.progress import LogFn, ProgressFn, no_progress
 from engines.core.provenance import utc_now
 from engines.datasets import screening, store
-from engines.datasets.clips import assign_split, clip_flags, transcribe_clip
+from engines.datasets.clips import assign_split, clip_flags, transcribe_clips
 from engines.datasets.cutting import clean_text, find_pauses, plan_recut, split_text
 from engines.datasets.options import MIN_MINUTES, SAMPLE_RATE, DatasetOptions, check_options
 from engines.datasets.results import (
@@ -39,6 +39,7 @@ from engines.scoring.metrics import text_cer
 log = logging.getLogger(__name__)
 
 CHOICES = ("keep", "asr", "edit")
+VALIDATE_BATCH = 16  # clips re-transcribed per batched Whisper call (and per progress step)
 TokenCounter = Callable[[str, str], int]
 
 
@@ -428,8 +429,8 @@ def validate(
 ) -> ValidationReport:
     """Re-transcribe every clip and store its ASR text and CER (``DatasetEngine.validate``).
 
-    Each clip is decoded the way the build transcribes one (``clips.transcribe_clip``: timestamp decoding,
-    clip by clip, not the batched text-only decode, reported to stop early on tiny.en). The CER is
+    Each clip is decoded the way the build transcribes it (``clips.transcribe_clips``: each clip on its own,
+    ``VALIDATE_BATCH`` of them decoded together), so a clip built from Whisper's text re-transcribes to it. The CER is
     ``segment.text_cer``: the evaluation's normalizer (``engines.scoring.metrics.normalize``), so "1455" and
     "fourteen fifty-five" agree.
 
@@ -452,13 +453,15 @@ def validate(
         asr.check_language(model_id, language)
     clips = list(meta["clips"].items())
     started = datetime.now(UTC)
-    for i, (clip, entry) in enumerate(clips):
-        if i % 8 == 0:
-            progress(i / max(1, len(clips)), desc=f"Re-transcribing clip {i + 1} of {len(clips)}")
-        audio = load_audio(root / "wavs" / clip, sr=SAMPLE_RATE)[0]
-        entry["asr_text"] = transcribe_clip(asr, audio, language, model_id, clip)
-        entry["cer"] = round(text_cer(entry["text"], entry["asr_text"], language), 4)
-        entry.pop("choice", None)
+    for i in range(0, len(clips), VALIDATE_BATCH):
+        group = clips[i : i + VALIDATE_BATCH]
+        progress(i / max(1, len(clips)), desc=f"Re-transcribing clip {i + 1} of {len(clips)}")
+        audio = [load_audio(root / "wavs" / clip, sr=SAMPLE_RATE)[0] for clip, _ in group]
+        heard = transcribe_clips(asr, audio, language, model_id, [clip for clip, _ in group])
+        for (_, entry), (text, _) in zip(group, heard, strict=True):
+            entry["asr_text"] = text
+            entry["cer"] = round(text_cer(entry["text"], entry["asr_text"], language), 4)
+            entry.pop("choice", None)
     meta.setdefault("settings", {})["cer_threshold"] = threshold
     meta["validation"] = {"model_id": model_id, "threshold": threshold, "time": utc_now()}
     store.save(root, meta)

@@ -166,6 +166,41 @@ class Scorer:
         with encoder_threads():
             return np.asarray(self.sim.embed(self.encoder, path), dtype=np.float64)
 
+    def embed_batch(self, clips: Sequence[np.ndarray], sr: int) -> list[list[float] | None]:
+        """``embed`` of each clip, the encoder run over all of them together (same values, fewer calls)."""
+        out: list[list[float] | None] = [None] * len(clips)
+        todo = [i for i, clip in enumerate(clips) if clip.size >= 0.5 * sr]
+        if not todo:
+            return out
+        try:
+            with encoder_threads():
+                vectors = self.sim.embed_batch(self.encoder, [clips[i] for i in todo], sr)
+        except LabError as exc:  # the encoder cannot run: no evidence for any clip, as ``embed`` says per clip
+            log.debug("No speaker embeddings: %s", exc)
+            return out
+        for i, vector in zip(todo, vectors, strict=True):
+            if isinstance(vector, LabError):
+                log.debug("No speaker embedding: %s", vector)
+            else:
+                out[i] = [round(float(x), 5) for x in vector]
+        return out
+
+    def dnsmos_batch(self, clips: Sequence[np.ndarray], sr: int) -> list[dict[str, float] | None]:
+        """``dnsmos`` of each clip, the P.835 model run over all their windows together (P.808 is not needed)."""
+        try:
+            scores = self.mos.dnsmos_p835(list(clips), sr)
+        except LabError as exc:
+            log.debug("No DNSMOS: %s", exc)
+            return [None] * len(clips)
+        out: list[dict[str, float] | None] = []
+        for score in scores:
+            if isinstance(score, LabError):
+                log.debug("No DNSMOS: %s", score)
+                out.append(None)
+            else:
+                out.append({k.removeprefix("dnsmos_"): round(v, 3) for k, v in score.items()})
+        return out
+
     def dnsmos(self, audio: np.ndarray, sr: int) -> dict[str, float] | None:
         try:
             scores = self.mos.dnsmos(audio, sr)
@@ -183,13 +218,9 @@ def speaker_changes(
     Each span of ``CHANGE_MIN_SECONDS`` or more is embedded; two such spans in a row (shorter ones between them
     skipped) that are less alike than ``threshold`` put a change in the widest gap between them.
     """
-    embedded: list[tuple[int, np.ndarray]] = []
-    for i, span in enumerate(spans):
-        if span.end - span.start < CHANGE_MIN_SECONDS:
-            continue
-        emb = scorer.embed(audio[int(span.start * sr) : int(span.end * sr)], sr)
-        if emb is not None:
-            embedded.append((i, np.asarray(emb)))
+    long = [i for i, span in enumerate(spans) if span.end - span.start >= CHANGE_MIN_SECONDS]
+    embs = scorer.embed_batch([audio[int(spans[i].start * sr) : int(spans[i].end * sr)] for i in long], sr)
+    embedded = [(i, np.asarray(emb)) for i, emb in zip(long, embs, strict=True) if emb is not None]
     changes: list[float] = []
     for (i, a), (j, b) in zip(embedded, embedded[1:]):
         if float(a @ b) >= threshold:
@@ -199,20 +230,39 @@ def speaker_changes(
     return changes
 
 
-def clip_scores(scorer: Scorer, audio: np.ndarray, sr: int, speech: tuple[float, float]) -> dict[str, Any]:
-    """What the decisions need of one clip: embeddings (whole, and halves of a long clip) and DNSMOS.
+def clips_scores(
+    scorer: Scorer,
+    clips: Sequence[np.ndarray],
+    sr: int,
+    speech: Sequence[tuple[float, float]],
+    dnsmos: Sequence[dict[str, float] | None] | None = None,
+) -> list[dict[str, Any]]:
+    """What the decisions need of each clip: embeddings (whole, and halves of a long clip) and DNSMOS.
+
+    The clips of a file are scored together (one batched call per model, the same values as one call per clip).
 
     Args:
-        audio: the clip's samples.
-        speech: (first, last) second of speech inside the clip (halves split the speech, not the padding).
+        clips: each clip's samples.
+        speech: per clip, (first, last) second of speech inside it (halves split the speech, not the padding).
+        dnsmos: each clip's ``Scorer.dnsmos_batch`` score when the caller computed it already; None = score here.
     """
-    out: dict[str, Any] = {"emb": scorer.embed(audio, sr), "dnsmos": scorer.dnsmos(audio, sr)}
-    a, b = speech
-    if b - a >= HALF_MIN_SECONDS:
-        mid = int((a + b) / 2 * sr)
-        halves = [scorer.embed(audio[int(a * sr) : mid], sr), scorer.embed(audio[mid : int(b * sr)], sr)]
-        if all(h is not None for h in halves):
-            out["emb_halves"] = halves
+    pieces: list[np.ndarray] = list(clips)
+    halves_at: dict[int, int] = {}  # clip -> index of its first half in ``pieces``
+    for i, (clip, (a, b)) in enumerate(zip(clips, speech, strict=True)):
+        if b - a >= HALF_MIN_SECONDS:
+            mid = int((a + b) / 2 * sr)
+            halves_at[i] = len(pieces)
+            pieces += [clip[int(a * sr) : mid], clip[mid : int(b * sr)]]
+    embs = scorer.embed_batch(pieces, sr)
+    mos = list(dnsmos) if dnsmos is not None else scorer.dnsmos_batch(clips, sr)
+    out: list[dict[str, Any]] = []
+    for i in range(len(clips)):
+        scores: dict[str, Any] = {"emb": embs[i], "dnsmos": mos[i]}
+        if i in halves_at:
+            halves = embs[halves_at[i] : halves_at[i] + 2]
+            if all(h is not None for h in halves):
+                scores["emb_halves"] = halves
+        out.append(scores)
     return out
 
 

@@ -376,7 +376,8 @@ def _provenance_html(summary: dict[str, Any]) -> str:
         ("GPU", (prov.get("gpu") or {}).get("name") if prov.get("gpu") else "none"),
         (
             "ASR model",
-            f"{prov.get('asr_model')} (beam {cfg.get('beam_size') or 'greedy'}, language forced per sentence)",
+            f"{prov.get('asr_model')} (beam {cfg.get('beam_size') or 'greedy'}, language forced per sentence"
+            + (", clips packed into shared 30 s windows)" if cfg.get("asr_pack") else ")"),
         ),
         ("speaker encoder (SIM)", prov.get("speaker_encoder")),
         *_metric_models(summary.get("metrics") or {}),

@@ -22,6 +22,9 @@ from engines.core.errors import GPUOutOfMemoryError
 
 M = TypeVar("M")  # a backend's loaded model (whisper.Whisper, faster_whisper.WhisperModel)
 
+# whisper's and faster-whisper's defaults for word timestamps: punctuation joins the word it belongs to
+PREPEND_PUNCTUATION = "\"'“¿([{-"
+APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
 OOM_ADVICE = "Pick a smaller Whisper model, a smaller beam or batch, or unload the TTS model (System panel)."
 
 
@@ -181,6 +184,19 @@ class Backend(Protocol[M]):
         """Decode windows (``Window.decode`` features) together at temperature 0, text only."""
         ...
 
+    def decode_packed(
+        self,
+        model: M,
+        features: Sequence[Any],
+        frames: Sequence[int],
+        language: str,
+        options: ASROptions,
+        sample_len: int | None,
+    ) -> Sequence[tuple[DecodeResult, list[RawWord]]]:
+        """``decode_batch``, plus each window's words with times (seconds from the window's start) from the
+        cross-attention alignment over its first ``frames`` 10 ms frames; the encoder runs once per window."""
+        ...
+
 
 @contextlib.contextmanager
 def oom_guard_any(what: str, advice: str) -> Iterator[None]:
@@ -195,7 +211,9 @@ def oom_guard_any(what: str, advice: str) -> Iterator[None]:
 
 
 __all__ = [
+    "APPEND_PUNCTUATION",
     "OOM_ADVICE",
+    "PREPEND_PUNCTUATION",
     "Backend",
     "DecodeRequest",
     "DecodeResult",

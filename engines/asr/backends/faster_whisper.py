@@ -25,10 +25,13 @@ import numpy as np
 
 from config import WHISPER_SIZES, Settings
 from engines.asr.backends.base import (
+    APPEND_PUNCTUATION,
     OOM_ADVICE,
+    PREPEND_PUNCTUATION,
     DecodeRequest,
     RawSegment,
     RawTranscription,
+    RawWord,
     TextTokenizer,
     Window,
     oom_guard_any,
@@ -411,32 +414,77 @@ class FasterWhisperBackend:
     ) -> list[Decoded]:
         """Decode several 30 s windows at temperature 0 in one CTranslate2 ``generate``, each scored the way
         faster-whisper's ``generate_with_fallback`` scores one (so a result that fails there fails here)."""
-        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+        tok = self.tokenizer(model, language, options.task)
+        return _generate(model, model.encode(np.stack(features)), len(features), tok, options, sample_len)
+
+    def decode_packed(
+        self,
+        model: WhisperModel,
+        features: Sequence[np.ndarray],
+        frames: Sequence[int],
+        language: str,
+        options: ASROptions,
+        sample_len: int | None,
+    ) -> list[tuple[Decoded, list[RawWord]]]:
+        """``decode_batch`` and faster-whisper's word alignment (``find_alignment``, punctuation merged as its
+        word timestamps merge it) on the same encoder output."""
+        from faster_whisper.transcribe import merge_punctuations
 
         tok = self.tokenizer(model, language, options.task)
-        prompt = model.get_prompt(tok, [], without_timestamps=True)
-        max_length = model.max_length if sample_len is None else len(prompt) + sample_len
-        results = model.model.generate(
-            model.encode(np.stack(features)),
-            [prompt] * len(features),
-            beam_size=options.beam_size or 1,
-            patience=1,
-            length_penalty=1,
-            max_length=max_length,
-            return_scores=True,
-            return_no_speech_prob=True,
-            suppress_blank=True,
-            suppress_tokens=get_suppressed_tokens(tok, suppress_tokens(model, False)),
-            max_initial_timestamp_index=int(round(1.0 / model.time_precision)),
-        )
-        out = []
-        for r in results:
-            tokens = r.sequences_ids[0]
-            avg_logprob = r.scores[0] * len(tokens) / (len(tokens) + 1)  # length_penalty 1: as generate_with_fallback
-            out.append(
-                Decoded(tokens, avg_logprob, r.no_speech_prob, get_compression_ratio(tok.decode(tokens).strip()))
-            )
-        return out
+        encoded = model.encode(np.stack(features))
+        decoded = _generate(model, encoded, len(features), tok, options, sample_len)
+        texts = [[t for t in d.tokens if t < tok.eot] for d in decoded]
+        words: list[list[RawWord]] = [[] for _ in decoded]
+        spoken = [i for i, t in enumerate(texts) if t]  # CTranslate2 cannot align an empty text
+        if spoken:
+            # CTranslate2 aligns over mel frames (two per encoder frame), capped at the 30 s window
+            limits = [min(int(frames[i]), model.feature_extractor.nb_max_frames) for i in spoken]
+            if len(spoken) < len(texts):
+                encoded = model.encode(np.stack([features[i] for i in spoken]))
+            alignments = model.find_alignment(tok, [texts[i] for i in spoken], encoded, limits)
+            for i, alignment in zip(spoken, alignments):
+                merge_punctuations(alignment, PREPEND_PUNCTUATION, APPEND_PUNCTUATION)
+                words[i] = [
+                    {
+                        "word": w["word"],
+                        "start": float(w["start"]),
+                        "end": float(w["end"]),
+                        "probability": float(w["probability"]),
+                    }
+                    for w in alignment
+                    if w["word"]
+                ]
+        return list(zip(decoded, words))
+
+
+def _generate(
+    model: WhisperModel, encoded: Any, count: int, tok: Any, options: ASROptions, sample_len: int | None
+) -> list[Decoded]:
+    """One CTranslate2 ``generate`` over encoded windows at temperature 0, text only, each scored the way
+    faster-whisper's ``generate_with_fallback`` scores one (so a result that fails there fails here)."""
+    from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+    prompt = model.get_prompt(tok, [], without_timestamps=True)
+    max_length = model.max_length if sample_len is None else len(prompt) + sample_len
+    results = model.model.generate(
+        encoded,
+        [prompt] * count,
+        beam_size=options.beam_size or 1,
+        patience=1,
+        length_penalty=1,
+        max_length=max_length,
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tok, suppress_tokens(model, False)),
+        max_initial_timestamp_index=int(round(1.0 / model.time_precision)),
+    )
+    out = []
+    for r in results:
+        tokens = r.sequences_ids[0]
+        avg_logprob = r.scores[0] * len(tokens) / (len(tokens) + 1)  # length_penalty 1: as generate_with_fallback
+        out.append(Decoded(tokens, avg_logprob, r.no_speech_prob, get_compression_ratio(tok.decode(tokens).strip())))
+    return out
 
 
 __all__ = [

@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from config import WHISPER_SIZES, Settings
-from engines.asr.backends.base import OOM_ADVICE, DecodeRequest, DecodeResult, RawTranscription, TextTokenizer, Window
+from engines.asr.backends.base import (
+    APPEND_PUNCTUATION,
+    OOM_ADVICE,
+    PREPEND_PUNCTUATION,
+    DecodeRequest,
+    DecodeResult,
+    RawTranscription,
+    RawWord,
+    TextTokenizer,
+    Window,
+)
 from engines.asr.options import ASROptions
 from engines.core.device import oom_guard
 from engines.core.errors import InputError, LabError, MissingWeightsError
@@ -112,13 +122,12 @@ def _checkpoint_dims(path: str) -> dict[str, int] | None:
 
 
 @contextlib.contextmanager
-def _seeded(model: whisper.Whisper, seed: int) -> Iterator[None]:
-    """Seed torch for the fallback's sampling without disturbing anyone else's random state."""
-    import torch
+def _seeded(seed: int) -> Iterator[None]:
+    """The fallback's sampling draws from this thread's own generators, seeded with ``seed`` (the same numbers as
+    ``torch.manual_seed(seed)`` would give): a synthesis sampling in another thread keeps its stream."""
+    from engines.core.rng import private_rng
 
-    devices = [model.device.index or 0] if model.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with private_rng(seed):
         yield
 
 
@@ -221,12 +230,17 @@ class OpenAIWhisperBackend:
         """
         import whisper
 
+        from engines.core.rng import private_rng
+
         target = self.checkpoint(model_id)
+        # building the network initialises it at random before the weights load: not from the shared generator,
+        # which a synthesis in another thread may be sampling from
         try:
-            if model_id in WHISPER_SIZES:  # whisper applies the size's own alignment heads
-                model = whisper.load_model(target, device=device, download_root=str(self.cache_dir))
-            else:
-                model = _load_checkpoint(target, device)
+            with private_rng(0):
+                if model_id in WHISPER_SIZES:  # whisper applies the size's own alignment heads
+                    model = whisper.load_model(target, device=device, download_root=str(self.cache_dir))
+                else:
+                    model = _load_checkpoint(target, device)
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             raise MissingWeightsError(self.missing_message(model_id, f"the download failed ({exc})")) from exc
         except RuntimeError as exc:
@@ -369,7 +383,7 @@ class OpenAIWhisperBackend:
         }
         if options.beam_size is not None:  # whisper.transcribe drops it for temperatures above 0
             decode["beam_size"] = options.beam_size
-        with oom_guard("Whisper transcription", OOM_ADVICE), _seeded(model, options.seed):
+        with oom_guard("Whisper transcription", OOM_ADVICE), _seeded(options.seed):
             result = whisper.transcribe(
                 model,
                 audio,
@@ -447,6 +461,62 @@ class OpenAIWhisperBackend:
         )
         mel = torch.stack(list(features)).to(model.device).to(torch.float16 if fp16 else torch.float32)
         return cast(Sequence[DecodeResult], model.decode(mel, decoding))
+
+    def decode_packed(
+        self,
+        model: whisper.Whisper,
+        features: Sequence[torch.Tensor],
+        frames: Sequence[int],
+        language: str,
+        options: ASROptions,
+        sample_len: int | None,
+    ) -> list[tuple[DecodeResult, list[RawWord]]]:
+        """``decode_batch`` and whisper's word alignment (``whisper.timing.find_alignment``, punctuation merged as
+        its word timestamps merge it), both on one encoder pass: whisper.decode takes encoded windows as they are,
+        and the alignment is given a model whose forward pass only runs the decoder."""
+        import torch
+        from whisper.audio import N_FRAMES
+        from whisper.timing import find_alignment, merge_punctuations
+
+        fp16 = _fp16(model)
+        mel = torch.stack(list(features)).to(model.device).to(torch.float16 if fp16 else torch.float32)
+        with torch.no_grad():
+            encoded = model.embed_audio(mel)
+        decoded = self.decode_batch(model, list(encoded), language, options, sample_len)
+        tokenizer = tokenizer_for(model, language, options.task)
+        out: list[tuple[DecodeResult, list[RawWord]]] = []
+        for i, result in enumerate(decoded):
+            text = [t for t in result.tokens if t < tokenizer.eot]
+            # whisper.timing.find_alignment calls model(mel, tokens): given the encoded window, only the decoder runs
+            alignment = find_alignment(
+                cast(Any, _DecoderOnly(model, encoded[i : i + 1])),
+                tokenizer,
+                text,
+                mel[i],
+                min(int(frames[i]), N_FRAMES),
+            )
+            merge_punctuations(alignment, PREPEND_PUNCTUATION, APPEND_PUNCTUATION)
+            words: list[RawWord] = [
+                {"word": w.word, "start": float(w.start), "end": float(w.end), "probability": float(w.probability)}
+                for w in alignment
+                if w.word
+            ]
+            out.append((result, words))
+        return out
+
+
+class _DecoderOnly:
+    """A Whisper model whose forward pass reuses one encoded window (for whisper.timing.find_alignment)."""
+
+    def __init__(self, model: whisper.Whisper, encoded: torch.Tensor) -> None:
+        self._model = model
+        self._encoded = encoded
+
+    def __call__(self, mel: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self._model.decoder(tokens, self._encoded)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
 
 
 __all__ = [
