@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
+
+from engines.core.locks import DeviceLock, model_locks
 
 if TYPE_CHECKING:  # the engine modules import torch: only create() imports them at run time
     from config import Settings
@@ -29,7 +31,9 @@ if TYPE_CHECKING:  # the engine modules import torch: only create() imports them
 class Engines:
     """Everything the pages and the API need, passed in explicitly (no module globals holding models).
 
-    Built by ``create``; tests may build one field by field. Every engine shares ``gpu_lock``.
+    Built by ``create``; tests may build one field by field. ``gpu_lock`` is the whole device: holding it keeps
+    every model call out. TTS and ASR each take their own lane of it where the device has room for both at once
+    (the CPU; see engines.core.locks), so the eval loop transcribes one batch while it synthesizes the next.
     """
 
     settings: Settings
@@ -41,20 +45,24 @@ class Engines:
     eval: EvalEngine
     datasets: DatasetEngine
     cleanup: CleanupEngine
-    gpu_lock: threading.RLock = field(default_factory=threading.RLock)  # one GPU job at a time
+    gpu_lock: threading.RLock | DeviceLock = field(default_factory=threading.RLock)  # every model lane at once
     tiny: TinyModels | None = None  # the random stand-in models (tiny mode only)
 
     @classmethod
-    def create(cls, settings: Settings, tiny: TinyModels | None = None) -> Engines:
+    def create(cls, settings: Settings, tiny: TinyModels | None = None, split_lanes: bool | None = None) -> Engines:
         """Make the engine set for these settings (builds the tiny models first in tiny mode).
 
         Args:
             settings: the app's settings.
             tiny: tiny models already built (tests share one set); None = build them when
                 ``settings.tiny_models`` is on.
+            split_lanes: TTS and ASR on their own locks (True) or one lock for all (False); None = split on the
+                CPU only (engines.core.locks.model_locks).
         """
         from engines.asr.engine import ASREngine
         from engines.cleanup.engine import CleanupEngine
+        from engines.core.device import resolve_device
+        from engines.core.errors import LabError
         from engines.datasets.engine import DatasetEngine
         from engines.eval.engine import EvalEngine
         from engines.scoring.mos import MOSEngine
@@ -66,11 +74,17 @@ class Engines:
             from engines.tiny import ensure_tiny_models
 
             tiny = ensure_tiny_models(settings.workspace_sub("tiny-models"))
-        lock = threading.RLock()
-        tts = TTSEngine(settings, lock, tiny=tiny)
-        asr = ASREngine(settings, lock, tiny=tiny)
-        sim = SimilarityEngine(settings, lock, tts=tts)
-        mos = MOSEngine(settings, lock)
+        try:
+            device = resolve_device(settings.device)
+        except LabError:  # a device that is not there: the engines say so on first use; one lock meanwhile
+            device = settings.device
+        locks = model_locks(device, split_lanes)
+        # the whole-device lock answers as an RLock does (acquire/release/with), which is all these engines use
+        lock = cast(threading.RLock, locks.device)
+        tts = TTSEngine(settings, locks.tts, tiny=tiny)
+        asr = ASREngine(settings, locks.asr, tiny=tiny)
+        sim = SimilarityEngine(settings, locks.tts, tts=tts)
+        mos = MOSEngine(settings, locks.tts)
         training = TrainingEngine(settings, lock, tiny=tiny, tts=tts)
         evaluation = EvalEngine(settings, tts, asr, training=training, sim=sim, mos=mos)
         # the training engine knows which dataset a live run uses: deleting that one is refused

@@ -299,7 +299,7 @@ class EvalRun:
 
         beam = self.config.beam_size
         return {
-            lang: ASROptions(language=whisper_code(lang), beam_size=beam, temperature=0.0)
+            lang: ASROptions(language=whisper_code(lang), beam_size=beam, temperature=0.0, pack=self.config.asr_pack)
             for lang in self.sentence_set.languages
         }
 
@@ -501,22 +501,32 @@ class EvalRun:
 
     def _pipelined(self, units: list[WorkUnit]) -> Iterator[RunProgress]:
         """Synthesis of the next unit overlaps the scoring (ASR, SIM, MOS) of the last: one unit in each stage
-        (a bounded pipeline), committed in order, so results equal the sequential loop's. Model calls still take
-        the engines' locks, so what overlaps is what runs outside them (or the ASR on another device)."""
-        from concurrent.futures import ThreadPoolExecutor
+        (a bounded pipeline), committed in order, so results equal the sequential loop's.
+
+        Where the ASR has its own lock (engines.core.locks: the CPU), Whisper decodes while XTTS generates; scoring
+        draws no number from torch's shared generator (``score``), so every seeded synthesis sounds as it does
+        sequentially. Where TTS and ASR share one lock (CUDA), what overlaps is the work outside it (DNSMOS, files).
+        """
+        from concurrent.futures import Future, ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval-score") as pool:
-            scoring = None
-            for unit in units:
-                if self.stop_event.is_set():
-                    break
-                takes = self.produce(unit)
-                if scoring is not None:
+            scoring: Future[list[dict[str, Any]]] | None = None
+            try:
+                for unit in units:
+                    if self.stop_event.is_set():
+                        break
+                    takes = self.produce(unit)
+                    if scoring is not None:
+                        done, scoring = scoring, None
+                        self._commit(done.result())
+                        yield self._status("running", f"{unit.system} {self.done}/{self.total}")
+                    if takes:
+                        scoring = pool.submit(self.score, unit, takes)
+            except Exception:
+                # synthesis failed (out of memory, a bad model): the unit already scored is kept for the resume
+                if scoring is not None and scoring.exception() is None:
                     self._commit(scoring.result())
-                    scoring = None
-                    yield self._status("running", f"{unit.system} {self.done}/{self.total}")
-                if takes:
-                    scoring = pool.submit(self.score, unit, takes)
+                raise
             if scoring is not None:
                 self._commit(scoring.result())
                 yield self._status("running", f"{self.done}/{self.total}")
@@ -609,7 +619,16 @@ class EvalRun:
         return _take(sentence, audio, sr, rel)
 
     def score(self, unit: WorkUnit, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Transcribe a unit's takes (batched), then score each: WER/CER, flags, SIM, MOS."""
+        """Transcribe a unit's takes (batched), then score each: WER/CER, flags, SIM, MOS.
+
+        Its torch random calls (a model built on first use, Whisper's seeded fallback) draw from the thread's own
+        generators, never torch's shared one: run beside a synthesis (pipelined), it leaves that stream alone."""
+        from engines.core.rng import private_rng  # imports torch: not at import time
+
+        with private_rng(self.config.seed):
+            return self._score(unit, batch)
+
+    def _score(self, unit: WorkUnit, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         system = self.system(unit.system)
         clips = [resample(b["audio"], b["sr"], ASR_SR) for b in batch]
         if system is None:
