@@ -155,3 +155,18 @@ def test_utmos_foreign_file_is_refused(tmp_path: Path) -> None:
     torch.save({"weight": torch.zeros(2)}, mos.utmos_path())
     with pytest.raises(MissingWeightsError, match="not a UTMOS22 strong checkpoint"):
         mos.utmos(np.ones(16000, np.float32) * 0.1, 16000)
+
+
+def test_batched_p835_equals_dnsmos_clip_by_clip(mos: MOSEngine, shared_data: Path) -> None:
+    # the dataset screening's DNSMOS: all clips' 9 s windows in one model call, P.808 left out; clips of 2-10 s
+    # (one window, tiled) and a 14 s one (several windows) score as ``dnsmos`` scores them one by one
+    clips = [load_audio(shared_data / f"ljspeech/wavs/LJ001-000{i}.wav")[0] for i in (1, 2, 3)]
+    clips.append(np.concatenate(clips[:2]))
+    clips.append(np.zeros(100, np.float32))
+    batched = mos.dnsmos_p835(clips, 22050)
+    for clip, got in zip(clips[:4], batched[:4], strict=True):
+        one = mos.dnsmos(clip, 22050)
+        assert set(got) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"}
+        for k, v in got.items():
+            assert v == one[k], k
+    assert isinstance(batched[4], AudioError)

@@ -208,3 +208,15 @@ def test_xtts_self_similarity_plumbing(engines, joe) -> None:
     assert info.sha256 == file_sha256(info.weights) and info.weights.endswith("model.pth")
     with pytest.raises(AudioError, match="silent"):
         sim.embed("xtts", np.zeros(sr, np.float32), sr)
+
+
+def test_batched_resemblyzer_gives_each_clips_own_embedding(sim: SimilarityEngine, shared_data: Path) -> None:
+    # the dataset screening embeds a file's clips together: the same vector as one call per clip, and a clip
+    # too short to embed gives embed's error in its place without failing the others
+    clips = [load_audio(shared_data / f"ljspeech/wavs/LJ001-000{i}.wav") for i in (1, 2, 3)]
+    sr = clips[0][1]
+    audio = [a for a, _ in clips] + [clips[0][0][: int(0.2 * sr)]]
+    batched = sim.embed_batch("resemblyzer", audio, sr)
+    for a, b in zip(audio[:3], batched[:3], strict=True):
+        assert isinstance(b, np.ndarray) and np.allclose(sim.embed("resemblyzer", a, sr), b, atol=1e-5)
+    assert isinstance(batched[3], AudioError) and "too short" in str(batched[3])

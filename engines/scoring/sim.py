@@ -27,7 +27,7 @@ import numpy as np
 from config import Settings
 from engines.core.audio import is_silent, load_audio, resample, sanitize
 from engines.core.device import oom_guard, resolve_device
-from engines.core.errors import AudioError, InputError, MissingWeightsError
+from engines.core.errors import AudioError, InputError, LabError, MissingWeightsError
 from engines.core.holder import ModelHolder
 from engines.core.progress import ProgressFn
 from engines.core.provenance import installed_version, weights_sha256
@@ -49,6 +49,7 @@ WAVLM_FILES = ("config.json", "preprocessor_config.json")  # besides the weights
 WAVLM_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # the main weights file, preferred first
 WAVLM_SIZE = "~380 MB"
 MIN_SPEECH_SECONDS = 0.3  # what must be left once Resemblyzer's VAD has cut the silences
+RESEMBLYZER_BATCH = 64  # partial utterances (1.6 s each) per encoder forward pass when embedding many clips
 
 
 @dataclass(frozen=True)
@@ -384,7 +385,43 @@ class SimilarityEngine:
 
         return VoiceEncoder(device=device, verbose=False, weights_fpath=resemblyzer_weights())
 
-    def _embed_resemblyzer(self, samples: np.ndarray, reference: bool = True) -> np.ndarray:
+    def embed_batch(self, encoder: str, clips: list[np.ndarray], sr: int) -> list[np.ndarray | LabError]:
+        """Unit speaker embeddings of many arrays, each as ``embed(encoder, clip, sr)`` gives it.
+
+        Resemblyzer's partial utterances of all the clips go through the encoder together (a few forward passes
+        instead of one per clip); each clip's embedding is still the normed mean of its own partials. Other
+        encoders embed clip by clip.
+
+        Returns:
+            One entry per clip, in order: its embedding, or the error ``embed`` would raise for it (too short,
+            silent, no speech).
+
+        Raises:
+            InputError: unknown encoder, no sample rate. MissingWeightsError: weights missing.
+        """
+        encoder = check_encoder(encoder)
+        out: list[np.ndarray | LabError] = []
+        if encoder != RESEMBLYZER:
+            for clip in clips:
+                try:
+                    out.append(self.embed(encoder, clip, sr))
+                except AudioError as exc:
+                    out.append(exc)
+            return out
+        ready: list[np.ndarray] = []
+        for clip in clips:
+            try:
+                wav = self._resemblyzer_input(self._to_16k(clip, sr), reference=False)
+            except AudioError as exc:
+                out.append(exc)
+                continue
+            out.append(wav)
+            ready.append(wav)
+        embs = iter(self._resemblyzer_forward(ready))
+        return [next(embs) if isinstance(o, np.ndarray) else o for o in out]
+
+    def _resemblyzer_input(self, samples: np.ndarray, reference: bool) -> np.ndarray:
+        """Resemblyzer's own preprocess_wav on 16 kHz samples (raises AudioError for too little speech)."""
         _import_resemblyzer()
         from resemblyzer.audio import normalize_volume, trim_long_silences
         from resemblyzer.hparams import audio_norm_target_dBFS
@@ -403,11 +440,43 @@ class SimilarityEngine:
                 f"The clip holds only {wav.size / SR:.2f} s of speech once its silences are cut "
                 f"(at least {MIN_SPEECH_SECONDS:g} s is needed for a speaker embedding)."
             )
+        return wav
+
+    def _embed_resemblyzer(self, samples: np.ndarray, reference: bool = True) -> np.ndarray:
+        return self._resemblyzer_forward([self._resemblyzer_input(samples, reference)])[0]
+
+    def _resemblyzer_forward(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
+        """``VoiceEncoder.embed_utterance`` of each preprocessed wav, the partials of all of them batched."""
+        if not wavs:
+            return []
+        import torch
+        from resemblyzer import VoiceEncoder
+        from resemblyzer import audio as resemblyzer_audio
+
+        mels: list[np.ndarray] = []
+        counts: list[int] = []
+        for wav in wavs:  # embed_utterance's slicing and padding (rate 1.3, min coverage 0.75: its defaults)
+            wav_slices, mel_slices = VoiceEncoder.compute_partial_slices(len(wav), 1.3, 0.75)
+            if wav_slices[-1].stop >= len(wav):
+                wav = np.pad(wav, (0, wav_slices[-1].stop - len(wav)), "constant")
+            mel = resemblyzer_audio.wav_to_mel_spectrogram(wav)
+            mels += [mel[s] for s in mel_slices]
+            counts.append(len(mel_slices))
         device = resolve_device(self.settings.device)
+        partials: list[np.ndarray] = []
         with self.gpu_lock:
             model = self._resemblyzer.get(RESEMBLYZER, device, self._load_resemblyzer)
-            with oom_guard("the Resemblyzer speaker embedding", "Free GPU memory (System panel)."):
-                return _unit(model.embed_utterance(wav))
+            with oom_guard("the Resemblyzer speaker embedding", "Free GPU memory (System panel)."), torch.no_grad():
+                for i in range(0, len(mels), RESEMBLYZER_BATCH):
+                    batch = torch.from_numpy(np.array(mels[i : i + RESEMBLYZER_BATCH])).to(model.device)
+                    partials.append(model(batch).cpu().numpy())
+        stacked = np.concatenate(partials)
+        out, start = [], 0
+        for n in counts:
+            raw = np.mean(stacked[start : start + n], axis=0)
+            out.append(_unit(raw / np.linalg.norm(raw, 2)))
+            start += n
+        return out
 
     def _load_wavlm(self, key: str, device: str) -> tuple[Any, Any]:
         import torch

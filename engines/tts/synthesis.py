@@ -265,6 +265,9 @@ class Synthesizer:
             voice, cached = self.latents.voice(model, weights, req.reference)
             latent, embedding, ref_info = voice.gpt_cond_latent, voice.speaker_embedding, voice.references
             req.notices.extend(voice.notices)
+        # Cached voices live on the CPU; coqui moves them to the model's device on every sentence, so move once.
+        device = model.device
+        latent, embedding = latent.to(device), embedding.to(device)
         latents_seconds = time.perf_counter() - start
         options = req.options
         limit = model.tokenizer.char_limits.get(req.language.split("-")[0], DEFAULT_CHAR_LIMIT)
