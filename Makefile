@@ -33,7 +33,7 @@ define ensure_debs
 	fi
 endef
 
-.PHONY: run tiny test lint format bench lock clean-venv run-deps test-deps
+.PHONY: run tiny test lint format bench bench-gpu lock clean-venv run-deps test-deps
 
 run: $(VENV)/.installed run-deps
 	$(PY) main_launcher.py $(ARGS)
@@ -56,6 +56,10 @@ format: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed run-deps
 	$(PY) -m bench $(ARGS)
+
+# Every GPU row in one run (~8 min on one H100; see docs/performance.md). On a CPU: ARGS=--dry proves the plumbing.
+bench-gpu: $(VENV)/.installed run-deps
+	$(PY) -m bench --only gpu $(ARGS)
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 (Debian: apt-get install python3.11 python3.11-venv)"; exit 1; }

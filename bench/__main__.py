@@ -1,4 +1,5 @@
-"""Run the benchmarks: ``python -m bench [--only asr,tts,stream,loop,start,clean,retake,screen] [--no-full]``.
+"""Run the benchmarks:
+``python -m bench [--only asr,peers,tts,overhead,stream,loop,start,clean,retake,screen,build,gpu] [--no-full] [--dry]``.
 
 Prints one table and writes bench/results/<date>-<device>.json with the hardware it ran on.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Row, hardware
 
-SECTIONS = ("start", "asr", "tts", "stream", "loop", "clean", "retake", "screen")
+SECTIONS = ("start", "asr", "peers", "tts", "overhead", "stream", "loop", "clean", "retake", "screen", "build", "gpu")
 
 
 def _table(rows: list[Row]) -> str:
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma list of: " + ", ".join(SECTIONS))
     parser.add_argument("--no-full", action="store_true", help="skip full-size architectures (faster)")
+    parser.add_argument(
+        "--dry", action="store_true", help="gpu section only: reduced sizes on any device, proves the plumbing"
+    )
     parser.add_argument("--out", type=Path, help="JSON output path")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -45,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench import asr_batch
 
             rows += asr_batch.run(full=not args.no_full)
+        elif section == "peers":
+            from bench import asr_peers
+
+            rows += asr_peers.run(full=not args.no_full)
         elif section == "tts":
             from bench import tts_speed
 
@@ -69,6 +77,18 @@ def main(argv: list[str] | None = None) -> int:
             from bench import dataset_screening
 
             rows += dataset_screening.run(seconds=60.0 if args.no_full else 180.0)
+        elif section == "overhead":
+            from bench import tts_overhead
+
+            rows += tts_overhead.run(full=not args.no_full)
+        elif section == "gpu":
+            from bench import gpu
+
+            rows += gpu.run(full=not args.no_full, dry=args.dry)
+        elif section == "build":
+            from bench import dataset_build
+
+            rows += dataset_build.run(full=not args.no_full)
         else:
             parser.error(f"unknown section {section!r}")
         print(_table(rows), flush=True)

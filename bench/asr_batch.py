@@ -38,11 +38,19 @@ def _random_whisper(dims_name: str, folder: Path) -> Path:
         "small": dict(
             n_audio_state=768, n_audio_head=12, n_audio_layer=12, n_text_state=768, n_text_head=12, n_text_layer=12
         ),
+        "large-v3": dict(
+            n_audio_state=1280, n_audio_head=20, n_audio_layer=32, n_text_state=1280, n_text_head=20, n_text_layer=32
+        ),
     }[dims_name]
+    # large-v3 hears 128 mel bins and has one more token (the 100th language) than v1/v2's 51865
+    mels, vocab = (128, 51866) if dims_name == "large-v3" else (80, 51865)
     torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_vocab=51865, n_text_ctx=448, **sizes)
+    dims = ModelDimensions(n_mels=mels, n_audio_ctx=1500, n_vocab=vocab, n_text_ctx=448, **sizes)
+    state = Whisper(dims).state_dict()
+    if dims_name.startswith("large"):  # stored in fp16: 3 GB instead of 6 GB to write and read back
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     path = folder / f"random-{dims_name}.pt"
-    torch.save({"dims": dims.__dict__, "model_state_dict": Whisper(dims).state_dict()}, path)
+    torch.save({"dims": dims.__dict__, "model_state_dict": state}, path)
     return path
 
 
@@ -56,10 +64,13 @@ def _compare(
     beam: int | None = None,
     refs: list[str | None] | None = None,
     ladder: bool = True,
+    max_tokens: int | None = None,
 ) -> list[Row]:
     from engines.asr.engine import ASROptions
 
-    options = ASROptions(language="en", temperature=0.0, segment_timestamps=False, beam_size=beam)
+    options = ASROptions(
+        language="en", temperature=0.0, segment_timestamps=False, beam_size=beam, max_tokens=max_tokens
+    )
     if not ladder:  # random weights as wide as a real Whisper get the fallback, whose sampling meets NaN logits
         options = dataclasses.replace(options, temperature_increment=None)
     engine.load(model_id)

@@ -94,9 +94,10 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
-def full_size_xtts(folder: Path, device: str) -> tuple[Any, Any, Any, float]:
+def full_size_xtts(folder: Path, device: str, gpt_layers: int | None = None) -> tuple[Any, Any, Any, float]:
     """The full-size XTTS v2 architecture with random weights (seeded), its tokenizer in ``folder``, and the
-    voice latents of 6 s of seeded noise: ``(model, gpt_cond_latent, speaker_embedding, params in millions)``."""
+    voice latents of 6 s of seeded noise: ``(model, gpt_cond_latent, speaker_embedding, params in millions)``.
+    ``gpt_layers`` (dry runs only) keeps every width but stacks fewer GPT layers than the real 30."""
     import torch
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
@@ -109,6 +110,8 @@ def full_size_xtts(folder: Path, device: str) -> tuple[Any, Any, Any, float]:
     config = XttsConfig()  # full-size defaults: 30 GPT layers, 1024 wide, 16 heads
     config.model_args.gpt_use_perceiver_resampler = True
     config.model_args.tokenizer_file = str(vocab)
+    if gpt_layers is not None:
+        config.model_args.gpt_layers = gpt_layers
     torch.manual_seed(0)
     model = Xtts(config)
     model.tokenizer = VoiceBpeTokenizer(vocab_file=str(vocab))

@@ -67,8 +67,14 @@ class _Timed:
     def embed_file(self, path: Any) -> Any:
         return self._timed("embed", self.inner.embed_file, path)
 
+    def embed_batch(self, clips: Any, sr: int) -> Any:
+        return self._timed("embed", self.inner.embed_batch, clips, sr)
+
     def dnsmos(self, audio: np.ndarray, sr: int) -> Any:
         return self._timed("dnsmos", self.inner.dnsmos, audio, sr)
+
+    def dnsmos_batch(self, clips: Any, sr: int) -> Any:
+        return self._timed("dnsmos", self.inner.dnsmos_batch, clips, sr)
 
 
 def run(seconds: float = 60.0) -> list[Row]:

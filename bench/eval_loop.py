@@ -4,9 +4,11 @@ Runs engines.eval.EvalEngine end to end with the tiny models on this machine ove
 with real recordings (8 transcribed LJSpeech clips, or espeak-ng renders without ../shared), with
 ASR decoded in batches of 16 (the default) and one clip at a time, so the ratio shows what batching
 buys inside the loop, and the batched loop pipelined (synthesis of the next batch overlapping ASR, SIM and
-DNSMOS of the last; ``EvalConfig.pipeline``), so the ratio shows what the overlap buys. Model calls hold
-the one model lock, so on one device what overlaps is the work outside it (DNSMOS's ONNX sessions, audio
-writes, resampling, scoring). Token counts are fixed (max_audio_tokens), so the random weights cost what
+DNSMOS of the last; ``EvalConfig.pipeline``) two ways: with TTS and ASR sharing one model lock (what overlaps
+is the work outside it: DNSMOS's ONNX sessions, audio writes, resampling, scoring), and with the ASR on its
+own lock lane and random stream (engines.core.locks; the default on the CPU), so Whisper's calls overlap
+XTTS's. Both sides keep torch's default intra-op thread count (results.csv stays byte-identical to the
+sequential run's; a different thread count per side could change float sums). Token counts are fixed (max_audio_tokens), so the random weights cost what
 real ones would for the same audio length; the WER numbers are meaningless.
 
 The tiny XTTS's output is steady noise, which the ASR's no-speech check skips before decoding (as
@@ -49,14 +51,21 @@ def _dataset(folder: Path, tmp: Path) -> None:
     write_dataset(folder, "en", [], entries)
 
 
-def run() -> list[Row]:
+def run(rounds: int = 2, tokens: int = TOKENS, max_sentences: int | None = None) -> list[Row]:
+    """Every variant ``rounds`` times, interleaved; ``tokens`` per utterance; ``max_sentences`` of the dataset's 8
+    (None = all). The smaller values are for dry runs (bench/gpu.py), which prove the plumbing only."""
     from engines import Engines
+    from engines.core.device import resolve_device
     from engines.eval import EvalConfig
 
+    device = resolve_device("auto")
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings({"workspace": Path(tmp) / "ws", "device": "auto", "tiny_models": True}, env={})
-        engines = Engines.create(settings)
+        # TTS and ASR on their own lanes on any device: the app splits them on the CPU only, so this measures
+        # what splitting would buy on a GPU too
+        engines = Engines.create(settings, split_lanes=True)
+        one_lock = Engines.create(settings, tiny=engines.tiny, split_lanes=False)  # the loop before lanes
         speaker = engines.tts.speakers("tiny")[0]
         _dataset(settings.path("datasets_dir") / "bench", Path(tmp))
         base = EvalConfig(
@@ -64,33 +73,39 @@ def run() -> list[Row]:
             models=("tiny",),
             voices=(f"speaker:{speaker}",),
             repeats=2,
-            generation=TTSOptions(max_audio_tokens=TOKENS),
+            generation=TTSOptions(max_audio_tokens=tokens),
             asr_model="tiny-random",
             beam_size=None,
             bootstrap=200,
             name="bench",
+            max_sentences=max_sentences,
         )
-        engines.eval.run(dataclasses.replace(base, max_sentences=2, name="warm-up"))  # loads both models
+        for engine_set in (engines, one_lock):  # loads both models in each set
+            engine_set.eval.run(dataclasses.replace(base, max_sentences=2, name="warm-up"))
         # A B A B: the machine's speed drifts, so each variant runs twice, interleaved; medians reported.
         variants = (
-            ("batched ASR (16)", 16, False),
-            ("ASR one clip at a time", 1, False),
-            ("batched ASR (16), pipelined", 16, True),
+            ("batched ASR (16)", 16, False, engines),
+            ("ASR one clip at a time", 1, False, engines),
+            ("batched ASR (16), pipelined, one model lock", 16, True, one_lock),
+            ("batched ASR (16), pipelined, ASR on its own lane", 16, True, engines),
         )
-        walls: dict[str, list[float]] = {label: [] for label, _, _ in variants}
-        asr: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+        walls: dict[str, list[float]] = {v[0]: [] for v in variants}
+        asr: dict[str, list[float]] = {v[0]: [] for v in variants}
+        files: dict[str, bytes] = {}
         done = 0
-        for _ in range(2):
-            for label, batch, pipeline in variants:
+        for _ in range(rounds):
+            for label, batch, pipeline, engine_set in variants:
                 start = time.perf_counter()
-                result = engines.eval.run(
+                result = engine_set.eval.run(
                     dataclasses.replace(base, asr_batch_size=batch, pipeline=pipeline, name=label)
                 )
                 walls[label].append(time.perf_counter() - start)
-                _, results, _ = engines.eval.load_run(result.run_id)
+                _, results, _ = engine_set.eval.load_run(result.run_id)
                 asr[label].append(sum(r["asr_seconds"] or 0.0 for r in results))
+                files[label] = (result.folder / "results.csv").read_bytes()
                 done = result.done
-        for label, _, _ in variants:
+        identical = files[variants[0][0]] == files[variants[2][0]] == files[variants[3][0]]
+        for label, _, _, _ in variants:
             wall = statistics.median(walls[label])
             rows.append(
                 Row(
@@ -98,7 +113,7 @@ def run() -> list[Row]:
                     f"tiny models, {label}: {done} utterances",
                     done / wall * 60,
                     "utt/min",
-                    f"median of 2; {wall:.1f} s wall incl. TTS and report; CPU; plumbing only",
+                    f"median of {rounds}; {wall:.1f} s wall incl. TTS and report; {device}; tiny models, plumbing only",
                 )
             )
             rows.append(
@@ -129,13 +144,24 @@ def run() -> list[Row]:
                 "same sentences, same run",
             )
         )
+        same = "identical results.csv" if identical else "results.csv DIFFERS from the sequential run's"
+        for label, what in ((variants[2][0], "one model lock"), (variants[3][0], "ASR on its own lane")):
+            rows.append(
+                Row(
+                    "loop",
+                    f"whole-loop speed-up from pipelining, {what} (batched ASR both)",
+                    statistics.median(walls[batched]) / statistics.median(walls[label]),
+                    "x",
+                    f"vs sequential, same sentences, same run; {same}",
+                )
+            )
         rows.append(
             Row(
                 "loop",
-                "whole-loop speed-up from pipelining (batched ASR both)",
-                statistics.median(walls[batched]) / statistics.median(walls[variants[2][0]]),
+                "overlapped model calls vs the one-lock pipeline",
+                statistics.median(walls[variants[2][0]]) / statistics.median(walls[variants[3][0]]),
                 "x",
-                "same sentences, same run; identical results.csv (tests/test_eval_scale.py)",
+                "same run; torch's default intra-op threads on both sides",
             )
         )
     rows.append(
@@ -144,7 +170,9 @@ def run() -> list[Row]:
             "full-size XTTS + Whisper large-v3 loop",
             None,
             "utt/min",
-            "not measured: needs a GPU (none lent this session); on 2 CPU cores one utterance takes minutes",
+            "not measured: this bench runs the tiny models only"
+            if device.startswith("cuda")
+            else "not measured: needs a GPU (none lent this session); on 2 CPU cores one utterance takes minutes",
         )
     )
     return rows
