@@ -12,10 +12,15 @@ Each is declared with ``gr.api`` (typed by its signature: Gradio builds the API 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from engines import Engines
 from engines.core.errors import InputError
@@ -250,11 +255,44 @@ def endpoints(engines: Engines) -> dict[str, Any]:
 _GPU = {"dataset_recut", "dataset_validate", "train_export_run", "eval_export_best"}
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def typed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with its arguments checked against its annotations first (pydantic, lax: "3" is an int, NaN is
+    refused), so a script sending a list where a name goes gets "'name': Input should be a valid string",
+    not an AttributeError from deep inside. The signature Gradio reads is unchanged."""
+    signature = inspect.signature(fn)
+    hints = typing.get_type_hints(fn)
+    config = ConfigDict(allow_inf_nan=False)
+    adapters = {name: TypeAdapter(hints[name], config=config) for name in signature.parameters if name in hints}
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InputError(f"{fn.__name__}: {exc}.") from None
+        for name, value in bound.arguments.items():
+            if name not in adapters:
+                continue
+            try:
+                bound.arguments[name] = adapters[name].validate_python(value)
+            except ValidationError as exc:
+                message = exc.errors(include_url=False)[0]["msg"]
+                raise InputError(f"'{name}': {message}; got {_shown(value)}.") from None
+        return fn(*bound.args, **bound.kwargs)
+
+    return wrapper
+
+
 def build(engines: Engines) -> None:
     """Register the script endpoints on the Blocks being built (call inside ``with gr.Blocks()``)."""
     for name, fn in endpoints(engines).items():
         kwargs: dict[str, Any] = {"concurrency_id": GPU_CONCURRENCY_ID, "concurrency_limit": 1} if name in _GPU else {}
-        gr.api(guarded(fn), api_name=name, **kwargs)
+        gr.api(guarded(typed(fn)), api_name=name, **kwargs)
 
 
 __all__ = ["build", "endpoints"]

@@ -7,6 +7,7 @@ import inspect
 import logging
 import math
 import re
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,13 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     bug and logged with its traceback.
     """
     where = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "callback")
+    check_text = _text_check(fn)
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
+                check_text(args, kwargs)
                 yield from fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - every failure must reach the user as a message
                 raise _to_gr_error(exc, where) from exc
@@ -70,11 +73,41 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_text(args, kwargs)
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
             raise _to_gr_error(exc, where) from exc
 
     return wrapper
+
+
+def _text_check(fn: Callable[..., Any]) -> Callable[[tuple, dict], None]:
+    """A check that the parameters ``fn`` annotates as ``str`` (or ``str | None``) got text.
+
+    A textbox or a dropdown that allows custom values hands a script's value through unchecked, so an API
+    call with a number or a list there failed deep inside with an AttributeError; now it is a clear message.
+    """
+    try:
+        signature = inspect.signature(fn)
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - an annotation we cannot resolve: no check, as before
+        return lambda args, kwargs: None
+    text = {name for name in signature.parameters if hints.get(name) in (str, str | None)}
+    if not text:
+        return lambda args, kwargs: None
+
+    def check(args: tuple, kwargs: dict) -> None:
+        try:
+            bound = signature.bind_partial(*args, **kwargs)
+        except TypeError:
+            return  # Gradio's own call shape; the function will say what is wrong
+        for name in text & bound.arguments.keys():
+            value = bound.arguments[name]
+            if value is not None and not isinstance(value, str):
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                raise InputError(f"'{name}' must be text; got {type(value).__name__} {shown}.")
+
+    return check
 
 
 _PROCESSING = re.compile(r"input component at index (\d+).*?Expected an? `([^`]+)`", re.DOTALL)

@@ -44,7 +44,7 @@ def _valid_unicode(value: Any) -> Any:
 
 
 Text = Annotated[StrictStr, Field(max_length=1_000_000)]
-Number = StrictInt | StrictFloat
+Number = StrictFloat  # accepts ints as floats; refuses bools and strings with "a valid number"
 
 
 class VoiceRef(BaseModel):
@@ -141,6 +141,8 @@ def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw or b"null")
     except (ValueError, RecursionError) as exc:
+        if "integer string conversion" in str(exc):  # Python's digit cap; its message points at sys, not the client
+            raise bad_request("The body is not valid JSON: a number in it has more than 4300 digits.") from exc
         raise bad_request(f"The body is not valid JSON ({exc}).") from exc
 
 

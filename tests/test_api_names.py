@@ -76,3 +76,36 @@ def test_a_lone_surrogate_in_text_is_refused_clearly() -> None:
 
     with pytest.raises(InputError, match="unpaired surrogate"):
         check_text("Hello \ud800 there.")
+
+
+def test_wrong_types_and_unknown_ids_are_clear_messages_without_server_paths(api, engines) -> None:
+    """A re-run of the sweep on the script endpoints: an int or list where a name goes, 'x' for an index and a
+    5000-character run id were AttributeError / ValueError / OSError tracebacks, and "not found" messages
+    named the workspace's absolute folders."""
+    from pages.api import typed
+
+    cases = [
+        ("eval_summary", (["x"],), "'run_id': Input should be a valid string"),
+        ("dataset_clips", (10**30,), "'name': Input should be a valid string"),
+        ("eval_listening_answer", ("r", "t", "x"), "'index': Input should be a valid integer"),
+        ("eval_listening_answer", ("r", "t", 0, "", "NaN"), "'mos1': Input should be a finite number"),
+        ("train_start_run", ("d", "", "quick", {"a": 1}), "'epochs': Input should be a valid integer"),
+        ("dataset_delete", ("d", "perhaps"), "'confirm': Input should be a valid boolean"),
+    ]
+    for name, args, message in cases:
+        with pytest.raises(InputError, match=message):
+            typed(api[name])(*args)
+    assert typed(api["train_runs"])() == api["train_runs"]()  # valid calls pass through unchanged
+    workspace, datasets = str(engines.settings.workspace_dir), str(engines.settings.datasets_dir)
+    for name, args in [
+        ("eval_summary", ("nope",)),
+        ("eval_summary", ("a" * 5000,)),
+        ("eval_listening_plan", ("nope", "b" * 5000)),
+        ("train_status", ("nope",)),
+        ("dataset_clips", ("nope",)),
+        ("train_start_run", ("nope",)),
+    ]:
+        with pytest.raises(InputError) as info:
+            typed(api[name])(*args)
+        text = str(info.value)
+        assert workspace not in text and datasets not in text and len(text) < 400, (name, text)

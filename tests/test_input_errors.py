@@ -72,3 +72,17 @@ def test_a_huge_seed_is_a_clear_message(app, seed):
     ):
         message = refused(call)
         assert "seed" in message.lower() and "Unexpected error" not in message, message
+
+
+@pytest.mark.parametrize("value", [10**30, ["x"], {"a": 1}])
+def test_a_non_text_value_where_text_goes_is_a_clear_message(app, value, capfd):
+    """A re-run of the sweep: a number, list or object for a textbox or a free-text dropdown (the pronunciation
+    map, eval_resume's run id) and for a script endpoint's name was an AttributeError traceback."""
+    client, _ = app
+    assert "'text' must be text" in refused(lambda: client.predict(value, api_name="/tts_pronunciation_save"))
+    assert "'run_id' must be text" in refused(lambda: client.predict(value, api_name="/eval_resume"))
+    assert "'run_id' must be text" in refused(lambda: client.predict(value, api_name="/eval_summary"))
+    assert "'index': Input should be a valid integer" in refused(
+        lambda: client.predict("r", "t", "x", api_name="/eval_listening_answer")
+    )
+    assert "Traceback" not in capfd.readouterr().err

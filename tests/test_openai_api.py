@@ -746,6 +746,17 @@ def test_malformed_requests_answer_400_in_openai_shape(app, clip) -> None:
     deep = b"[" * 200_000 + b"]" * 200_000
     status, answer = _raw(url, "/v1/audio/speech", deep, {"Content-Type": "application/json"})
     assert status == 400 and assert_error_shape(answer)
+    long_number = b'{"model": "tts-1", "voice": "alloy", "input": "Hi.", "seed": ' + b"9" * 5000 + b"}"
+    status, answer = _raw(url, "/v1/audio/speech", long_number, {"Content-Type": "application/json"})
+    assert status == 400 and "digits" in assert_error_shape(answer)["message"]
+    assert "sys." not in answer["error"]["message"]  # Python's own hint means nothing to a client
+    status, answer = _raw(
+        url,
+        "/v1/audio/speech",
+        json.dumps({"input": "Hi.", "speed": "fast"}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert status == 400 and "valid number" in assert_error_shape(answer)["message"], answer
     multipart_cases = {
         "two files": _multipart([("file", "a.wav", audio), ("file", "b.wav", audio), *model]),
         "many fields": _multipart([("file", "a.wav", audio), *model, *[(f"f{i}", None, b"x") for i in range(30)]]),

@@ -21,6 +21,15 @@ VOICE_NAME_RULE = "letters, digits, spaces, '-', '_' or '.' (up to 64 characters
 LANGUAGE_ALIASES = {"zh": "zh-cn", "zh-CN": "zh-cn", "cn": "zh-cn"}
 
 
+ID_MAX = 200  # run and test ids: longer ones are no id of ours, and the OS refuses names over 255 bytes
+
+
+def shown_id(value: str) -> str:
+    """An id for a message: quoted, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"
+
+
 def is_folder_name(name: str) -> bool:
     """Whether ``name`` passes ``check_name`` (for listing folders without raising)."""
     return bool(NAME_RE.match(name)) and ".." not in name

@@ -196,7 +196,7 @@ class DatasetEngine:
     def _existing(self, name: str) -> Path:
         folder = self.dataset_dir(name)
         if not folder.is_dir():
-            raise InputError(f"No dataset named {name!r} in {self.root}.")
+            raise InputError(f"No dataset named {name!r} (datasets_list lists them).")
         return folder
 
     @contextmanager

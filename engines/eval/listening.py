@@ -17,7 +17,7 @@ import numpy as np
 
 from engines.core.audio import write_json, write_text
 from engines.core.errors import InputError
-from engines.core.names import slug
+from engines.core.names import ID_MAX, shown_id, slug
 from engines.core.provenance import name_stamp, utc_now
 from engines.eval.store import RunStore
 from engines.scoring import metrics
@@ -31,8 +31,8 @@ class ListeningTests:
 
     def _dir(self, run_id: str, test_id: str) -> Path:
         folder = self.store.run_dir(run_id) / "listening"
-        if not test_id or "/" in test_id or "\\" in test_id or test_id.startswith("."):
-            raise InputError(f"Listening test id {test_id!r} is not allowed.")
+        if not test_id or "/" in test_id or "\\" in test_id or test_id.startswith(".") or len(test_id) > ID_MAX:
+            raise InputError(f"Listening test id {shown_id(test_id)} is not allowed.")
         return folder / test_id
 
     def test_ids(self, run_id: str) -> list[str]:

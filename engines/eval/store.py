@@ -14,7 +14,7 @@ from typing import Any
 from config import Settings
 from engines.core.audio import write_json
 from engines.core.errors import InputError
-from engines.core.names import slug
+from engines.core.names import ID_MAX, shown_id, slug
 from engines.core.provenance import name_stamp, utc_now
 from engines.eval.results import read_results
 
@@ -76,12 +76,13 @@ class RunStore:
             InputError: unknown or unsafe run id.
         """
         run_id = (run_id or "").strip()
-        if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
-            raise InputError(f"Run id {run_id!r} is not allowed.")
+        if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith(".") or len(run_id) > ID_MAX:
+            raise InputError(f"Run id {shown_id(run_id)} is not allowed.")
         folder = self.reports_dir / run_id
         if not (folder / "config.json").is_file():
             known = ", ".join(r.run_id for r in self.list_runs()[:10]) or "none yet"
-            raise InputError(f"No eval run {run_id!r} in {self.reports_dir}. Recent runs: {known}.")
+            # no folder in the message: behind a share link it would tell strangers the server's paths
+            raise InputError(f"No eval run {run_id!r} (eval_runs lists them). Recent runs: {known}.")
         return folder
 
     def new_folder(self, run_id: str | None, name: str) -> Path:

@@ -53,7 +53,7 @@ def validate_run(
         raise InputError("Choose a dataset to train on (build one in '1. Dataset').")
     dataset_dir = datasets_dir / check_name(options.dataset, "dataset")
     if not dataset_dir.is_dir():
-        raise InputError(f"Dataset {options.dataset!r} not found in {datasets_dir}.")
+        raise InputError(f"Dataset {options.dataset!r} not found (datasets_list lists them).")
     base = bases.resolve(options.base_model)
     train, evals, language = read_dataset(dataset_dir)
     if not train or not evals:

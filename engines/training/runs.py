@@ -115,7 +115,7 @@ def find_run(runs_dir: Path, run_id: str) -> Path:
     run_id = check_name(run_id, "run")
     folder = runs_dir / run_id
     if not (folder / RUN_FILE).is_file():
-        raise InputError(f"No training run named {run_id!r} in {runs_dir}.")
+        raise InputError(f"No training run named {run_id!r} (train_runs lists them).")
     return folder
 
 
