@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from pydantic import ValidationError
 
 from engines.core.errors import InputError, LabError
 from engines.core.options import OPTION_RANGES, TTSOptions
@@ -135,6 +136,15 @@ def _input_error(block_fn: Any, inputs: list[Any], exc: Exception) -> gr.Error |
         value = inputs[index] if index < len(inputs) else None
         kind = "number" if match.group(2).split(" |")[0] in ("float", "int") else match.group(2)
         return gr.Error(f"{name} must be a {kind}; got {value!r:.80}.")
+    if isinstance(exc, ValidationError):  # a file input given a plain value: Gradio checks it with pydantic
+        value = exc.errors(include_url=False)[0].get("input")
+        index = next((i for i, given in enumerate(inputs) if given is value), None)
+        block = block_fn.inputs[index] if index is not None and index < len(block_fn.inputs) else None
+        name = (getattr(block, "label", None) if block is not None else None) or "A file input"
+        return gr.Error(
+            f"{name} must be a file uploaded to this app, passed as the reference the upload returns "
+            f"(gradio_client's handle_file does both); got {value!r:.60}."
+        )
     return None
 
 

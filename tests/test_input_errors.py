@@ -86,3 +86,20 @@ def test_a_non_text_value_where_text_goes_is_a_clear_message(app, value, capfd):
         lambda: client.predict("r", "t", "x", api_name="/eval_listening_answer")
     )
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_plain_value_for_a_file_input_is_a_clear_message(app, capfd):
+    """A script passing a path string (or a number) where an upload goes got Gradio's empty "verbose error
+    reporting" message and a pydantic traceback in the log."""
+    client, url = app
+    for value in ("/etc/passwd", 12):
+        body = json.dumps({"data": [value, None, "tiny-random", AUTO, "transcribe", False, 0]}).encode()
+        request = urllib.request.Request(
+            f"{url}gradio_api/call/asr_transcribe", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            event_id = json.load(response)["event_id"]
+        with urllib.request.urlopen(f"{url}gradio_api/call/asr_transcribe/{event_id}", timeout=60) as response:
+            stream = response.read().decode()
+        assert "event: error" in stream and "must be a file uploaded to this app" in stream, stream
+    assert "Traceback" not in capfd.readouterr().err
