@@ -128,6 +128,10 @@ def endpoints(engines: Engines) -> dict[str, Any]:
         """Resolve a validation mismatch: choice "keep", "asr" (take the ASR's text) or "edit" (with text)."""
         return _plain(engines.datasets.apply_choice(name, clip, choice, text or None))
 
+    def dataset_clip_audio(name: str, clip: str, audio: str = "original") -> str:
+        """Train a cleaned clip on its original span ("original") or on the cleaned audio again ("cleaned")."""
+        return engines.datasets.use_audio(name, clip, audio)
+
     def dataset_delete(name: str, confirm: bool = False) -> str:
         """Delete a dataset (confirm must be true; refused while a training run uses it)."""
         engines.datasets.delete(name, confirm=confirm)

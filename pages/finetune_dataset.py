@@ -403,6 +403,22 @@ def play_callback(engines: Engines, name: str | None, clip: str | None):
 
 
 @guarded
+def clip_audio_callback(engines: Engines, name: str | None, clip: str | None, which: str):
+    """'Train on the original' / 'Train on the cleaned audio': undo or redo a clean-up for the picked clip."""
+    if not clip:
+        raise InputError("Pick a clip first (click its row or choose it under Clip).")
+    now = engines.datasets.use_audio(_require(name), clip, which)
+    message = (
+        f"{clip} now trains on its original audio (the clean-up is undone for it; 'Train on the cleaned audio' "
+        "takes it back)."
+        if now == "original"
+        else f"{clip} trains on its cleaned audio again."
+    )
+    notify(message)
+    return (message, *_review_values(engines, name))
+
+
+@guarded
 def save_callback(engines: Engines, name: str | None, table: Any):
     result = engines.datasets.save_table(_require(name), frame_rows(table))
     notify(f"Saved: {result.edited} edited, {result.deleted} deleted, {result.clips} clips left.")
@@ -748,6 +764,9 @@ def build(engines: Engines) -> None:
             DatasetOptions().max_clip, label="Re-cut to at most (s)", minimum=1, elem_id="ft-recut-max"
         )
         recut_btn = gr.Button("Re-cut clip at pauses", elem_id="ft-recut")
+    with gr.Row():  # a clean-up is the user's choice for the build; each clip can still go back to its original
+        original_btn = gr.Button("Train on the original (undo clean-up)", elem_id="ft-use-original", size="sm")
+        cleaned_btn = gr.Button("Train on the cleaned audio", elem_id="ft-use-cleaned", size="sm")
     edit_status = gr.Markdown(elem_id="ft-edit-status")
 
     with gr.Accordion("Screening: dropped clips, thresholds, scores", open=True):
@@ -919,6 +938,13 @@ def build(engines: Engines) -> None:
         outputs=[edit_status, *review_outputs],
         api_name="ft_save",
     )
+    for button, which in ((original_btn, "original"), (cleaned_btn, "cleaned")):
+        button.click(
+            functools.partial(clip_audio_callback, engines, which=which),
+            inputs=[review_name, clip],
+            outputs=[edit_status, *review_outputs],
+            api_visibility="private",
+        )
     delete_clip_btn.click(
         lambda n, c, t: delete_clip_callback(engines, n, c, t),
         inputs=[review_name, clip, table],

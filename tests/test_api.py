@@ -20,7 +20,7 @@ UI_ACTIONS = {
     "/tts_generate", "/tts_save_voice", "/tts_models", "/tts_voices", "/tts_speakers",
     "/asr_transcribe",
     "/ft_build", "/datasets_list", "/dataset_clips", "/dataset_stats", "/dataset_save", "/dataset_recut",
-    "/dataset_validate", "/dataset_choice", "/dataset_delete",
+    "/dataset_validate", "/dataset_choice", "/dataset_clip_audio", "/dataset_delete",
     "/train_start", "/train_runs", "/train_status", "/train_checkpoints", "/train_stop_run", "/train_resume_run",
     "/train_export_run", "/train_delete",
     "/eval_run", "/eval_stop", "/eval_resume", "/eval_rank_checkpoints", "/eval_runs", "/eval_summary",

@@ -707,3 +707,53 @@ def test_failed_build_leaves_no_half_dataset(engines, speak, tmp_path, monkeypat
     report = ds.build("fail2", [a, b], "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
     assert report.reused == 1 and ds.info("fail2")["status"] == "ready" and "error" not in ds.info("fail2")
     ds.delete("fail2", confirm=True)
+
+
+class _Soften:
+    """A stand-in clean-up (the builder's hook is any ``(audio, sr) -> audio``): what it does to the audio does
+    not matter here, only that cleaned and original differ (non-linearly: the builder normalises loudness)."""
+
+    name = "soften"
+    records: list = []
+
+    def __call__(self, audio, sr):
+        audio = np.asarray(audio, dtype=np.float32)
+        return np.sign(audio) * np.abs(audio) ** 0.8
+
+
+def test_a_cleaned_clip_can_train_on_its_original_and_back(engines, speak, tmp_path) -> None:
+    """A clean-up is undone per clip from the review (and by the dataset_clip_audio endpoint), and redone."""
+    from pages.api import endpoints
+    from pages.finetune_dataset import clip_audio_callback
+
+    ds = engines.datasets
+    files = [speak(t, "en", "wav", name=f"c{i}") for i, t in enumerate(SENTENCES[:3])]
+    t = write_list(tmp_path / "t.txt", [(f.name, s) for f, s in zip(files, SENTENCES)])
+    report = ds.build(
+        "cleaned", files, "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1], cleanup=_Soften()
+    )
+    clip = ds.load_table("cleaned")[0].clip
+    wav, original = report.path / "wavs" / clip, report.path / "wavs_original" / clip
+    cleaned_bytes = wav.read_bytes()
+    assert original.is_file() and original.read_bytes() != cleaned_bytes
+
+    message, *_ = clip_audio_callback(engines, "cleaned", clip, "original")
+    assert "now trains on its original audio" in message
+    assert wav.read_bytes() == original.read_bytes()
+    assert (report.path / "wavs_cleaned" / clip).read_bytes() == cleaned_bytes  # nothing lost either way
+    assert "trains on the original audio" in {r.clip: r.flags for r in ds.load_table("cleaned")}[clip]
+    assert json.loads((report.path / "dataset.json").read_text())["clips"][clip]["audio"] == "original"
+    assert ds.use_audio("cleaned", clip, "original") == "original"  # again: nothing changes
+    assert (report.path / "wavs_cleaned" / clip).read_bytes() == cleaned_bytes
+
+    assert endpoints(engines)["dataset_clip_audio"]("cleaned", clip, "cleaned") == "cleaned"
+    assert wav.read_bytes() == cleaned_bytes and not (report.path / "wavs_cleaned" / clip).exists()
+    assert "trains on the original" not in {r.clip: r.flags for r in ds.load_table("cleaned")}[clip]
+
+    with pytest.raises(InputError, match="must be one of"):
+        ds.use_audio("cleaned", clip, "raw")
+    with pytest.raises(InputError, match="not in dataset"):
+        ds.use_audio("cleaned", "nope.wav", "original")
+    ds.build("plain", files[:2], "en", transcripts=t, progress=no_progress, log_fn=quiet_log()[1])
+    with pytest.raises(InputError, match="No clean-up ran"):
+        ds.use_audio("plain", ds.load_table("plain")[0].clip, "original")

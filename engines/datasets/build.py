@@ -52,6 +52,7 @@ from engines.datasets.results import DatasetReport, FileReport
 
 log = logging.getLogger(__name__)
 ORIGINALS = "wavs_original"  # the uncleaned span of each clip, when a clean-up ran (not read by the trainer)
+CLEANED = "wavs_cleaned"  # a clip's cleaned audio while the user trains it on its original (review.use_audio)
 
 # tiny mode's Whisper (random weights, ``engines.asr.engine.TINY_MODEL_ID``) writes gibberish in random
 # languages: its texts say nothing about speaking rate or language, so those checks are off with it

@@ -82,6 +82,8 @@ def clip_flags(
     if loop:
         flags.append(f"repetition loop: {loop}")
     flags.extend(entry.get("screen", []))
+    if entry.get("audio") == "original":
+        flags.append("trains on the original audio (clean-up undone; its scores are of the cleaned audio)")
     cer = entry.get("cer")
     if cer is not None and cer > limits["cer_threshold"] and not entry.get("choice"):
         flags.append(f"ASR mismatch (CER {cer:.2f}): heard {entry.get('asr_text', '')!r}")

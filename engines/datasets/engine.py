@@ -441,6 +441,18 @@ class DatasetEngine:
         with self._claim(name):
             return review.restore(self._existing(name), name, list(clips))
 
+    def use_audio(self, name: str, clip: str, which: str) -> str:
+        """Train a cleaned clip on its original span ("original") or on the cleaned audio again ("cleaned").
+
+        Raises:
+            InputError: unknown clip or choice, or no clean-up ran on it. BusyError: busy, or a run uses it.
+        """
+        name = check_name(name)
+        clip = store.check_clip(name, clip)
+        with self._claim(name):
+            self._check_not_in_use(name, "change a clip's audio")
+            return review.use_audio(self._existing(name), name, clip, which)
+
     def drop(self, name: str, clips: Sequence[str]) -> list[str]:
         """Move clips out of the training lists into the dropped list (restorable; wavs kept).
 

@@ -7,6 +7,7 @@ Every function takes the dataset's folder (``root``, known to exist) and its nam
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
@@ -16,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.audio import frame_levels, load_audio, save_wav
+from engines.core.audio import atomic_file, frame_levels, load_audio, save_wav
 from engines.core.errors import InputError
 from engines.core.names import is_folder_name
 from engines.core.progress import LogFn, ProgressFn, no_progress
 from engines.core.provenance import utc_now
 from engines.datasets import screening, store
+from engines.datasets.build import CLEANED, ORIGINALS
 from engines.datasets.clips import assign_split, clip_flags, transcribe_clips
 from engines.datasets.cutting import clean_text, find_pauses, plan_recut, split_text
 from engines.datasets.options import MIN_MINUTES, SAMPLE_RATE, DatasetOptions, check_options
@@ -153,6 +155,55 @@ def restore(root: Path, name: str, clips: Sequence[str]) -> list[str]:
     _resplit(meta, clips)
     store.save(root, meta)
     return list(clips)
+
+
+AUDIO_CHOICES = ("cleaned", "original")
+
+
+def use_audio(root: Path, name: str, clip: str, which: str) -> str:
+    """Train one clip on its original (uncleaned) span, or back on the cleaned audio: undoing a clean-up per clip.
+
+    The build keeps the original span of every cleaned clip in ``wavs_original/``; choosing it copies that span
+    into ``wavs/`` and parks the cleaned audio in ``wavs_cleaned/``, so either choice can be taken back. The
+    clip's entry records ``audio: "original"`` and its flags say so (its scores were measured on the cleaned
+    audio).
+
+    Returns:
+        What the clip trains on now: "original" or "cleaned".
+
+    Raises:
+        InputError: an unknown clip or choice, or a clip no clean-up ran on.
+    """
+    if which not in AUDIO_CHOICES:
+        raise InputError(f"Audio must be one of {', '.join(AUDIO_CHOICES)}; got {which!r}.")
+    meta = store.load(root, name)
+    entry = meta["clips"].get(clip) or meta.get("dropped_clips", {}).get(clip)
+    if entry is None:
+        raise InputError(f"Clip {clip!r} is not in dataset {name!r}.")
+    wav, original, cleaned = root / "wavs" / clip, root / ORIGINALS / clip, root / CLEANED / clip
+    if not original.is_file():
+        raise InputError(f"No clean-up ran on {clip!r}: it has no other audio to use.")
+    current = entry.get("audio", "cleaned")
+    if which == current:
+        return current
+    if which == "original":
+        cleaned.parent.mkdir(exist_ok=True)
+        shutil.copy2(wav, cleaned)  # the cleaned audio first: nothing is lost if we stop half-way
+        _copy_into(original, wav)
+        entry["audio"] = "original"
+    else:
+        if not cleaned.is_file():
+            raise InputError(f"The cleaned audio of {clip!r} is gone ({CLEANED}/): rebuild the dataset to clean again.")
+        _copy_into(cleaned, wav)
+        cleaned.unlink()
+        entry.pop("audio", None)
+    store.save(root, meta)
+    return which
+
+
+def _copy_into(source: Path, target: Path) -> None:
+    with atomic_file(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def drop(root: Path, name: str, clips: Sequence[str], check_not_in_use: Callable[[str, str], None]) -> list[str]:
