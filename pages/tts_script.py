@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 import gradio as gr
 
 from engines import Engines
-from engines.core.errors import InputError
+from engines.core.errors import CancelledError, InputError
 from engines.scripts.generate import pending_lines
 from engines.scripts.project import (
     DEFAULT_VOICE,
@@ -209,9 +210,31 @@ def open_callback(engines: Engines, name: str | None):
 def generate_callback(engines: Engines, name: str | None, progress=None):
     if not name:
         raise InputError("Pick or create a script project first.")
-    summary = studio(engines).generate(name, progress=progress)
+    key = (id(engines), name)
+    cancel = _STOPS.setdefault(key, threading.Event())
+    cancel.clear()
+    try:
+        summary = studio(engines).generate(name, progress=progress, cancel=cancel)
+    except CancelledError as exc:  # the user's Stop: what was generated stays, Generate resumes
+        notify(str(exc))
+        return _project_views(engines, name)
+    finally:
+        _STOPS.pop(key, None)
     notify(summary.message())
     return _project_views(engines, name)
+
+
+# The Stop button's flag per (app, project): set while a generation runs, read by it between GPT tokens.
+_STOPS: dict[tuple[int, str], threading.Event] = {}
+
+
+@guarded
+def stop_callback(engines: Engines, name: str | None) -> str:
+    event = _STOPS.get((id(engines), name or ""))
+    if event is None:
+        return "Nothing is generating for this project."
+    event.set()
+    return "Stopping: the line being spoken is dropped, the lines before it are kept; Generate resumes."
 
 
 @guarded
@@ -328,6 +351,7 @@ def build(engines: Engines, form: Form) -> None:
                 create = gr.Button("Create project", elem_id="script-create")
         with gr.Row():
             generate = gr.Button("Generate (resumes)", variant="primary", elem_id="script-generate")
+            stop = gr.Button("Stop", variant="stop", elem_id="script-stop")
         status = gr.Markdown(elem_id="script-status")
         lines = gr.Dataframe(headers=LINE_COLUMNS, interactive=False, wrap=True, elem_id="script-lines")
         with gr.Row():
@@ -393,6 +417,8 @@ def build(engines: Engines, form: Form) -> None:
         concurrency_id=GPU_CONCURRENCY_ID,
         concurrency_limit=1,
     )
+    # not in the GPU queue: it must run while Generate holds it
+    stop.click(functools.partial(stop_callback, engines), inputs=project, outputs=status, api_name="script_stop")
     line.change(
         lambda n, lid: line_audio(engines, n, lid) if n and lid else (None, "", ""),
         inputs=[project, line],

@@ -65,3 +65,42 @@ def test_create_list_edit_a_project_from_the_form(engines):
     assert "0/2 line(s) done" in tts_script.project_status(engines, "page-talk")
     with pytest.raises(InputError, match="name"):
         tts_script.create_project(engines, {**values, "script_name": " "})
+
+
+def test_stop_ends_a_generation_and_generate_resumes(engines, monkeypatch):
+    """Script generation could only be stopped by closing the page; Stop now ends it, keeping what is done."""
+    import threading
+
+    values = form_values(
+        engines,
+        script_name="stop-talk",
+        script="One.\nTwo.\nThree.\nFour.",
+        voices=f"* = speaker:{engines.tts.speakers('tiny')[0]}",
+        gap=0.2,
+        script_retakes=0,
+        overwrite=False,
+    )
+    tts_script.create_project(engines, values)
+    assert tts_script.stop_callback(engines, "stop-talk") == "Nothing is generating for this project."
+    spoken, second_started = [], threading.Event()
+    original = engines.tts.synthesize
+
+    def synthesize(text, **kwargs):
+        spoken.append(text)
+        if len(spoken) == 2:
+            second_started.set()
+            assert kwargs["cancel"].wait(30)  # the Stop reaches the line being spoken
+        return original(text, **kwargs)
+
+    monkeypatch.setattr(engines.tts, "synthesize", synthesize)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(views=tts_script.generate_callback(engines, "stop-talk")))
+    worker.start()
+    assert second_started.wait(60)
+    assert "Stopping" in tts_script.stop_callback(engines, "stop-talk")
+    worker.join(60)
+    assert "views" in result  # a Stop is not an error
+    assert "1/4 line(s) done" in tts_script.project_status(engines, "stop-talk")
+    monkeypatch.undo()
+    tts_script.generate_callback(engines, "stop-talk")
+    assert "4/4 line(s) done" in tts_script.project_status(engines, "stop-talk")
