@@ -14,7 +14,15 @@ from engines import Engines
 from engines.core.errors import InputError
 from engines.eval import report
 from pages.common import GPU_CONCURRENCY_ID, Form, guarded, notify, object_picker
-from pages.eval_common import InitialChoices, build_config, job_text, report_link, rows_frame, watch_job
+from pages.eval_common import (
+    InitialChoices,
+    build_config,
+    checked_sources,
+    job_text,
+    report_link,
+    rows_frame,
+    watch_job,
+)
 from pages.eval_run import RunTab
 
 # ---------------------------------------------------------------- plain functions (no gradio)
@@ -54,6 +62,7 @@ def rank_callback(engines: Engines, values: Mapping[str, Any], progress=None) ->
     training_run = values.get("training_run")
     if not training_run:
         raise InputError("Pick a training run from the Finetune tab.")
+    values = checked_sources(engines, values)
     base = build_config(
         {**values, "models": [], "repeats": 1, "batch_size": 16, "name": f"checkpoints-{training_run}"},
         engines.settings.generation,

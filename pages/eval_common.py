@@ -24,10 +24,13 @@ import pandas as pd
 
 from engines import Engines
 from engines.core.errors import InputError, LabError
+from engines.core.names import is_folder_name
 from engines.core.options import TTSOptions
 from engines.eval import GROUND_TRUTH, EvalConfig, RunProgress, report, sentence_set_choices
 from engines.eval.job import EvalJob, JobState
+from pages.api import asr_model_id, tts_model_id
 from pages.common import file_paths, generation_options, guarded
+from rest.catalog import shown
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,43 @@ def _opt_int(value: Any) -> int | None:
         return None
     number = int(float(value))
     return number if number > 0 else None
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value] if value else []
+
+
+def checked_sources(engines: Engines, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The Run and Rank forms' values with every source checked against what the pickers offer.
+
+    The pickers take typed values (a script can name a dataset or model made after launch), and the engine's
+    sentence sets, voices and models also accept server paths (for Python callers). From the page and its API
+    only the listed forms get through: a sentence set ``builtin:<name>`` / ``dataset:<name>`` (or an upload),
+    voices ``voice:<name>`` / ``speaker:<name>`` (or uploaded clips), and model ids from the catalogues.
+    Anything else, a path above all, is refused before a file is opened.
+
+    Raises:
+        InputError: an unknown sentence set, voice or model (the message names no server folder).
+    """
+    out = dict(values)
+    set_spec = values.get("set_spec")
+    if set_spec and set_spec != UPLOAD:
+        kind, _, name = str(set_spec).partition(":")
+        if kind not in ("builtin", "dataset") or not is_folder_name(name.strip()):
+            raise InputError(
+                f"Unknown sentence set {shown(str(set_spec))}: pick a listed set (builtin:<name> or dataset:<name>), "
+                "or 'upload' with a CSV/TXT file."
+            )
+    for voice in _listed(values.get("voices")):
+        if not isinstance(voice, str) or not voice.strip().startswith(("voice:", "speaker:")):
+            raise InputError(
+                f"Unknown reference voice {shown(str(voice))}: pick a saved voice (voice:<name>) or a built-in "
+                "speaker (speaker:<name>), or upload a clip."
+            )
+    out["models"] = [tts_model_id(engines, str(m)) for m in _listed(values.get("models"))]
+    if values.get("asr_model"):
+        out["asr_model"] = asr_model_id(engines, str(values["asr_model"]))
+    return out
 
 
 def build_config(values: Mapping[str, Any], defaults: TTSOptions = TTSOptions()) -> EvalConfig:

@@ -23,6 +23,7 @@ from pages.eval_common import (
     InitialChoices,
     audio_folder_lines,
     build_config,
+    checked_sources,
     job_updates,
     report_link,
     voice_choices,
@@ -39,6 +40,7 @@ def run_callback(engines: Engines, values: Mapping[str, Any], progress=None) -> 
     job starts; closing the generator leaves the job running."""
     # an audio folder on the server is read like a dataset's server folder: only below the allowed roots
     folders = [str(engines.datasets.server_folder(f)) for f in audio_folder_lines(values.get("audio_folders"))]
+    values = checked_sources(engines, values)
     config = build_config({**values, "audio_folders": "\n".join(folders)}, engines.settings.generation)
     job = engines.eval.start(config)
     for state in watch_job(job, progress):

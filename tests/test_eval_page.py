@@ -204,7 +204,7 @@ def test_errors_reach_the_user_as_messages(eng, tmp_path):
     assert "no 'text' column" in gr_error(
         lambda: eval_run.run_callback(eng, ui_values(set_spec=eval_common.UPLOAD, upload=str(bad)))
     )
-    assert "not found" in gr_error(lambda: eval_run.run_callback(eng, ui_values(models=("missing-model",))))
+    assert "Unknown TTS model" in gr_error(lambda: eval_run.run_callback(eng, ui_values(models=("missing-model",))))
     assert "Pick a training run" in gr_error(lambda: eval_checkpoints.rank_callback(eng, rank_values(None)))
     assert "Pick two runs" in gr_error(lambda: eval_compare.compare_callback(eng, None, None))
     assert eval_run.stop_callback(eng) == "Nothing is running."

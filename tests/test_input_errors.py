@@ -69,6 +69,8 @@ def test_a_huge_seed_is_a_clear_message(app, seed):
     for call in (
         lambda: client.predict(**eval_values(seed=seed), api_name="/eval_run"),
         lambda: client.predict(**{**train_values("any"), "seed": seed}, api_name="/train_start"),
+        lambda: client.predict(text="Hi.", files=None, recording=None, seed=seed, api_name="/tts_generate_stream"),
+        lambda: client.predict(text="Hi.", files=None, recording=None, seed=seed, api_name="/tts_generate"),
     ):
         message = refused(call)
         assert "seed" in message.lower() and "Unexpected error" not in message, message
@@ -103,3 +105,33 @@ def test_a_plain_value_for_a_file_input_is_a_clear_message(app, capfd):
             stream = response.read().decode()
         assert "event: error" in stream and "must be a file uploaded to this app" in stream, stream
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_eval_pickers_never_open_a_server_path(app, tmp_path):
+    """The eval pickers take typed values (for objects made after launch); a re-run of the sweep found that a
+    path typed as the sentence set was read as sentences (/etc/passwd became the run's text), and that a path
+    could be given as a voice, a TTS model or a Whisper model. Only the listed forms get through now."""
+    client, _ = app
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a private line\n")
+    cases = [
+        ({"set_spec": "/etc/passwd"}, "Unknown sentence set 'passwd'"),
+        ({"set_spec": f"file:{secret}"}, "Unknown sentence set"),
+        ({"set_spec": "builtin:../../secret"}, "Unknown sentence set"),
+        ({"voices": ["/etc/passwd"]}, "Unknown reference voice 'passwd'"),
+        ({"models": [str(tmp_path)]}, "Unknown TTS model"),
+        ({"asr_model": "/etc/passwd"}, "Unknown Whisper model"),
+    ]
+    for change, expected in cases:
+        message = refused(lambda change=change: client.predict(**eval_values(**change), api_name="/eval_run"))
+        assert expected in message and str(tmp_path) not in message and "/etc" not in message, (change, message)
+    message = refused(
+        lambda: client.predict(
+            training_run="any-run",
+            set_spec="/etc/passwd",
+            upload=None,
+            voice_files=None,
+            api_name="/eval_rank_checkpoints",
+        )
+    )
+    assert "Unknown sentence set" in message

@@ -13,7 +13,7 @@ from pathlib import Path
 from config import Settings
 from engines.core.audio import write_text
 from engines.core.errors import InputError
-from engines.core.names import speech_language
+from engines.core.names import is_folder_name, speech_language
 from engines.datasets.manifest import metadata_path, read_info, read_metadata
 from engines.scoring import metrics
 
@@ -137,7 +137,7 @@ def _read_dataset(settings: Settings, name: str) -> list[Sentence]:
     if not meta.is_file():
         known = sorted(p.name for p in root.iterdir() if (p / "metadata_eval.csv").is_file()) if root.is_dir() else []
         raise InputError(
-            f"Dataset {name!r} has no eval split ({meta} not found). Datasets with one: {', '.join(known) or 'none'}."
+            f"Dataset {name!r} has no eval split ({meta.name} not found). Datasets with one: {', '.join(known) or 'none'}."
         )
     try:
         language = str((read_info(folder) or {}).get("language") or "")
@@ -177,7 +177,7 @@ def load_sentences(spec: str, settings: Settings, language: str | None = None, l
     if spec.startswith("builtin:"):
         name = spec.split(":", 1)[1]
         path = settings.path("samples_dir") / "sentences" / f"{name}.csv"
-        if not path.is_file():
+        if not is_folder_name(name) or not path.is_file():  # a name, never a path out of the samples
             raise InputError(f"No built-in sentence set {name!r}. Built-in sets: {', '.join(builtin_sets(settings))}.")
         sentences = _read_csv_sentences(path, language)
     elif spec.startswith("dataset:"):

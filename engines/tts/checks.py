@@ -6,11 +6,10 @@ Torch-free, so Eval's planner and the /v1 API can refuse bad input without impor
 from __future__ import annotations
 
 import importlib.util
+import math
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
 
 from config import XTTS_LANGUAGES
 from engines.core.errors import InputError, LabError
@@ -37,10 +36,14 @@ def check_language_packages(language: str) -> None:
 
 def _check_range(name: str, value: float | None) -> None:
     low, high = OPTION_RANGES[name]
-    if value is None or isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+    # ints are checked by range alone: numpy's isfinite cannot take one over 64 bits (a script's seed 10**30)
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{name} must be a number between {low:g} and {high:g}; got {value!r}.")
+    if isinstance(value, float) and not math.isfinite(value):
         raise InputError(f"{name} must be a number between {low:g} and {high:g}; got {value!r}.")
     if not low <= value <= high:
-        raise InputError(f"{name} must be between {low:g} and {high:g}; got {value:g}.")
+        shown = f"{value:g}" if isinstance(value, float) or abs(value) < 10**15 else "a number with over 15 digits"
+        raise InputError(f"{name} must be between {low:g} and {high:g}; got {shown}.")
 
 
 # The writing systems of the XTTS languages, by the first word of the characters' Unicode names.
