@@ -28,6 +28,7 @@ from engines.asr.transcript import Transcript, safe_stem, save_outputs
 from engines.core.audio import collect_notices
 from engines.core.errors import AudioError, InputError, LabError
 from engines.core.provenance import name_stamp
+from pages.api import asr_model_id
 from pages.common import GPU_CONCURRENCY_ID, Form, guarded, object_picker, warn
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,11 @@ def transcribe(engines: Engines, values: Mapping[str, Any], progress=None) -> Pa
     if not inputs:
         raise InputError("Nothing to transcribe: upload audio files (WAV, MP3, FLAC, OGG, M4A) or record one.")
     options = check_options(build_options(values))  # before any file work
-    model_id = values.get("model") or asr.default_model()
+    # the picker takes typed values; only catalogue ids and the configured default load (the engine would
+    # also load any path)
+    chosen = values.get("model")
+    model_id = asr.default_model() if not chosen or chosen == asr.default_model() else asr_model_id(engines, chosen)
+    model_id = model_id or asr.default_model()
     asr.load(model_id, progress=progress)  # weights problems stop here, once, not per file
     several = len(inputs) > 1
     transcripts: list[Transcript] = []

@@ -144,7 +144,7 @@ def checked_sources(engines: Engines, values: Mapping[str, Any]) -> dict[str, An
                 "speaker (speaker:<name>), or upload a clip."
             )
     out["models"] = [tts_model_id(engines, str(m)) for m in _listed(values.get("models"))]
-    if values.get("asr_model"):
+    if values.get("asr_model") and values["asr_model"] != engines.asr.default_model():  # the owner's setting
         out["asr_model"] = asr_model_id(engines, str(values["asr_model"]))
     return out
 

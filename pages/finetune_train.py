@@ -23,6 +23,7 @@ from engines import Engines
 from engines.core.errors import InputError
 from engines.training.engine import METRICS_FILE, PRESETS, RunStatus, TrainOptions, estimate_vram_gib
 from pages.common import Form, guarded, notify, object_picker
+from rest.catalog import shown
 
 log = logging.getLogger(__name__)
 
@@ -215,9 +216,28 @@ def suggestion_markdown(engines: Engines, base: str | None, batch_size: float | 
     )
 
 
+def listed_base(engines: Engines, values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``values`` when its base is one the picker offers (or empty: the default).
+
+    The picker takes typed values so a script can name a model exported after launch, but the trainer also
+    loads any folder a Python caller names: from the page and its API a base must be a listed model id, never a
+    server path (loading a checkpoint runs code from it).
+
+    Raises:
+        InputError: a base that is not listed (the message names no folder).
+    """
+    base = values.get("base")
+    if base is None or (isinstance(base, str) and not base.strip()):
+        return values
+    listed = [model_id for _, model_id in engines.training.base_models()]
+    if not isinstance(base, str) or base.strip() not in listed:
+        raise InputError(f"Unknown base model {shown(str(base))}; bases here: {', '.join(map(repr, listed))}.")
+    return values
+
+
 def start(engines: Engines, values: Mapping[str, Any]) -> str:
     """Start a run from the Start form's values (by name, see ``build_options``); returns its id."""
-    return engines.training.start(build_options(values))
+    return engines.training.start(build_options(listed_base(engines, values)))
 
 
 def export(engines: Engines, run_id: str | None, checkpoint: str | None, name: str | None) -> Path:
@@ -316,7 +336,7 @@ def start_callback(engines: Engines, values: Mapping[str, Any]):
 
 def vocabulary_markdown(engines: Engines, values: Mapping[str, Any]) -> str:
     """The coverage report of the dataset's text by the base's vocabulary (what Start would extend, and why)."""
-    report = engines.training.vocabulary(build_options(values))
+    report = engines.training.vocabulary(build_options(listed_base(engines, values)))
     verdict = (
         "**Start will extend the vocabulary** (a copy of the base in the run folder; see docs/new-language.md)."
         if report.needs_extension

@@ -7,7 +7,9 @@ import json
 import logging
 import urllib.request
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from pages.asr import AUTO
 from tests.browser_helpers import launched_app, tiny_settings
@@ -135,3 +137,25 @@ def test_eval_pickers_never_open_a_server_path(app, tmp_path):
         )
     )
     assert "Unknown sentence set" in message
+
+
+def test_asr_and_training_pickers_never_load_a_server_path(app, tmp_path):
+    """The ASR tab's model picker and the training base picker take typed values too; the engines load any
+    folder or checkpoint a Python caller names, so from the page a path is refused before anything loads."""
+    client, _ = app
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "model.pth").write_bytes(b"not a checkpoint")
+    clip = tmp_path / "tone.wav"
+    sf.write(clip, (0.1 * np.sin(np.arange(16000) / 16000 * 2 * np.pi * 220)).astype("float32"), 16000)
+    message = refused(
+        lambda: client.predict(
+            files=[gradio_client.handle_file(str(clip))],
+            recording=None,
+            model=str(folder / "model.pth"),
+            api_name="/asr_transcribe",
+        )
+    )
+    assert "Unknown Whisper model 'model.pth'" in message and str(tmp_path) not in message
+    message = refused(lambda: client.predict(**{**train_values("any"), "base": str(folder)}, api_name="/train_start"))
+    assert "Unknown base model 'not-a-model'" in message and str(tmp_path) not in message
