@@ -245,15 +245,24 @@ def test_float32_and_int8_agree(tmp_path, ct2, lj):
 
 
 @pytest.mark.real
-def test_asr_tab_transcribes_with_a_faster_whisper_id(lab, ct2, jfk):
+def test_asr_tab_transcribes_with_a_faster_whisper_id(lab, ct2_folder, jfk):
+    """The tab takes a local CTranslate2 folder by its listed id (one under the Whisper models folder); a
+    typed path is refused: from the page, only listed models load."""
     from pages.asr import transcribe
 
-    result = transcribe(lab, {"files": [str(jfk)], "model": ct2, "language": "en", "word_timestamps": True})
+    link = lab.asr.models_dir / "ct2-tiny.en"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to(ct2_folder, target_is_directory=True)
+    listed = "faster-whisper:ct2-tiny.en"
+    result = transcribe(lab, {"files": [str(jfk)], "model": listed, "language": "en", "word_timestamps": True})
     assert "ask not what your country can do for you" in result.text.lower()
     assert result.segments and result.segments[0][0] == "jfk.flac" and len(result.files) == 4
     assert lab.asr.status()["backend"] == "faster-whisper"
     with pytest.raises(InputError, match="English-only"):
-        transcribe(lab, {"files": [str(jfk)], "model": ct2, "task": "translate"})
+        transcribe(lab, {"files": [str(jfk)], "model": listed, "task": "translate"})
+    with pytest.raises(InputError, match="Unknown Whisper model"):
+        transcribe(lab, {"files": [str(jfk)], "model": asr_faster.PREFIX + str(ct2_folder)})
 
 
 @pytest.mark.real
