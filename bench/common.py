@@ -94,6 +94,24 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
+def coqui_sampling(options: Any = None) -> dict[str, Any]:
+    """``TTSOptions`` (default: the engine's defaults) as the sampling keywords coqui's ``Xtts.inference`` and
+    ``inference_stream`` take, coqui's own sentence splitting off: every option spelled out, as a coqui user
+    passing our settings would."""
+    from engines.core.options import TTSOptions
+
+    opts = options if options is not None else TTSOptions()
+    return {
+        "temperature": opts.temperature,
+        "length_penalty": opts.length_penalty,
+        "repetition_penalty": opts.repetition_penalty,
+        "top_k": opts.top_k,
+        "top_p": opts.top_p,
+        "speed": opts.speed,
+        "enable_text_splitting": False,
+    }
+
+
 def full_size_xtts(folder: Path, device: str, gpt_layers: int | None = None) -> tuple[Any, Any, Any, float]:
     """The full-size XTTS v2 architecture with random weights (seeded), its tokenizer in ``folder``, and the
     voice latents of 6 s of seeded noise: ``(model, gpt_cond_latent, speaker_embedding, params in millions)``.

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import Row, clips, full_size_xtts
+from bench.common import Row, clips, coqui_sampling, full_size_xtts
 from bench.tts_speed import SENTENCES, _tokens
 from config import load_settings
 
@@ -136,21 +136,6 @@ def _precision(device: str, name: str) -> contextlib.AbstractContextManager[Any]
     return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
 
 
-def _sampling() -> dict[str, Any]:
-    from engines.core.options import TTSOptions
-
-    opts = TTSOptions()  # the engine's defaults
-    return {
-        "temperature": opts.temperature,
-        "length_penalty": opts.length_penalty,
-        "repetition_penalty": opts.repetition_penalty,
-        "top_k": opts.top_k,
-        "top_p": opts.top_p,
-        "speed": opts.speed,
-        "enable_text_splitting": False,
-    }
-
-
 def _xtts(device: str, sizes: Sizes) -> list[Row]:
     import torch
 
@@ -159,7 +144,7 @@ def _xtts(device: str, sizes: Sizes) -> list[Row]:
     sentences = [s.lower() for s in SENTENCES["medium"][: sizes.sentences]]
     tokens = {s: sizes.tokens or _tokens(s) for s in sentences}
     chunk = sizes.stream_chunk or STREAM_CHUNK_TOKENS
-    sampling = _sampling()
+    sampling = coqui_sampling()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         model, latent, emb, params = full_size_xtts(Path(tmp), device, gpt_layers=sizes.gpt_layers)

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import Row, full_size_xtts
+from bench.common import Row, coqui_sampling, full_size_xtts
 from config import load_settings
 
 SENTENCES = [
@@ -140,16 +140,7 @@ def _compare(s: _Setup, sentences: list[str], *, tokens: int, reps: int) -> list
     text = " ".join(sentences)
     sr = int(s.model.args.output_sample_rate)
     pause = np.zeros(int(PAUSE_SECONDS * sr), dtype=np.float32)
-    coqui_kwargs = {  # every option spelled out, as a coqui user passing our settings would
-        "temperature": options.temperature,
-        "length_penalty": options.length_penalty,
-        "repetition_penalty": options.repetition_penalty,
-        "top_k": options.top_k,
-        "top_p": options.top_p,
-        "speed": options.speed,
-        "enable_text_splitting": False,
-        "max_new_tokens": tokens,
-    }
+    coqui_kwargs = {**coqui_sampling(options), "max_new_tokens": tokens}
     plain = s.model.hifigan_decoder.waveform_decoder
     folded = _folded_twin(s.model)
 

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import Row, full_size_xtts
+from bench.common import Row, coqui_sampling, full_size_xtts
 from config import load_settings
 
 TEXT = (
@@ -113,15 +113,7 @@ def _full_size() -> list[Row]:
     sentence = TEXT.split(". ")[0].lower() + "."
     with tempfile.TemporaryDirectory() as tmp:
         model, latent, emb, params = full_size_xtts(Path(tmp), device)
-        sampling = {
-            "temperature": opts.temperature,
-            "length_penalty": opts.length_penalty,
-            "repetition_penalty": opts.repetition_penalty,
-            "top_k": opts.top_k,
-            "top_p": opts.top_p,
-            "speed": opts.speed,
-            "enable_text_splitting": False,
-        }
+        sampling = coqui_sampling(opts)
 
         def plain(tokens: int) -> tuple[float, float]:
             start = time.perf_counter()

@@ -50,17 +50,23 @@ def test_a_non_number_names_the_field_and_logs_one_line(app, caplog, capfd):
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_a_file_reference_never_uploaded_is_a_clear_message(app, capfd):
-    _, url = app
-    missing = {"path": "/nonexistent/never-uploaded.wav", "meta": {"_type": "gradio.FileData"}}
-    body = json.dumps({"data": [[missing], None, "tiny-random", AUTO, "transcribe", False, 0]}).encode()
+def transcribe_raw(url: str, files) -> str:
+    """asr_transcribe called over Gradio's HTTP API with ``files`` as sent (no client-side upload): the event
+    stream it answers."""
+    body = json.dumps({"data": [files, None, "tiny-random", AUTO, "transcribe", False, 0]}).encode()
     request = urllib.request.Request(
         f"{url}gradio_api/call/asr_transcribe", data=body, headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         event_id = json.load(response)["event_id"]
     with urllib.request.urlopen(f"{url}gradio_api/call/asr_transcribe/{event_id}", timeout=60) as response:
-        stream = response.read().decode()
+        return response.read().decode()
+
+
+def test_a_file_reference_never_uploaded_is_a_clear_message(app, capfd):
+    _, url = app
+    missing = {"path": "/nonexistent/never-uploaded.wav", "meta": {"_type": "gradio.FileData"}}
+    stream = transcribe_raw(url, [missing])
     assert "event: error" in stream and "never uploaded" in stream, stream
     assert "Traceback" not in capfd.readouterr().err
 
@@ -97,14 +103,7 @@ def test_a_plain_value_for_a_file_input_is_a_clear_message(app, capfd):
     reporting" message and a pydantic traceback in the log."""
     client, url = app
     for value in ("/etc/passwd", 12):
-        body = json.dumps({"data": [value, None, "tiny-random", AUTO, "transcribe", False, 0]}).encode()
-        request = urllib.request.Request(
-            f"{url}gradio_api/call/asr_transcribe", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            event_id = json.load(response)["event_id"]
-        with urllib.request.urlopen(f"{url}gradio_api/call/asr_transcribe/{event_id}", timeout=60) as response:
-            stream = response.read().decode()
+        stream = transcribe_raw(url, value)
         assert "event: error" in stream and "must be a file uploaded to this app" in stream, stream
     assert "Traceback" not in capfd.readouterr().err
 
